@@ -1,0 +1,1 @@
+"""Torch side of Insight: choosing layers, hooking them, and reducing tensors on their device."""

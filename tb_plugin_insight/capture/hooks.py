@@ -1,0 +1,138 @@
+"""Forward hooks that turn a watched model's training forwards into per-step activation records.
+
+One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
+hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
+per-layer vectors are stacked and copied to the host in one transfer, then handed to `on_record`.
+Hooks only read detached outputs: they never change what the model computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from tb_plugin_insight.capture import reduce
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["train", "eval", "all"]
+MODES: tuple[str, ...] = ("train", "eval", "all")
+
+
+@dataclasses.dataclass
+class LayerInfo:
+    """What the tab shows about a watched layer besides its numbers."""
+
+    order: int
+    name: str
+    module_type: str
+    shape: tuple[int, ...] = ()
+
+
+RecordCallback = Callable[[int, Sequence[LayerInfo], np.ndarray], None]
+
+
+def first_tensor(output: Any) -> torch.Tensor | None:
+    """The tensor a layer's statistics describe: the output itself, or the first tensor inside it."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, Mapping):
+        output = list(output.values())
+    elif dataclasses.is_dataclass(output) and not isinstance(output, type):
+        output = [getattr(output, f.name) for f in dataclasses.fields(output)]
+    if isinstance(output, (list, tuple)):
+        for item in output:
+            found = first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+class ActivationRecorder:
+    """Hooks on one model; records every `every`-th counted forward pass.
+
+    A forward pass counts when the model's mode matches `mode` ("train": model.training is True).
+    `step` is the step the next counted forward gets; it starts at 0 and can be set.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[tuple[int, str, nn.Module]],
+        *,
+        every: int,
+        mode: Mode,
+        on_record: RecordCallback,
+    ) -> None:
+        self.every = every
+        self.mode = mode
+        self.step = 0
+        self.layers = [LayerInfo(order, name, type(mod).__name__) for order, name, mod in layers]
+        self._on_record = on_record
+        self._recording = False
+        self._pending: dict[int, torch.Tensor] = {}
+        self._failed: set[int] = set()
+        self._handles: list[RemovableHandle] = [
+            model.register_forward_pre_hook(self._before_forward),
+            model.register_forward_hook(self._after_forward, always_call=True),
+        ]
+        for index, (_, _, module) in enumerate(layers):
+            self._handles.append(module.register_forward_hook(self._layer_hook(index)))
+
+    def remove(self) -> None:
+        """Remove every hook this recorder registered (idempotent)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._pending.clear()
+        self._recording = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self._handles)
+
+    def _counts(self, model: nn.Module) -> bool:
+        return self.mode == "all" or model.training == (self.mode == "train")
+
+    def _before_forward(self, model: nn.Module, args: Any) -> None:
+        self._pending.clear()
+        self._recording = self._counts(model) and self.step % self.every == 0
+
+    def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if not self._recording or index in self._pending or index in self._failed:
+                return  # a module called twice in one forward is recorded at its first call
+            try:
+                tensor = first_tensor(output)
+                if tensor is None:
+                    return
+                info = self.layers[index]
+                if not info.shape:
+                    info.shape = tuple(tensor.shape)
+                self._pending[index] = reduce.activation_stats(tensor)
+            except Exception:  # noqa: BLE001 - recording must never break the user's training
+                self._failed.add(index)
+                logger.exception("Insight stopped recording layer %r", self.layers[index].name)
+
+        return hook
+
+    def _after_forward(self, model: nn.Module, args: Any, output: Any) -> None:
+        if not self._counts(model):
+            return
+        step, recording = self.step, self._recording
+        self.step += 1
+        self._recording = False
+        if not recording or not self._pending:
+            return
+        indices = sorted(self._pending)
+        device = self._pending[indices[0]].device
+        stacked = torch.stack([self._pending[i].to(device) for i in indices]).cpu().numpy()
+        self._pending.clear()
+        self._on_record(step, [self.layers[i] for i in indices], stacked)

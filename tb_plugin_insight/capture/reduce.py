@@ -1,0 +1,49 @@
+"""On-device reductions of captured tensors to small records (moved to the host once per step)."""
+
+from __future__ import annotations
+
+import torch
+
+from tb_plugin_insight import metadata
+
+NUM_STATS = len(metadata.STAT_FIELDS)
+
+
+def stats_dtype(device: torch.device) -> torch.dtype:
+    """float64 keeps element counts exact; MPS has no float64, so it gets float32."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+@torch.no_grad()
+def activation_stats(x: torch.Tensor) -> torch.Tensor:
+    """Statistics vector of `x` in metadata.STAT_FIELDS order, computed where `x` lives.
+
+    mean/std/min/max ignore NaN and Inf (so one bad value cannot poison them); NaN and Inf are counted
+    instead. std is the population standard deviation. Empty tensors give NaN statistics and 0 counts.
+    """
+    x = x.detach()
+    dtype = stats_dtype(x.device)
+    numel = x.numel()
+    if numel == 0:
+        nan = float("nan")
+        return torch.tensor([nan, nan, nan, nan, nan, 0, 0, 0], dtype=dtype, device=x.device)
+    if not x.is_floating_point():
+        x = x.to(torch.float32)
+    acc = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    is_nan = torch.isnan(x)
+    is_inf = torch.isinf(x)
+    finite = ~(is_nan | is_inf)
+    n_finite = finite.sum()
+    zero = x.new_zeros(())
+    total = torch.where(finite, x, zero).sum(dtype=acc)
+    mean = total / n_finite
+    centred = torch.where(finite, x.to(acc) - mean, zero.to(acc))
+    std = torch.sqrt((centred * centred).sum() / n_finite)
+    lo = torch.where(finite, x, x.new_full((), float("inf"))).amin()
+    hi = torch.where(finite, x, x.new_full((), float("-inf"))).amax()
+    no_finite = n_finite == 0  # amin/amax over nothing finite would report +/-inf
+    lo = torch.where(no_finite, lo.new_full((), float("nan")), lo)
+    hi = torch.where(no_finite, hi.new_full((), float("nan")), hi)
+    zero_fraction = (x == 0).sum() / numel
+    parts = (mean, std, lo, hi, zero_fraction, is_nan.sum(), is_inf.sum(), torch.tensor(numel))
+    return torch.stack([p.to(device=x.device, dtype=dtype) for p in parts])

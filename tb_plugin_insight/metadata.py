@@ -1,0 +1,102 @@
+"""The shared vocabulary of the writer and the plugin: plugin name, schema version, tags, metadata.
+
+Imported by both sides, so it needs only protobuf and tensorboard's protos (never torch).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from tensorboard.compat.proto import summary_pb2
+
+from tb_plugin_insight.proto import plugin_data_pb2
+
+PLUGIN_NAME = "insight"
+
+# Bumped when a reader must not interpret newer records; readers skip records newer than this.
+PROTO_VERSION = 0
+
+RecordKind = plugin_data_pb2.RecordKind
+PluginData = plugin_data_pb2.InsightPluginData
+
+# Entries of the per-step activation statistics vector, in stored order (JSON/camelCase names).
+STAT_FIELDS: tuple[str, ...] = (
+    "mean",
+    "std",
+    "min",
+    "max",
+    "zeroFraction",
+    "nanCount",
+    "infCount",
+    "numel",
+)
+
+_TAG_PREFIX = {RecordKind.ACTIVATION_STATS: "insight/activation_stats/"}
+
+logger = logging.getLogger(__name__)
+
+
+def tag_for(kind: int, layer: str) -> str:
+    """The tag under which `kind` records of `layer` are stored (one time series per layer)."""
+    return _TAG_PREFIX[kind] + layer
+
+
+def create_summary_metadata(
+    kind: int,
+    layer: str,
+    *,
+    module_type: str = "",
+    shape: Sequence[int] = (),
+    order: int = 0,
+    fields: Sequence[str] = (),
+    data_class: int = summary_pb2.DATA_CLASS_TENSOR,
+) -> summary_pb2.SummaryMetadata:
+    """Wrap an InsightPluginData in a SummaryMetadata, with data_class set (unset means invisible)."""
+    content = PluginData(
+        version=PROTO_VERSION,
+        kind=kind,
+        layer=layer,
+        module_type=module_type,
+        shape=list(shape),
+        order=order,
+        fields=list(fields),
+    )
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=content.SerializeToString()
+        ),
+        data_class=data_class,
+    )
+
+
+class _NewerVersionWarning:
+    """Warns once per process that some records come from a newer tb-plugin-insight."""
+
+    warned = False
+
+    @classmethod
+    def warn(cls, version: int) -> None:
+        if not cls.warned:
+            cls.warned = True
+            logger.warning(
+                "Skipping Insight records written with schema version %d (this reader knows up to %d):"
+                " upgrade tb-plugin-insight to see them.",
+                version,
+                PROTO_VERSION,
+            )
+
+
+def parse_plugin_metadata(content: bytes) -> PluginData | None:
+    """Decode `plugin_data.content`; None for records that are damaged or from a newer schema."""
+    if not isinstance(content, bytes):
+        raise TypeError(f"plugin content must be bytes, got {type(content).__name__}")
+    try:
+        data = PluginData.FromString(content)
+    except Exception:  # noqa: BLE001 - protobuf raises DecodeError or RuntimeWarning subclasses
+        logger.warning("Skipping an Insight record whose metadata cannot be decoded.")
+        return None
+    if data.version > PROTO_VERSION:
+        _NewerVersionWarning.warn(data.version)
+        return None
+    return data

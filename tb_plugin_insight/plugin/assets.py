@@ -1,0 +1,22 @@
+"""Serves the committed frontend bundle from plugin/static (fixed file names only: no traversal)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+
+_MIME = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+@functools.lru_cache(maxsize=8)
+def read_asset(name: str) -> tuple[bytes, str] | None:
+    """Bytes and MIME type of a bundled file, or None if `name` is not a plain file name there."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
+        return None
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    if suffix not in _MIME:
+        return None
+    path = importlib.resources.files("tb_plugin_insight.plugin") / "static" / name
+    if not path.is_file():
+        return None
+    return path.read_bytes(), _MIME[suffix]

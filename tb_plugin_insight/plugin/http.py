@@ -1,0 +1,80 @@
+"""Request parsing and the one error path of every route: JSON 400/404/405, never a 500 page."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
+
+from tensorboard.backend import http_util
+from werkzeug import Request, Response, wrappers
+
+logger = logging.getLogger(__name__)
+
+MAX_PARAM_LENGTH = 4096
+JSON = "application/json"
+
+
+class InsightRequestError(Exception):
+    """An error the user can fix: carries the HTTP status and a message naming the problem."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def bad_request(message: str) -> InsightRequestError:
+    return InsightRequestError(400, message)
+
+
+def not_found(message: str) -> InsightRequestError:
+    return InsightRequestError(404, message)
+
+
+def error_response(request: Request, code: int, message: str) -> Response:
+    return http_util.Respond(
+        request, {"error": {"code": code, "message": message}}, JSON, code=code
+    )
+
+
+def route(handler: Callable[..., Response]) -> Callable[..., Response]:
+    """Wrap a route: GET/HEAD only, user errors to JSON, anything unexpected to a JSON 500 + log."""
+
+    @functools.wraps(handler)
+    def wrapped(self: Any, request: Request) -> Response:
+        if request.method not in ("GET", "HEAD"):
+            return error_response(request, 405, f"method {request.method} not allowed; use GET")
+        try:
+            return handler(self, request)
+        except InsightRequestError as err:
+            return error_response(request, err.code, err.message)
+        except Exception:  # noqa: BLE001 - the tab must get JSON, and the log the traceback
+            logger.exception("Insight route %s failed", request.path)
+            return error_response(request, 500, "internal error in the Insight plugin (see log)")
+
+    return wrappers.Request.application(wrapped)
+
+
+def get_param(request: Request, name: str, *, allowed: Collection[str] | None = None) -> str:
+    """A required, single-valued, non-empty query parameter (optionally from a fixed set)."""
+    values = request.args.getlist(name)
+    if not values:
+        raise bad_request(f"missing query parameter '{name}'")
+    if len(values) > 1:
+        raise bad_request(f"query parameter '{name}' given {len(values)} times; give it once")
+    value = values[0]
+    if not value:
+        raise bad_request(f"query parameter '{name}' is empty")
+    if len(value) > MAX_PARAM_LENGTH:
+        raise bad_request(f"query parameter '{name}' is longer than {MAX_PARAM_LENGTH} characters")
+    if allowed is not None and value not in allowed:
+        raise bad_request(
+            f"query parameter '{name}' must be one of {', '.join(sorted(allowed))}; got {value[:80]!r}"
+        )
+    return value
+
+
+def respond_json(request: Request, body: Any) -> Response:
+    return http_util.Respond(request, body, JSON)

@@ -1,0 +1,77 @@
+"""InsightPlugin: the route table of the Insight tab. Routes parse and validate; queries do the work."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from tensorboard.backend import http_util
+from tensorboard.plugins import base_plugin
+from werkzeug import Request, Response
+
+from tb_plugin_insight import metadata
+from tb_plugin_insight.plugin import assets, http
+from tb_plugin_insight.plugin.queries import InsightQueries
+
+
+def _request_context(request: Request) -> tuple[Any, str]:
+    from tensorboard import plugin_util
+
+    return plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+
+
+class InsightPlugin(base_plugin.TBPlugin):
+    """Backend of the Insight tab; all data comes from `context.data_provider`."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext) -> None:
+        hints = context.sampling_hints or {}
+        self._queries = InsightQueries(context.data_provider, int(hints.get(self.plugin_name, 0)))
+
+    def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
+        return {
+            "/index.js": self._serve_index_js,
+            "/runs": self._serve_runs,
+            "/layers": self._serve_layers,
+            "/stats_heatmap": self._serve_stats_heatmap,
+            "/layer_stats": self._serve_layer_stats,
+        }
+
+    def is_active(self) -> bool:
+        return False  # TensorBoard shows the tab when data with our plugin name exists
+
+    def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Insight")
+
+    @http.route
+    def _serve_index_js(self, request: Request) -> Response:
+        found = assets.read_asset("index.js")
+        if found is None:
+            raise http.not_found("the frontend bundle is missing; run scripts/build_frontend.sh")
+        body, mime = found
+        return http_util.Respond(request, body, mime)
+
+    @http.route
+    def _serve_runs(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._queries.runs(ctx, eid))
+
+    @http.route
+    def _serve_layers(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        return http.respond_json(request, self._queries.layers(ctx, eid, run))
+
+    @http.route
+    def _serve_stats_heatmap(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        stat = http.get_param(request, "stat", allowed=metadata.STAT_FIELDS)
+        return http.respond_json(request, self._queries.stats_heatmap(ctx, eid, run, stat))
+
+    @http.route
+    def _serve_layer_stats(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        layer = http.get_param(request, "layer")
+        return http.respond_json(request, self._queries.layer_stats(ctx, eid, run, layer))

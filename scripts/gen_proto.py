@@ -28,9 +28,7 @@ def generate(out_dir: pathlib.Path) -> pathlib.Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=pathlib.Path, default=ROOT, help="output root (default: repo)"
-    )
+    parser.add_argument("--out", type=pathlib.Path, default=ROOT, help="output root (default: repo)")
     args = parser.parse_args()
     path = generate(args.out)
     print(f"wrote {path}", file=sys.stderr)

@@ -33,8 +33,7 @@ def activation_stats_value(
     stats = np.asarray(stats, dtype=np.float64)
     if stats.shape != (len(metadata.STAT_FIELDS),):
         raise ValueError(
-            f"stats for layer {layer!r} must have shape ({len(metadata.STAT_FIELDS)},),"
-            f" got {stats.shape}"
+            f"stats for layer {layer!r} must have shape ({len(metadata.STAT_FIELDS)},), got {stats.shape}"
         )
     kind = metadata.RecordKind.ACTIVATION_STATS
     value = summary_pb2.Summary.Value(

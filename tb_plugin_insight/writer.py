@@ -21,9 +21,7 @@ from tb_plugin_insight.capture.layers import LayerSelector
 class WatchHandle:
     """What `InsightWriter.watch` returns: the watched layer names, the step counter, `remove()`."""
 
-    def __init__(
-        self, writer: InsightWriter, model: nn.Module, recorder: ActivationRecorder
-    ) -> None:
+    def __init__(self, writer: InsightWriter, model: nn.Module, recorder: ActivationRecorder) -> None:
         self._writer = weakref.ref(writer)
         self._model = weakref.ref(model)
         self._recorder = recorder
@@ -154,9 +152,7 @@ class InsightWriter(SummaryWriter):
         self.unwatch()
         super().close()
 
-    def _record_activation_stats(
-        self, step: int, infos: Sequence[LayerInfo], stats: np.ndarray
-    ) -> None:
+    def _record_activation_stats(self, step: int, infos: Sequence[LayerInfo], stats: np.ndarray) -> None:
         values = []
         for info, row in zip(infos, stats):
             tag_first = self._first_time(f"act/{info.name}")

@@ -20,9 +20,7 @@ def is_default_layer(module: nn.Module) -> bool:
     return any(True for _ in module.parameters(recurse=False))
 
 
-def select_layers(
-    model: nn.Module, layers: LayerSelector = None
-) -> list[tuple[int, str, nn.Module]]:
+def select_layers(model: nn.Module, layers: LayerSelector = None) -> list[tuple[int, str, nn.Module]]:
     """Return (order, qualified name, module) of the watched layers, in model order.
 
     Raises:
@@ -38,9 +36,7 @@ def select_layers(
     elif callable(layers):
         chosen = [(i, n, m) for i, n, m in named if layers(n, m)]
     elif isinstance(layers, str):
-        raise TypeError(
-            f"layers must be a list of names, got the string {layers!r}: use [{layers!r}]"
-        )
+        raise TypeError(f"layers must be a list of names, got the string {layers!r}: use [{layers!r}]")
     else:
         chosen = _by_names(named, list(layers))
     if not chosen:
@@ -51,9 +47,7 @@ def select_layers(
     return chosen
 
 
-def _by_names(
-    named: list[tuple[int, str, nn.Module]], names: list[str]
-) -> list[tuple[int, str, nn.Module]]:
+def _by_names(named: list[tuple[int, str, nn.Module]], names: list[str]) -> list[tuple[int, str, nn.Module]]:
     by_name = {n: (i, n, m) for i, n, m in named}
     for name in names:
         if not isinstance(name, str):
@@ -62,8 +56,7 @@ def _by_names(
             close = difflib.get_close_matches(name, [n for n in by_name if n], n=5, cutoff=0.5)
             hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise ValueError(
-                f"the model has no module named {name!r}.{hint}"
-                " Names are those of model.named_modules()."
+                f"the model has no module named {name!r}.{hint} Names are those of model.named_modules()."
             )
     wanted = set(names)
     return [entry for entry in named if entry[1] in wanted]

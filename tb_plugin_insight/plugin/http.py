@@ -34,9 +34,7 @@ def not_found(message: str) -> InsightRequestError:
 
 
 def error_response(request: Request, code: int, message: str) -> Response:
-    return http_util.Respond(
-        request, {"error": {"code": code, "message": message}}, JSON, code=code
-    )
+    return http_util.Respond(request, {"error": {"code": code, "message": message}}, JSON, code=code)
 
 
 def route(handler: Callable[..., Response]) -> Callable[..., Response]:

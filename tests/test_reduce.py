@@ -1,0 +1,68 @@
+"""activation_stats against a numpy reference, including NaN/Inf, integer and empty tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tb_plugin_insight import metadata
+from tb_plugin_insight.capture.reduce import activation_stats
+
+
+def numpy_stats(a: np.ndarray) -> np.ndarray:
+    """The documented definition, written independently with numpy."""
+    a = a.astype(np.float64).ravel()
+    finite = a[np.isfinite(a)]
+    if a.size == 0:
+        return np.array([np.nan] * 5 + [0, 0, 0], dtype=np.float64)
+    if finite.size:
+        mean, std, lo, hi = finite.mean(), finite.std(), finite.min(), finite.max()
+    else:
+        mean = std = lo = hi = np.nan
+    return np.array(
+        [mean, std, lo, hi, np.mean(a == 0), np.isnan(a).sum(), np.isinf(a).sum(), a.size], dtype=np.float64
+    )
+
+
+CASES = {
+    "randn": np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32),
+    "relu_zeros": np.maximum(np.random.default_rng(1).standard_normal((64, 10)), 0).astype(np.float32),
+    "nan_inf": np.array([1.0, np.nan, 2.0, np.inf, -np.inf, 0.0, 3.0], dtype=np.float32),
+    "all_nan": np.full((3, 2), np.nan, dtype=np.float32),
+    "all_zero": np.zeros((2, 2), dtype=np.float32),
+    "constant": np.full((10,), 7.5, dtype=np.float32),
+    "scalar": np.array(3.0, dtype=np.float32),
+    "float64": np.random.default_rng(2).standard_normal(1000),
+    "int64": np.arange(-5, 6, dtype=np.int64),
+    "bool": np.array([True, False, False, True]),
+    "empty": np.zeros((0, 4), dtype=np.float32),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_stats_match_numpy(name: str) -> None:
+    array = CASES[name]
+    got = activation_stats(torch.from_numpy(array)).numpy()
+    assert got.shape == (len(metadata.STAT_FIELDS),)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, numpy_stats(array), rtol=1e-5, atol=1e-6, equal_nan=True)
+
+
+def test_half_precision_accumulates_in_float32() -> None:
+    array = np.random.default_rng(3).standard_normal((256, 256)).astype(np.float32) + 100.0
+    got = activation_stats(torch.from_numpy(array).to(torch.bfloat16)).numpy()
+    ref = numpy_stats(torch.from_numpy(array).to(torch.bfloat16).float().numpy())
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+
+
+def test_nan_does_not_poison_other_stats() -> None:
+    x = torch.tensor([1.0, 2.0, 3.0, float("nan")])
+    mean, std, lo, hi, _, nans, infs, numel = activation_stats(x).tolist()
+    assert (mean, lo, hi, nans, infs, numel) == (2.0, 1.0, 3.0, 1, 0, 4)
+    assert std == pytest.approx(np.std([1.0, 2.0, 3.0]))
+
+
+def test_does_not_track_gradients() -> None:
+    x = torch.randn(5, requires_grad=True)
+    assert not activation_stats(x * 2).requires_grad

@@ -1,0 +1,230 @@
+"""InsightWriter.watch: layer choice, step counting, hooks' lifetime, and no effect on training."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
+from torch import nn
+
+from conftest import tiny_cnn
+from tb_plugin_insight import InsightWriter, crc, metadata
+
+
+def hook_count(model: nn.Module) -> int:
+    """Every kind of module hook torch keeps, summed over the whole model."""
+    total = 0
+    for module in model.modules():
+        for attr in (
+            "_forward_hooks",
+            "_forward_pre_hooks",
+            "_backward_hooks",
+            "_backward_pre_hooks",
+            "_forward_hooks_always_called",
+            "_forward_hooks_with_kwargs",
+            "_forward_pre_hooks_with_kwargs",
+        ):
+            total += len(getattr(module, attr, {}))
+    return total
+
+
+def read_events(run_dir: Path) -> list:
+    events = []
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        events.extend(event_file_loader.EventFileLoader(str(path)).Load())
+    return events
+
+
+def insight_steps(run_dir: Path) -> dict[str, list[int]]:
+    steps: dict[str, list[int]] = {}
+    for event in read_events(run_dir):
+        for value in event.summary.value:
+            if value.tag.startswith("insight/"):
+                steps.setdefault(value.tag, []).append(event.step)
+    return steps
+
+
+def train(model: nn.Module, steps: int, writer: InsightWriter | None = None, seed: int = 0) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    for step in range(steps):
+        model.train()
+        x = torch.randn(8, 3, 8, 8, generator=gen)
+        y = torch.randint(0, 3, (8,), generator=gen)
+        loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if writer is not None:
+            writer.add_scalar("loss", loss.item(), step)
+        if step % 4 == 3:  # an eval pass in between must not shift Insight's steps
+            model.eval()
+            with torch.no_grad():
+                model(x)
+
+
+def test_default_layers_are_parametrised_and_activation_modules(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        handle = writer.watch(model)
+        assert handle.layers == ["0", "1", "2", "3", "4", "6"]  # Flatten has neither
+
+
+def test_layers_by_name_and_predicate(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        assert writer.watch(model, layers=["3", "0"]).layers == ["0", "3"]
+        conv_only = writer.watch(model, layers=lambda name, mod: isinstance(mod, nn.Conv2d))
+        assert conv_only.layers == ["0", "3"]
+
+
+def test_unknown_layer_name_lists_close_matches(tmp_path: Path) -> None:
+    model = nn.Sequential()
+    model.add_module("conv1", nn.Conv2d(1, 1, 1))
+    model.add_module("conv2", nn.Conv2d(1, 1, 1))
+    with InsightWriter(str(tmp_path)) as writer:
+        with pytest.raises(ValueError, match=r"no module named 'conv3'.*conv1"):
+            writer.watch(model, layers=["conv3"])
+        with pytest.raises(TypeError, match="list of names"):
+            writer.watch(model, layers="conv1")
+        with pytest.raises(ValueError, match="every"):
+            writer.watch(model, every=0)
+        with pytest.raises(ValueError, match="no layer selected"):
+            writer.watch(model, layers=lambda n, m: False)
+        with pytest.raises(TypeError, match="nn.Module"):
+            writer.watch("model")  # type: ignore[arg-type]
+
+
+def test_steps_line_up_with_global_step(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(model, every=5)
+        train(model, 23, writer)
+    steps = insight_steps(tmp_path)
+    assert set(steps) == {metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, n) for n in "012346"}
+    for recorded in steps.values():
+        assert recorded == [0, 5, 10, 15, 20]
+
+
+def test_step_override(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        handle = writer.watch(model, layers=["0"], every=10)
+        writer.step = 100
+        assert handle.step == 100 and writer.step == 100
+        for _ in range(11):
+            model(torch.randn(2, 3, 8, 8))
+        with pytest.raises(ValueError, match="non-negative"):
+            writer.step = -1
+    assert list(insight_steps(tmp_path).values()) == [[100, 110]]
+
+
+def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(model, every=1)
+        train(model, 3)
+    with_metadata: dict[str, int] = {}
+    for event in read_events(tmp_path):
+        for value in event.summary.value:
+            if value.tag.startswith("insight/") and value.HasField("metadata"):
+                with_metadata[value.tag] = with_metadata.get(value.tag, 0) + 1
+                parsed = metadata.parse_plugin_metadata(value.metadata.plugin_data.content)
+                assert value.metadata.data_class == 2  # DATA_CLASS_TENSOR
+                assert parsed is not None and parsed.module_type and list(parsed.shape)
+    assert len(with_metadata) == 6 and set(with_metadata.values()) == {1}
+
+
+def test_recording_never_changes_training(tmp_path: Path) -> None:
+    def final_weights(watch: bool) -> list[torch.Tensor]:
+        torch.manual_seed(1234)
+        model = nn.Sequential(tiny_cnn(seed=7), nn.Dropout(0.3))  # dropout draws from the global RNG
+        writer = InsightWriter(str(tmp_path / ("on" if watch else "off")))
+        if watch:
+            writer.watch(model, every=1)
+        train(model, 12)
+        writer.close()
+        state = model.state_dict()  # includes BatchNorm running statistics
+        return [state[k].clone() for k in sorted(state)]
+
+    without, with_watch = final_weights(False), final_weights(True)
+    assert len(without) == len(with_watch)
+    for a, b in zip(without, with_watch):
+        assert torch.equal(a, b)
+
+
+def test_hooks_removed_by_close_unwatch_and_after_exception(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    baseline = hook_count(model)
+    writer = InsightWriter(str(tmp_path))
+    handle = writer.watch(model)
+    assert hook_count(model) > baseline
+    writer.unwatch(model)
+    assert hook_count(model) == baseline and not handle.active
+
+    writer.watch(model)
+    once = hook_count(model)
+    writer.watch(model)  # watching again replaces, never stacks hooks
+    assert hook_count(model) == once
+    handle = writer.watch(model)
+    handle.remove()
+    assert hook_count(model) == baseline
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with InsightWriter(str(tmp_path)) as writer2:
+            writer2.watch(model, every=1)
+            model(torch.randn(2, 3, 8, 8))
+            raise RuntimeError("boom")
+    assert hook_count(model) == baseline
+
+    writer.watch(model)
+    writer.close()
+    assert hook_count(model) == baseline
+    writer.close()  # a second close is harmless
+
+
+def test_forward_raising_inside_model_keeps_counting_sane(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        handle = writer.watch(model, every=1)
+        with pytest.raises(RuntimeError):
+            model(torch.randn(2, 5, 8, 8))  # wrong channel count fails inside the first conv
+        model(torch.randn(2, 3, 8, 8))
+        assert handle.step == 2
+    assert all(steps == [1] for steps in insight_steps(tmp_path).values())
+
+
+def _records(path: Path) -> list[tuple[bytes, int, int, int]]:
+    """Split a TFRecord file into (data, header crc, data crc, header) without trusting any reader."""
+    raw = path.read_bytes()
+    out, pos = [], 0
+    while pos < len(raw):
+        header = raw[pos : pos + 8]
+        (length,) = struct.unpack("<Q", header)
+        (header_crc,) = struct.unpack("<I", raw[pos + 8 : pos + 12])
+        data = raw[pos + 12 : pos + 12 + length]
+        (data_crc,) = struct.unpack("<I", raw[pos + 12 + length : pos + 16 + length])
+        out.append((data, header_crc, data_crc, int.from_bytes(header, "little")))
+        pos += 16 + length
+    return out
+
+
+def test_fast_crc_writes_the_stock_checksums(tmp_path: Path) -> None:
+    assert crc.install(), "google-crc32c's C implementation should be installed"
+    for size in (0, 1, 7, 1000, 1 << 20):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        assert crc.fast_masked_crc32c(data) == pywrap_tensorflow.masked_crc32c(data)
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(model, every=1)
+        train(model, 3)
+    (path,) = tmp_path.glob("events.out.tfevents.*")
+    records = _records(path)
+    assert len(records) > 3
+    for data, header_crc, data_crc, length in records:
+        assert header_crc == pywrap_tensorflow.masked_crc32c(struct.pack("<Q", length))
+        assert data_crc == pywrap_tensorflow.masked_crc32c(data)

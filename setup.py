@@ -22,7 +22,7 @@ setup(
         "tb_plugin_insight": ["proto/*.proto", "plugin/static/*", "plugin/http_api.md"],
     },
     install_requires=[
-        "torch>=2.0",
+        "torch>=2.1",
         "tensorboard>=2.14",
         # Generated code in tb_plugin_insight/proto is gencode 6.31.1; the runtime must not be older.
         "protobuf>=6.31.1",

@@ -1,0 +1,81 @@
+// The layer × step heatmap card.
+import type { ColormapName } from "../colormaps";
+import { formatValue } from "../format";
+import { normalize } from "../heatmap_math";
+import { useMemo } from "preact/hooks";
+import {
+  colormap,
+  darkMode,
+  heatmap,
+  layerInfoByName,
+  normalization,
+  selectedLayer,
+  selectedRun,
+  selectedStat,
+  STAT_LABELS,
+} from "../state";
+import { ColorLegend, Heatmap } from "../widgets/Heatmap";
+import { ErrorMessage } from "./common";
+import { formatShape } from "../format";
+
+function Legend(props: { colormap: ColormapName }) {
+  const state = heatmap.value;
+  const mode = normalization.value;
+  const data = state.data;
+  const range = useMemo(() => {
+    if (!data) return null;
+    const n = normalize(data.values, data.steps.length, "global");
+    return { min: n.min, max: n.max };
+  }, [data]);
+  if (!data || !range) return null;
+  if (mode === "row") {
+    return (
+      <ColorLegend
+        colormap={props.colormap}
+        low="layer min"
+        high="layer max"
+        title={`Each row is scaled to its own range. Overall range: ${formatValue(range.min)} … ${formatValue(range.max)}`}
+      />
+    );
+  }
+  return <ColorLegend colormap={props.colormap} low={formatValue(range.min)} high={formatValue(range.max)} />;
+}
+
+export function HeatmapView() {
+  const state = heatmap.value;
+  const run = selectedRun.value;
+  const stat = selectedStat.value;
+  const data = state.data;
+  const statLabel = STAT_LABELS[stat] ?? stat;
+  const info = layerInfoByName.value;
+  return (
+    <section class="ins-card" data-testid="heatmap-card">
+      <div class="ins-card-head">
+        <h2 class="ins-card-title">{statLabel} per layer and step</h2>
+        {run !== null ? <span class="ins-card-sub">{run}</span> : null}
+        {state.loading ? <span class="ins-loading">Loading…</span> : null}
+        <span class="ins-spacer" />
+        <Legend colormap={colormap.value} />
+      </div>
+      {state.error ? <ErrorMessage title="Could not load the heatmap" message={state.error} /> : null}
+      {data && data.layers.length === 0 ? <div class="ins-muted">This run has no recorded layers yet.</div> : null}
+      {data && data.layers.length > 0 ? (
+        <Heatmap
+          data={data}
+          colormap={colormap.value}
+          normalization={normalization.value}
+          selectedLayer={selectedLayer.value}
+          onSelectLayer={(layer) => {
+            selectedLayer.value = layer;
+          }}
+          describeLayer={(layer) => {
+            const l = info.get(layer);
+            return l ? [l.moduleType, formatShape(l.shape)].filter(Boolean).join(" ") : undefined;
+          }}
+          statLabel={statLabel}
+          dark={darkMode.value}
+        />
+      ) : null}
+    </section>
+  );
+}

@@ -1,0 +1,179 @@
+// Left panel: run picker, heatmap settings, view index and the selected layer's details.
+import { COLORMAP_NAMES, isColormapName } from "../colormaps";
+import { formatShape } from "../format";
+import {
+  availableStats,
+  colormap,
+  darkMode,
+  isStatName,
+  layerInfoByName,
+  normalization,
+  runs,
+  selectedLayer,
+  selectedRun,
+  selectedStat,
+  STAT_LABELS,
+} from "../state";
+import { VIEWS, activeView } from "./registry";
+
+// TensorBoard's run colour palette (webapp/util/colors.ts), assigned in run order.
+const RUN_COLORS_LIGHT = ["#425066", "#12b5cb", "#e52592", "#f9ab00", "#9334e6", "#7cb342", "#e8710a"];
+const RUN_COLORS_DARK = ["#8e98a3", "#12b5cb", "#e52592", "#f9ab00", "#9334e6", "#7cb342", "#e8710a"];
+
+function RunList() {
+  const list = runs.value.data ?? [];
+  const current = selectedRun.value;
+  const colors = darkMode.value ? RUN_COLORS_DARK : RUN_COLORS_LIGHT;
+  return (
+    <ul class="ins-runs" role="radiogroup" aria-label="Run" data-testid="run-list">
+      {list.map((r, i) => (
+        <li key={r.run}>
+          <label class={"ins-run" + (r.run === current ? " selected" : "")} data-testid="run-item">
+            <input
+              type="radio"
+              name="insight-run"
+              checked={r.run === current}
+              onChange={() => {
+                selectedRun.value = r.run;
+              }}
+            />
+            <span class="ins-run-dot" style={{ background: colors[i % colors.length] }} />
+            <span class="ins-run-text">
+              <div class="ins-run-name" data-testid="run-name">
+                {r.run}
+              </div>
+              <div class="ins-run-meta">
+                {r.numLayers} layers · last step {r.maxStep}
+              </div>
+            </span>
+          </label>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function LayerDetails() {
+  const name = selectedLayer.value;
+  if (name === null) return null;
+  const info = layerInfoByName.value.get(name);
+  return (
+    <div class="ins-section" data-testid="layer-details">
+      <div class="ins-section-title">Selected layer</div>
+      <dl class="ins-kv">
+        <dt>name</dt>
+        <dd>{name}</dd>
+        {info ? (
+          <>
+            <dt>type</dt>
+            <dd>{info.moduleType}</dd>
+            {info.shape ? (
+              <>
+                <dt>shape</dt>
+                <dd>{formatShape(info.shape)}</dd>
+              </>
+            ) : null}
+            {typeof info.numSteps === "number" ? (
+              <>
+                <dt>records</dt>
+                <dd>{info.numSteps}</dd>
+              </>
+            ) : null}
+            {typeof info.maxStep === "number" ? (
+              <>
+                <dt>last step</dt>
+                <dd>{info.maxStep}</dd>
+              </>
+            ) : null}
+          </>
+        ) : null}
+      </dl>
+    </div>
+  );
+}
+
+export function Sidebar() {
+  const stats = availableStats.value;
+  return (
+    <aside class="ins-sidebar">
+      <div class="ins-section">
+        <div class="ins-section-title">Runs</div>
+        <RunList />
+      </div>
+      <div class="ins-section">
+        <div class="ins-section-title">Heatmap</div>
+        <div class="ins-field">
+          <label for="ins-stat">Statistic</label>
+          <select
+            id="ins-stat"
+            class="ins-select"
+            data-testid="stat-select"
+            value={selectedStat.value}
+            onChange={(e) => {
+              const v = (e.currentTarget as HTMLSelectElement).value;
+              if (isStatName(v)) selectedStat.value = v;
+            }}
+          >
+            {stats.map((s) => (
+              <option key={s} value={s}>
+                {STAT_LABELS[s] ?? s}
+              </option>
+            ))}
+          </select>
+        </div>
+        <div class="ins-field">
+          <label for="ins-cmap">Colormap</label>
+          <select
+            id="ins-cmap"
+            class="ins-select"
+            data-testid="colormap-select"
+            value={colormap.value}
+            onChange={(e) => {
+              const v = (e.currentTarget as HTMLSelectElement).value;
+              if (isColormapName(v)) colormap.value = v;
+            }}
+          >
+            {COLORMAP_NAMES.map((c) => (
+              <option key={c} value={c}>
+                {c}
+              </option>
+            ))}
+          </select>
+        </div>
+        <label class="ins-toggle">
+          <input
+            type="checkbox"
+            data-testid="normalize-rows"
+            checked={normalization.value === "row"}
+            onChange={(e) => {
+              normalization.value = (e.currentTarget as HTMLInputElement).checked ? "row" : "global";
+            }}
+          />
+          Scale each layer separately
+        </label>
+        <div class="ins-hint">
+          Layers can differ by orders of magnitude; turn this off to compare values across layers on one scale.
+        </div>
+      </div>
+      {VIEWS.length > 1 ? (
+        <div class="ins-section">
+          <div class="ins-section-title">Views</div>
+          <ul class="ins-nav">
+            {VIEWS.map((v) => (
+              <li
+                key={v.id}
+                class={v.id === activeView.value ? "active" : ""}
+                onClick={() => {
+                  activeView.value = v.id;
+                }}
+              >
+                {v.title}
+              </li>
+            ))}
+          </ul>
+        </div>
+      ) : null}
+      <LayerDetails />
+    </aside>
+  );
+}

@@ -1,0 +1,215 @@
+"""The Grad-CAM family as tensor formulas, and the shared steps: lay a layer out spatially; ReLU/resize/scale.
+
+Notation: A is the target layer's activation (N, C, h, w), G = dS/dA the gradient of the explained raw
+score S (one per sample) with respect to it, sums over "hw" run over the h*w positions. Every method gives a
+map (N, h, w) before ReLU; `finish` then applies ReLU, bilinear resizing to the input and per-image min-max
+scaling, the same for all methods.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+ReshapeTransform = Callable[[Tensor], Tensor]
+
+
+def weighted_sum(weights: Tensor, activation: Tensor) -> Tensor:
+    """sum_c weights[n, c] * A[n, c] -> (N, h, w)."""
+    return torch.einsum("nc,nchw->nhw", weights, activation)
+
+
+def _safe_divide(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """numerator / denominator, and 0 where the denominator is 0."""
+    nonzero = denominator != 0
+    safe = torch.where(nonzero, denominator, torch.ones_like(denominator))
+    return torch.where(nonzero, numerator / safe, 0.0)
+
+
+def gradcam(a: Tensor, g: Tensor) -> Tensor:
+    """Grad-CAM (Selvaraju et al., 2017): channel weights w_c = mean_hw G_c; map = sum_c w_c A_c."""
+    return weighted_sum(g.mean(dim=(2, 3)), a)
+
+
+def hirescam(a: Tensor, g: Tensor) -> Tensor:
+    """HiResCAM (Draelos & Carin, 2020): map = sum_c G_c * A_c, element-wise (no spatial averaging)."""
+    return (g * a).sum(dim=1)
+
+
+def gradcam_plus_plus(a: Tensor, g: Tensor) -> Tensor:
+    """Grad-CAM++ (Chattopadhay et al., 2018), in the paper's closed form for an exponentiated score.
+
+    With Y = exp(S), the second and third derivatives of Y are exp(S) G^2 and exp(S) G^3 (S piecewise
+    linear in A), and the exp(S) factors cancel in
+
+        alpha_c(x) = G_c(x)^2 / (2 G_c(x)^2 + sum_hw(A_c) * G_c(x)^3)    (0 where the denominator is 0)
+        w_c = sum_hw alpha_c(x) * ReLU(G_c(x));  map = sum_c w_c A_c.
+
+    The weights of the paper carry a further positive factor exp(S) per image, removed by the per-image
+    scaling in `finish`.
+    """
+    g2 = g * g
+    denominator = 2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g
+    alpha = _safe_divide(g2, denominator)
+    return weighted_sum((alpha * F.relu(g)).sum(dim=(2, 3)), a)
+
+
+def xgradcam(a: Tensor, g: Tensor) -> Tensor:
+    """XGrad-CAM (Fu et al., 2020): w_c = sum_hw(G_c * A_c) / sum_hw(A_c) (0 if that sum is 0).
+
+    The paper derives it for non-negative activations (after a ReLU); on signed activations a channel
+    whose values nearly cancel gets a very large weight.
+    """
+    return weighted_sum(_safe_divide((g * a).sum(dim=(2, 3)), a.sum(dim=(2, 3))), a)
+
+
+def layercam(a: Tensor, g: Tensor) -> Tensor:
+    """LayerCAM (Jiang et al., 2021): element-wise weights ReLU(G_c(x)); map = sum_c ReLU(G_c) * A_c."""
+    return (F.relu(g) * a).sum(dim=1)
+
+
+def first_component_projection(m: Tensor) -> Tensor:
+    """Projection of each image's (hw x C) matrix on its first right singular vector -> (N, h, w).
+
+    As in the Eigen-CAM paper the matrix is not centred. A singular vector's sign is arbitrary, so it is
+    chosen to make the projection's dot product with the channel-mean map sum_c M_c / C non-negative, i.e.
+    the map correlates positively with the mean of what was factorised. (This equals choosing the singular
+    vector whose channel loadings sum to a positive number.)
+    """
+    n, c, h, w = m.shape
+    rows = m.reshape(n, c, h * w).transpose(1, 2)  # (N, hw, C)
+    _, _, vh = torch.linalg.svd(rows, full_matrices=False)
+    projection = (rows @ vh[:, 0, :, None]).squeeze(2)  # (N, hw)
+    agreement = (projection * rows.mean(dim=2)).sum(dim=1, keepdim=True)
+    projection = torch.where(agreement < 0, -projection, projection)
+    return projection.reshape(n, h, w)
+
+
+def eigencam(a: Tensor, g: Optional[Tensor] = None) -> Tensor:
+    """Eigen-CAM (Muhammad & Yeasin, 2020): A projected on its first principal component; no gradient."""
+    return first_component_projection(a)
+
+
+def eigengradcam(a: Tensor, g: Tensor) -> Tensor:
+    """Eigen-Grad-CAM: the same projection applied to G * A (the sign agrees with the HiResCAM map)."""
+    return first_component_projection(g * a)
+
+
+def scorecam_weights(masked_scores: Tensor) -> Tensor:
+    """Score-CAM (Wang et al., 2020): softmax over channels of the scores of the masked inputs (N, C).
+
+    Subtracting the paper's baseline score (one number per image) does not change a softmax, so it is
+    left out.
+    """
+    return torch.softmax(masked_scores, dim=1)
+
+
+def ablationcam_weights(scores: Tensor, ablated_scores: Tensor) -> Tensor:
+    """Ablation-CAM (Desai & Ramaswamy, 2020): w_c = (S - S_c) / S, S_c the score with channel c zeroed.
+
+    Where S is 0 the differences S - S_c are used unscaled.
+    """
+    scores = scores[:, None]
+    return (scores - ablated_scores) / torch.where(scores != 0, scores, torch.ones_like(scores))
+
+
+#: Methods computed from one activation + gradient capture: name -> (A, G) -> map (N, h, w).
+FROM_CAPTURE: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "gradcam": gradcam,
+    "hirescam": hirescam,
+    "gradcam++": gradcam_plus_plus,
+    "xgradcam": xgradcam,
+    "layercam": layercam,
+    "eigencam": eigencam,
+    "eigengradcam": eigengradcam,
+}
+GRADIENT_METHODS: frozenset[str] = frozenset(FROM_CAPTURE) - {"eigencam"}
+
+
+def finish(cam: Tensor, size: tuple[int, int]) -> Tensor:
+    """ReLU, bilinear resize to `size` (align_corners=False), then min-max scale each image to [0, 1].
+
+    Scaling comes after resizing so that every non-constant map reaches exactly 0 and 1. A constant map
+    (in particular an all-zero one) becomes all zeros.
+    """
+    return scale_to_unit(resize(F.relu(cam.float()), size))
+
+
+def resize(maps: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize (align_corners=False) of (B, h, w) maps to (B, *size)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
+
+
+def scale_to_unit(maps: Tensor) -> Tensor:
+    """Min-max scale each (h, w) map of (B, h, w) to [0, 1]; a constant map becomes all zeros."""
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    span = maps.amax(dim=(1, 2), keepdim=True) - low
+    return _safe_divide(maps - low, span).clamp_(0.0, 1.0)
+
+
+def spatial_transform(
+    shape: tuple[int, ...], layer_name: str, reshape_transform: Optional[ReshapeTransform]
+) -> ReshapeTransform:
+    """The function that turns the layer's output (and its gradient) into (N, C, h, w).
+
+    (N, C, h, w) is used as is. (N, T, C) is read as transformer tokens in row-major grid order: T = s*s
+    tokens, or 1 + s*s with a leading class token (dropped). Anything else needs `reshape_transform`,
+    which must only rearrange elements (select, reshape, permute), since it is also applied to gradients
+    and used to find which elements form a channel.
+    """
+    if reshape_transform is not None:
+        return _checked_transform(reshape_transform, layer_name)
+    if len(shape) == 4:
+        return lambda t: t
+    if len(shape) == 3:
+        tokens = shape[1]
+        for skip in (0, 1):
+            side = math.isqrt(max(tokens - skip, 0))
+            if side > 0 and side * side == tokens - skip:
+                return lambda t, skip=skip, side=side: (
+                    t[:, skip:].reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
+                )
+    raise ValueError(
+        f"layer {layer_name!r} outputs shape {tuple(shape)}, which cannot be laid out as an image: choose a"
+        " convolutional layer (output (N, C, H, W)), a token layer (N, tokens, C) whose tokens form a square"
+        " grid (after at most one class token), or pass reshape_transform=callable(output) -> (N, C, H, W)"
+    )
+
+
+def _checked_transform(transform: ReshapeTransform, layer_name: str) -> ReshapeTransform:
+    def spatial(t: Tensor) -> Tensor:
+        out = transform(t)
+        if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != t.shape[0]:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"reshape_transform must turn layer {layer_name!r}'s output {tuple(t.shape)} into"
+                f" (N, C, H, W) with the same N, got {got}"
+            )
+        return out
+
+    return spatial
+
+
+def channel_elements(sample_shape: tuple[int, ...], spatial: ReshapeTransform) -> Tensor:
+    """(C, h*w) flat indices, within one sample's raw layer output, of the elements of each channel.
+
+    Found by passing element numbers through the spatial transform, so it follows any rearrangement.
+    """
+    numel = math.prod(sample_shape)
+    numbers = torch.arange(numel, dtype=torch.float64).reshape(1, *sample_shape)
+    traced = spatial(numbers)[0]
+    flat = traced.reshape(traced.shape[0], -1)
+    index = flat.round().long()
+    valid = bool((flat == index.double()).all()) and bool(((index >= 0) & (index < numel)).all())
+    if not valid or index.unique().numel() != index.numel():
+        raise ValueError(
+            "ablationcam needs a reshape_transform that only rearranges elements (select, reshape,"
+            " permute), so that each channel of its result is a set of elements of the layer output"
+        )
+    return index

@@ -93,16 +93,40 @@ export function cellAt(
   return { row, col };
 }
 
-/** Column indices to label on the step axis, about minSpacing px apart, always including the ends. */
-export function tickColumns(cols: number, width: number, minSpacing = 72): number[] {
-  if (cols <= 0) return [];
+function niceIncrement(minimum: number): number {
+  if (!(minimum > 0)) return 1;
+  const pow = Math.pow(10, Math.floor(Math.log10(minimum)));
+  for (const m of [1, 2, 2.5, 5, 10]) {
+    const incr = m * pow;
+    if (incr >= minimum && Number.isInteger(incr)) return incr;
+  }
+  return 10 * pow;
+}
+
+/**
+ * Column indices to label on the step axis: steps that are multiples of a "nice" increment
+ * (1, 2, 5 × 10^k), at least minSpacing px apart. Works with irregular step lists too: each
+ * multiple is labelled at the first column whose step reaches it.
+ */
+export function tickColumns(steps: readonly number[], width: number, minSpacing = 64): number[] {
+  const cols = steps.length;
+  if (cols === 0 || width <= 0) return [];
   if (cols === 1) return [0];
-  const maxTicks = Math.max(2, Math.floor(width / minSpacing) + 1);
-  const count = Math.min(cols, maxTicks);
+  const colWidth = width / cols;
+  const span = steps[cols - 1] - steps[0];
+  const perCol = span > 0 ? span / (cols - 1) : 1;
+  const incr = niceIncrement(Math.max(1, (minSpacing / colWidth) * perCol));
   const out: number[] = [];
-  for (let k = 0; k < count; k++) {
-    const j = Math.round((k * (cols - 1)) / (count - 1));
-    if (out[out.length - 1] !== j) out.push(j);
+  let next = Math.ceil(steps[0] / incr) * incr;
+  let lastX = -Infinity;
+  for (let j = 0; j < cols; j++) {
+    if (steps[j] < next) continue;
+    const x = (j + 0.5) * colWidth;
+    if (x - lastX >= minSpacing * 0.75) {
+      out.push(j);
+      lastX = x;
+    }
+    next = (Math.floor(steps[j] / incr) + 1) * incr;
   }
   return out;
 }

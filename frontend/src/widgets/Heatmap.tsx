@@ -164,7 +164,7 @@ export function Heatmap(props: HeatmapProps) {
   }, [norm, colormap, width, plotHeight, dark]);
 
   const selectedRow = selectedLayer === null ? -1 : data.layers.indexOf(selectedLayer);
-  const ticks = useMemo(() => tickColumns(cols, width), [cols, width]);
+  const ticks = useMemo(() => tickColumns(data.steps, width), [data.steps, width]);
 
   const onMove = (e: MouseEvent) => {
     const el = plotRef.current;
@@ -208,7 +208,7 @@ export function Heatmap(props: HeatmapProps) {
   }
 
   return (
-    <div class="ins-hm" data-testid="heatmap" data-layers={rows} data-steps={cols}>
+    <div class="ins-hm" data-testid="heatmap" data-layers={rows} data-steps={cols} data-run={data.run} data-stat={data.stat}>
       <div class="ins-hm-labels" role="list">
         {data.layers.map((name, i) => (
           <div

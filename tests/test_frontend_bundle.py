@@ -2,8 +2,9 @@
 
 `tb_plugin_insight/plugin/static/index.js` is built from `frontend/` by `scripts/build_frontend.sh`
 (esbuild, pinned exactly, deterministic). These tests rebuild it into a temp dir and compare bytes,
-run `tsc --noEmit`, and grep the bundle for `eval(` / `new Function` (TensorBoard's CSP allows
-'unsafe-eval' today only for one old dependency; the tab must not rely on it).
+run `tsc --noEmit` and the frontend's unit tests (node --test), and grep the bundle for `eval(` /
+`new Function` (TensorBoard's CSP allows 'unsafe-eval' today only for one old dependency; the tab
+must not rely on it).
 """
 
 from __future__ import annotations
@@ -68,7 +69,15 @@ def test_build_is_deterministic(fresh_bundle: bytes, tmp_path: Path) -> None:
 def test_typescript_type_checks(node_modules: Path) -> None:
     tsc = node_modules / "typescript" / "bin" / "tsc"
     proc = _run(["node", str(tsc), "--noEmit", "-p", "."])
-    assert proc.returncode == 0, f"tsc --noEmit reported errors:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    assert proc.returncode == 0, (
+        f"tsc --noEmit reported errors:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
+    )
+
+
+def test_frontend_unit_tests(node_modules: Path) -> None:
+    """frontend/tests/*.test.ts (heatmap maths, colormaps, IPC, API client) under `node --test`."""
+    proc = _run(["node", "scripts/unit_tests.mjs"])
+    assert proc.returncode == 0, f"frontend unit tests failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}"
 
 
 @pytest.mark.parametrize("which", ["committed", "fresh"])

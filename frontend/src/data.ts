@@ -26,12 +26,15 @@ function isAbort(e: unknown): boolean {
 
 /**
  * One resource keyed by the selection. `key` returns null when there is nothing to load.
- * Data is kept while a same-key refresh is in flight; a key change clears it.
+ * Data is kept while a same-key refresh is in flight. On a key change it is cleared, unless
+ * `keepPrevious` (the view then shows the previous data dimmed until the new data arrives,
+ * which avoids layout jumps; responses carry their own run/stat/layer to tell them apart).
  */
 function resource<K extends unknown[], T>(
   target: { value: Loadable<T>; peek(): Loadable<T> },
   key: () => K | null,
   load: (k: K, signal: AbortSignal) => Promise<T>,
+  keepPrevious = false,
 ): void {
   let seq = 0;
   let lastKey = "";
@@ -51,7 +54,11 @@ function resource<K extends unknown[], T>(
     const sameKey = keyString === lastKey;
     lastKey = keyString;
     const prev = target.peek();
-    target.value = { data: sameKey ? prev.data : null, loading: true, error: sameKey ? prev.error : null };
+    target.value = {
+      data: sameKey || keepPrevious ? prev.data : null,
+      loading: true,
+      error: sameKey ? prev.error : null,
+    };
     const ctrl = new AbortController();
     controller = ctrl;
     load(k, ctrl.signal).then(
@@ -112,6 +119,7 @@ export function startLoaders(initial: { run?: string; layer?: string }): void {
     heatmap,
     () => (selectedRun.value === null ? null : [selectedRun.value, selectedStat.value]),
     ([run, stat], signal) => fetchHeatmap(run, stat, signal),
+    true,
   );
 
   // Only ask for a layer's stats once the run's layer list confirms the layer exists. The key is
@@ -127,6 +135,7 @@ export function startLoaders(initial: { run?: string; layer?: string }): void {
     layerStats,
     () => (layerStatsKey.value === null ? null : (JSON.parse(layerStatsKey.value) as [string, string])),
     ([run, layer], signal) => fetchLayerStats(run, layer, signal),
+    true,
   );
 }
 

@@ -57,14 +57,13 @@ export function normalize(values: (number | null)[][], cols: number, mode: Norma
     const lo = mode === "row" ? rowMin[i] : min;
     const hi = mode === "row" ? rowMax[i] : max;
     const span = hi - lo;
-    const scale = span > 0 ? 255 / span : 0;
     for (let j = 0; j < cols; j++) {
       const v = row[j];
       if (!isFiniteNumber(v)) continue;
       const k = i * cols + j;
       valid[k] = 1;
       // A constant row (or a constant heatmap) sits in the middle of the colormap.
-      index[k] = scale > 0 ? Math.max(0, Math.min(255, Math.round((v - lo) * scale))) : 128;
+      index[k] = span > 0 ? Math.max(0, Math.min(255, Math.round(((v - lo) / span) * 255))) : 128;
     }
   }
   return { rows, cols, index, valid, min, max, rowMin, rowMax };

@@ -1,5 +1,5 @@
 // Entry point. TensorBoard imports this module inside the plugin iframe and calls render() once.
-import { effect } from "@preact/signals";
+import { effect, untracked } from "@preact/signals";
 import { render as mount } from "preact";
 import uplotCss from "uplot/dist/uPlot.min.css";
 import appCss from "./styles.css";
@@ -54,7 +54,7 @@ export function render(): void {
   startLoaders({ run: url.run, layer: url.layer });
 
   // Deep link: mirror the selection into the parent URL (p.insight.<key>=<value>).
-  effect(() => {
+  const syncUrl = () => {
     const run = selectedRun.value;
     if (run === null) return;
     writeUrlState({
@@ -64,8 +64,15 @@ export function render(): void {
       cmap: colormap.value === DEFAULT_COLORMAP ? null : colormap.value,
       norm: normalization.value === "row" ? null : normalization.value,
     });
+  };
+  effect(syncUrl);
+  // A pasted link (or back/forward) changes the selection; TensorBoard rewriting the hash
+  // without our keys (e.g. returning from another tab) gets them written back.
+  onUrlStateChange(() => {
+    const next = readUrlState();
+    if (Object.keys(next).length) applyUrlState(next, false);
+    else untracked(syncUrl);
   });
-  onUrlStateChange(() => applyUrlState(readUrlState(), false));
 
   // Follow TensorBoard's reload button / auto-reload.
   const ipc = connectToHost();

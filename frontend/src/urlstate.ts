@@ -40,6 +40,9 @@ export function writeUrlState(state: Record<string, string | null | undefined>):
   const host = hostWindow();
   if (!host) return;
   const hash = host.location.hash.replace(/^#/, "");
+  // Another dashboard is showing (e.g. after switching to #scalars): leave its URL alone.
+  const tab = hash.split("&").find((token) => token && !token.includes("="));
+  if (tab !== undefined && safeDecode(tab) !== "insight") return;
   const kept = hash.split("&").filter((token) => {
     if (!token) return false;
     const kv = token.split("=");

@@ -58,8 +58,10 @@ export function HeatmapView() {
         <Legend colormap={colormap.value} />
       </div>
       {state.error ? <ErrorMessage title="Could not load the heatmap" message={state.error} /> : null}
+      {!data && !state.error && state.loading ? <div class="ins-placeholder" /> : null}
       {data && data.layers.length === 0 ? <div class="ins-muted">This run has no recorded layers yet.</div> : null}
       {data && data.layers.length > 0 ? (
+        <div class={data.run !== run || data.stat !== stat ? "ins-stale" : ""}>
         <Heatmap
           data={data}
           colormap={colormap.value}
@@ -75,6 +77,7 @@ export function HeatmapView() {
           statLabel={statLabel}
           dark={darkMode.value}
         />
+        </div>
       ) : null}
     </section>
   );

@@ -17,7 +17,6 @@ interface Palette {
   bandEdge: string;
   min: string;
   max: string;
-  std: string;
   zero: string;
   nan: string;
   inf: string;
@@ -33,7 +32,6 @@ function palette(dark: boolean): Palette {
     bandEdge: "rgba(232,113,10,0.55)",
     min: "#12b5cb",
     max: "#e52592",
-    std: "#7cb342",
     zero: "#9334e6",
     nan: "#f44336",
     inf: dark ? "#f9ab00" : "#e37400",
@@ -111,26 +109,28 @@ function chartsFor(data: LayerStatsResponse, p: Palette) {
   const lo = mean.map((m, i) => (m === null || std[i] === null ? null : m - (std[i] as number)));
   return [
     {
-      id: "range",
-      title: "Mean ± std, min, max",
-      data: [xs, mean, hi, lo, get("min"), get("max")] as uPlot.AlignedData,
+      id: "mean",
+      title: "Mean ± std",
+      data: [xs, mean, hi, lo] as uPlot.AlignedData,
       options: baseOptions(
         p,
         [
           line("mean", p.mean, { width: 2 }),
           line("mean + std", p.bandEdge, { width: 1 }),
           line("mean − std", p.bandEdge, { width: 1 }),
-          line("min", p.min, { dash: [4, 3] }),
-          line("max", p.max, { dash: [4, 3] }),
         ],
         { bands: [{ series: [2, 3], fill: p.band }] },
       ),
     },
     {
-      id: "std",
-      title: "Std deviation",
-      data: [xs, std] as uPlot.AlignedData,
-      options: baseOptions(p, [line("std", p.std, { width: 2 })]),
+      id: "range",
+      title: "Min, max and mean",
+      data: [xs, get("min"), get("max"), mean] as uPlot.AlignedData,
+      options: baseOptions(p, [
+        line("min", p.min, { width: 2 }),
+        line("max", p.max, { width: 2 }),
+        line("mean", p.mean, { width: 1, dash: [4, 3] }),
+      ]),
     },
     {
       id: "zero",
@@ -172,7 +172,7 @@ export function LayerChartsView() {
     <section class="ins-card" data-testid="layer-charts" data-layer={data?.layer ?? ""}>
       <div class="ins-card-head">
         <h2 class="ins-card-title">{layer}</h2>
-        {data ? (
+        {data && data.layer === layer ? (
           <span class="ins-card-sub">
             {[data.moduleType, formatShape(data.shape), `${data.steps.length} steps`].filter(Boolean).join(" · ")}
           </span>
@@ -181,8 +181,8 @@ export function LayerChartsView() {
         {state.loading ? <span class="ins-loading">Loading…</span> : null}
       </div>
       {state.error ? <ErrorMessage title={`Could not load the statistics of this layer`} message={state.error} /> : null}
-      {data && data.run === selectedRun.value ? (
-        <div class="ins-charts">
+      {data ? (
+        <div class={"ins-charts" + (data.run !== selectedRun.value || data.layer !== layer ? " ins-stale" : "")}>
           {charts.map((c) => (
             <div class="ins-chart" key={c.id + (dark ? "-dark" : "-light")} data-chart={c.id}>
               <div class="ins-chart-title">{c.title}</div>

@@ -1,0 +1,40 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { ApiError, fetchHeatmap, fetchRuns } from "../src/api";
+
+function stubFetch(status: number, body: string, seen: string[] = []): void {
+  globalThis.fetch = (async (input: RequestInfo | URL) => {
+    seen.push(String(input));
+    return new Response(body, { status, headers: { "Content-Type": "application/json" } });
+  }) as typeof fetch;
+}
+
+test("requests are relative to the plugin base and encode parameters", async () => {
+  const seen: string[] = [];
+  stubFetch(200, JSON.stringify({ run: "a b", stat: "mean", layers: [], steps: [], values: [] }), seen);
+  const data = await fetchHeatmap("a b&c", "mean");
+  assert.equal(data.stat, "mean");
+  assert.deepEqual(seen, ["./stats_heatmap?run=a+b%26c&stat=mean"]);
+});
+
+test("JSON errors become ApiError with the server's message and status", async () => {
+  stubFetch(404, JSON.stringify({ error: { code: 404, message: "no run named 'x'" } }));
+  await assert.rejects(fetchRuns(), (e: unknown) => {
+    assert.ok(e instanceof ApiError);
+    assert.equal(e.status, 404);
+    assert.equal(e.message, "no run named 'x'");
+    return true;
+  });
+});
+
+test("non-JSON errors keep a readable message", async () => {
+  stubFetch(500, "<html>Internal Server Error</html>");
+  await assert.rejects(fetchRuns(), /Internal Server Error/);
+});
+
+test("network failures are reported, not thrown raw", async () => {
+  globalThis.fetch = (async () => {
+    throw new TypeError("Failed to fetch");
+  }) as typeof fetch;
+  await assert.rejects(fetchRuns(), (e: unknown) => e instanceof ApiError && e.status === 0 && /Could not reach/.test(e.message));
+});

@@ -4,6 +4,7 @@
 import * as esbuild from "esbuild";
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
+import { readFile } from "node:fs/promises";
 
 const here = fileURLToPath(new URL(".", import.meta.url));
 const args = process.argv.slice(2);
@@ -15,6 +16,18 @@ const banner =
   "/*! tb-plugin-insight frontend (Apache-2.0). Bundles Preact and @preact/signals (MIT, The Preact Authors)," +
   " uPlot (MIT, Leon Sorokin). Colormaps: viridis/inferno from matplotlib (CC0)," +
   " turbo (Copyright 2019 Google LLC, Apache-2.0), jet OpenCV-style. Built from frontend/ by scripts/build_frontend.sh. */";
+
+// CSS is imported as a minified string (injected as a <style> by render()).
+const cssAsMinifiedText = {
+  name: "css-as-minified-text",
+  setup(build) {
+    build.onLoad({ filter: /\.css$/ }, async (args) => {
+      const source = await readFile(args.path, "utf8");
+      const { code } = await esbuild.transform(source, { loader: "css", minify: true, target: "chrome100" });
+      return { contents: code, loader: "text" };
+    });
+  },
+};
 
 const options = {
   absWorkingDir: here,
@@ -30,7 +43,7 @@ const options = {
   charset: "utf8",
   jsx: "automatic",
   jsxImportSource: "preact",
-  loader: { ".css": "text" },
+  plugins: [cssAsMinifiedText],
   banner: { js: banner },
   define: { "process.env.NODE_ENV": '"production"' },
   outfile,

@@ -48,7 +48,7 @@ function baseOptions(p: Palette, series: uPlot.Series[], extra: Partial<uPlot.Op
     font: "11px Roboto, 'Helvetica Neue', Arial, sans-serif",
     grid: { stroke: p.grid, width: 1 },
     ticks: { stroke: p.grid, width: 1, size: 4 },
-    ...(side === "y" ? { values: tick, size: 56 } : {}),
+    ...(side === "y" ? { values: tick, size: 56 } : { size: 34 }),
   });
   let syncing = false;
   return {

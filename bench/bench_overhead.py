@@ -99,6 +99,7 @@ def main() -> None:
                 seconds, size_bytes = run_block(setup, args.steps, args.batch, args.size, logdir)
                 times[name].append(seconds)
                 sizes[name] = size_bytes
+                print(f"  round {round_index + 1}: {name}: {seconds:.3f} s/step", flush=True)
     base = statistics.median(times["no Insight (SummaryWriter + add_scalar)"])
     print(f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,")
     print(

@@ -39,7 +39,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--logdir", default="runs", help="TensorBoard log directory (default: runs)")
     p.add_argument("--run-name", default="shapes_cnn", help="run subdirectory (default: shapes_cnn)")
-    p.add_argument("--epochs", type=int, default=4, help="passes over the training set (default: 4)")
+    p.add_argument("--epochs", type=int, default=3, help="passes over the training set (default: 3)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps in total")
     p.add_argument("--batch-size", type=int, default=64, help="training batch size (default: 64)")
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default: 3e-3)")
@@ -88,98 +88,90 @@ def event_files_size(run_dir: str) -> int:
 
 
 def _format_size(num_bytes: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if num_bytes < 1024 or unit == "MiB":
-            return f"{num_bytes:.0f} {unit}" if unit == "B" else f"{num_bytes:.1f} {unit}"
-        num_bytes /= 1024
-    raise AssertionError("unreachable")
+    return f"{num_bytes / 1024:.1f} KiB" if num_bytes < 1024**2 else f"{num_bytes / 1024**2:.1f} MiB"
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)  # flushed so progress shows live through pipes and `tee`
+
+
+def _open_writer(args: argparse.Namespace, model: ShapesCNN, example: torch.Tensor) -> InsightWriter:
+    """InsightWriter for the run, with the config and the model graph; the model is not watched yet."""
+    run_dir = os.path.join(args.logdir, args.run_name)
+    if event_files_size(run_dir):
+        _log(
+            f"note: {run_dir} already holds event files; this run is appended to them "
+            "(pass another --run-name or delete the directory for a clean run)"
+        )
+    writer = InsightWriter(log_dir=run_dir)
+    writer.add_text("config", "```\n" + json.dumps(vars(args), indent=2) + "\n```")
+    model.eval()  # trace the graph without updating the BatchNorm running statistics
+    writer.add_graph(model, example)
+    model.train()
+    return writer
 
 
 def train(args: argparse.Namespace) -> dict[str, float]:
     """The demo: data, model, InsightWriter, training loop. Returns final metrics and timings."""
     t_start = time.perf_counter()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)  # anything not seeded explicitly below
     train_data = make_shapes(args.train_size, seed=args.seed)
-    eval_data = make_shapes(args.eval_size, seed=args.seed + 1_000_003)  # disjoint stream
+    eval_data = make_shapes(args.eval_size, seed=args.seed + 1_000_003)  # a disjoint random stream
     model = ShapesCNN(seed=args.seed)
-    steps_per_epoch = len(train_data) // args.batch_size
-    total_steps = args.epochs * steps_per_epoch
+    total_steps = args.epochs * (len(train_data) // args.batch_size)
     if args.steps is not None:
         total_steps = min(total_steps, args.steps)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total_steps)
 
-    run_dir = os.path.join(args.logdir, args.run_name)
-    if event_files_size(run_dir):
-        print(
-            f"note: {run_dir} already holds event files; this run is appended to them "
-            "(pass another --run-name or delete the directory for a clean run)",
-            flush=True,
-        )
-    writer = InsightWriter(log_dir=run_dir)
-    writer.add_text("config", "```\n" + json.dumps(vars(args), indent=2) + "\n```")
-    model.eval()  # trace the graph without updating BatchNorm statistics
-    writer.add_graph(model, train_data.images[: args.batch_size])
-    model.train()
-    handle = writer.watch(model, every=args.every)
-    print(
+    writer = _open_writer(args, model, train_data.images[: args.batch_size])
+    handle = writer.watch(model, every=args.every)  # Insight counts training forwards from 0
+    _log(
         f"watching {len(handle.layers)} layers every {args.every} steps; "
-        f"{total_steps} steps of {args.batch_size} images; logging to {run_dir}",
-        flush=True,
+        f"{total_steps} steps of {args.batch_size} images; logging to {writer.log_dir}"
     )
-
     shuffle = torch.Generator().manual_seed(args.seed)
-    global_step, eval_acc, eval_loss = 0, float("nan"), float("nan")
-    t_train = time.perf_counter()
+    step, eval_loss, eval_acc = 0, float("nan"), float("nan")
     for epoch in range(1, args.epochs + 1):
-        if global_step >= total_steps:
-            break
         for batch in batches(train_data, args.batch_size, shuffle):
-            logits = model(batch.images)  # one training forward per step: Insight step == global_step
+            logits = model(batch.images)  # the one training forward of this step
             loss = F.cross_entropy(logits, batch.labels)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
             acc = (logits.argmax(dim=1) == batch.labels).float().mean().item()
-            writer.add_scalar("train/loss", loss.item(), global_step)
-            writer.add_scalar("train/accuracy", acc, global_step)
-            if global_step % args.log_every == 0 or global_step == total_steps - 1:
-                print(
-                    f"epoch {epoch}/{args.epochs}  step {global_step:4d}/{total_steps}  "
-                    f"loss {loss.item():.3f}  acc {acc:.2f}  {time.perf_counter() - t_start:5.1f}s",
-                    flush=True,
+            writer.add_scalar("train/loss", loss.item(), step)
+            writer.add_scalar("train/accuracy", acc, step)
+            if step % args.log_every == 0 or step == total_steps - 1:
+                _log(
+                    f"epoch {epoch}/{args.epochs}  step {step:4d}/{total_steps}  loss {loss.item():.3f}  "
+                    f"acc {acc:.2f}  {time.perf_counter() - t_start:5.1f}s"
                 )
-            global_step += 1
-            if global_step >= total_steps:
+            step += 1
+            if step == total_steps:
                 break
         eval_loss, eval_acc = evaluate(model, eval_data)
-        writer.add_scalar("eval/loss", eval_loss, global_step - 1)
-        writer.add_scalar("eval/accuracy", eval_acc, global_step - 1)
-        print(
-            f"epoch {epoch} done: eval loss {eval_loss:.3f}  eval acc {eval_acc:.3f}  "
-            f"({time.perf_counter() - t_start:.1f}s)",
-            flush=True,
-        )
-    t_end_train = time.perf_counter()
+        writer.add_scalar("eval/loss", eval_loss, step - 1)
+        writer.add_scalar("eval/accuracy", eval_acc, step - 1)
+        elapsed = time.perf_counter() - t_start
+        _log(f"epoch {epoch} eval: loss {eval_loss:.3f}  acc {eval_acc:.3f}  {elapsed:5.1f}s")
+        if step == total_steps:
+            break
     writer.close()
+    return _report(args, writer.log_dir, time.perf_counter() - t_start, step, eval_loss, eval_acc)
 
-    elapsed = time.perf_counter() - t_start
+
+def _report(
+    args: argparse.Namespace, run_dir: str, seconds: float, steps: int, eval_loss: float, eval_acc: float
+) -> dict[str, float]:
+    """Print where the run is and how to look at it; return the numbers for callers and tests."""
     size = event_files_size(run_dir)
-    print(
-        f"\ndone in {elapsed:.1f}s ({t_end_train - t_train:.1f}s training, {global_step} steps); "
-        f"eval accuracy {eval_acc:.3f}"
-    )
-    print(f"run dir: {run_dir}  (event files: {_format_size(size)})")
-    print(f"view it: tensorboard --logdir {args.logdir} --host 127.0.0.1", flush=True)
-    return {
-        "eval_accuracy": eval_acc,
-        "eval_loss": eval_loss,
-        "steps": global_step,
-        "seconds": elapsed,
-        "event_bytes": size,
-    }
+    _log(f"\ndone: {steps} steps in {seconds:.1f}s, eval accuracy {eval_acc:.3f}")
+    _log(f"run dir: {run_dir}  (event files: {_format_size(size)})")
+    _log(f"view it: tensorboard --logdir {args.logdir} --host 127.0.0.1")
+    return {"eval_accuracy": eval_acc, "eval_loss": eval_loss, "steps": steps, "seconds": seconds,
+            "event_bytes": size}  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> None:

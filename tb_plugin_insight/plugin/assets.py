@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import pathlib
 
 _MIME = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
 
 
-@functools.lru_cache(maxsize=8)
 def read_asset(name: str) -> tuple[bytes, str] | None:
     """Bytes and MIME type of a bundled file, or None if `name` is not a plain file name there."""
     if not name or "/" in name or "\\" in name or name.startswith(".") or "\x00" in name:
@@ -16,7 +16,15 @@ def read_asset(name: str) -> tuple[bytes, str] | None:
     suffix = name[name.rfind(".") :] if "." in name else ""
     if suffix not in _MIME:
         return None
-    path = importlib.resources.files("tb_plugin_insight.plugin") / "static" / name
-    if not path.is_file():
+    path = pathlib.Path(str(importlib.resources.files("tb_plugin_insight.plugin") / "static" / name))
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
         return None
-    return path.read_bytes(), _MIME[suffix]
+    return _read_cached(path, mtime), _MIME[suffix]
+
+
+@functools.lru_cache(maxsize=8)
+def _read_cached(path: pathlib.Path, mtime_ns: int) -> bytes:
+    """Keyed on the modification time, so a rebuilt bundle is served without restarting TensorBoard."""
+    return path.read_bytes()

@@ -347,13 +347,14 @@ def _path_gradients(
     relu_calls = 0
     for k, i in _row_chunks(n, repeats, batch_size, x.device):
         leaf = make_rows(k, i).detach().requires_grad_(True)
+        fed = leaf.clone()  # not a leaf: a forward may modify its input in place (x.sub_(mean), relu_)
         mode = guided_relus() if guided else None
         if mode is not None:
             with mode:
-                out = model(leaf)
+                out = model(fed)
             relu_calls += mode.calls
         else:
-            out = model(leaf)
+            out = model(fed)
         scores = _scores(out, spec, i, leaf.shape[0])
         if not scores.requires_grad:
             raise RuntimeError(
@@ -406,7 +407,7 @@ def _predicted(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tens
     classes = []
     with torch.no_grad():
         for start in range(0, x.shape[0], batch_size):
-            chunk = x[start : start + batch_size]
+            chunk = x[start : start + batch_size].clone()  # the forward may modify it in place
             classes.append(predicted_classes(_batch_output(model(chunk), chunk.shape[0])))
     return torch.cat(classes)
 

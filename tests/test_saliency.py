@@ -506,6 +506,31 @@ def test_no_trace_left_when_forward_raises(method: str) -> None:
     assert _global_hooks_empty() and _no_torch_function_mode()
 
 
+class InplaceOnInput(nn.Module):
+    """Normalises its input in place, as some training code does; fine when the input needs no grad."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = hand_net("inplace")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.sub_(0.5).relu_())
+
+
+@pytest.mark.parametrize("method", ["gradient", "guided_backprop", "integrated_gradients", "smoothgrad"])
+def test_forward_that_modifies_its_input_in_place(method: str) -> None:
+    x = X.clone()
+    attribution = compute_attribution(InplaceOnInput(), x, method, 0)
+    assert torch.equal(x, X) and attribution.shape == X.shape
+    net, predicted = InplaceOnInput(), hand_net("inplace")((X - 0.5).relu()).argmax(1)
+    torch.testing.assert_close(  # None: the predicted class comes from an unmodified copy as well
+        compute_attribution(net, x, method, None, batch_size=2),
+        compute_attribution(net, x, method, predicted),
+    )
+    if method == "gradient":
+        torch.testing.assert_close(attribution, hand_gradient((X - 0.5).relu(), one_hot([0] * 4)) * (X > 0.5))
+
+
 def test_wrappers_are_unwrapped() -> None:
     net, x = small_cnn(), images()
     torch.testing.assert_close(

@@ -191,8 +191,16 @@ def compute_cams(
             model, inputs, layer, name, targets, gradient=any(m in GRADIENT_METHODS for m in chosen)
         )
         run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
-        maps = {method: cam_methods.finish(run.layer_map(method), run.size) for method in chosen}
-    return CamResult(maps, output=captured.output, target_score=run.scores, target_class=run.classes)
+        layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
+        maps = cam_methods.finish(layer_maps.flatten(0, 1), run.size).view(
+            len(chosen), len(inputs), *run.size
+        )
+    return CamResult(
+        dict(zip(chosen, maps.unbind(0))),
+        output=captured.output,
+        target_score=run.scores,
+        target_class=run.classes,
+    )
 
 
 class _Run:

@@ -32,14 +32,32 @@ STAT_FIELDS: tuple[str, ...] = (
     "numel",
 )
 
-_TAG_PREFIX = {RecordKind.ACTIVATION_STATS: "insight/activation_stats/"}
+_TAG_PREFIX = {
+    RecordKind.ACTIVATION_STATS: "insight/activation_stats/",
+    RecordKind.PROBE_IMAGES: "insight/probe_images/",
+    RecordKind.PROBE_PREDICTIONS: "insight/probe_predictions/",
+    RecordKind.CAM: "insight/cam/",
+    RecordKind.SALIENCY: "insight/saliency/",
+}
+MAP_KINDS = {"cam": RecordKind.CAM, "saliency": RecordKind.SALIENCY}
 
 logger = logging.getLogger(__name__)
 
 
-def tag_for(kind: int, layer: str) -> str:
-    """The tag under which `kind` records of `layer` are stored (one time series per layer)."""
-    return _TAG_PREFIX[kind] + layer
+DEFAULT_PROBE = "probe"
+
+
+def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_PROBE) -> str:
+    """The tag of one time series: per layer (stats), per probe (images, predictions), per probe and
+    method (saliency), per probe, method and layer (CAMs)."""
+    prefix = _TAG_PREFIX[kind]
+    if kind == RecordKind.CAM:
+        return f"{prefix}{probe}/{method}/{layer}"
+    if kind == RecordKind.SALIENCY:
+        return f"{prefix}{probe}/{method}"
+    if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS):
+        return prefix + probe
+    return prefix + layer
 
 
 def create_summary_metadata(
@@ -51,8 +69,12 @@ def create_summary_metadata(
     order: int = 0,
     fields: Sequence[str] = (),
     data_class: int = summary_pb2.DATA_CLASS_TENSOR,
+    **extra: object,
 ) -> summary_pb2.SummaryMetadata:
-    """Wrap an InsightPluginData in a SummaryMetadata, with data_class set (unset means invisible)."""
+    """Wrap an InsightPluginData in a SummaryMetadata, with data_class set (unset means invisible).
+
+    `extra` sets further InsightPluginData fields (method, num_images, labels, ...).
+    """
     content = PluginData(
         version=PROTO_VERSION,
         kind=kind,
@@ -61,6 +83,7 @@ def create_summary_metadata(
         shape=list(shape),
         order=order,
         fields=list(fields),
+        **extra,
     )
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(

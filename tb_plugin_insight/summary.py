@@ -7,6 +7,17 @@ ACTIVATION_STATS, tag `insight/activation_stats/<layer>`, data class TENSOR:
     mean, std (population, ddof=0), min, max over the finite elements; fraction of elements equal to
     zero over all elements; count of NaN; count of +/-Inf; number of elements. Statistics over an
     empty set are NaN.
+
+PROBE_IMAGES, tag `insight/probe_images/<probe>`, data class BLOB_SEQUENCE, written once per probe
+(again only if its images change): one RGB PNG, the N probe images stacked vertically
+(N*height x width); labels and class names in the metadata.
+
+CAM, tag `insight/cam/<probe>/<method>/<layer>`, and SALIENCY, tag `insight/saliency/<probe>/<method>`,
+BLOB_SEQUENCE: one grayscale PNG per recorded step, the N maps stacked vertically; pixel v means v/255
+of the map's per-image [0, 1] range.
+
+PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
+    float64 [N, 2] per map step: predicted class index and its softmax probability.
 """
 
 from __future__ import annotations
@@ -56,3 +67,85 @@ def activation_stats_value(
 def summary_of(values: Sequence[summary_pb2.Summary.Value]) -> summary_pb2.Summary:
     """Bundle values recorded at the same step into one Summary (one event on disk)."""
     return summary_pb2.Summary(value=list(values))
+
+
+def _blob_value(tag: str, blob: bytes) -> summary_pb2.Summary.Value:
+    """A BLOB_SEQUENCE value: a rank-1 string tensor (the Rust data server drops rank-0 ones)."""
+    return summary_pb2.Summary.Value(
+        tag=tag, tensor=tensor_util.make_tensor_proto(np.array([blob], dtype=object))
+    )
+
+
+def probe_images_value(
+    probe: str,
+    sprite_png: bytes,
+    *,
+    num_images: int,
+    height: int,
+    width: int,
+    labels: Sequence[int] = (),
+    class_names: Sequence[str] = (),
+) -> summary_pb2.Summary.Value:
+    """The probe batch, stored once: one RGB PNG sprite (images stacked vertically)."""
+    kind = metadata.RecordKind.PROBE_IMAGES
+    value = _blob_value(metadata.tag_for(kind, probe=probe), sprite_png)
+    value.metadata.CopyFrom(
+        metadata.create_summary_metadata(
+            kind,
+            "",
+            data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+            probe=probe,
+            num_images=num_images,
+            height=height,
+            width=width,
+            labels=[int(label) for label in labels],
+            class_names=list(class_names),
+        )
+    )
+    return value
+
+
+def map_value(
+    kind: int,
+    probe: str,
+    layer: str,
+    method: str,
+    sprite_png: bytes,
+    *,
+    num_images: int,
+    height: int,
+    width: int,
+    auto_selected: bool = False,
+    with_metadata: bool,
+) -> summary_pb2.Summary.Value:
+    """CAM or saliency maps of the probe at one step: one grayscale PNG sprite (0..255 = 0..1)."""
+    value = _blob_value(metadata.tag_for(kind, layer, method, probe), sprite_png)
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(
+                kind,
+                layer,
+                data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE,
+                probe=probe,
+                method=method,
+                num_images=num_images,
+                height=height,
+                width=width,
+                auto_selected=auto_selected,
+            )
+        )
+    return value
+
+
+def predictions_value(
+    probe: str, predicted: np.ndarray, probability: np.ndarray, *, with_metadata: bool
+) -> summary_pb2.Summary.Value:
+    """Predicted class and its probability per probe image: float64 tensor [N, 2]."""
+    table = np.stack([np.asarray(predicted, np.float64), np.asarray(probability, np.float64)], axis=1)
+    kind = metadata.RecordKind.PROBE_PREDICTIONS
+    value = summary_pb2.Summary.Value(tag=metadata.tag_for(kind), tensor=tensor_util.make_tensor_proto(table))
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(kind, "", num_images=len(table), fields=("class", "probability"))
+        )
+    return value

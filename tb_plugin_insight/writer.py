@@ -2,29 +2,52 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_plugin_insight import crc, summary
-from tb_plugin_insight.capture import hooks
+from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight.capture import hooks, maps
 from tb_plugin_insight.capture import layers as layer_selection
+from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.layers import LayerSelector
+from tb_plugin_insight.capture.maps import CamPlan, MapRecord
+from tb_plugin_insight.capture.probe import Probe
+from tb_plugin_insight.render import png
+
+logger = logging.getLogger(__name__)
 
 
 class WatchHandle:
     """What `InsightWriter.watch` returns: the watched layer names, the step counter, `remove()`."""
 
-    def __init__(self, writer: InsightWriter, model: nn.Module, recorder: ActivationRecorder) -> None:
+    def __init__(
+        self,
+        writer: InsightWriter,
+        model: nn.Module,
+        recorder: ActivationRecorder,
+        cam_plan: Optional[CamPlan] = None,
+    ) -> None:
         self._writer = weakref.ref(writer)
         self._model = weakref.ref(model)
         self._recorder = recorder
+        self._cam_plan = cam_plan
+
+    @property
+    def cam_layer(self) -> Optional[str]:
+        """The layer CAMs explain (chosen automatically unless cam_layer= was given), or None."""
+        return self._cam_plan.layer if self._cam_plan else None
+
+    @property
+    def cam_methods(self) -> tuple[str, ...]:
+        return self._cam_plan.methods if self._cam_plan else ()
 
     @property
     def layers(self) -> list[str]:
@@ -82,6 +105,30 @@ class InsightWriter(SummaryWriter):
         self._recorders: dict[int, ActivationRecorder] = {}
         self._metadata_file_writer: object | None = None
         self._tags_with_metadata: set[str] = set()
+        self._probe: Optional[Probe] = None
+        self._stored_images: dict[str, str] = {}  # probe name -> fingerprint of the stored images
+        self._map_failures: set[int] = set()
+
+    def set_probe(
+        self,
+        images: Any,
+        labels: Any = None,
+        *,
+        class_names: Optional[Sequence[str]] = None,
+        display: Any = None,
+    ) -> None:
+        """Fix the probe batch that CAMs explain at every `cam_every`-th step (stored once per run).
+
+        Args:
+            images: model inputs (N, C, H, W), as the model expects them (normalised).
+            labels: optional true class per image (N,), shown under each image.
+            class_names: optional names of the classes, indexed by class.
+            display: optional (N, H, W, 3) uint8 (or float 0..1) pictures to show instead of the inputs;
+                by default each input is min-max stretched to 0..255.
+        """
+        self._probe = probe_mod.make_probe(
+            metadata.DEFAULT_PROBE, images, labels, class_names=class_names, display=display
+        )
 
     def watch(
         self,
@@ -90,8 +137,14 @@ class InsightWriter(SummaryWriter):
         every: int = 10,
         *,
         mode: Mode = "train",
+        probe: Any = None,
+        cam_every: int = 100,
+        cam_layer: Any = None,
+        cam_methods: Sequence[str] | str = ("gradcam",),
+        cam_target: str = "predicted",
+        class_names: Optional[Sequence[str]] = None,
     ) -> WatchHandle:
-        """Record activation statistics of `model`'s layers every `every` steps.
+        """Record activation statistics of `model`'s layers every `every` steps, and CAMs of a probe.
 
         Steps: Insight counts the model's forward passes in training mode (`model.train()`), from 0.
         In the usual loop (one training forward per step, `global_step` counting from 0) its steps are
@@ -104,9 +157,18 @@ class InsightWriter(SummaryWriter):
                 (as in `model.named_modules()`); or a predicate `(name, module) -> bool`.
             every: record the steps divisible by `every` (1 records every step).
             mode: which forwards count as steps: "train" (default), "eval", or "all".
+            probe: a fixed batch to explain: images (N, C, H, W) or (images, labels). Same as
+                `set_probe`; without it a probe set earlier with `set_probe` is used, if any.
+            cam_every: with a probe, record CAMs every `cam_every` steps, computed just before that
+                step's training forward (so with the weights that step uses), without changing training.
+            cam_layer: the layer to explain (module or qualified name); None picks the last layer with a
+                spatial output and logs its name (also in `handle.cam_layer` and in the tab).
+            cam_methods: one or several of `tb_plugin_insight.cam.METHODS`; they share one pass.
+            cam_target: "predicted" explains each image's predicted class; "label" its true label.
+            class_names: names of the classes, shown in the tab.
 
         Returns:
-            A WatchHandle with the watched layer names, the step counter and `remove()`.
+            A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
 
         Raises:
             ValueError: unknown layer names (with close matches), no layer selected, bad `every`/`mode`.
@@ -119,12 +181,128 @@ class InsightWriter(SummaryWriter):
         if mode not in hooks.MODES:
             raise ValueError(f"mode must be one of {', '.join(hooks.MODES)}; got {mode!r}")
         chosen = layer_selection.select_layers(model, layers)
+        if probe is not None:
+            images, labels = probe if isinstance(probe, (tuple, list)) else (probe, None)
+            self.set_probe(images, labels, class_names=class_names)
+        elif class_names is not None and self._probe is not None:
+            self._probe.class_names = tuple(str(n) for n in class_names)
+        plan = None
+        if self._probe is not None and cam_every:
+            plan = maps.plan_cams(
+                model, self._probe, every=cam_every, layer=cam_layer, methods=cam_methods, target=cam_target
+            )
         self.unwatch(model)
         recorder = ActivationRecorder(
-            model, chosen, every=every, mode=mode, on_record=self._record_activation_stats
+            model,
+            chosen,
+            every=every,
+            mode=mode,
+            on_record=self._record_activation_stats,
+            on_step_start=self._step_starter(plan) if plan else None,
         )
         self._recorders[id(model)] = recorder
-        return WatchHandle(self, model, recorder)
+        return WatchHandle(self, model, recorder, plan)
+
+    def add_cam(
+        self,
+        tag: str,
+        model: nn.Module,
+        inputs: Any,
+        target_layer: Any = None,
+        method: Sequence[str] | str = "gradcam",
+        targets: Any = None,
+        global_step: Optional[int] = None,
+        *,
+        labels: Any = None,
+        class_names: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Log CAMs of `inputs` once, under `tag` (shown in the tab's CAM view as probe `tag`).
+
+        Args:
+            tag: the name of this batch of images in the tab.
+            model, inputs, target_layer, targets: as `tb_plugin_insight.cam.compute_cam`; target_layer
+                None picks the last spatial layer.
+            method: a method name or a list of them (they share one pass).
+            global_step: the step to record at (default: the watched model's current step, else 0).
+            labels, class_names: optional true labels and class names shown under the images.
+        """
+        if not isinstance(tag, str) or not tag or "/" in tag:
+            raise ValueError(f"tag must be a non-empty string without '/', got {tag!r}")
+        step = _check_step(global_step if global_step is not None else (self.step or 0))
+        probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
+        device = maps.model_device(model)
+        layer = target_layer
+        auto = layer is None
+        if auto:
+            layer = probe_mod.find_last_spatial_layer(model, probe.on(device)[:1])
+        from tb_plugin_insight import cam
+
+        result = cam.compute_cams(model, probe.on(device), layer, method, targets=targets)
+        layer_name = maps.resolve_layer(model, layer)[0]
+        record = MapRecord(
+            maps={m: probe_mod.maps_to_uint8(v) for m, v in result.items()},
+            predicted=None if result.predicted is None else result.predicted.cpu().numpy(),
+            probability=None if result.probability is None else result.probability.float().cpu().numpy(),
+        )
+        self._write_maps(step, probe, layer_name, record, auto_selected=auto)
+
+    def _step_starter(self, plan: CamPlan) -> Any:
+        def on_step_start(step: int, model: nn.Module) -> None:
+            if step % plan.every or self._probe is None or id(plan) in self._map_failures:
+                return
+            try:
+                record = maps.run_cams(model, self._probe, plan)
+                self._write_maps(step, self._probe, plan.layer, record, auto_selected=plan.auto_selected)
+            except Exception:  # noqa: BLE001 - recording must never break the user's training
+                self._map_failures.add(id(plan))
+                logger.exception("Insight stopped recording CAMs of layer %r", plan.layer)
+
+        return on_step_start
+
+    def _write_maps(
+        self, step: int, probe: Probe, layer: str, record: MapRecord, *, auto_selected: bool
+    ) -> None:
+        n, h, w = next(iter(record.maps.values())).shape
+        values = []
+        fingerprint = probe.fingerprint()
+        if self._stored_images.get(probe.name) != fingerprint:
+            self._stored_images[probe.name] = fingerprint
+            values.append(
+                summary.probe_images_value(
+                    probe.name,
+                    png.sprite(probe.display),
+                    num_images=n,
+                    height=probe.display.shape[1],
+                    width=probe.display.shape[2],
+                    labels=[] if probe.labels is None else probe.labels.tolist(),
+                    class_names=probe.class_names,
+                )
+            )
+        kind = metadata.RecordKind.CAM
+        for method, array in record.maps.items():
+            tag = metadata.tag_for(kind, layer, method, probe.name)
+            values.append(
+                summary.map_value(
+                    kind,
+                    probe.name,
+                    layer,
+                    method,
+                    png.sprite(array),
+                    num_images=n,
+                    height=h,
+                    width=w,
+                    auto_selected=auto_selected,
+                    with_metadata=self._first_time(tag),
+                )
+            )
+        if record.predicted is not None and record.probability is not None:
+            tag = metadata.tag_for(metadata.RecordKind.PROBE_PREDICTIONS, probe=probe.name)
+            values.append(
+                summary.predictions_value(
+                    probe.name, record.predicted, record.probability, with_metadata=self._first_time(tag)
+                )
+            )
+        self._write(summary.summary_of(values), step)
 
     def unwatch(self, model: nn.Module | None = None) -> None:
         """Remove the hooks on `model` (on every watched model if None). Safe to call repeatedly."""
@@ -155,7 +333,8 @@ class InsightWriter(SummaryWriter):
     def _record_activation_stats(self, step: int, infos: Sequence[LayerInfo], stats: np.ndarray) -> None:
         values = []
         for info, row in zip(infos, stats):
-            tag_first = self._first_time(f"act/{info.name}")
+            kind = metadata.RecordKind.ACTIVATION_STATS
+            tag_first = self._first_time(metadata.tag_for(kind, info.name))
             values.append(
                 summary.activation_stats_value(
                     info.name,

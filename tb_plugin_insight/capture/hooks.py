@@ -8,9 +8,10 @@ Hooks only read detached outputs: they never change what the model computes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -37,6 +38,7 @@ class LayerInfo:
 
 
 RecordCallback = Callable[[int, Sequence[LayerInfo], np.ndarray], None]
+StepStartCallback = Callable[[int, nn.Module], None]
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -70,12 +72,15 @@ class ActivationRecorder:
         every: int,
         mode: Mode,
         on_record: RecordCallback,
+        on_step_start: StepStartCallback | None = None,
     ) -> None:
         self.every = every
         self.mode = mode
         self.step = 0
         self.layers = [LayerInfo(order, name, type(mod).__name__) for order, name, mod in layers]
         self._on_record = on_record
+        self._on_step_start = on_step_start
+        self._suspended = False
         self._recording = False
         self._pending: dict[int, torch.Tensor] = {}
         self._failed: set[int] = set()
@@ -101,13 +106,28 @@ class ActivationRecorder:
     def _counts(self, model: nn.Module) -> bool:
         return self.mode == "all" or model.training == (self.mode == "train")
 
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Ignore forwards run by Insight itself (probe passes) while inside."""
+        previous, self._suspended = self._suspended, True
+        try:
+            yield
+        finally:
+            self._suspended = previous
+
     def _before_forward(self, model: nn.Module, args: Any) -> None:
+        if self._suspended:
+            return
         self._pending.clear()
-        self._recording = self._counts(model) and self.step % self.every == 0
+        counts = self._counts(model)
+        if counts and self._on_step_start is not None:
+            with self.suspended():
+                self._on_step_start(self.step, model)  # probe passes see the weights this step uses
+        self._recording = counts and self.step % self.every == 0
 
     def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if not self._recording or index in self._pending or index in self._failed:
+            if self._suspended or not self._recording or index in self._pending or index in self._failed:
                 return  # a module called twice in one forward is recorded at its first call
             try:
                 tensor = first_tensor(output)
@@ -124,7 +144,7 @@ class ActivationRecorder:
         return hook
 
     def _after_forward(self, model: nn.Module, args: Any, output: Any) -> None:
-        if not self._counts(model):
+        if self._suspended or not self._counts(model):
             return
         step, recording = self.step, self._recording
         self.step += 1

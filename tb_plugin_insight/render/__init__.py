@@ -1,0 +1,1 @@
+"""Turning arrays into bytes the browser decodes (PNG); nothing else."""

@@ -143,9 +143,12 @@ def predictions_value(
     """Predicted class and its probability per probe image: float64 tensor [N, 2]."""
     table = np.stack([np.asarray(predicted, np.float64), np.asarray(probability, np.float64)], axis=1)
     kind = metadata.RecordKind.PROBE_PREDICTIONS
-    value = summary_pb2.Summary.Value(tag=metadata.tag_for(kind), tensor=tensor_util.make_tensor_proto(table))
+    tag = metadata.tag_for(kind, probe=probe)
+    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
     if with_metadata:
         value.metadata.CopyFrom(
-            metadata.create_summary_metadata(kind, "", num_images=len(table), fields=("class", "probability"))
+            metadata.create_summary_metadata(
+                kind, "", probe=probe, num_images=len(table), fields=("class", "probability")
+            )
         )
     return value

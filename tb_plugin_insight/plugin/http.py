@@ -55,15 +55,20 @@ def route(handler: Callable[..., Response]) -> Callable[..., Response]:
     return wrappers.Request.application(wrapped)
 
 
-def get_param(request: Request, name: str, *, allowed: Collection[str] | None = None) -> str:
-    """A required, single-valued, non-empty query parameter (optionally from a fixed set)."""
+def get_param(
+    request: Request, name: str, *, allowed: Collection[str] | None = None, required: bool = True
+) -> str:
+    """A single-valued query parameter; required ones must be present and non-empty ("" if optional
+    and absent); `allowed` restricts it to a fixed set."""
     values = request.args.getlist(name)
     if not values:
+        if not required:
+            return ""
         raise bad_request(f"missing query parameter '{name}'")
     if len(values) > 1:
         raise bad_request(f"query parameter '{name}' given {len(values)} times; give it once")
     value = values[0]
-    if not value:
+    if not value and required:
         raise bad_request(f"query parameter '{name}' is empty")
     if len(value) > MAX_PARAM_LENGTH:
         raise bad_request(f"query parameter '{name}' is longer than {MAX_PARAM_LENGTH} characters")
@@ -76,3 +81,11 @@ def get_param(request: Request, name: str, *, allowed: Collection[str] | None = 
 
 def respond_json(request: Request, body: Any) -> Response:
     return http_util.Respond(request, body, JSON)
+
+
+def get_step(request: Request, name: str = "step") -> int:
+    """A required non-negative integer step (TensorBoard steps are int64)."""
+    text = get_param(request, name)
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > 2**63 - 1:
+        raise bad_request(f"query parameter '{name}' must be a non-negative integer, got {text[:40]!r}")
+    return int(text)

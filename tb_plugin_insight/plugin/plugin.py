@@ -10,7 +10,9 @@ from werkzeug import Request, Response
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import assets, http
-from tb_plugin_insight.plugin.queries import InsightQueries
+from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
+
+PNG = "image/png"
 
 
 def _request_context(request: Request) -> tuple[Any, str]:
@@ -26,7 +28,9 @@ class InsightPlugin(base_plugin.TBPlugin):
 
     def __init__(self, context: base_plugin.TBContext) -> None:
         hints = context.sampling_hints or {}
-        self._queries = InsightQueries(context.data_provider, int(hints.get(self.plugin_name, 0)))
+        downsample = int(hints.get(self.plugin_name, 0))
+        self._queries = InsightQueries(context.data_provider, downsample)
+        self._maps = MapQueries(context.data_provider, downsample)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -35,6 +39,11 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/layers": self._serve_layers,
             "/stats_heatmap": self._serve_stats_heatmap,
             "/layer_stats": self._serve_layer_stats,
+            "/probe": self._serve_probe,
+            "/probe_image": self._serve_probe_image,
+            "/maps": self._serve_maps,
+            "/map_image": self._serve_map_image,
+            "/predictions": self._serve_predictions,
         }
 
     def is_active(self) -> bool:
@@ -75,3 +84,41 @@ class InsightPlugin(base_plugin.TBPlugin):
         run = http.get_param(request, "run")
         layer = http.get_param(request, "layer")
         return http.respond_json(request, self._queries.layer_stats(ctx, eid, run, layer))
+
+    @http.route
+    def _serve_probe(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe = http.get_param(request, "run"), _probe_param(request)
+        return http.respond_json(request, self._maps.probe(ctx, eid, run, probe))
+
+    @http.route
+    def _serve_probe_image(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe = http.get_param(request, "run"), _probe_param(request)
+        return http_util.Respond(request, self._maps.probe_image(ctx, eid, run, probe), PNG)
+
+    @http.route
+    def _serve_maps(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._maps.maps(ctx, eid, http.get_param(request, "run")))
+
+    @http.route
+    def _serve_map_image(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        kind = http.get_param(request, "kind", allowed=metadata.MAP_KINDS)
+        layer = http.get_param(request, "layer", required=False) or ""
+        method = http.get_param(request, "method")
+        step = http.get_step(request)
+        body = self._maps.map_image(ctx, eid, run, kind, _probe_param(request), layer, method, step)
+        return http_util.Respond(request, body, PNG)
+
+    @http.route
+    def _serve_predictions(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe = http.get_param(request, "run"), _probe_param(request)
+        return http.respond_json(request, self._maps.predictions(ctx, eid, run, probe))
+
+
+def _probe_param(request: Request) -> str:
+    return http.get_param(request, "probe", required=False) or metadata.DEFAULT_PROBE

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
@@ -150,4 +151,124 @@ class InsightQueries:
             "steps": [int(d.step) for d in points],
             "wallTimes": [float(d.wall_time) for d in points],
             "stats": columns,
+        }
+
+
+_MAP_KIND_NAMES = {metadata.RecordKind.CAM: "cam", metadata.RecordKind.SALIENCY: "saliency"}
+
+
+class MapQueries:
+    """Reads probe images, CAM/saliency map sprites and predictions (blob sequences and tensors)."""
+
+    def __init__(self, data_provider: Any, downsample: int) -> None:
+        self._provider = data_provider
+        self._downsample = downsample if downsample > 0 else ALL_POINTS
+
+    def _blob_series(self, ctx: Any, eid: str, run: str) -> dict[str, metadata.PluginData]:
+        """{tag: metadata} of this run's readable blob-sequence records (probe images and maps)."""
+        listing = self._provider.list_blob_sequences(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
+        )
+        found = {}
+        for tag, series in listing.get(run, {}).items():
+            data = _parse(series.plugin_content)
+            if data is not None and data.kind in (metadata.RecordKind.PROBE_IMAGES, *_MAP_KIND_NAMES):
+                found[tag] = data
+        return found
+
+    def _read_blobs(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
+        result = self._provider.read_blob_sequences(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=self._downsample,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+        )
+        return result.get(run, {})
+
+    def _probe_tag(self, ctx: Any, eid: str, run: str, probe: str) -> tuple[str, metadata.PluginData]:
+        tag = metadata.tag_for(metadata.RecordKind.PROBE_IMAGES, probe=probe)
+        data = self._blob_series(ctx, eid, run).get(tag)
+        if data is None:
+            raise not_found(f"run {run!r} has no probe {probe!r}")
+        return tag, data
+
+    def _latest_blob(self, ctx: Any, eid: str, run: str, tag: str) -> Any:
+        data = sorted(self._read_blobs(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
+        if not data or not data[-1].values:
+            raise not_found(f"run {run!r} has no data under {tag!r}")
+        return data[-1]
+
+    def probe(self, ctx: Any, eid: str, run: str, probe: str) -> dict[str, Any]:
+        tag, data = self._probe_tag(ctx, eid, run, probe)
+        latest = self._latest_blob(ctx, eid, run, tag)
+        return {
+            "run": run,
+            "probe": probe,
+            "numImages": data.num_images,
+            "height": data.height,
+            "width": data.width,
+            "step": int(latest.step),
+            "labels": list(data.labels) or None,
+            "classNames": list(data.class_names) or None,
+            "imageUrl": "probe_image?" + urllib.parse.urlencode({"run": run, "probe": probe}),
+        }
+
+    def probe_image(self, ctx: Any, eid: str, run: str, probe: str) -> bytes:
+        tag, _ = self._probe_tag(ctx, eid, run, probe)
+        latest = self._latest_blob(ctx, eid, run, tag)
+        return self._provider.read_blob(ctx, blob_key=latest.values[0].blob_key)
+
+    def maps(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
+        series_meta = {t: d for t, d in self._blob_series(ctx, eid, run).items() if d.kind in _MAP_KIND_NAMES}
+        steps_by_tag = self._read_blobs(ctx, eid, run, sorted(series_meta)) if series_meta else {}
+        series = [
+            {
+                "kind": _MAP_KIND_NAMES[data.kind],
+                "probe": data.probe,
+                "layer": data.layer,
+                "method": data.method,
+                "auto": data.auto_selected,
+                "height": data.height,
+                "width": data.width,
+                "numImages": data.num_images,
+                "steps": sorted({int(d.step) for d in steps_by_tag.get(tag, [])}),
+            }
+            for tag, data in series_meta.items()
+        ]
+        series.sort(key=lambda s: (s["kind"], s["probe"], s["layer"], s["method"]))
+        return {"run": run, "series": series}
+
+    def map_image(
+        self, ctx: Any, eid: str, run: str, kind: str, probe: str, layer: str, method: str, step: int
+    ) -> bytes:
+        tag = metadata.tag_for(metadata.MAP_KINDS[kind], layer, method, probe)
+        if tag not in self._blob_series(ctx, eid, run):
+            raise not_found(f"run {run!r} has no {kind} maps of method {method!r} for layer {layer!r}")
+        for datum in self._read_blobs(ctx, eid, run, [tag]).get(tag, []):
+            if int(datum.step) == step and datum.values:
+                return self._provider.read_blob(ctx, blob_key=datum.values[-1].blob_key)
+        raise not_found(f"no {kind} maps of method {method!r} for layer {layer!r} at step {step}")
+
+    def predictions(self, ctx: Any, eid: str, run: str, probe: str) -> dict[str, Any]:
+        self._probe_tag(ctx, eid, run, probe)
+        tag = metadata.tag_for(metadata.RecordKind.PROBE_PREDICTIONS, probe=probe)
+        result = self._provider.read_tensors(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=self._downsample,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=[tag]),
+        )
+        points = sorted(result.get(run, {}).get(tag, []), key=lambda d: d.step)
+        tables = [d.numpy.reshape(-1, 2) for d in points]
+        return {
+            "run": run,
+            "probe": probe,
+            "steps": [int(d.step) for d in points],
+            "predicted": [[int(v) for v in table[:, 0]] for table in tables],
+            "probability": [[_finite_or_none(v) for v in table[:, 1]] for table in tables],
         }

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from demo.models import ShapesCNN
-from demo.shapes import ShapesData, make_shapes
+from demo.shapes import ShapesData, denormalize, make_shapes
 from tb_plugin_insight import InsightWriter
 
 
@@ -45,6 +45,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default: 3e-3)")
     p.add_argument("--seed", type=int, default=0, help="seed of data, weights and shuffling")
     p.add_argument("--every", type=int, default=10, help="record activations every N steps")
+    p.add_argument("--cam-every", type=int, default=25, help="record CAMs of the probe every N steps")
+    p.add_argument(
+        "--cam-methods",
+        default="gradcam,gradcam++,layercam,eigencam",
+        help="comma-separated CAM methods (default: gradcam,gradcam++,layercam,eigencam)",
+    )
+    p.add_argument("--probe-size", type=int, default=16, help="held-out images explained by CAMs")
     p.add_argument("--train-size", type=int, default=4800, help="training images (default: 4800)")
     p.add_argument("--eval-size", type=int, default=1200, help="held-out images (default: 1200)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
@@ -125,7 +132,17 @@ def train(args: argparse.Namespace) -> dict[str, float]:
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total_steps)
 
     writer = _open_writer(args, model, train_data.images[: args.batch_size])
-    handle = writer.watch(model, every=args.every)  # Insight counts training forwards from 0
+    probe = eval_data[: args.probe_size]
+    writer.set_probe(
+        probe.images, probe.labels, class_names=ShapesData.CLASSES, display=denormalize(probe.images)
+    )
+    handle = writer.watch(  # Insight counts training forwards from 0
+        model, every=args.every, cam_every=args.cam_every, cam_methods=args.cam_methods.split(",")
+    )
+    _log(
+        f"CAMs ({', '.join(handle.cam_methods)}) of {len(probe)} probe images explain layer "
+        f"{handle.cam_layer} every {args.cam_every} steps"
+    )
     _log(
         f"watching {len(handle.layers)} layers every {args.every} steps; "
         f"{total_steps} steps of {args.batch_size} images; logging to {writer.log_dir}"

@@ -19,7 +19,7 @@ meanwhile is unaffected.
 Not covered (they backpropagate as plain gradients): other activations (ReLU6, LeakyReLU, GELU,
 `clamp(min=0)`, `F.threshold`), TorchScript modules and compiled graphs (their code does not go through
 Python's `__torch_function__`), and work done in other threads (e.g. `nn.DataParallel` replicas).
-`ReluCounter.calls` tells whether any ReLU was seen.
+`guided_relus().calls` counts the ReLU calls seen.
 """
 
 from __future__ import annotations

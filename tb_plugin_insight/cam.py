@@ -165,12 +165,15 @@ def compute_cams(
     reshape_transform: Optional[ReshapeTransform] = None,
     *,
     batch_size: int = 32,
+    upsample: bool = True,
 ) -> CamResult:
     """Several methods on one layer, sharing one forward pass and one gradient computation.
 
     All of gradcam, hirescam, gradcam++, xgradcam, layercam, eigencam and eigengradcam come from the same
     single forward (and the same backward, which stops at the target layer); scorecam and ablationcam add
-    their perturbed forwards. Arguments are those of `compute_cam`.
+    their perturbed forwards. Arguments are those of `compute_cam`; with `upsample=False` the maps stay at
+    the layer's own resolution (ReLU and min-max scaling still applied), which is what InsightWriter stores:
+    the browser upsamples them bilinearly, and a 7x7 map costs 49 bytes instead of 50k at 224x224.
 
     Returns:
         A `CamResult`: a dict `method -> (N, H, W)` whose attributes give the model's predicted class and
@@ -192,9 +195,8 @@ def compute_cams(
         )
         run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
         layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
-        maps = cam_methods.finish(layer_maps.flatten(0, 1), run.size).view(
-            len(chosen), len(inputs), *run.size
-        )
+        size = run.size if upsample else tuple(layer_maps.shape[-2:])
+        maps = cam_methods.finish(layer_maps.flatten(0, 1), size).view(len(chosen), len(inputs), *size)
     return CamResult(
         dict(zip(chosen, maps.unbind(0))),
         output=captured.output,

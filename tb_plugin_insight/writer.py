@@ -237,7 +237,7 @@ class InsightWriter(SummaryWriter):
             layer = probe_mod.find_last_spatial_layer(model, probe.on(device)[:1])
         from tb_plugin_insight import cam
 
-        result = cam.compute_cams(model, probe.on(device), layer, method, targets=targets)
+        result = cam.compute_cams(model, probe.on(device), layer, method, targets=targets, upsample=False)
         layer_name = maps.resolve_layer(model, layer)[0]
         record = MapRecord(
             maps={m: probe_mod.maps_to_uint8(v) for m, v in result.items()},

@@ -27,7 +27,7 @@ def cam_model(seed: int = 0) -> nn.Sequential:
         nn.Conv2d(3, 6, 3, padding=1),
         nn.BatchNorm2d(6),
         nn.ReLU(),
-        nn.Conv2d(6, 8, 3, padding=1),
+        nn.Conv2d(6, 8, 3, stride=2, padding=1),  # maps are stored at this layer's 6x6
         nn.ReLU(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
@@ -111,10 +111,10 @@ def test_maps_listing(client: Client) -> None:
 def test_map_image_equals_compute_cam_of_the_weights_of_that_step(logdir: Path, client: Client) -> None:
     # Step 0's maps were computed before the first update: the freshly initialised weights.
     images, _ = probe_batch()
-    expected = cam.compute_cam(cam_model(), images, "4", method="gradcam")
+    expected = cam.compute_cams(cam_model(), images, "4", ["gradcam"], upsample=False)["gradcam"]
     response = client.get(PREFIX + "/map_image?run=run&kind=cam&layer=4&method=gradcam&step=0")
     assert response.status_code == 200 and response.headers["Content-Type"] == "image/png"
-    stored = png.decode(response.get_data()).reshape(4, 12, 12).astype(np.float64) / 255
+    stored = png.decode(response.get_data()).reshape(4, 6, 6).astype(np.float64) / 255
     np.testing.assert_allclose(stored, expected.numpy(), atol=1 / 510 + 1e-6)
 
 

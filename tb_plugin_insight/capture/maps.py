@@ -102,6 +102,7 @@ def run_cams(model: nn.Module, probe: Probe, plan: CamPlan) -> MapRecord:
         plan.layer,
         list(plan.methods),
         targets=_targets(plan.target, probe, device, len(images)),
+        upsample=False,  # stored at the layer's resolution; the browser upsamples
     )
     return MapRecord(
         maps={method: probe_mod.maps_to_uint8(maps) for method, maps in result.items()},

@@ -114,3 +114,115 @@ export function fetchHeatmap(run: string, stat: string, signal?: AbortSignal): P
 export function fetchLayerStats(run: string, layer: string, signal?: AbortSignal): Promise<LayerStatsResponse> {
   return getJson<LayerStatsResponse>("layer_stats", { run, layer }, signal);
 }
+
+// ---- Probe images and maps (CAM overlays and saliency) ----
+
+export type MapKind = "cam" | "saliency";
+
+export interface ProbeResponse {
+  run: string;
+  /** Probe name; older backends omit it (then "probe"). */
+  probe?: string;
+  numImages: number;
+  height: number;
+  width: number;
+  step: number;
+  labels: number[] | null;
+  classNames: string[] | null;
+  imageUrl?: string;
+}
+
+export interface MapSeries {
+  kind: MapKind;
+  /** Probe name; older backends omit it (then "probe"). */
+  probe?: string;
+  /** "" for saliency. */
+  layer: string;
+  method: string;
+  auto?: boolean;
+  height: number;
+  width: number;
+  numImages: number;
+  steps: number[];
+  /**
+   * Optional (not in the contract yet): each image's raw map range before the per-image
+   * normalisation, `[stepIndex][image]`, used by the "shared scale" normalisation.
+   */
+  rawMin?: (number[] | null)[];
+  rawMax?: (number[] | null)[];
+}
+
+export interface MapsResponse {
+  run: string;
+  series: MapSeries[];
+}
+
+export interface PredictionsResponse {
+  run: string;
+  probe?: string;
+  steps: number[];
+  /** predicted[stepIndex][image]; a row may be null when unknown. */
+  predicted: ((number | null)[] | null)[];
+  probability: ((number | null)[] | null)[];
+}
+
+export const DEFAULT_PROBE = "probe";
+
+function probeParams(run: string, probe: string): Record<string, string> {
+  return probe === DEFAULT_PROBE ? { run } : { run, probe };
+}
+
+export function fetchProbe(run: string, probe: string = DEFAULT_PROBE, signal?: AbortSignal): Promise<ProbeResponse> {
+  return getJson<ProbeResponse>("probe", probeParams(run, probe), signal);
+}
+
+export function fetchMaps(run: string, signal?: AbortSignal): Promise<MapsResponse> {
+  return getJson<MapsResponse>("maps", { run }, signal);
+}
+
+export function fetchPredictions(
+  run: string,
+  probe: string = DEFAULT_PROBE,
+  signal?: AbortSignal,
+): Promise<PredictionsResponse> {
+  return getJson<PredictionsResponse>("predictions", probeParams(run, probe), signal);
+}
+
+/** URL of the probe's RGB sprite (relative to the plugin base, like every route). */
+export function probeImageUrl(run: string, probe: string = DEFAULT_PROBE): string {
+  return "./probe_image?" + new URLSearchParams(probeParams(run, probe)).toString();
+}
+
+/** URL of one step's grayscale map sprite. */
+export function mapImageUrl(
+  run: string,
+  series: { kind: MapKind; layer: string; method: string; probe?: string },
+  step: number,
+): string {
+  const params: Record<string, string> = { run, kind: series.kind, layer: series.layer, method: series.method, step: String(step) };
+  const probe = series.probe ?? DEFAULT_PROBE;
+  if (probe !== DEFAULT_PROBE) params.probe = probe;
+  return "./map_image?" + new URLSearchParams(params).toString();
+}
+
+/** Fetch a binary resource (PNG sprite) with the same error handling as the JSON routes. */
+export async function fetchBlob(url: string, signal?: AbortSignal): Promise<Blob> {
+  let response: Response;
+  try {
+    response = await fetch(url, { signal });
+  } catch (e) {
+    if (e instanceof DOMException && e.name === "AbortError") throw e;
+    throw new ApiError(0, `Could not reach TensorBoard (${url}): ${String(e)}`);
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    throw new ApiError(response.status, errorMessage(body) ?? (text.trim().slice(0, 300) || response.statusText));
+  }
+  return response.blob();
+}

@@ -15,7 +15,7 @@ import {
   type Loadable,
 } from "./state";
 
-function describe(e: unknown): string {
+export function describe(e: unknown): string {
   if (e instanceof ApiError) return e.status ? `${e.message} (HTTP ${e.status})` : e.message;
   return e instanceof Error ? e.message : String(e);
 }
@@ -30,7 +30,7 @@ function isAbort(e: unknown): boolean {
  * `keepPrevious` (the view then shows the previous data dimmed until the new data arrives,
  * which avoids layout jumps; responses carry their own run/stat/layer to tell them apart).
  */
-function resource<K extends unknown[], T>(
+export function resource<K extends unknown[], T>(
   target: { value: Loadable<T>; peek(): Loadable<T> },
   key: () => K | null,
   load: (k: K, signal: AbortSignal) => Promise<T>,

@@ -41,6 +41,9 @@ export const selectedLayer = signal<string | null>(null);
 export const colormap = signal<ColormapName>(DEFAULT_COLORMAP);
 export const normalization = signal<Normalization>("row");
 
+/** The view shown in the main area (see views/registry.ts). */
+export const activeView = signal<string>("stats");
+
 // Environment
 export const darkMode = signal(false);
 /** Bumped on TensorBoard's reload (experimental.DataReloaded): loaders refetch. */

@@ -1,5 +1,6 @@
 import { HeatmapView } from "./HeatmapView";
 import { LayerChartsView } from "./LayerCharts";
+export { StatsSettings as ActivationStatsSettings } from "./Sidebar";
 
 export function ActivationStatsView() {
   return (

@@ -1,7 +1,7 @@
-import { runs } from "../state";
+import { activeView, runs } from "../state";
 import { ErrorMessage } from "./common";
 import { Sidebar } from "./Sidebar";
-import { VIEWS, activeView } from "./registry";
+import { VIEWS } from "./registry";
 
 function EmptyState() {
   return (
@@ -48,7 +48,7 @@ export function App() {
   const View = view.component;
   return (
     <div class="ins-app">
-      <Sidebar />
+      <Sidebar views={VIEWS} active={view} />
       <main class="ins-main" data-view={view.id}>
         {r.error ? <ErrorMessage title="Could not refresh the run list" message={r.error} /> : null}
         <View />

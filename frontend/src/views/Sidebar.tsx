@@ -8,13 +8,14 @@ import {
   isStatName,
   layerInfoByName,
   normalization,
+  activeView,
   runs,
   selectedLayer,
   selectedRun,
   selectedStat,
   STAT_LABELS,
 } from "../state";
-import { VIEWS, activeView } from "./registry";
+import type { ViewDef } from "./registry";
 
 // TensorBoard's run colour palette (webapp/util/colors.ts), assigned in run order.
 const RUN_COLORS_LIGHT = ["#425066", "#12b5cb", "#e52592", "#f9ab00", "#9334e6", "#7cb342", "#e8710a"];
@@ -92,88 +93,101 @@ function LayerDetails() {
   );
 }
 
-export function Sidebar() {
+/** Settings of the activation-statistics view: the heatmap's statistic, colormap and scaling. */
+export function StatsSettings() {
   const stats = availableStats.value;
+  return (
+    <div class="ins-section">
+      <div class="ins-section-title">Heatmap</div>
+      <div class="ins-field">
+        <label for="ins-stat">Statistic</label>
+        <select
+          id="ins-stat"
+          class="ins-select"
+          data-testid="stat-select"
+          value={selectedStat.value}
+          onChange={(e) => {
+            const v = (e.currentTarget as HTMLSelectElement).value;
+            if (isStatName(v)) selectedStat.value = v;
+          }}
+        >
+          {stats.map((s) => (
+            <option key={s} value={s}>
+              {STAT_LABELS[s] ?? s}
+            </option>
+          ))}
+        </select>
+      </div>
+      <div class="ins-field">
+        <label for="ins-cmap">Colormap</label>
+        <select
+          id="ins-cmap"
+          class="ins-select"
+          data-testid="colormap-select"
+          value={colormap.value}
+          onChange={(e) => {
+            const v = (e.currentTarget as HTMLSelectElement).value;
+            if (isColormapName(v)) colormap.value = v;
+          }}
+        >
+          {COLORMAP_NAMES.map((c) => (
+            <option key={c} value={c}>
+              {c}
+            </option>
+          ))}
+        </select>
+      </div>
+      <label class="ins-toggle">
+        <input
+          type="checkbox"
+          data-testid="normalize-rows"
+          checked={normalization.value === "row"}
+          onChange={(e) => {
+            normalization.value = (e.currentTarget as HTMLInputElement).checked ? "row" : "global";
+          }}
+        />
+        Scale each layer separately
+      </label>
+      <div class="ins-hint">
+        Layers can differ by orders of magnitude; turn this off to compare values across layers on one scale.
+      </div>
+    </div>
+  );
+}
+
+export function Sidebar(props: { views: ViewDef[]; active: ViewDef }) {
+  const Settings = props.active.settings;
   return (
     <aside class="ins-sidebar">
       <div class="ins-section">
         <div class="ins-section-title">Runs</div>
         <RunList />
       </div>
-      <div class="ins-section">
-        <div class="ins-section-title">Heatmap</div>
-        <div class="ins-field">
-          <label for="ins-stat">Statistic</label>
-          <select
-            id="ins-stat"
-            class="ins-select"
-            data-testid="stat-select"
-            value={selectedStat.value}
-            onChange={(e) => {
-              const v = (e.currentTarget as HTMLSelectElement).value;
-              if (isStatName(v)) selectedStat.value = v;
-            }}
-          >
-            {stats.map((s) => (
-              <option key={s} value={s}>
-                {STAT_LABELS[s] ?? s}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div class="ins-field">
-          <label for="ins-cmap">Colormap</label>
-          <select
-            id="ins-cmap"
-            class="ins-select"
-            data-testid="colormap-select"
-            value={colormap.value}
-            onChange={(e) => {
-              const v = (e.currentTarget as HTMLSelectElement).value;
-              if (isColormapName(v)) colormap.value = v;
-            }}
-          >
-            {COLORMAP_NAMES.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </div>
-        <label class="ins-toggle">
-          <input
-            type="checkbox"
-            data-testid="normalize-rows"
-            checked={normalization.value === "row"}
-            onChange={(e) => {
-              normalization.value = (e.currentTarget as HTMLInputElement).checked ? "row" : "global";
-            }}
-          />
-          Scale each layer separately
-        </label>
-        <div class="ins-hint">
-          Layers can differ by orders of magnitude; turn this off to compare values across layers on one scale.
-        </div>
-      </div>
-      {VIEWS.length > 1 ? (
+      {props.views.length > 1 ? (
         <div class="ins-section">
           <div class="ins-section-title">Views</div>
-          <ul class="ins-nav">
-            {VIEWS.map((v) => (
-              <li
-                key={v.id}
-                class={v.id === activeView.value ? "active" : ""}
-                onClick={() => {
-                  activeView.value = v.id;
-                }}
-              >
-                {v.title}
+          <ul class="ins-nav" role="tablist" aria-label="Views">
+            {props.views.map((v) => (
+              <li key={v.id} role="presentation">
+                <button
+                  type="button"
+                  role="tab"
+                  aria-selected={v.id === props.active.id}
+                  class={"ins-nav-item" + (v.id === props.active.id ? " active" : "")}
+                  data-testid={"view-" + v.id}
+                  onClick={() => {
+                    activeView.value = v.id;
+                  }}
+                >
+                  {v.title}
+                </button>
               </li>
             ))}
           </ul>
         </div>
       ) : null}
-      <LayerDetails />
+      {Settings ? <Settings /> : null}
+      {props.active.id === "stats" ? <LayerDetails /> : null}
     </aside>
   );
 }

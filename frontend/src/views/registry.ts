@@ -1,15 +1,26 @@
-// The tab's views. The left panel lists them once there is more than one (activation statistics
-// now; CAM overlays, feature maps and gradients are planned), and the main area shows the active one.
-import { signal } from "@preact/signals";
+// The tab's views. The left panel lists them and shows the active view's settings; the main area
+// shows the active view. Feature maps and gradients are planned.
 import type { ComponentType } from "preact";
-import { ActivationStatsView } from "./ActivationStats";
+import { activeView } from "../state";
+import { ActivationStatsView, ActivationStatsSettings } from "./ActivationStats";
+import { CamView } from "./CamView";
+import { CamSettings } from "./CamSettings";
 
 export interface ViewDef {
   id: string;
   title: string;
   component: ComponentType;
+  /** Settings shown in the left panel while the view is active. */
+  settings?: ComponentType;
 }
 
-export const VIEWS: ViewDef[] = [{ id: "stats", title: "Activation statistics", component: ActivationStatsView }];
+export const VIEWS: ViewDef[] = [
+  { id: "stats", title: "Activation statistics", component: ActivationStatsView, settings: ActivationStatsSettings },
+  { id: "cam", title: "CAM", component: CamView, settings: CamSettings },
+];
 
-export const activeView = signal<string>(VIEWS[0].id);
+export function isViewId(id: string): boolean {
+  return VIEWS.some((v) => v.id === id);
+}
+
+export { activeView };

@@ -1,0 +1,259 @@
+// Pure maths of the overlay viewer (no DOM): sprite slicing, per-image vs shared normalisation,
+// the per-frame colouring loop, nearest-step matching, prefetch order and a cost-bounded LRU.
+import { packRGBA } from "./colormaps";
+
+// ---------------------------------------------------------------------------------------------
+// Sprites: N images stacked vertically; image i occupies rows i*height … (i+1)*height-1.
+
+/** Source rectangle of image `index` in a vertical sprite of `height`×`width` images. */
+export function spriteRect(index: number, height: number, width: number): { sx: number; sy: number; sw: number; sh: number } {
+  return { sx: 0, sy: index * height, sw: width, sh: height };
+}
+
+/** Offset of image `index` in a row-major single-channel sprite buffer. */
+export function spriteOffset(index: number, height: number, width: number): number {
+  return index * height * width;
+}
+
+/** Number of whole images in a sprite `spriteHeight` rows tall. */
+export function spriteCount(spriteHeight: number, height: number): number {
+  return height > 0 ? Math.floor(spriteHeight / height) : 0;
+}
+
+/** Copy the red channel of RGBA pixels (a decoded grayscale PNG) into `out` (length = pixels). */
+export function extractChannel(rgba: ArrayLike<number>, out: Uint8Array, channel = 0): void {
+  const n = out.length;
+  for (let k = 0, j = channel; k < n; k++, j += 4) out[k] = rgba[j];
+}
+
+/** Per-image maximum of a single-channel sprite buffer holding `count` images of `pixels` values. */
+export function imageMaxima(data: Uint8Array, count: number, pixels: number, out: Uint8Array = new Uint8Array(count)): Uint8Array {
+  for (let i = 0; i < count; i++) {
+    let m = 0;
+    const end = (i + 1) * pixels;
+    for (let k = i * pixels; k < end; k++) if (data[k] > m) m = data[k];
+    out[i] = m;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation. Stored maps are 0..255, normalised per image. "image" shows them as stored;
+// "shared" puts every image of the step on one scale: with the raw per-image ranges (when the
+// backend provides them) the stored values are mapped back to raw values and rescaled by the
+// range over all images; without them, by the maximum stored value over all images of the step.
+
+export type MapNormalization = "image" | "shared";
+
+/** Display value = a * stored + b (then clamped to 0..255). Written into `out` as [a, b]. */
+export function normalizationAffine(
+  mode: MapNormalization,
+  image: number,
+  count: number,
+  maxima: ArrayLike<number>,
+  rawMin: ArrayLike<number | null> | null | undefined,
+  rawMax: ArrayLike<number | null> | null | undefined,
+  out: Float64Array,
+): Float64Array {
+  out[0] = 1;
+  out[1] = 0;
+  if (mode !== "shared" || count <= 0) return out;
+  if (rawMin && rawMax && rawMin.length >= count && rawMax.length >= count) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    let ok = true;
+    for (let i = 0; i < count; i++) {
+      const a = rawMin[i];
+      const b = rawMax[i];
+      if (typeof a !== "number" || typeof b !== "number" || !Number.isFinite(a) || !Number.isFinite(b)) {
+        ok = false;
+        break;
+      }
+      if (a < lo) lo = a;
+      if (b > hi) hi = b;
+    }
+    if (ok) {
+      const span = hi - lo;
+      if (span > 0) {
+        const mn = rawMin[image] as number;
+        const mx = rawMax[image] as number;
+        out[0] = (mx - mn) / span;
+        out[1] = ((mn - lo) / span) * 255;
+      }
+      return out;
+    }
+  }
+  let m = 0;
+  for (let i = 0; i < count; i++) if (maxima[i] > m) m = maxima[i];
+  if (m > 0) out[0] = 255 / m;
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colouring. A 256-entry table per tile folds normalisation, threshold and opacity into the
+// colormap; the per-pixel loop is then one table lookup.
+
+/**
+ * Fill `out` (256 packed RGBA) so that out[stored] is the overlay colour of a stored value:
+ * transparent below `threshold` (0..1 of the display scale), else the colormap colour at the
+ * display value with alpha = opacity.
+ */
+export function buildFrameLut(
+  rgb: Uint8Array,
+  opacity: number,
+  threshold: number,
+  a: number,
+  b: number,
+  out: Uint32Array,
+): Uint32Array {
+  const alpha = Math.max(0, Math.min(255, Math.round(opacity * 255)));
+  const t = Math.max(0, Math.min(1, threshold)) * 255;
+  for (let s = 0; s < 256; s++) {
+    const v = a * s + b;
+    if (v < t || alpha === 0) {
+      out[s] = 0;
+      continue;
+    }
+    const i = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+    out[s] = packRGBA(rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2], alpha);
+  }
+  return out;
+}
+
+/** The per-frame loop: out[k] = lut[map[offset + k]] for k < length. */
+export function colorizeMap(map: Uint8Array, offset: number, length: number, lut: Uint32Array, out: Uint32Array): void {
+  for (let k = 0; k < length; k++) out[k] = lut[map[offset + k]];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps.
+
+/** Largest recorded step <= `step` in an ascending list, or null when every step is later. */
+export function stepAtOrBefore(steps: readonly number[], step: number): number | null {
+  let lo = 0;
+  let hi = steps.length - 1;
+  let found = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (steps[mid] <= step) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return found >= 0 ? steps[found] : null;
+}
+
+/** Index of the step shown for `step` (at or before it; the first when it is earlier than all). */
+export function stepIndex(steps: readonly number[], step: number | null): number {
+  if (!steps.length) return -1;
+  if (step === null) return 0;
+  const s = stepAtOrBefore(steps, step);
+  return s === null ? 0 : steps.indexOf(s);
+}
+
+/** Sorted union of several ascending step lists. */
+export function unionSteps(lists: readonly (readonly number[])[]): number[] {
+  if (lists.length === 1) return [...lists[0]];
+  const set = new Set<number>();
+  for (const l of lists) for (const s of l) set.add(s);
+  return [...set].sort((x, y) => x - y);
+}
+
+/** Indices to prefetch around `index` (nearest first; further ahead when playing forward). */
+export function prefetchOrder(index: number, count: number, playing: boolean, radius = 2): number[] {
+  const out: number[] = [];
+  if (count <= 0 || index < 0) return out;
+  const push = (i: number) => {
+    if (playing) i = ((i % count) + count) % count;
+    if (i >= 0 && i < count && i !== index && !out.includes(i)) out.push(i);
+  };
+  if (playing) {
+    for (let d = 1; d <= radius + 2; d++) push(index + d);
+  } else {
+    for (let d = 1; d <= radius; d++) {
+      push(index + d);
+      push(index - d);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A least-recently-used cache bounded by a total cost (e.g. decoded bytes) and an entry count.
+
+export class LruCache<K, V> {
+  private readonly map = new Map<K, { value: V; cost: number }>();
+  private total = 0;
+
+  constructor(
+    private readonly maxCost: number,
+    private readonly maxEntries = Infinity,
+    private readonly onEvict?: (key: K, value: V) => void,
+  ) {}
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  get cost(): number {
+    return this.total;
+  }
+
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
+  /** The value, marked as most recently used. */
+  get(key: K): V | undefined {
+    const e = this.map.get(key);
+    if (!e) return undefined;
+    this.map.delete(key);
+    this.map.set(key, e);
+    return e.value;
+  }
+
+  /** The value without touching its recency. */
+  peek(key: K): V | undefined {
+    return this.map.get(key)?.value;
+  }
+
+  set(key: K, value: V, cost = 1): void {
+    const old = this.map.get(key);
+    if (old) {
+      this.map.delete(key);
+      this.total -= old.cost;
+      if (old.value !== value) this.onEvict?.(key, old.value);
+    }
+    this.map.set(key, { value, cost });
+    this.total += cost;
+    this.trim(key);
+  }
+
+  delete(key: K): boolean {
+    const e = this.map.get(key);
+    if (!e) return false;
+    this.map.delete(key);
+    this.total -= e.cost;
+    this.onEvict?.(key, e.value);
+    return true;
+  }
+
+  clear(): void {
+    for (const key of [...this.map.keys()]) this.delete(key);
+  }
+
+  keys(): K[] {
+    return [...this.map.keys()];
+  }
+
+  /** Evict the oldest entries until within bounds (never the entry just inserted). */
+  private trim(keep: K): void {
+    while ((this.total > this.maxCost || this.map.size > this.maxEntries) && this.map.size > 1) {
+      const oldest = this.map.keys().next().value as K;
+      if (oldest === keep) break;
+      this.delete(oldest);
+    }
+  }
+}

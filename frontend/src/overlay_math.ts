@@ -125,6 +125,74 @@ export function colorizeMap(map: Uint8Array, offset: number, length: number, lut
   for (let k = 0; k < length; k++) out[k] = lut[map[offset + k]];
 }
 
+// Maps are stored at the explained layer's resolution (e.g. 7×7) and upsampled here, in value
+// space (like torch's interpolate(bilinear, align_corners=False) / cv2.resize), before colouring:
+// interpolating colours instead would blend e.g. jet's blue and red into purple.
+
+/** Source indices and fixed-point weights (0..1024) of one axis of a bilinear resize. */
+export interface ResampleAxis {
+  i0: Int32Array;
+  i1: Int32Array;
+  w: Int32Array;
+}
+
+const W_BITS = 10;
+const W_ONE = 1 << W_BITS;
+
+export function resampleAxis(src: number, dst: number): ResampleAxis {
+  const i0 = new Int32Array(dst);
+  const i1 = new Int32Array(dst);
+  const w = new Int32Array(dst);
+  const scale = src / dst;
+  for (let d = 0; d < dst; d++) {
+    const x = Math.max(0, (d + 0.5) * scale - 0.5);
+    const f = Math.min(Math.floor(x), src - 1);
+    i0[d] = f;
+    i1[d] = Math.min(f + 1, src - 1);
+    w[d] = i0[d] === i1[d] ? 0 : Math.round((x - f) * W_ONE);
+  }
+  return { i0, i1, w };
+}
+
+/**
+ * The per-frame loop for a map smaller than its image: bilinear upsampling of the stored values of
+ * one map (at `offset`, `srcWidth` × `srcHeight`) to ax × ay samples, coloured through `lut` into
+ * `out`. Separable, in fixed point: `rows` (at least srcHeight × ax samples) holds the horizontal
+ * pass.
+ */
+export function colorizeResampled(
+  map: Uint8Array,
+  offset: number,
+  srcWidth: number,
+  srcHeight: number,
+  ax: ResampleAxis,
+  ay: ResampleAxis,
+  lut: Uint32Array,
+  out: Uint32Array,
+  rows: Int32Array,
+): void {
+  const dw = ax.w.length;
+  const dh = ay.w.length;
+  const { i0: x0, i1: x1, w: wx } = ax;
+  for (let y = 0, r = 0; y < srcHeight; y++) {
+    const base = offset + y * srcWidth;
+    for (let x = 0; x < dw; x++, r++) {
+      const a = map[base + x0[x]];
+      rows[r] = (a << W_BITS) + (map[base + x1[x]] - a) * wx[x];
+    }
+  }
+  const half = 1 << (2 * W_BITS - 1);
+  const shift = 2 * W_BITS;
+  let k = 0;
+  for (let y = 0; y < dh; y++) {
+    const r0 = ay.i0[y] * dw;
+    const r1 = ay.i1[y] * dw;
+    const wy = ay.w[y];
+    const wy0 = W_ONE - wy;
+    for (let x = 0; x < dw; x++) out[k++] = lut[(rows[r0 + x] * wy0 + rows[r1 + x] * wy + half) >> shift];
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Steps.
 

@@ -6,7 +6,9 @@ import {
   colorizeMap,
   extractChannel,
   imageMaxima,
+  colorizeResampled,
   LruCache,
+  resampleAxis,
   normalizationAffine,
   prefetchOrder,
   spriteCount,
@@ -141,4 +143,20 @@ test("LRU: recency, cost bound, eviction callback", () => {
   assert.deepEqual(counted.keys(), [2, 3]);
   assert.ok(counted.delete(2));
   assert.equal(counted.size, 1);
+});
+
+test("upsampling in value space matches torch interpolate(bilinear, align_corners=False) within 1 level", () => {
+  const identity = new Uint32Array(256).map((_, i) => i);
+  const out = new Uint32Array(16);
+  // Second image of a 2-image sprite of 2×2 maps (the first is garbage that must not leak in).
+  const sprite = new Uint8Array([9, 9, 9, 9, 0, 100, 200, 255]);
+  colorizeResampled(sprite, 4, 2, 2, resampleAxis(2, 4), resampleAxis(2, 4), identity, out, new Int32Array(8));
+  assert.deepEqual(Array.from(out), [0, 25, 75, 100, 50, 72, 117, 139, 150, 167, 200, 216, 200, 214, 241, 255]);
+  const grid = new Uint8Array(9).map((_, i) => i * 30);
+  const out2 = new Uint32Array(10);
+  colorizeResampled(grid, 0, 3, 3, resampleAxis(3, 5), resampleAxis(3, 2), identity, out2, new Int32Array(15));
+  const torch = [23, 35, 53, 71, 83, 158, 170, 188, 206, 218]; // 70.5 and 205.5 round up in float
+  assert.ok(Array.from(out2).every((v, i) => Math.abs(v - torch[i]) <= 1), `${Array.from(out2)} vs ${torch}`);
+  const same = resampleAxis(3, 3);
+  assert.deepEqual([Array.from(same.i0), Array.from(same.i1), Array.from(same.w)], [[0, 1, 2], [1, 2, 2], [0, 0, 0]]);
 });

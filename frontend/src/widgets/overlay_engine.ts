@@ -6,7 +6,17 @@
 // smoothing. Buffers are cached per map size, so a frame allocates no pixel memory.
 import { effect } from "@preact/signals";
 import { colormapRGB, type ColormapName } from "../colormaps";
-import { buildFrameLut, colorizeMap, normalizationAffine, prefetchOrder, spriteOffset, type MapNormalization } from "../overlay_math";
+import {
+  buildFrameLut,
+  colorizeMap,
+  colorizeResampled,
+  normalizationAffine,
+  prefetchOrder,
+  resampleAxis,
+  spriteOffset,
+  type MapNormalization,
+  type ResampleAxis,
+} from "../overlay_math";
 import { decodeImageSprite, decodeMapSprite, mapMaxima, SpriteStore, type DecodedImages, type DecodedMaps } from "../sprites";
 import { reloadTick } from "../state";
 import { urlsAtStep, type FrameModel, type Slot, type TileSource } from "../cam_state";
@@ -58,6 +68,9 @@ export class OverlayEngine {
   private readonly lut = new Uint32Array(256);
   private readonly affine = new Float64Array(2);
   private readonly scratch = new Map<number, Scratch>();
+  private readonly axes = new Map<number, ResampleAxis>();
+  /** Horizontal pass of the upsampling (grown once to the largest map × image width). */
+  private rows = new Int32Array(0);
   private readonly disposers: (() => void)[] = [];
   private draws = 0;
   /** The step whose slot-0 tiles are completely drawn (null while the current frame is pending). */
@@ -148,6 +161,16 @@ export class OverlayEngine {
     return s;
   }
 
+  private axis(src: number, dst: number): ResampleAxis {
+    const key = src * 65536 + dst;
+    let a = this.axes.get(key);
+    if (!a) {
+      a = resampleAxis(src, dst);
+      this.axes.set(key, a);
+    }
+    return a;
+  }
+
   /**
    * Paint image `image` of `slot` with the map of `src` into ctx at (x, y, w, h). Returns whether
    * the map was drawn (false: not decoded yet, or no map at this step: the image alone).
@@ -179,17 +202,27 @@ export class OverlayEngine {
     const mw = maps.width;
     const maxima = mapMaxima(maps, mh);
     if (image >= maxima.length) return false;
-    const s = this.scratchFor(mw, mh);
+    // Maps smaller than the image are upsampled (in value space) to the image's resolution, or to
+    // the tile's when that is smaller.
+    const ow = Math.max(mw, Math.min(slot.width, Math.round(w)));
+    const oh = Math.max(mh, Math.min(slot.height, Math.round(h)));
+    const up = ow > mw || oh > mh;
+    const s = this.scratchFor(ow, oh);
     if (!s) return false;
     const j = src.step === null ? -1 : src.series.steps.indexOf(src.step);
     const rawMin = j >= 0 ? src.series.rawMin?.[j] : null;
     const rawMax = j >= 0 ? src.series.rawMax?.[j] : null;
     const [a, b] = normalizationAffine(settings.norm, image, maxima.length, maxima, rawMin, rawMax, this.affine);
     buildFrameLut(colormapRGB(settings.colormap), settings.opacity, settings.threshold, a, b, this.lut);
-    colorizeMap(maps.data, spriteOffset(image, mh, mw), mw * mh, this.lut, s.pixels);
+    const offset = spriteOffset(image, mh, mw);
+    if (up) {
+      if (this.rows.length < mh * ow) this.rows = new Int32Array(mh * ow);
+      colorizeResampled(maps.data, offset, mw, mh, this.axis(mw, ow), this.axis(mh, oh), this.lut, s.pixels, this.rows);
+    }
+    else colorizeMap(maps.data, offset, mw * mh, this.lut, s.pixels);
     s.ctx.putImageData(s.image, 0, 0);
-    // Bilinear upscaling of the (often smaller) map to the tile.
-    ctx.drawImage(s.canvas, 0, 0, mw, mh, x, y, w, h);
+    // Bilinear scaling of the coloured overlay to the tile.
+    ctx.drawImage(s.canvas, 0, 0, ow, oh, x, y, w, h);
     return true;
   }
 

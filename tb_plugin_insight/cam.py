@@ -314,18 +314,24 @@ def _scorer(targets: TargetSpec, classes: Optional[torch.Tensor]) -> _Scorer:
 def _masked_scores(
     model: nn.Module, inputs: torch.Tensor, activation: torch.Tensor, score: _Scorer, batch_size: int
 ) -> torch.Tensor:
-    """(N, C) target scores of each image multiplied by each of its upsampled, min-max scaled channels."""
+    """(N, C) target scores of each image multiplied by each of its upsampled, min-max scaled channels.
+
+    A constant channel (often an all-zero one after a ReLU) scales to an all-zero mask, so every such
+    channel of an image has the same masked input, all zeros: one of them is run and stands for the rest.
+    """
     n, c = activation.shape[:2]
     size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
-    result = torch.empty(n * c, device=activation.device)
-    for start in range(0, n * c, batch_size):
-        pairs = torch.arange(start, min(start + batch_size, n * c), device=activation.device)
+    flat = activation.flatten(2)
+    constant = flat.amax(dim=2) == flat.amin(dim=2)  # (N, C)
+    stand_in = constant & (constant.cumsum(dim=1) == 1)  # the first constant channel of each image
+    result = torch.zeros(n, c, device=activation.device)
+    for pairs in (~constant | stand_in).flatten().nonzero().squeeze(1).split(batch_size):
         samples, channels = pairs // c, pairs % c
-        masks = cam_methods.scale_to_unit(cam_methods.resize(activation[samples, channels], size))
+        masks = cam_methods.scale_to_unit_(cam_methods.resize(activation[samples, channels], size))
         with torch.no_grad():
             raw = model(inputs[samples.to(inputs.device)] * masks[:, None].to(inputs))
-        result[pairs] = score(raw, samples).to(result)
-    return result.view(n, c)
+        result.view(-1)[pairs] = score(raw, samples).to(result)
+    return torch.where(constant, (result * stand_in).sum(dim=1, keepdim=True), result)
 
 
 def _ablated_scores(

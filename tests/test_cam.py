@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tb_plugin_insight import cam as cam_module
 from tb_plugin_insight.cam import GRADIENT_METHODS, METHODS, CamResult, compute_cam, compute_cams
 from tb_plugin_insight.explain import cam_methods
 
@@ -211,8 +212,8 @@ def test_layercam_weights_are_element_wise(golden: tuple) -> None:
     np.testing.assert_allclose(cams["layercam"].double().numpy(), finished(clipped), atol=2e-5)
 
 
-def test_scorecam_weights_are_softmax_of_masked_scores(golden: tuple) -> None:
-    model, x, _, classes, a, _ = golden
+def masked_scores(model: nn.Module, x: torch.Tensor, classes: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Score-CAM's scores by definition: one forward per image and upsampled, min-max scaled channel."""
     n, c = a.shape[:2]
     scores = np.zeros((n, c))
     for i in range(n):
@@ -220,11 +221,40 @@ def test_scorecam_weights_are_softmax_of_masked_scores(golden: tuple) -> None:
             mask = torch.from_numpy(minmax(bilinear(a[i, k], 8, 8))).float()
             with torch.no_grad():
                 scores[i, k] = model(x[i : i + 1] * mask)[0, classes[i]].item()
+    return scores
+
+
+def scorecam_expected(model: nn.Module, x: torch.Tensor, classes: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Score-CAM: weights are the softmax over channels of the masked scores."""
+    scores = masked_scores(model, x, classes, a)
     weights = np.exp(scores - scores.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)
+    return finished(weighted(weights, a))
+
+
+def test_scorecam_weights_are_softmax_of_masked_scores(golden: tuple) -> None:
+    model, x, _, classes, a, _ = golden
+    want = scorecam_expected(model, x, classes, a)
     for batch_size in (1, 4, 32):  # batching across images and channels changes nothing
         got = compute_cam(model, x, "act", method="scorecam", batch_size=batch_size).double().numpy()
-        np.testing.assert_allclose(got, finished(weighted(weights, a)), atol=2e-5)
+        np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_scorecam_runs_one_masked_input_for_all_constant_channels() -> None:
+    model = LinearHeadNet()
+    with torch.no_grad():
+        model.conv.bias[1:] = -100.0  # channels 1 and 2 are all zero after the ReLU
+    x = linear_head_inputs()
+    with torch.no_grad():
+        classes = model(x).argmax(dim=1).numpy()
+    a, _ = activations_and_gradients(model, x, classes)
+    assert (a[:, 1:] == 0).all() and (a[:, 0] > 0).any(axis=(1, 2)).all()
+    images: list[int] = []
+    model.conv.register_forward_pre_hook(lambda m, args: images.append(args[0].shape[0]))
+    scorer = cam_module._scorer(None, torch.from_numpy(classes))
+    got = cam_module._masked_scores(model, x, torch.from_numpy(a).float(), scorer, batch_size=32)
+    assert sum(images) == 2 * 2  # per image: channel 0, and one all-zero mask for channels 1 and 2
+    np.testing.assert_allclose(got.numpy(), masked_scores(model, x, classes, a), rtol=1e-5)
 
 
 @pytest.mark.parametrize("batch_from_input", [False, True], ids=["fast-path", "repeated-input"])
@@ -263,6 +293,36 @@ def test_eigencam_sign_follows_the_mean_activation() -> None:
         np.testing.assert_allclose(projection.numpy(), eigen_projection(m.numpy()), atol=1e-9)
     # negating the activations negates the map: the sign follows the data, not the SVD routine
     torch.testing.assert_close(cam_methods.eigencam(-a), -cam_methods.eigencam(a))
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(4, 5, 3, 4), (4, 40, 2, 3), (2, 70, 9, 9), (2, 100, 9, 10)],
+    ids=["hw>C", "hw<=C", "hw>C-large", "hw<=C-large"],
+)
+@pytest.mark.parametrize("kind", ["relu", "signed"])
+def test_first_component_matches_svd(shape: tuple[int, ...], kind: str) -> None:
+    """Exact eigh (small), power iteration (large, fast when one component dominates) or its fallback."""
+    m = torch.randn(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    if kind == "relu":
+        m = m.clamp_min(0)
+    np.testing.assert_allclose(
+        cam_methods.first_component_projection(m).numpy(), eigen_projection(m.numpy()), atol=1e-7
+    )
+    np.testing.assert_allclose(cam_methods.first_component_projection(torch.zeros(shape)).numpy(), 0.0)
+
+
+@pytest.mark.parametrize(
+    "sizes", [((4, 4), (112, 112)), ((3, 5), (17, 23)), ((7, 7), (7, 9)), ((9, 6), (4, 3))]
+)
+def test_resize_is_bilinear_interpolation(sizes: tuple) -> None:
+    (h, w), out = sizes
+    maps = torch.randn(5, h, w, generator=torch.Generator().manual_seed(4))
+    want = F.interpolate(maps[:, None], size=out, mode="bilinear", align_corners=False)[:, 0]
+    torch.testing.assert_close(cam_methods.resize(maps, out), want, atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(
+        cam_methods.resize(maps, out)[0].numpy(), bilinear(maps[0].double().numpy(), *out), atol=1e-5
+    )
 
 
 def test_bilinear_upsampling_and_per_image_scaling() -> None:

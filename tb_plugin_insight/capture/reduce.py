@@ -37,14 +37,19 @@ def activation_stats(x: torch.Tensor) -> torch.Tensor:
 
 
 def _all_finite_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor | None:
-    """Three fused passes, no temporaries; None when x holds NaN/Inf (then the masked path runs).
+    """Fast exact statistics, or None when x holds NaN/Inf (then the masked path runs).
 
     Only on the CPU, where reading a scalar back costs nothing; on accelerators that would be a sync.
-    Any NaN or Inf makes the mean non-finite, so a finite mean and variance prove there are none.
+    Any NaN or Inf makes the sum non-finite, so a finite sum and sum of squares prove there are none.
+    Two-pass variance (sum, then squares of deviations), as accurate as torch.var_mean and faster on
+    CPU; torch.linalg.vector_norm would be faster still but loses ~1e-3 relative accuracy in float32.
     """
     src = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    var, mean = torch.var_mean(src, correction=0)
-    if not (torch.isfinite(mean) and torch.isfinite(var)):
+    mean = src.sum() / numel
+    if not torch.isfinite(mean):
+        return None
+    var = (src - mean).square_().sum() / numel
+    if not torch.isfinite(var):
         return None
     lo, hi = torch.aminmax(x)
     zero_fraction = (numel - torch.count_nonzero(x)) / numel

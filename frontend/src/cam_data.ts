@@ -1,7 +1,7 @@
 // Loaders of the overlay viewer: the selected run's map series, probe and predictions (and the
 // comparison run's), fetched only while the CAM view is shown; plus the selection fix-ups once a
 // run's series are known (a deep-linked layer/method is kept when the run has it).
-import { batch, effect } from "@preact/signals";
+import { batch, computed, effect } from "@preact/signals";
 import { fetchMaps, fetchPredictions, fetchProbe, type MapsResponse } from "./api";
 import {
   availableKinds,
@@ -49,21 +49,24 @@ export function startCamLoaders(): void {
     true,
   );
   // The probe and predictions only once the run's series show that the probe exists (a 404 for a
-  // run without one would be logged as a console error by the browser).
-  const probeKey = (run: string | null, maps: MapsResponse | null): [string, string] | null => {
+  // run without one would be logged as a console error by the browser). The keys are computed
+  // strings, so the maps' loading/loaded transitions on a reload do not refetch them twice.
+  const probeKey = (run: string | null, maps: MapsResponse | null): string | null => {
     if (!onView() || run === null || !maps || maps.run !== run) return null;
     const probe = camProbe.value;
-    return maps.series.some((s) => probeOf(s) === probe) ? [run, probe] : null;
+    return maps.series.some((s) => probeOf(s) === probe) ? JSON.stringify([run, probe]) : null;
   };
+  const parse = (k: string | null) => (k === null ? null : (JSON.parse(k) as [string, string]));
+  const probeKeyA = computed(() => probeKey(selectedRun.value, mapsA.value.data));
   resource(
     probeA,
-    () => probeKey(selectedRun.value, mapsA.value.data),
+    () => parse(probeKeyA.value),
     ([run, probe], signal) => fetchProbe(run, probe, signal),
     true,
   );
   resource(
     predsA,
-    () => probeKey(selectedRun.value, mapsA.value.data),
+    () => parse(probeKeyA.value),
     ([run, probe], signal) => fetchPredictions(run, probe, signal),
     true,
   );
@@ -77,14 +80,15 @@ export function startCamLoaders(): void {
     () => (other() !== null ? [other()!] : null),
     ([run], signal) => fetchMaps(run, signal),
   );
+  const probeKeyB = computed(() => probeKey(other(), mapsB.value.data));
   resource(
     probeB,
-    () => probeKey(other(), mapsB.value.data),
+    () => parse(probeKeyB.value),
     ([run, probe], signal) => fetchProbe(run, probe, signal),
   );
   resource(
     predsB,
-    () => probeKey(other(), mapsB.value.data),
+    () => parse(probeKeyB.value),
     ([run, probe], signal) => fetchPredictions(run, probe, signal),
   );
 

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import type { MapSeries } from "../src/api";
 import { startCamLoaders } from "../src/cam_data";
 import {
+  camKind,
   camLayer,
   camMethods,
   camStep,
@@ -17,7 +18,7 @@ import {
   urlsAtStep,
 } from "../src/cam_state";
 import { SpriteStore } from "../src/sprites";
-import { activeView, runs, selectedRun } from "../src/state";
+import { activeView, reloadTick, runs, selectedRun } from "../src/state";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 
@@ -169,4 +170,36 @@ test("loaders: deep-linked selection kept, defaults otherwise; second run matche
   assert.equal(mapsB.value.data?.run, "b");
   assert.equal(probeA.value.data?.numImages, 4);
   assert.equal(mapsA.value.error, null);
+});
+
+test("a run with saliency maps only: the viewer switches to them (layer-less series)", async () => {
+  runs.value = { data: [{ run: "a", numLayers: 1, maxStep: 300 }, { run: "s", numLayers: 1, maxStep: 20 }], loading: false, error: null };
+  compareRun.value = null;
+  selectedRun.value = "s";
+  await tick();
+  const sal = (method: string): MapSeries => ({ kind: "saliency", probe: "probe", layer: "", method, height: 8, width: 8, numImages: 4, steps: [0, 20] });
+  take("./maps?run=s").resolve(200, { run: "s", series: [sal("integrated_gradients"), sal("gradient")] });
+  await tick();
+  take("./probe?run=s").resolve(200, probe("s"));
+  take("./predictions?run=s").resolve(200, { run: "s", steps: [], predicted: [], probability: [] });
+  await tick();
+  assert.equal(camKind.value, "saliency");
+  assert.equal(camLayer.value, "");
+  assert.deepEqual(camMethods.value, ["gradient"]);
+  const m = frameModel.value!;
+  // The step carries over from the previous run: 300 shows the last step at or before it.
+  assert.equal(m.slots[0].sources[0].url, "./map_image?run=s&kind=saliency&layer=&method=gradient&step=20");
+  assert.equal(predictionAt(m.slots[0].predictions, 0, 0), null, "no predictions: no label");
+
+  // TensorBoard's reload: each resource is refetched once, the selection and data stay.
+  reloadTick.value++;
+  await tick();
+  take("./maps?run=s").resolve(200, { run: "s", series: [sal("integrated_gradients"), sal("gradient")] });
+  await tick();
+  take("./probe?run=s").resolve(200, probe("s"));
+  take("./predictions?run=s").resolve(200, { run: "s", steps: [], predicted: [], probability: [] });
+  await tick();
+  assert.deepEqual(pending.map((p) => p.url), [], "no duplicate requests on reload");
+  assert.deepEqual(camMethods.value, ["gradient"]);
+  assert.ok(frameModel.value);
 });

@@ -73,6 +73,8 @@ export class OverlayEngine {
   private rows = new Int32Array(0);
   private readonly disposers: (() => void)[] = [];
   private draws = 0;
+  private lastPending = false;
+  private lastError: string | null = null;
   /** The step whose slot-0 tiles are completely drawn (null while the current frame is pending). */
   drawnStep: number | null = null;
   grid: HTMLElement | null = null;
@@ -274,7 +276,11 @@ export class OverlayEngine {
     }
     this.draws++;
     if (complete) this.drawnStep = m.step;
-    this.onStatus?.({ pending: !complete, error });
+    if (this.lastPending !== !complete || this.lastError !== error) {
+      this.lastPending = !complete;
+      this.lastError = error;
+      this.onStatus?.({ pending: !complete, error });
+    }
     const grid = this.grid;
     if (grid) {
       grid.dataset.draws = String(this.draws);

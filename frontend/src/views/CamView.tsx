@@ -231,9 +231,15 @@ function DetailPanel(props: { columns: TileColumn[]; aspect: number }) {
     ro.observe(el);
     return () => ro.disconnect();
   }, [image === null]);
-  // Bring the panel into view when an image is opened from further down the grid.
+  // Bring the panel into view when an image is opened from further down the grid; Escape closes it.
   useEffect(() => {
-    if (image !== null) ref.current?.scrollIntoView?.({ block: "nearest" });
+    if (image === null) return;
+    ref.current?.scrollIntoView?.({ block: "nearest" });
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === "Escape") selectedImage.value = null;
+    };
+    document.addEventListener("keydown", onKey);
+    return () => document.removeEventListener("keydown", onKey);
   }, [image]);
   if (image === null) return null;
   const cols = props.columns.length;

@@ -488,6 +488,34 @@ def test_under_no_grad_and_inference_mode(golden: tuple) -> None:
     assert torch.is_grad_enabled()
 
 
+class _Detaches(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.detach()
+
+
+def test_layer_the_score_does_not_depend_on_or_that_is_not_called() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), _Detaches(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2))
+    unused = nn.Conv2d(3, 3, 1)
+    model.add_module("unused", unused)
+    model.forward = lambda x: model[4](model[3](model[2](model[1](model[0](x)))))  # skips "unused"
+    x = torch.randn(2, 3, 8, 8)
+    with pytest.raises(ValueError, match="do not depend on layer '1'"):
+        compute_cam(model, x, "1")
+    with pytest.raises(ValueError, match="'unused' was not called"):
+        compute_cam(model, x, "unused")
+    assert compute_cam(model, x, "1", method="eigencam").shape == (2, 8, 8)  # needs no gradient
+
+
+def test_inputs_made_in_inference_mode(golden: tuple) -> None:
+    model, x, *_ = golden
+    with torch.inference_mode():
+        frozen = x.clone()
+    torch.testing.assert_close(
+        compute_cams(model, frozen, "act", METHODS), compute_cams(model, x, "act", METHODS)
+    )
+
+
 def test_layer_output_changed_in_place_downstream_is_captured_intact() -> None:
     torch.manual_seed(3)
     results = []

@@ -184,14 +184,15 @@ def capture(
         with torch.enable_grad():
             output = targets_mod.model_output(raw)
             scores = targets_mod.target_scores(output, targets)
-            if not scores.requires_grad:
-                raise ValueError(
-                    f"the target scores do not depend on layer {name!r} through differentiable operations"
-                    " (is it detached, or used under no_grad inside the model?): choose another layer"
-                )
-            (grad,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
+            grad = None
+            if scores.requires_grad:
+                (grad,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
     if grad is None:
-        grad = torch.zeros_like(activation)
+        raise ValueError(
+            f"the target scores do not depend on layer {name!r} through differentiable operations (is its"
+            " output detached, or used under no_grad inside the model?): choose another layer, or a method"
+            " without gradients (eigencam, scorecam, ablationcam)"
+        )
     return Captured(output.detach(), activation.detach(), grad, scores.detach())
 
 

@@ -347,22 +347,23 @@ def _ablated_scores(
 ) -> torch.Tensor:
     """(N, C) target scores with each channel of the target layer's output set to zero, one at a time.
 
-    Fast path: one image goes in and the target layer's hook hands on `B` ablated copies, so the layers
-    before the target run once per batch instead of `B` times. That is only right when the rest of the
+    Channels that are all zero are skipped (ablating them changes nothing). Fast path: one image goes in
+    and the target layer's hook hands on `B` ablated copies, so the layers before the target run once per
+    batch instead of `B` times. That is only right when the rest of the
     network treats rows independently and does not rely on the input's batch size; it is checked on the
     first batch with an unablated reference row, and the input is repeated `B` times otherwise.
     """
     sample_shape = tuple(raw_activation.shape[1:])
     elements = cam_methods.channel_elements(sample_shape, spatial).to(raw_activation.device)
-    n, c = raw_activation.shape[0], elements.shape[0]
+    n = raw_activation.shape[0]
     flat = raw_activation.reshape(n, -1)
-    result = torch.empty(n, c, device=raw_activation.device)
+    # zeroing a channel that is already all zero changes nothing: it keeps the unablated score
+    result = scores.float().to(raw_activation.device)[:, None].repeat(1, elements.shape[0])
+    active = (flat[:, elements] != 0).any(dim=2)  # (N, C)
     expand: Optional[bool] = None
     for i in range(n):
-        for start in range(0, c, batch_size):
-            channels = torch.arange(start, min(start + batch_size, c), device=raw_activation.device)
+        for channels in active[i].nonzero().squeeze(1).split(batch_size):
             rows = flat[i].repeat(channels.numel(), 1).scatter_(1, elements[channels], 0.0)
-            samples = torch.full((rows.shape[0],), i, dtype=torch.long, device=raw_activation.device)
             if expand is None:
                 trial = _try_expanded(model, inputs, i, layer, name, flat[i], rows, scores[i], score)
                 expand = trial is not None
@@ -374,6 +375,7 @@ def _ablated_scores(
                 image = image.expand(rows.shape[0], *inputs.shape[1:])
             ablated = rows.reshape(rows.shape[0], *sample_shape)
             raw = forward_substituted(model, image, layer, name, lambda t, a=ablated: a.to(t))
+            samples = torch.full((rows.shape[0],), i, dtype=torch.long, device=raw_activation.device)
             result[i, channels] = score(raw, samples).to(result)
     return result
 

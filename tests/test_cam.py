@@ -240,7 +240,7 @@ def test_scorecam_weights_are_softmax_of_masked_scores(golden: tuple) -> None:
         np.testing.assert_allclose(got, want, atol=2e-5)
 
 
-def test_scorecam_runs_one_masked_input_for_all_constant_channels() -> None:
+def test_perturbation_methods_save_forwards_on_dead_channels() -> None:
     model = LinearHeadNet()
     with torch.no_grad():
         model.conv.bias[1:] = -100.0  # channels 1 and 2 are all zero after the ReLU
@@ -255,6 +255,9 @@ def test_scorecam_runs_one_masked_input_for_all_constant_channels() -> None:
     got = cam_module._masked_scores(model, x, torch.from_numpy(a).float(), scorer, batch_size=32)
     assert sum(images) == 2 * 2  # per image: channel 0, and one all-zero mask for channels 1 and 2
     np.testing.assert_allclose(got.numpy(), masked_scores(model, x, classes, a), rtol=1e-5)
+    images.clear()
+    compute_cam(model, x, "act", method="ablationcam")
+    assert images == [2, 1, 1]  # capture; then per image only channel 0 is ablated (the others are zero)
 
 
 @pytest.mark.parametrize("batch_from_input", [False, True], ids=["fast-path", "repeated-input"])

@@ -88,6 +88,8 @@ class CamResult(dict):
         predicted: (N,) argmax class, or None when the output is not (N, classes).
         probability: (N,) softmax probability of the predicted class, or None likewise.
         target_probability: (N,) softmax probability of `target_class`, or None.
+        raw_range: method -> (N, 2) min and max of each map after ReLU, before the per-image scaling to
+            [0, 1] (lets a viewer put all images of a batch on one shared scale).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class CamResult(dict):
         self.predicted: Optional[torch.Tensor] = None
         self.probability: Optional[torch.Tensor] = None
         self.target_probability: Optional[torch.Tensor] = None
+        self.raw_range: dict[str, torch.Tensor] = {}
         if output.dim() == 2 and output.shape[1] > 0:
             probabilities = torch.softmax(output.float(), dim=1)
             self.probability, self.predicted = probabilities.max(dim=1)
@@ -196,13 +199,17 @@ def compute_cams(
         run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
         layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
         size = run.size if upsample else tuple(layer_maps.shape[-2:])
-        maps = cam_methods.finish(layer_maps.flatten(0, 1), size).view(len(chosen), len(inputs), *size)
-    return CamResult(
+        resized = cam_methods.resize(torch.relu(layer_maps.flatten(0, 1).float()), size)
+        low, high = torch.aminmax(resized.flatten(1), dim=1)  # the range the scaling below removes
+        maps = cam_methods.scale_to_unit_(resized).view(len(chosen), len(inputs), *size)
+    result = CamResult(
         dict(zip(chosen, maps.unbind(0))),
         output=captured.output,
         target_score=run.scores,
         target_class=run.classes,
     )
+    result.raw_range = dict(zip(chosen, torch.stack([low, high], dim=1).view(len(chosen), len(inputs), 2)))
+    return result
 
 
 class _Run:

@@ -195,6 +195,19 @@ def test_capture_methods_match_their_formula(golden: tuple, method: str) -> None
     np.testing.assert_allclose(got, want, atol=2e-5)
 
 
+def test_layer_resolution_maps_and_their_raw_range(golden: tuple) -> None:
+    """upsample=False keeps the 4x4 layer grid; raw_range is each ReLU'd map's [min, max] before scaling."""
+    model, x, _, _, a, g = golden
+    result = compute_cams(model, x, "act", methods=CAPTURE_METHODS, upsample=False)
+    for method in CAPTURE_METHODS:
+        raw = np.maximum(expected_map(method, a, g), 0.0)
+        np.testing.assert_allclose(result[method].double().numpy(), finished(raw, size=4), atol=2e-5)
+        want_range = np.stack([raw.min(axis=(1, 2)), raw.max(axis=(1, 2))], axis=1)
+        np.testing.assert_allclose(
+            result.raw_range[method].double().numpy(), want_range, rtol=1e-5, atol=1e-6
+        )
+
+
 def test_gradcam_plus_plus_differs_from_its_first_order_approximation(golden: tuple) -> None:
     """With alpha = 1/2 (no third-order term) Grad-CAM++ would be plain ReLU-gradient weighting."""
     model, x, _, _, a, g = golden

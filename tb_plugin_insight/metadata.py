@@ -32,8 +32,31 @@ STAT_FIELDS: tuple[str, ...] = (
     "numel",
 )
 
+# Entries of the per-step gradient statistics vector of a layer, in stored order. "grad*": the gradients
+# of the layer's own parameters (all together, as the optimizer sees them after the backward); "weight*"
+# and "updateRatio": its parameters and the step's update ||w_after - w_before|| / ||w_before||;
+# "actGrad*": the gradient of the loss with respect to the layer's output in the recorded forward.
+# Norm, mean |g| and max |g| are over the finite elements; NaN and Inf are counted.
+GRAD_FIELDS: tuple[str, ...] = (
+    "gradNorm",
+    "gradMeanAbs",
+    "gradMaxAbs",
+    "gradNanCount",
+    "gradInfCount",
+    "gradNumel",
+    "weightNorm",
+    "updateRatio",
+    "actGradNorm",
+    "actGradMeanAbs",
+    "actGradMaxAbs",
+    "actGradNanCount",
+    "actGradInfCount",
+    "actGradNumel",
+)
+
 _TAG_PREFIX = {
     RecordKind.ACTIVATION_STATS: "insight/activation_stats/",
+    RecordKind.GRADIENT_STATS: "insight/gradient_stats/",
     RecordKind.PROBE_IMAGES: "insight/probe_images/",
     RecordKind.PROBE_PREDICTIONS: "insight/probe_predictions/",
     RecordKind.CAM: "insight/cam/",
@@ -48,8 +71,8 @@ DEFAULT_PROBE = "probe"
 
 
 def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_PROBE) -> str:
-    """The tag of one time series: per layer (stats), per probe (images, predictions), per probe and
-    method (saliency), per probe, method and layer (CAMs)."""
+    """The tag of one time series: per layer (activation and gradient stats), per probe (images,
+    predictions), per probe and method (saliency), per probe, method and layer (CAMs)."""
     prefix = _TAG_PREFIX[kind]
     if kind == RecordKind.CAM:
         return f"{prefix}{probe}/{method}/{layer}"

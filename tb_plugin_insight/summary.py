@@ -8,6 +8,15 @@ ACTIVATION_STATS, tag `insight/activation_stats/<layer>`, data class TENSOR:
     zero over all elements; count of NaN; count of +/-Inf; number of elements. Statistics over an
     empty set are NaN.
 
+GRADIENT_STATS, tag `insight/gradient_stats/<layer>`, data class TENSOR:
+    float64 tensor of shape [len(metadata.GRAD_FIELDS)], in that order: over the layer's own parameters
+    together, the gradients' L2 norm, mean |g| and max |g| over the finite elements, NaN count, Inf
+    count, element count; the parameters' L2 norm before the step's update and the update ratio
+    ||w_after - w_before|| / ||w_before||; then the same five statistics and element count of the
+    gradient with respect to the layer's output. NaN where there is nothing to describe (a layer
+    without parameters, an update not seen). Gradients are divided by the GradScaler's scale when one
+    was given to watch().
+
 PROBE_IMAGES, tag `insight/probe_images/<probe>`, data class BLOB_SEQUENCE, written once per probe
 (again only if its images change): one RGB PNG, the N probe images stacked vertically
 (N*height x width); labels and class names in the metadata.
@@ -59,6 +68,35 @@ def activation_stats_value(
                 shape=shape,
                 order=order,
                 fields=metadata.STAT_FIELDS,
+            )
+        )
+    return value
+
+
+def gradient_stats_value(
+    layer: str,
+    stats: np.ndarray,
+    *,
+    module_type: str,
+    shape: Sequence[int],
+    order: int,
+    with_metadata: bool,
+) -> summary_pb2.Summary.Value:
+    """One layer's gradient statistics at one step (metadata.GRAD_FIELDS order)."""
+    stats = np.asarray(stats, dtype=np.float64)
+    if stats.shape != (len(metadata.GRAD_FIELDS),):
+        raise ValueError(
+            f"gradient stats for layer {layer!r} must have shape ({len(metadata.GRAD_FIELDS)},),"
+            f" got {stats.shape}"
+        )
+    kind = metadata.RecordKind.GRADIENT_STATS
+    value = summary_pb2.Summary.Value(
+        tag=metadata.tag_for(kind, layer), tensor=tensor_util.make_tensor_proto(stats)
+    )
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(
+                kind, layer, module_type=module_type, shape=shape, order=order, fields=metadata.GRAD_FIELDS
             )
         )
     return value

@@ -13,12 +13,13 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import hooks, maps
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.layers import LayerSelector
-from tb_plugin_insight.capture.maps import CamPlan, MapRecord
+from tb_plugin_insight.capture.maps import CamPlan, MapRecord, SaliencyPlan
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.render import png
 
@@ -34,11 +35,13 @@ class WatchHandle:
         model: nn.Module,
         recorder: ActivationRecorder,
         cam_plan: Optional[CamPlan] = None,
+        saliency_plan: Optional[SaliencyPlan] = None,
     ) -> None:
         self._writer = weakref.ref(writer)
         self._model = weakref.ref(model)
         self._recorder = recorder
         self._cam_plan = cam_plan
+        self._saliency_plan = saliency_plan
 
     @property
     def cam_layer(self) -> Optional[str]:
@@ -48,6 +51,15 @@ class WatchHandle:
     @property
     def cam_methods(self) -> tuple[str, ...]:
         return self._cam_plan.methods if self._cam_plan else ()
+
+    @property
+    def saliency_methods(self) -> tuple[str, ...]:
+        return self._saliency_plan.methods if self._saliency_plan else ()
+
+    @property
+    def grads(self) -> bool:
+        """True when gradient flow is recorded (watch(grads=True), the default)."""
+        return self._recorder.gradients is not None
 
     @property
     def layers(self) -> list[str]:
@@ -143,8 +155,17 @@ class InsightWriter(SummaryWriter):
         cam_methods: Sequence[str] | str = ("gradcam",),
         cam_target: str = "predicted",
         class_names: Optional[Sequence[str]] = None,
+        grads: bool = True,
+        grad_accumulation: int = 1,
+        grad_scaler: Any = None,
+        update_ratio: bool = True,
+        saliency_every: Optional[int] = None,
+        saliency_methods: Sequence[str] | str | None = None,
+        saliency_target: Optional[str] = None,
+        saliency_options: Optional[dict[str, dict[str, Any]]] = None,
     ) -> WatchHandle:
-        """Record activation statistics of `model`'s layers every `every` steps, and CAMs of a probe.
+        """Record activation statistics and gradient flow of `model`'s layers every `every` steps, and CAMs
+        and input saliency of a probe.
 
         Steps: Insight counts the model's forward passes in training mode (`model.train()`), from 0.
         In the usual loop (one training forward per step, `global_step` counting from 0) its steps are
@@ -166,12 +187,35 @@ class InsightWriter(SummaryWriter):
             cam_methods: one or several of `tb_plugin_insight.cam.METHODS`; they share one pass.
             cam_target: "predicted" explains each image's predicted class; "label" its true label.
             class_names: names of the classes, shown in the tab.
+            grads: record gradient flow at the recorded steps, from the user's own backward (nothing
+                recomputed, `.grad` only read): per layer the norm, mean |g| and max |g| of its parameters'
+                gradients and of the gradient into its output, NaN/Inf counts, the weight norm and the
+                update ratio ||w_after - w_before|| / ||w_before||. Steps run under `torch.no_grad()` or
+                `inference_mode()` are skipped quietly. Gradients are read right after the backward, so
+                they are the values before any clipping (the update ratio shows the clipped update).
+            grad_accumulation: micro-batches per optimizer step. The record of step s then holds the
+                gradients accumulated over the k micro-batches of s's group (read after the last one's
+                backward) and the output gradients of micro-batch s. Make `every` a multiple of it.
+            grad_scaler: the `torch.amp.GradScaler` (or any object with `get_scale()`) that scales the
+                loss: gradient statistics are divided by its scale, so they show unscaled values. Without
+                it, statistics of scaled gradients are recorded as they are.
+            update_ratio: False skips the update ratio and the copy of the watched parameters it needs
+                (kept from the end of the backward to the next forward).
+            saliency_every: with a probe, record input saliency maps every `saliency_every` steps
+                (computed like CAMs, without changing training). Default: `cam_every`, when
+                `saliency_methods` is given.
+            saliency_methods: one or several of `tb_plugin_insight.saliency.METHODS` (default
+                "gradient" when only `saliency_every` is given).
+            saliency_target: "predicted" or "label"; default `cam_target`.
+            saliency_options: per method, options of `compute_saliency`, e.g.
+                `{"smoothgrad": {"samples": 8}}`; guided_gradcam's `target_layer` defaults to the CAM layer.
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
 
         Raises:
-            ValueError: unknown layer names (with close matches), no layer selected, bad `every`/`mode`.
+            ValueError: unknown layer names (with close matches), no layer selected, bad `every`/`mode`,
+                bad CAM, gradient or saliency options (each message names the fix).
             TypeError: `model` is not an nn.Module or `layers` has the wrong type.
         """
         if not isinstance(model, nn.Module):
@@ -186,10 +230,30 @@ class InsightWriter(SummaryWriter):
             self.set_probe(images, labels, class_names=class_names)
         elif class_names is not None and self._probe is not None:
             self._probe.class_names = tuple(str(n) for n in class_names)
+        if not isinstance(grads, bool):
+            raise TypeError(f"grads must be True or False, got {grads!r}")
+        grad_options = (
+            grads_mod.check_options(grad_accumulation, grad_scaler, update_ratio) if grads else None
+        )
         plan = None
         if self._probe is not None and cam_every:
             plan = maps.plan_cams(
                 model, self._probe, every=cam_every, layer=cam_layer, methods=cam_methods, target=cam_target
+            )
+        saliency_plan = None
+        if saliency_every is not None or saliency_methods:
+            if self._probe is None:
+                raise ValueError(
+                    "saliency maps need a probe batch: pass probe=(images, labels) or call set_probe"
+                )
+            saliency_plan = maps.plan_saliency(
+                model,
+                self._probe,
+                every=cam_every if saliency_every is None else saliency_every,
+                methods=saliency_methods or ("gradient",),
+                target=saliency_target or cam_target,
+                options=saliency_options,
+                cam_layer=plan.layer if plan else None,
             )
         self.unwatch(model)
         recorder = ActivationRecorder(
@@ -198,10 +262,12 @@ class InsightWriter(SummaryWriter):
             every=every,
             mode=mode,
             on_record=self._record_activation_stats,
-            on_step_start=self._step_starter(plan) if plan else None,
+            on_step_start=self._step_starter(plan, saliency_plan) if plan or saliency_plan else None,
+            gradients=grad_options,
+            on_gradient_record=self._record_gradient_stats,
         )
         self._recorders[id(model)] = recorder
-        return WatchHandle(self, model, recorder, plan)
+        return WatchHandle(self, model, recorder, plan, saliency_plan)
 
     def add_cam(
         self,
@@ -246,21 +312,78 @@ class InsightWriter(SummaryWriter):
         )
         self._write_maps(step, probe, layer_name, record, auto_selected=auto)
 
-    def _step_starter(self, plan: CamPlan) -> Any:
+    def add_saliency(
+        self,
+        tag: str,
+        model: nn.Module,
+        inputs: Any,
+        method: Sequence[str] | str = "gradient",
+        targets: Any = None,
+        global_step: Optional[int] = None,
+        *,
+        labels: Any = None,
+        class_names: Optional[Sequence[str]] = None,
+        **options: Any,
+    ) -> None:
+        """Log input saliency maps of `inputs` once, under `tag` (the tab's overlay viewer, kind Saliency).
+
+        Args:
+            tag: the name of this batch of images in the tab.
+            model, inputs, targets, options: as `tb_plugin_insight.saliency.compute_saliency`.
+            method: a method name or a list of them.
+            global_step: the step to record at (default: the watched model's current step, else 0).
+            labels, class_names: optional true labels and class names shown under the images.
+        """
+        from tb_plugin_insight import saliency
+
+        if not isinstance(tag, str) or not tag or "/" in tag:
+            raise ValueError(f"tag must be a non-empty string without '/', got {tag!r}")
+        step = _check_step(global_step if global_step is not None else (self.step or 0))
+        probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
+        images = probe.on(maps.model_device(model))
+        methods = [method] if isinstance(method, str) else list(dict.fromkeys(method))
+        result = {m: saliency.compute_saliency(model, images, m, targets, **options) for m in methods}
+        predicted, probability = maps.predictions(model, images)
+        record = MapRecord(
+            maps={m: probe_mod.maps_to_uint8(v) for m, v in result.items()},
+            predicted=predicted,
+            probability=probability,
+        )
+        self._write_maps(step, probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY)
+
+    def _step_starter(self, plan: Optional[CamPlan], saliency_plan: Optional[SaliencyPlan]) -> Any:
         def on_step_start(step: int, model: nn.Module) -> None:
-            if step % plan.every or self._probe is None or id(plan) in self._map_failures:
+            cams_now = plan is not None and step % plan.every == 0 and id(plan) not in self._map_failures
+            if cams_now and plan is not None and self._probe is not None:
+                try:
+                    record = maps.run_cams(model, self._probe, plan)
+                    self._write_maps(step, self._probe, plan.layer, record, auto_selected=plan.auto_selected)
+                except Exception:  # noqa: BLE001 - recording must never break the user's training
+                    self._map_failures.add(id(plan))
+                    logger.exception("Insight stopped recording CAMs of layer %r", plan.layer)
+            sp = saliency_plan
+            if sp is None or step % sp.every or self._probe is None or id(sp) in self._map_failures:
                 return
             try:
-                record = maps.run_cams(model, self._probe, plan)
-                self._write_maps(step, self._probe, plan.layer, record, auto_selected=plan.auto_selected)
+                record = maps.run_saliency(model, self._probe, sp, predict=not cams_now)
+                self._write_maps(
+                    step, self._probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY
+                )
             except Exception:  # noqa: BLE001 - recording must never break the user's training
-                self._map_failures.add(id(plan))
-                logger.exception("Insight stopped recording CAMs of layer %r", plan.layer)
+                self._map_failures.add(id(sp))
+                logger.exception("Insight stopped recording saliency maps")
 
         return on_step_start
 
     def _write_maps(
-        self, step: int, probe: Probe, layer: str, record: MapRecord, *, auto_selected: bool
+        self,
+        step: int,
+        probe: Probe,
+        layer: str,
+        record: MapRecord,
+        *,
+        auto_selected: bool,
+        kind: int = metadata.RecordKind.CAM,
     ) -> None:
         n, h, w = next(iter(record.maps.values())).shape
         values = []
@@ -278,7 +401,6 @@ class InsightWriter(SummaryWriter):
                     class_names=probe.class_names,
                 )
             )
-        kind = metadata.RecordKind.CAM
         for method, array in record.maps.items():
             tag = metadata.tag_for(kind, layer, method, probe.name)
             values.append(
@@ -345,6 +467,21 @@ class InsightWriter(SummaryWriter):
                     with_metadata=tag_first,
                 )
             )
+        self._write(summary.summary_of(values), step)
+
+    def _record_gradient_stats(self, step: int, infos: Sequence[LayerInfo], stats: np.ndarray) -> None:
+        kind = metadata.RecordKind.GRADIENT_STATS
+        values = [
+            summary.gradient_stats_value(
+                info.name,
+                row,
+                module_type=info.module_type,
+                shape=info.shape,
+                order=info.order,
+                with_metadata=self._first_time(metadata.tag_for(kind, info.name)),
+            )
+            for info, row in zip(infos, stats)
+        ]
         self._write(summary.summary_of(values), step)
 
     def _first_time(self, key: str) -> bool:

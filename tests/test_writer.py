@@ -105,9 +105,10 @@ def test_steps_line_up_with_global_step(tmp_path: Path) -> None:
         writer.watch(model, every=5)
         train(model, 23, writer)
     steps = insight_steps(tmp_path)
-    assert set(steps) == {metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, n) for n in "012346"}
+    kinds = (metadata.RecordKind.ACTIVATION_STATS, metadata.RecordKind.GRADIENT_STATS)
+    assert set(steps) == {metadata.tag_for(kind, n) for kind in kinds for n in "012346"}
     for recorded in steps.values():
-        assert recorded == [0, 5, 10, 15, 20]
+        assert recorded == [0, 5, 10, 15, 20]  # gradient records at the activation records' steps
 
 
 def test_step_override(tmp_path: Path) -> None:
@@ -136,7 +137,7 @@ def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
                 parsed = metadata.parse_plugin_metadata(value.metadata.plugin_data.content)
                 assert value.metadata.data_class == 2  # DATA_CLASS_TENSOR
                 assert parsed is not None and parsed.module_type and list(parsed.shape)
-    assert len(with_metadata) == 6 and set(with_metadata.values()) == {1}
+    assert len(with_metadata) == 12 and set(with_metadata.values()) == {1}  # activation + gradient tags
 
 
 def test_recording_never_changes_training(tmp_path: Path) -> None:

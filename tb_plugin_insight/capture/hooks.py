@@ -3,7 +3,8 @@
 One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
 hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
 per-layer vectors are stacked and copied to the host in one transfer, then handed to `on_record`.
-Hooks only read detached outputs: they never change what the model computes.
+Hooks only read detached outputs: they never change what the model computes. With gradient options, the
+same hooks drive a `grads.GradientRecorder` that watches the user's backward of the recorded steps.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight.capture import reduce
+from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,8 @@ class ActivationRecorder:
         mode: Mode,
         on_record: RecordCallback,
         on_step_start: StepStartCallback | None = None,
+        gradients: GradientOptions | None = None,
+        on_gradient_record: RecordCallback | None = None,
     ) -> None:
         self.every = every
         self.mode = mode
@@ -82,6 +86,16 @@ class ActivationRecorder:
         self._on_step_start = on_step_start
         self._suspended = False
         self._recording = False
+        self._grad_recording = False
+        self.gradients: GradientRecorder | None = None
+        if gradients is not None and on_gradient_record is not None:
+            on_grad = on_gradient_record
+            self.gradients = GradientRecorder(
+                model,
+                layers,
+                gradients,
+                lambda step, indices, array: on_grad(step, [self.layers[i] for i in indices], array),
+            )
         self._pending: dict[int, torch.Tensor] = {}
         self._failed: set[int] = set()
         self._handles: list[RemovableHandle] = [
@@ -92,12 +106,15 @@ class ActivationRecorder:
             self._handles.append(module.register_forward_hook(self._layer_hook(index)))
 
     def remove(self) -> None:
-        """Remove every hook this recorder registered (idempotent)."""
+        """Remove every hook this recorder registered (idempotent); a finished gradient record is written."""
+        if self.gradients is not None:
+            self.gradients.remove()
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
         self._pending.clear()
         self._recording = False
+        self._grad_recording = False
 
     @property
     def active(self) -> bool:
@@ -119,11 +136,16 @@ class ActivationRecorder:
         if self._suspended:
             return
         self._pending.clear()
+        if self.gradients is not None:
+            self.gradients.before_forward()  # the previous step's update has happened: write its record
         counts = self._counts(model)
         if counts and self._on_step_start is not None:
             with self.suspended():
                 self._on_step_start(self.step, model)  # probe passes see the weights this step uses
         self._recording = counts and self.step % self.every == 0
+        self._grad_recording = (
+            self._recording and self.gradients is not None and self.gradients.begin(self.step)
+        )
 
     def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -137,6 +159,8 @@ class ActivationRecorder:
                 if not info.shape:
                     info.shape = tuple(tensor.shape)
                 self._pending[index] = reduce.activation_stats(tensor)
+                if self._grad_recording and self.gradients is not None:
+                    self.gradients.watch_output(index, tensor)
             except Exception:  # noqa: BLE001 - recording must never break the user's training
                 self._failed.add(index)
                 logger.exception("Insight stopped recording layer %r", self.layers[index].name)
@@ -148,7 +172,9 @@ class ActivationRecorder:
             return
         step, recording = self.step, self._recording
         self.step += 1
-        self._recording = False
+        self._recording = self._grad_recording = False
+        if self.gradients is not None:
+            self.gradients.after_forward(step, completed=output is not None)
         if not recording or not self._pending:
             return
         indices = sorted(self._pending)

@@ -1,4 +1,4 @@
-"""Map passes on the probe batch: which layer and methods, and the uint8 maps to store per step."""
+"""Map passes on the probe batch (CAMs and input saliency): what to compute, and the uint8 maps to store."""
 
 from __future__ import annotations
 
@@ -16,7 +16,18 @@ from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.explain.capture import resolve_layer
 
-__all__ = ["CamPlan", "MapRecord", "model_device", "plan_cams", "resolve_layer", "run_cams"]
+__all__ = [
+    "CamPlan",
+    "MapRecord",
+    "SaliencyPlan",
+    "model_device",
+    "plan_cams",
+    "plan_saliency",
+    "predictions",
+    "resolve_layer",
+    "run_cams",
+    "run_saliency",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +43,16 @@ class CamPlan:
     methods: tuple[str, ...]
     target: str  # "predicted" or "label"
     auto_selected: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class SaliencyPlan:
+    """What watch(..., saliency_every=...) records: input saliency maps of the probe, one per method."""
+
+    every: int
+    methods: tuple[str, ...]
+    target: str  # "predicted" or "label"
+    options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, hash=False)
 
 
 @dataclasses.dataclass
@@ -109,3 +130,85 @@ def run_cams(model: nn.Module, probe: Probe, plan: CamPlan) -> MapRecord:
         predicted=None if result.predicted is None else result.predicted.cpu().numpy(),
         probability=None if result.probability is None else result.probability.float().cpu().numpy(),
     )
+
+
+def plan_saliency(
+    model: nn.Module,
+    probe: Probe,
+    *,
+    every: Any,
+    methods: Sequence[str] | str,
+    target: str,
+    options: Optional[dict[str, dict[str, Any]]] = None,
+    cam_layer: Optional[str] = None,
+) -> SaliencyPlan:
+    """Validate saliency options once, at watch() time, with a dry run on one probe image.
+
+    `guided_gradcam` needs a `target_layer`: without one in `options`, the CAM layer (or the last spatial
+    layer) is used.
+
+    Raises:
+        ValueError / TypeError: bad `every`, unknown method, an option the method does not take, target
+            "label" without labels, or a dry run that fails (each message says what to pass instead).
+    """
+    from tb_plugin_insight import saliency
+
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ValueError(f"saliency_every must be a positive int (steps between maps), got {every!r}")
+    if target not in CAM_TARGETS:
+        raise ValueError(f"saliency target must be one of {', '.join(CAM_TARGETS)}, got {target!r}")
+    if target == "label" and probe.labels is None:
+        raise ValueError("a 'label' saliency target needs probe labels: pass probe=(images, labels)")
+    names = tuple(dict.fromkeys([methods] if isinstance(methods, str) else list(methods)))
+    if not names:
+        raise ValueError(f"give at least one saliency method, from {', '.join(saliency.METHODS)}")
+    for name in names:
+        if name not in saliency.METHODS:
+            raise ValueError(f"unknown saliency method {name!r}: choose from {', '.join(saliency.METHODS)}")
+    per_method = {m: dict((options or {}).get(m, {})) for m in names}
+    unknown = sorted(set(options or {}) - set(names))
+    if unknown:
+        raise ValueError(f"saliency_options for method(s) {', '.join(unknown)} not in saliency_methods")
+    sample = probe.on(model_device(model))[:1]
+    if "guided_gradcam" in per_method and per_method["guided_gradcam"].get("target_layer") is None:
+        per_method["guided_gradcam"]["target_layer"] = cam_layer or probe_mod.find_last_spatial_layer(
+            model, sample
+        )
+    plan = SaliencyPlan(every, names, target, per_method)
+    run_saliency(
+        model, dataclasses.replace(probe, images=probe.images[:1], _on_device={}), plan, predict=False
+    )
+    return plan
+
+
+def run_saliency(model: nn.Module, probe: Probe, plan: SaliencyPlan, *, predict: bool = True) -> MapRecord:
+    """The plan's saliency maps of the whole probe, and (if `predict`) what the model predicts on it."""
+    from tb_plugin_insight import saliency
+
+    device = model_device(model)
+    images = probe.on(device)
+    targets = _targets(plan.target, probe, device, len(images))
+    maps = {
+        method: probe_mod.maps_to_uint8(
+            saliency.compute_saliency(model, images, method, targets, **plan.options.get(method, {}))
+        )
+        for method in plan.methods
+    }
+    predicted, probability = predictions(model, images) if predict else (None, None)
+    return MapRecord(maps=maps, predicted=predicted, probability=probability)
+
+
+def predictions(model: nn.Module, images: torch.Tensor) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """Predicted class and its softmax probability per image, from one side-effect-free forward.
+
+    (None, None) when the output is not (N, classes) scores.
+    """
+    from tb_plugin_insight.explain.capture import side_effect_free
+    from tb_plugin_insight.explain.targets import model_output
+
+    with side_effect_free(model, images), torch.no_grad():
+        output = model_output(model(images))
+    if output.dim() != 2:
+        return None, None
+    probability, predicted = output.float().softmax(dim=1).max(dim=1)
+    return predicted.cpu().numpy(), probability.cpu().numpy()

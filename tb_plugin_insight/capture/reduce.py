@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from tb_plugin_insight import metadata
@@ -77,3 +79,47 @@ def _masked_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tens
     zero_fraction = (x == 0).sum() / numel
     parts = (mean, std, lo, hi, zero_fraction, is_nan.sum(), is_inf.sum(), torch.tensor(numel))
     return torch.stack([p.to(device=x.device, dtype=dtype) for p in parts])
+
+
+# Entries of `grad_parts`: sums that add up across tensors, so a layer's parameters combine exactly.
+GRAD_PARTS: tuple[str, ...] = ("sumSquares", "sumAbs", "maxAbs", "nanCount", "infCount", "numel")
+
+
+@torch.no_grad()
+def grad_parts(g: torch.Tensor) -> torch.Tensor:
+    """(sum of squares, sum of |g|, max |g|, NaN count, Inf count, element count) of `g`, on its device.
+
+    Sums and the maximum are over the finite elements (max is -inf when there are none), so parts of
+    several tensors combine by adding (and taking the max). On the CPU a finite L2 norm proves there is no
+    NaN/Inf and three fast reductions suffice (float32 accumulation: about 1e-5 relative error for
+    millions of elements); otherwise, and on accelerators (no host round trip), NaN/Inf are masked out.
+    """
+    g = g.detach()
+    if g.is_sparse:
+        g = g.coalesce().values()
+    dtype = stats_dtype(g.device)
+    numel = g.numel()
+    if numel == 0:
+        return torch.tensor([0.0, 0.0, float("-inf"), 0, 0, 0], dtype=dtype, device=g.device)
+    if g.dtype in (torch.float16, torch.bfloat16) or not g.is_floating_point():
+        g = g.float()
+    if g.device.type == "cpu":
+        norm = float(torch.linalg.vector_norm(g))
+        if math.isfinite(norm):
+            lo, hi = torch.aminmax(g)
+            sum_abs = float(torch.linalg.vector_norm(g, 1))
+            return torch.tensor([norm * norm, sum_abs, max(-float(lo), float(hi)), 0, 0, numel], dtype=dtype)
+    is_nan = torch.isnan(g)
+    is_inf = torch.isinf(g)
+    a = torch.where(is_nan | is_inf, g.new_zeros(()), g).abs_()
+    n_bad = is_nan.sum() + is_inf.sum()
+    max_abs = torch.where(n_bad == numel, a.new_full((), float("-inf")), a.amax())
+    parts = (
+        torch.linalg.vector_norm(a, dtype=dtype).square(),
+        a.sum(dtype=dtype),
+        max_abs,
+        is_nan.sum(),
+        is_inf.sum(),
+        torch.tensor(numel, device=g.device),
+    )
+    return torch.stack([p.to(dtype=dtype) for p in parts])

@@ -79,6 +79,21 @@ def get_param(
     return value
 
 
+def get_list_param(request: Request, name: str, *, allowed: Collection[str]) -> list[str]:
+    """An optional comma-separated list of names from `allowed` (empty list when absent), in order."""
+    text = get_param(request, name, required=False)
+    if not text:
+        return []
+    names = list(dict.fromkeys(text.split(",")))
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise bad_request(
+            f"query parameter '{name}' has unknown entries {', '.join(repr(b[:40]) for b in bad[:3])};"
+            f" allowed: {', '.join(allowed)}"
+        )
+    return names
+
+
 def respond_json(request: Request, body: Any) -> Response:
     return http_util.Respond(request, body, JSON)
 

@@ -39,6 +39,7 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/layers": self._serve_layers,
             "/stats_heatmap": self._serve_stats_heatmap,
             "/layer_stats": self._serve_layer_stats,
+            "/gradients": self._serve_gradients,
             "/probe": self._serve_probe,
             "/probe_image": self._serve_probe_image,
             "/maps": self._serve_maps,
@@ -84,6 +85,15 @@ class InsightPlugin(base_plugin.TBPlugin):
         run = http.get_param(request, "run")
         layer = http.get_param(request, "layer")
         return http.respond_json(request, self._queries.layer_stats(ctx, eid, run, layer))
+
+    @http.route
+    def _serve_gradients(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        fields = http.get_list_param(request, "fields", allowed=metadata.GRAD_FIELDS)
+        return http.respond_json(
+            request, self._queries.gradients(ctx, eid, run, fields or list(metadata.GRAD_FIELDS))
+        )
 
     @http.route
     def _serve_probe(self, request: Request) -> Response:

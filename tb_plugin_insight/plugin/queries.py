@@ -48,9 +48,13 @@ class InsightQueries:
         self._downsample = downsample if downsample > 0 else ALL_POINTS
 
     def _stats_series(
-        self, ctx: Any, eid: str, runs: Iterable[str] | None = None
+        self,
+        ctx: Any,
+        eid: str,
+        runs: Iterable[str] | None = None,
+        kind: int = metadata.RecordKind.ACTIVATION_STATS,
     ) -> dict[str, dict[str, tuple[metadata.PluginData, Any]]]:
-        """{run: {layer: (metadata, time series)}} of activation-stats tags readable by this version."""
+        """{run: {layer: (metadata, time series)}} of per-layer tags of `kind` readable by this version."""
         run_filter = tb_provider.RunTagFilter(runs=list(runs)) if runs is not None else None
         listing = self._provider.list_tensors(
             ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=run_filter
@@ -59,7 +63,7 @@ class InsightQueries:
         for run, tags in listing.items():
             for tag, series in tags.items():
                 data = _parse(series.plugin_content)
-                if data is None or data.kind != metadata.RecordKind.ACTIVATION_STATS:
+                if data is None or data.kind != kind:
                     continue
                 if tag != metadata.tag_for(data.kind, data.layer):
                     continue
@@ -152,6 +156,42 @@ class InsightQueries:
             "wallTimes": [float(d.wall_time) for d in points],
             "stats": columns,
         }
+
+    def gradients(self, ctx: Any, eid: str, run: str, fields: list[str]) -> dict[str, Any]:
+        """Gradient statistics of every layer at every recorded step, `values[field][layer][step]`."""
+        layers = self._stats_series(ctx, eid, [run], kind=metadata.RecordKind.GRADIENT_STATS).get(run, {})
+        if not layers:
+            self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
+        ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
+        tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
+        data_by_tag = self._read(ctx, eid, run, tags) if tags else {}
+        per_layer: list[dict[int, Any]] = []
+        for (data, _), tag in zip(ordered, tags):
+            stored = list(data.fields) or list(metadata.GRAD_FIELDS)
+            columns = [stored.index(f) if f in stored else -1 for f in fields]
+            per_layer.append(
+                {int(d.step): _pick(d.numpy.reshape(-1), columns) for d in data_by_tag.get(tag, [])}
+            )
+        steps = sorted({step for rows in per_layer for step in rows})
+        missing = [None] * len(fields)
+        return {
+            "run": run,
+            "fields": fields,
+            "layers": [
+                {"name": d.layer, "moduleType": d.module_type, "shape": list(d.shape), "order": d.order}
+                for d, _ in ordered
+            ],
+            "steps": steps,
+            "values": {
+                field: [[rows.get(step, missing)[k] for step in steps] for rows in per_layer]
+                for k, field in enumerate(fields)
+            },
+        }
+
+
+def _pick(vector: Any, columns: list[int]) -> list[float | None]:
+    """The chosen entries of a stored vector; None where absent or not finite."""
+    return [_finite_or_none(vector[c]) if 0 <= c < vector.shape[0] else None for c in columns]
 
 
 _MAP_KIND_NAMES = {metadata.RecordKind.CAM: "cam", metadata.RecordKind.SALIENCY: "saliency"}

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)tb_plugin_insight/proto/plugin_data.proto\x12\x11tb_plugin_insight\"\xb1\x02\n\x11InsightPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.tb_plugin_insight.RecordKind\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x13\n\x0bmodule_type\x18\x04 \x01(\t\x12\r\n\x05shape\x18\x05 \x03(\x03\x12\r\n\x05order\x18\x06 \x01(\x05\x12\x0e\n\x06\x66ields\x18\x07 \x03(\t\x12\x0e\n\x06method\x18\x08 \x01(\t\x12\x12\n\nnum_images\x18\t \x01(\x05\x12\x0e\n\x06height\x18\n \x01(\x05\x12\r\n\x05width\x18\x0b \x01(\x05\x12\x0e\n\x06labels\x18\x0c \x03(\x03\x12\x13\n\x0b\x63lass_names\x18\r \x03(\t\x12\x15\n\rauto_selected\x18\x0e \x01(\x08\x12\r\n\x05probe\x18\x0f \x01(\t*\x7f\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43TIVATION_STATS\x10\x01\x12\x10\n\x0cPROBE_IMAGES\x10\x02\x12\x07\n\x03\x43\x41M\x10\x03\x12\x15\n\x11PROBE_PREDICTIONS\x10\x04\x12\x0c\n\x08SALIENCY\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)tb_plugin_insight/proto/plugin_data.proto\x12\x11tb_plugin_insight\"\xb1\x02\n\x11InsightPluginData\x12\x0f\n\x07version\x18\x01 \x01(\x05\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.tb_plugin_insight.RecordKind\x12\r\n\x05layer\x18\x03 \x01(\t\x12\x13\n\x0bmodule_type\x18\x04 \x01(\t\x12\r\n\x05shape\x18\x05 \x03(\x03\x12\r\n\x05order\x18\x06 \x01(\x05\x12\x0e\n\x06\x66ields\x18\x07 \x03(\t\x12\x0e\n\x06method\x18\x08 \x01(\t\x12\x12\n\nnum_images\x18\t \x01(\x05\x12\x0e\n\x06height\x18\n \x01(\x05\x12\r\n\x05width\x18\x0b \x01(\x05\x12\x0e\n\x06labels\x18\x0c \x03(\x03\x12\x13\n\x0b\x63lass_names\x18\r \x03(\t\x12\x15\n\rauto_selected\x18\x0e \x01(\x08\x12\r\n\x05probe\x18\x0f \x01(\t*\x93\x01\n\nRecordKind\x12\x1b\n\x17RECORD_KIND_UNSPECIFIED\x10\x00\x12\x14\n\x10\x41\x43TIVATION_STATS\x10\x01\x12\x10\n\x0cPROBE_IMAGES\x10\x02\x12\x07\n\x03\x43\x41M\x10\x03\x12\x15\n\x11PROBE_PREDICTIONS\x10\x04\x12\x0c\n\x08SALIENCY\x10\x05\x12\x12\n\x0eGRADIENT_STATS\x10\x06\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tb_plugin_insight.proto.plugin_data_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RECORDKIND']._serialized_start=372
-  _globals['_RECORDKIND']._serialized_end=499
+  _globals['_RECORDKIND']._serialized_start=373
+  _globals['_RECORDKIND']._serialized_end=520
   _globals['_INSIGHTPLUGINDATA']._serialized_start=65
   _globals['_INSIGHTPLUGINDATA']._serialized_end=370
 # @@protoc_insertion_point(module_scope)

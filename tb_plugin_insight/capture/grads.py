@@ -1,0 +1,330 @@
+"""Gradient flow from the user's own backward: per-layer gradient statistics and update ratios.
+
+Nothing is recomputed and `.grad` is only read:
+
+* At a recorded forward (the steps that also get activation statistics, when gradients are enabled), a
+  tensor hook goes on each watched layer's output. In the user's backward it reduces the gradient flowing
+  into that output on its device and returns None, so the gradient passes on unchanged.
+* At the forward that completes the optimizer step (that same forward; with `accumulation=k`, the last of
+  the k micro-batches of its group) a post-accumulate-grad hook goes on each parameter of the watched
+  layers. It fires in that forward's backward right after the parameter's `.grad` has been accumulated,
+  i.e. with the value the optimizer will use (summed over the micro-batches, before any clipping or
+  unscaling done between backward and step), reduces it, and keeps a copy of the parameter.
+* At the model's next forward (in the usual loop: after `optimizer.step()`), or at unwatch/close, each
+  copy is compared with the updated parameter, giving the update ratio ||w_after - w_before|| /
+  ||w_before|| of exactly the recorded step. Every layer's numbers are stacked on the device and moved to
+  the host in one transfer, and the parameter hooks are removed.
+
+Cost: nothing at steps that are not recorded. At a recorded step, a few reductions per gradient and a
+copy of the watched parameters that lives from the end of the backward to the next forward (none with
+`update_ratio=False`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+from tb_plugin_insight import metadata
+from tb_plugin_insight.capture import reduce
+
+logger = logging.getLogger(__name__)
+
+GradRecordCallback = Callable[[int, Sequence[int], np.ndarray], None]
+Scale = Union[None, float, torch.Tensor]
+
+NUM_FIELDS = len(metadata.GRAD_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientOptions:
+    """What watch(grads=True, ...) asked for (validated by `check_options`)."""
+
+    accumulation: int = 1
+    scaler: Any = None
+    update_ratio: bool = True
+
+
+def check_options(accumulation: Any, scaler: Any, update_ratio: Any) -> GradientOptions:
+    """Validate watch()'s gradient keywords.
+
+    Raises:
+        ValueError: `grad_accumulation` is not a positive int.
+        TypeError: `grad_scaler` has no `get_scale()`, or `update_ratio` is not a bool.
+    """
+    if isinstance(accumulation, bool) or not isinstance(accumulation, int) or accumulation < 1:
+        raise ValueError(
+            "grad_accumulation must be a positive int (micro-batches per optimizer step),"
+            f" got {accumulation!r}"
+        )
+    if scaler is not None and not callable(getattr(scaler, "get_scale", None)):
+        raise TypeError(
+            f"grad_scaler must be a torch.amp.GradScaler (or have get_scale()), got {type(scaler).__name__}"
+        )
+    if not isinstance(update_ratio, bool):
+        raise TypeError(f"update_ratio must be True or False, got {update_ratio!r}")
+    return GradientOptions(accumulation, scaler, update_ratio)
+
+
+def attribute_parameters(
+    model: nn.Module, layers: Sequence[tuple[int, str, nn.Module]]
+) -> list[tuple[int, nn.Parameter]]:
+    """(index into `layers`, parameter) for every parameter of a watched layer.
+
+    A parameter belongs to the innermost watched module that contains it (a watched block and a watched
+    conv inside it: the conv's weight is the conv's); a parameter shared by several modules is counted
+    once, for the first. Parameters outside every watched module are not described.
+    """
+    index_of = {name: i for i, (_, name, _) in enumerate(layers)}
+    owned: list[tuple[int, nn.Parameter]] = []
+    for qualified, param in model.named_parameters():
+        parts = qualified.split(".")[:-1]
+        for cut in range(len(parts), -1, -1):
+            owner = ".".join(parts[:cut])
+            if owner in index_of:
+                owned.append((index_of[owner], param))
+                break
+    return owned
+
+
+@dataclasses.dataclass
+class _ParamRecord:
+    parts: torch.Tensor  # reduce.grad_parts of .grad
+    weight_sq: torch.Tensor  # ||w||^2 before the update
+    before: Optional[torch.Tensor]  # copy of w for the update ratio
+
+
+@dataclasses.dataclass
+class _Pending:
+    """One gradient record in the making: labelled `step`, completed by the backward of group `group`."""
+
+    step: int
+    group: int
+    act_scale: Scale
+    act: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
+    hooked: set[int] = dataclasses.field(default_factory=set)
+    armed: bool = False
+    param_scale: Scale = None
+    params: dict[int, _ParamRecord] = dataclasses.field(default_factory=dict)
+    handles: list[RemovableHandle] = dataclasses.field(default_factory=list)
+
+
+class GradientRecorder:
+    """Gradient statistics of the watched layers at the recorded steps, driven by ActivationRecorder.
+
+    ActivationRecorder calls `before_forward()` at every forward of the model, `begin(step)` at recorded
+    forwards, `watch_output(index, tensor)` from its layer hooks, and `after_forward(step)` after every
+    counted forward. `on_record(step, layer_indices, array)` receives a (layers, len(GRAD_FIELDS)) array.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        layers: Sequence[tuple[int, str, nn.Module]],
+        options: GradientOptions,
+        on_record: GradRecordCallback,
+    ) -> None:
+        self.options = options
+        self._params = attribute_parameters(model, layers)
+        self._on_record = on_record
+        self._pending: Optional[_Pending] = None
+        self._failed = False
+
+    # --- called by ActivationRecorder -------------------------------------------------------------
+
+    def before_forward(self) -> None:
+        """A new forward: write the previous record if its backward has happened."""
+        pending = self._pending
+        if (
+            pending is not None
+            and pending.armed
+            and (pending.params or (pending.act and not pending.handles))
+        ):
+            self._finish(pending)
+
+    def begin(self, step: int) -> bool:
+        """A recorded forward starts; True if its layer outputs should get gradient hooks."""
+        if self._failed or not torch.is_grad_enabled():
+            return False  # under no_grad / inference_mode there is no backward to watch
+        group = step // self.options.accumulation
+        pending = self._pending
+        if pending is not None:
+            if pending.group == group:
+                return False  # an earlier micro-batch of this optimizer step opened the record
+            self._finish(pending)  # its optimizer step never completed: write what was seen
+        self._pending = _Pending(step, group, self._guarded(self._scale))
+        return True
+
+    def watch_output(self, index: int, tensor: torch.Tensor) -> None:
+        pending = self._pending
+        if pending is None or index in pending.hooked or not tensor.requires_grad:
+            return
+        pending.hooked.add(index)
+        tensor.register_hook(self._output_hook(pending, index))
+
+    def after_forward(self, step: int, completed: bool) -> None:
+        """Arm the parameter hooks at the forward whose backward completes the optimizer step."""
+        k = self.options.accumulation
+        pending = self._pending
+        if pending is None or pending.armed or step // k != pending.group or step % k != k - 1:
+            return
+        if not completed or not torch.is_grad_enabled():
+            return
+        pending.armed = True
+        pending.param_scale = self._guarded(self._scale)
+        for j, (_, param) in enumerate(self._params):
+            if param.requires_grad:
+                pending.handles.append(param.register_post_accumulate_grad_hook(self._param_hook(pending, j)))
+
+    def remove(self) -> None:
+        """Write a record whose backward has happened, then drop every hook (idempotent)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        if pending.params or pending.act:
+            self._finish(pending)
+        else:
+            _remove_handles(pending)
+
+    # --- hooks ----------------------------------------------------------------------------------------
+
+    def _output_hook(self, pending: _Pending, index: int) -> Callable[[torch.Tensor], None]:
+        def hook(grad: torch.Tensor) -> None:
+            if not self._failed:
+                parts = self._guarded(reduce.grad_parts, grad)
+                if parts is not None:
+                    pending.act[index] = parts
+            return None  # the gradient passes on unchanged
+
+        return hook
+
+    def _param_hook(self, pending: _Pending, j: int) -> Callable[[torch.Tensor], None]:
+        def hook(param: torch.Tensor) -> None:
+            if not self._failed and param.grad is not None:
+                record = self._guarded(self._read_param, param)
+                if record is not None:
+                    pending.params[j] = record  # a second backward before the step: the later value
+
+        return hook
+
+    def _read_param(self, param: torch.Tensor) -> _ParamRecord:
+        w = param.detach()
+        weight_sq = torch.linalg.vector_norm(w, dtype=reduce.stats_dtype(w.device)).square()
+        before = w.clone() if self.options.update_ratio else None
+        return _ParamRecord(reduce.grad_parts(param.grad), weight_sq, before)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run fn; on any error stop recording gradients (never break the user's training)."""
+        try:
+            return fn(*args)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            self._failed = True
+            logger.exception("Insight stopped recording gradients")
+            return None
+
+    def _scale(self) -> Scale:
+        """The GradScaler's current scale without a device sync (None when there is no scaling)."""
+        scaler = self.options.scaler
+        if scaler is None:
+            return None
+        is_enabled = getattr(scaler, "is_enabled", None)
+        if callable(is_enabled) and not is_enabled():
+            return None
+        get_async = getattr(scaler, "_get_scale_async", None)  # torch's GradScaler: the scale tensor
+        scale = get_async() if callable(get_async) else None
+        if isinstance(scale, torch.Tensor):
+            return scale.detach().clone()  # update() changes it in place after the step
+        return float(scaler.get_scale())
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def _finish(self, pending: _Pending) -> None:
+        if self._pending is pending:
+            self._pending = None
+        _remove_handles(pending)
+        if self._failed:
+            return
+        rows = self._guarded(self._rows, pending)
+        if rows is not None and rows[0]:
+            indices, array = rows
+            self._on_record(pending.step, indices, array)
+
+    def _rows(self, pending: _Pending) -> tuple[list[int], np.ndarray]:
+        """(layer indices, their GRAD_FIELDS rows), reduced on the device, one host transfer."""
+        by_layer: dict[int, list[tuple[_ParamRecord, torch.Tensor]]] = {}
+        for j, record in pending.params.items():
+            index, param = self._params[j]
+            by_layer.setdefault(index, []).append((record, param))
+        indices = sorted(set(by_layer) | set(pending.act))
+        if not indices:
+            return [], np.zeros((0, NUM_FIELDS))
+        first = pending.act[indices[0]] if indices[0] in pending.act else by_layer[indices[0]][0][0].parts
+        device, dtype = first.device, first.dtype
+        rows = [
+            torch.cat(
+                [
+                    _param_fields(by_layer.get(i, []), pending.param_scale, device, dtype),
+                    _act_fields(pending.act.get(i), pending.act_scale, device, dtype),
+                ]
+            )
+            for i in indices
+        ]
+        return indices, torch.stack(rows).cpu().numpy()
+
+
+def _remove_handles(pending: _Pending) -> None:
+    for handle in pending.handles:
+        handle.remove()
+    pending.handles.clear()
+
+
+def _summarise(parts: torch.Tensor, scale: Scale) -> list[torch.Tensor]:
+    """norm, mean |g|, max |g| (divided by the scale), NaN, Inf, numel from summed grad parts."""
+    sum_sq, sum_abs, max_abs, nans, infs, numel = parts.unbind()
+    finite = numel - nans - infs
+    stats = [
+        sum_sq.sqrt(),
+        sum_abs / finite,
+        torch.where(finite > 0, max_abs, max_abs.new_full((), torch.nan)),
+    ]
+    if scale is not None:
+        divisor = scale.to(parts.device, parts.dtype) if isinstance(scale, torch.Tensor) else scale
+        stats = [s / divisor for s in stats]
+    return [*stats, nans, infs, numel]
+
+
+def _param_fields(
+    records: list[tuple[_ParamRecord, torch.Tensor]], scale: Scale, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """gradNorm … gradNumel, weightNorm, updateRatio of one layer's parameters (NaN when none)."""
+    if not records:
+        nan = float("nan")
+        return torch.tensor([nan, nan, nan, 0, 0, 0, nan, nan], dtype=dtype, device=device)
+    parts = torch.stack([r.parts.to(device) for r, _ in records])
+    summed = torch.cat([parts[:, :2].sum(0), parts[:, 2:3].amax(0), parts[:, 3:].sum(0)])
+    weight_norm = torch.stack([r.weight_sq.to(device, dtype) for r, _ in records]).sum().sqrt()
+    ratio = weight_norm.new_full((), float("nan"))
+    if all(r.before is not None for r, _ in records):
+        delta_sq = [
+            torch.linalg.vector_norm(r.before.sub_(p.detach()), dtype=dtype).square().to(device)
+            for r, p in records
+        ]
+        ratio = torch.stack(delta_sq).sum().sqrt() / weight_norm
+    return torch.stack([*_summarise(summed, scale), weight_norm, ratio]).to(dtype)
+
+
+def _act_fields(
+    parts: Optional[torch.Tensor], scale: Scale, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """actGradNorm … actGradNumel of one layer's output gradient (NaN when it was not seen)."""
+    if parts is None:
+        nan = float("nan")
+        return torch.tensor([nan, nan, nan, 0, 0, 0], dtype=dtype, device=device)
+    return torch.stack(_summarise(parts.to(device), scale)).to(dtype)

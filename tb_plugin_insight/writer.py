@@ -202,8 +202,8 @@ class InsightWriter(SummaryWriter):
             update_ratio: False skips the update ratio and the copy of the watched parameters it needs
                 (kept from the end of the backward to the next forward).
             saliency_every: with a probe, record input saliency maps every `saliency_every` steps
-                (computed like CAMs, without changing training). Default: `cam_every`, when
-                `saliency_methods` is given.
+                (computed like CAMs, without changing training). Default: `cam_every` (100 if that
+                is 0), when `saliency_methods` is given.
             saliency_methods: one or several of `tb_plugin_insight.saliency.METHODS` (default
                 "gradient" when only `saliency_every` is given).
             saliency_target: "predicted" or "label"; default `cam_target`.
@@ -249,7 +249,7 @@ class InsightWriter(SummaryWriter):
             saliency_plan = maps.plan_saliency(
                 model,
                 self._probe,
-                every=cam_every if saliency_every is None else saliency_every,
+                every=saliency_every if saliency_every is not None else (cam_every or 100),
                 methods=saliency_methods or ("gradient",),
                 target=saliency_target or cam_target,
                 options=saliency_options,

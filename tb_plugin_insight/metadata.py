@@ -35,8 +35,9 @@ STAT_FIELDS: tuple[str, ...] = (
 # Entries of the per-step gradient statistics vector of a layer, in stored order. "grad*": the gradients
 # of the layer's own parameters (all together, as the optimizer sees them after the backward); "weight*"
 # and "updateRatio": its parameters and the step's update ||w_after - w_before|| / ||w_before||;
-# "actGrad*": the gradient of the loss with respect to the layer's output in the recorded forward.
-# Norm, mean |g| and max |g| are over the finite elements; NaN and Inf are counted.
+# "actGrad*": the gradient of the loss with respect to the layer's output in the recorded forward (its
+# norm only: one fast pass inside the user's backward). Norms, mean |g| and max |g| are over the finite
+# elements; NaN and Inf are counted.
 GRAD_FIELDS: tuple[str, ...] = (
     "gradNorm",
     "gradMeanAbs",
@@ -47,8 +48,6 @@ GRAD_FIELDS: tuple[str, ...] = (
     "weightNorm",
     "updateRatio",
     "actGradNorm",
-    "actGradMeanAbs",
-    "actGradMaxAbs",
     "actGradNanCount",
     "actGradInfCount",
     "actGradNumel",

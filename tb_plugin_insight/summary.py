@@ -12,8 +12,8 @@ GRADIENT_STATS, tag `insight/gradient_stats/<layer>`, data class TENSOR:
     float64 tensor of shape [len(metadata.GRAD_FIELDS)], in that order: over the layer's own parameters
     together, the gradients' L2 norm, mean |g| and max |g| over the finite elements, NaN count, Inf
     count, element count; the parameters' L2 norm before the step's update and the update ratio
-    ||w_after - w_before|| / ||w_before||; then the same five statistics and element count of the
-    gradient with respect to the layer's output. NaN where there is nothing to describe (a layer
+    ||w_after - w_before|| / ||w_before||; then the L2 norm, NaN count, Inf count and element count of
+    the gradient with respect to the layer's output. NaN where there is nothing to describe (a layer
     without parameters, an update not seen). Gradients are divided by the GradScaler's scale when one
     was given to watch().
 

@@ -96,8 +96,6 @@ _NUMPY_FIELDS = (
     "weightNorm",
     "updateRatio",
     "actGradNorm",
-    "actGradMeanAbs",
-    "actGradMaxAbs",
     "actGradNumel",
 )
 
@@ -119,8 +117,8 @@ def _numpy_backward(x, y, w1, b1, w2, b2) -> dict[str, list[float]]:
         return [*stats(g), g.size, np.linalg.norm(w), LR * np.linalg.norm(g) / np.linalg.norm(w)]
 
     return {
-        "0": [*params(grads1, weights1), *stats(d_h), d_h.size],
-        "2": [*params(grads2, weights2), *stats(d_out), d_out.size],
+        "0": [*params(grads1, weights1), np.linalg.norm(d_h), d_h.size],
+        "2": [*params(grads2, weights2), np.linalg.norm(d_out), d_out.size],
     }
 
 

@@ -198,7 +198,7 @@ class GradientRecorder:
     def _output_hook(self, pending: _Pending, index: int) -> Callable[[torch.Tensor], None]:
         def hook(grad: torch.Tensor) -> None:
             if not self._failed:
-                parts = self._guarded(reduce.grad_parts, grad)
+                parts = self._guarded(_output_parts, grad)
                 if parts is not None:
                     pending.act[index] = parts
             return None  # the gradient passes on unchanged
@@ -279,6 +279,11 @@ class GradientRecorder:
         return indices, torch.stack(rows).cpu().numpy()
 
 
+def _output_parts(grad: torch.Tensor) -> torch.Tensor:
+    """Output gradients are large (batch x features): their norm only, the cheapest reduction."""
+    return reduce.grad_parts(grad, abs_stats=False)
+
+
 def _remove_handles(pending: _Pending) -> None:
     for handle in pending.handles:
         handle.remove()
@@ -323,8 +328,8 @@ def _param_fields(
 def _act_fields(
     parts: Optional[torch.Tensor], scale: Scale, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """actGradNorm … actGradNumel of one layer's output gradient (NaN when it was not seen)."""
+    """actGradNorm, actGradNanCount, actGradInfCount, actGradNumel of one layer's output gradient."""
     if parts is None:
-        nan = float("nan")
-        return torch.tensor([nan, nan, nan, 0, 0, 0], dtype=dtype, device=device)
-    return torch.stack(_summarise(parts.to(device), scale)).to(dtype)
+        return torch.tensor([float("nan"), 0, 0, 0], dtype=dtype, device=device)
+    norm, _, _, nans, infs, numel = _summarise(parts.to(device), scale)
+    return torch.stack([norm, nans, infs, numel]).to(dtype)

@@ -9,14 +9,9 @@ console errors. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -28,6 +23,7 @@ playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
+from conftest import tensorboard_process  # noqa: E402
 from tb_plugin_insight import InsightWriter  # noqa: E402
 
 pytestmark = [
@@ -98,49 +94,8 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     return root, layers
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _tensorboard(logdir: Path) -> Iterator[str]:
-    port = _free_port()
-    exe = Path(sys.executable).with_name("tensorboard")
-    log_path = logdir.parent / f"tensorboard-{port}.log"
-    with open(log_path, "w+b") as log:
-        proc = subprocess.Popen(
-            [str(exe), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: killed with its data server below
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError("tensorboard exited:\n" + log.read().decode(errors="replace")[-3000:])
-                try:
-                    with urllib.request.urlopen(base + "/data/plugins_listing", timeout=2) as resp:
-                        if resp.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("tensorboard did not answer /data/plugins_listing within 30 s")
-                time.sleep(0.2)
-            yield base
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
+# One way to run tensorboard for every test: conftest's.
+_tensorboard = tensorboard_process
 
 
 def _wait_for(page, predicate, what: str, timeout_ms: int = 20000):

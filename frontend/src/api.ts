@@ -115,6 +115,45 @@ export function fetchLayerStats(run: string, layer: string, signal?: AbortSignal
   return getJson<LayerStatsResponse>("layer_stats", { run, layer }, signal);
 }
 
+// ---- Gradient flow ----
+
+/** Stored gradient statistics per layer and step (metadata.GRAD_FIELDS). */
+export const GRAD_FIELDS = [
+  "gradNorm",
+  "gradMeanAbs",
+  "gradMaxAbs",
+  "gradNanCount",
+  "gradInfCount",
+  "gradNumel",
+  "weightNorm",
+  "updateRatio",
+  "actGradNorm",
+  "actGradNanCount",
+  "actGradInfCount",
+  "actGradNumel",
+] as const;
+export type GradField = (typeof GRAD_FIELDS)[number];
+
+export interface GradientLayer {
+  name: string;
+  moduleType: string;
+  shape: number[] | null;
+  order: number;
+}
+
+export interface GradientsResponse {
+  run: string;
+  fields: string[];
+  layers: GradientLayer[];
+  steps: number[];
+  /** values[field][i][j]: layer layers[i] at step steps[j]; null = no record or not finite. */
+  values: Record<string, (number | null)[][]>;
+}
+
+export function fetchGradients(run: string, signal?: AbortSignal): Promise<GradientsResponse> {
+  return getJson<GradientsResponse>("gradients", { run }, signal);
+}
+
 // ---- Probe images and maps (CAM overlays and saliency) ----
 
 export type MapKind = "cam" | "saliency";

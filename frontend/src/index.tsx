@@ -46,6 +46,21 @@ import {
 } from "./cam_state";
 import { DEFAULT_PROBE } from "./api";
 import { isViewId } from "./views/registry";
+import {
+  alertMeasure,
+  DEFAULT_EXPLODE_EXP,
+  DEFAULT_HEATMAP_FIELD,
+  DEFAULT_VANISH_EXP,
+  explodeExp,
+  GRAD_VIEW,
+  gradField,
+  gradStep,
+  isHeatmapField,
+  isMeasure,
+  shownGradStep,
+  startGradLoaders,
+  vanishExp,
+} from "./grad_state";
 
 let started = false;
 
@@ -76,12 +91,25 @@ function applyCamUrlState(url: Record<string, string>): void {
   if (url["cam.compare"] !== undefined) compareRun.value = url["cam.compare"] || null;
 }
 
+/** The gradient view's part of a deep link (keys `grad.*`). */
+function applyGradUrlState(url: Record<string, string>): void {
+  const step = num(url["grad.step"], 0, Number.MAX_SAFE_INTEGER);
+  if (step !== null) gradStep.value = Math.floor(step);
+  if (url["grad.field"] && isHeatmapField(url["grad.field"])) gradField.value = url["grad.field"];
+  if (url["grad.measure"] && isMeasure(url["grad.measure"])) alertMeasure.value = url["grad.measure"];
+  const vanish = num(url["grad.vanish"], -8, -1);
+  if (vanish !== null) vanishExp.value = Math.round(vanish);
+  const explode = num(url["grad.explode"], 1, 8);
+  if (explode !== null) explodeExp.value = Math.round(explode);
+}
+
 function applyUrlState(url: Record<string, string>, initial: boolean): void {
   if (url.stat && isStatName(url.stat)) selectedStat.value = url.stat;
   if (url.cmap && isColormapName(url.cmap)) colormap.value = url.cmap;
   if (url.norm === "global" || url.norm === "row") normalization.value = url.norm;
   if (url.view && isViewId(url.view)) activeView.value = url.view;
   if (url.view === "cam") applyCamUrlState(url);
+  if (url.view === GRAD_VIEW) applyGradUrlState(url);
   if (!initial) {
     const names = runs.peek().data?.map((r) => r.run) ?? [];
     if (url.run && names.includes(url.run)) selectedRun.value = url.run;
@@ -107,6 +135,7 @@ export function render(): void {
   applyUrlState(url, true);
   startLoaders({ run: url.run, layer: url.layer });
   startCamLoaders();
+  startGradLoaders();
 
   // Deep link: mirror the selection into the parent URL (p.insight.<key>=<value>).
   const urlState = (): Record<string, string | null> | null => {
@@ -137,6 +166,16 @@ export function render(): void {
         "cam.compare": compareRun.value,
       });
     }
+    if (activeView.value === GRAD_VIEW) {
+      const step = shownGradStep.value;
+      Object.assign(state, {
+        "grad.step": step === null ? null : String(step),
+        "grad.field": gradField.value === DEFAULT_HEATMAP_FIELD ? null : gradField.value,
+        "grad.measure": alertMeasure.value === "gradNorm" ? null : alertMeasure.value,
+        "grad.vanish": vanishExp.value === DEFAULT_VANISH_EXP ? null : String(vanishExp.value),
+        "grad.explode": explodeExp.value === DEFAULT_EXPLODE_EXP ? null : String(explodeExp.value),
+      });
+    }
     return state;
   };
   // Step changes (slider, play) are throttled: browsers throttle frequent history.replaceState
@@ -153,7 +192,7 @@ export function render(): void {
     if (pendingState) writeUrlState(pendingState);
   };
   const onlyStepChanged = (a: Record<string, string | null>, b: Record<string, string | null> | null) =>
-    b !== null && Object.keys(a).every((k) => k === "cam.step" || a[k] === b[k]);
+    b !== null && Object.keys(a).every((k) => k === "cam.step" || k === "grad.step" || a[k] === b[k]);
   const syncUrl = () => {
     pendingState = urlState();
     if (pendingState === null) return;

@@ -187,7 +187,7 @@ export function Sidebar(props: { views: ViewDef[]; active: ViewDef }) {
         </div>
       ) : null}
       {Settings ? <Settings /> : null}
-      {props.active.id === "stats" ? <LayerDetails /> : null}
+      {props.active.id === "stats" || props.active.id === "grads" ? <LayerDetails /> : null}
     </aside>
   );
 }

@@ -1,10 +1,12 @@
 // The tab's views. The left panel lists them and shows the active view's settings; the main area
-// shows the active view. Feature maps and gradients are planned.
+// shows the active view. Feature maps are planned.
 import type { ComponentType } from "preact";
 import { activeView } from "../state";
 import { ActivationStatsView, ActivationStatsSettings } from "./ActivationStats";
 import { CamView } from "./CamView";
 import { CamSettings } from "./CamSettings";
+import { GradientSettings } from "./GradientSettings";
+import { GradientView } from "./GradientView";
 
 export interface ViewDef {
   id: string;
@@ -16,6 +18,7 @@ export interface ViewDef {
 
 export const VIEWS: ViewDef[] = [
   { id: "stats", title: "Activation statistics", component: ActivationStatsView, settings: ActivationStatsSettings },
+  { id: "grads", title: "Gradients", component: GradientView, settings: GradientSettings },
   { id: "cam", title: "CAM", component: CamView, settings: CamSettings },
 ];
 

@@ -17,6 +17,12 @@ export interface HeatmapProps {
   describeLayer?: (layer: string) => string | undefined;
   statLabel: string;
   dark: boolean;
+  /** Tooltip text of a cell value (default: formatValue), e.g. 10^v for log-coloured data. */
+  formatCell?: (value: number) => string;
+  /** Called with the clicked cell's column too (clicking a layer name calls only onSelectLayer). */
+  onSelectCell?: (layer: string, col: number) => void;
+  /** A column to mark (e.g. the step shown elsewhere), or -1. */
+  markColumn?: number;
 }
 
 function rowHeightFor(rows: number): number {
@@ -181,7 +187,9 @@ export function Heatmap(props: HeatmapProps) {
     if (!el) return;
     const r = el.getBoundingClientRect();
     const cell = cellAt(e.clientX - r.left, e.clientY - r.top, width, rowHeight, rows, cols);
-    if (cell) onSelectLayer(data.layers[cell.row]);
+    if (!cell) return;
+    if (props.onSelectCell) props.onSelectCell(data.layers[cell.row], cell.col);
+    else onSelectLayer(data.layers[cell.row]);
   };
 
   let tooltip = null;
@@ -201,7 +209,7 @@ export function Heatmap(props: HeatmapProps) {
         </div>
         <div>
           <span class="k">{props.statLabel}</span>
-          <span class="v">{value === null ? "no data" : formatValue(value)}</span>
+          <span class="v">{value === null ? "no data" : (props.formatCell ?? formatValue)(value)}</span>
         </div>
       </div>
     );
@@ -244,6 +252,13 @@ export function Heatmap(props: HeatmapProps) {
         <canvas ref={canvasRef} aria-label={`${props.statLabel} heatmap, ${rows} layers by ${cols} steps`} />
         {selectedRow >= 0 ? (
           <div class="ins-hm-row-mark sel" style={{ top: selectedRow * rowHeight + "px", height: rowHeight + "px" }} />
+        ) : null}
+        {props.markColumn !== undefined && props.markColumn >= 0 && props.markColumn < cols && width > 0 ? (
+          <div
+            class="ins-hm-col-mark"
+            data-testid="heatmap-col-mark"
+            style={{ left: (props.markColumn * width) / cols + "px", width: Math.max(2, width / cols) + "px" }}
+          />
         ) : null}
         {hover ? (
           <div class="ins-hm-row-mark hover" style={{ top: hover.row * rowHeight + "px", height: rowHeight + "px" }} />

@@ -216,7 +216,7 @@ class GradientRecorder:
 
     def _read_param(self, param: torch.Tensor) -> _ParamRecord:
         w = param.detach()
-        weight_sq = torch.linalg.vector_norm(w, dtype=reduce.stats_dtype(w.device)).square()
+        weight_sq = _norm_sq(w)
         before = w.clone() if self.options.update_ratio else None
         return _ParamRecord(reduce.grad_parts(param.grad), weight_sq, before)
 
@@ -279,6 +279,14 @@ class GradientRecorder:
         return indices, torch.stack(rows).cpu().numpy()
 
 
+def _norm_sq(t: torch.Tensor) -> torch.Tensor:
+    """||t||^2 in the statistics dtype. The norm itself runs in t's own precision (float32 for half
+    types): torch's float32 L2 norm is ~15x faster than with dtype=float64, at ~1e-5 relative error."""
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    return torch.linalg.vector_norm(t).to(reduce.stats_dtype(t.device)).square()
+
+
 def _output_parts(grad: torch.Tensor) -> torch.Tensor:
     """Output gradients are large (batch x features): their norm only, the cheapest reduction."""
     return reduce.grad_parts(grad, abs_stats=False)
@@ -317,10 +325,7 @@ def _param_fields(
     weight_norm = torch.stack([r.weight_sq.to(device, dtype) for r, _ in records]).sum().sqrt()
     ratio = weight_norm.new_full((), float("nan"))
     if all(r.before is not None for r, _ in records):
-        delta_sq = [
-            torch.linalg.vector_norm(r.before.sub_(p.detach()), dtype=dtype).square().to(device)
-            for r, p in records
-        ]
+        delta_sq = [_norm_sq(r.before.sub_(p.detach())).to(device) for r, p in records]
         ratio = torch.stack(delta_sq).sum().sqrt() / weight_norm
     return torch.stack([*_summarise(summed, scale), weight_norm, ratio]).to(dtype)
 

@@ -67,6 +67,7 @@ logger = logging.getLogger(__name__)
 
 
 DEFAULT_PROBE = "probe"
+_RANGES_PREFIX = "insight/map_ranges/"
 
 
 def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_PROBE) -> str:
@@ -145,3 +146,8 @@ def parse_plugin_metadata(content: bytes) -> PluginData | None:
         _NewerVersionWarning.warn(data.version)
         return None
     return data
+
+
+def ranges_tag_for(kind: int, layer: str, method: str, probe: str = DEFAULT_PROBE) -> str:
+    """Tag of the raw per-image ranges that go with a map series (same kind, data class TENSOR)."""
+    return _RANGES_PREFIX + tag_for(kind, layer, method, probe)[len("insight/") :]

@@ -25,6 +25,10 @@ CAM, tag `insight/cam/<probe>/<method>/<layer>`, and SALIENCY, tag `insight/sali
 BLOB_SEQUENCE: one grayscale PNG per recorded step, the N maps stacked vertically; pixel v means v/255
 of the map's per-image [0, 1] range.
 
+Raw map ranges, tag `insight/map_ranges/<cam|saliency>/<probe>/<method>[/<layer>]`, TENSOR with the
+metadata kind of the maps it describes: float64 [N, 2] per map step, each map's min and max before it was
+scaled to [0, 1] (so a viewer can put all images on one shared scale).
+
 PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
     float64 [N, 2] per map step: predicted class index and its softmax probability.
 """
@@ -187,6 +191,22 @@ def predictions_value(
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
                 kind, "", probe=probe, num_images=len(table), fields=("class", "probability")
+            )
+        )
+    return value
+
+
+def map_ranges_value(
+    kind: int, probe: str, layer: str, method: str, ranges: np.ndarray, *, with_metadata: bool
+) -> summary_pb2.Summary.Value:
+    """Each map's raw [min, max] before per-image scaling: float64 tensor [N, 2]."""
+    table = np.asarray(ranges, dtype=np.float64).reshape(-1, 2)
+    tag = metadata.ranges_tag_for(kind, layer, method, probe)
+    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(
+                kind, layer, probe=probe, method=method, num_images=len(table), fields=("min", "max")
             )
         )
     return value

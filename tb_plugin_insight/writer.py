@@ -305,12 +305,7 @@ class InsightWriter(SummaryWriter):
 
         result = cam.compute_cams(model, probe.on(device), layer, method, targets=targets, upsample=False)
         layer_name = maps.resolve_layer(model, layer)[0]
-        record = MapRecord(
-            maps={m: probe_mod.maps_to_uint8(v) for m, v in result.items()},
-            predicted=None if result.predicted is None else result.predicted.cpu().numpy(),
-            probability=None if result.probability is None else result.probability.float().cpu().numpy(),
-        )
-        self._write_maps(step, probe, layer_name, record, auto_selected=auto)
+        self._write_maps(step, probe, layer_name, maps.record_from_cams(result), auto_selected=auto)
 
     def add_saliency(
         self,
@@ -417,6 +412,18 @@ class InsightWriter(SummaryWriter):
                     with_metadata=self._first_time(tag),
                 )
             )
+            if method in record.ranges:
+                ranges_tag = metadata.ranges_tag_for(kind, layer, method, probe.name)
+                values.append(
+                    summary.map_ranges_value(
+                        kind,
+                        probe.name,
+                        layer,
+                        method,
+                        record.ranges[method],
+                        with_metadata=self._first_time(ranges_tag),
+                    )
+                )
         if record.predicted is not None and record.probability is not None:
             tag = metadata.tag_for(metadata.RecordKind.PROBE_PREDICTIONS, probe=probe.name)
             values.append(

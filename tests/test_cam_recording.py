@@ -66,6 +66,8 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )  # fmt: skip
         writer.add_cam("extra", model, images[:2], target_layer="3", method="hirescam", global_step=9)
     write_run(root / "stats_only", steps=3)
+    with InsightWriter(str(root / "cam_only")) as writer:
+        writer.add_cam("batch", cam_model(), images, method=["gradcam", "layercam"], global_step=4)
     return root
 
 
@@ -207,3 +209,28 @@ def test_cam_error_during_training_is_logged_not_raised(
     assert "stopped recording CAMs" in caplog.text
     assert json.dumps(insight_steps(tmp_path))  # stats still recorded
     assert insight_steps(tmp_path)["insight/activation_stats/0"] == [0]
+
+
+def test_raw_ranges_allow_a_shared_scale(client: Client) -> None:
+    images, _ = probe_batch()
+    expected = cam.compute_cams(cam_model(), images, "4", ["gradcam"], upsample=False).raw_range["gradcam"]
+    series = {(s["probe"], s["method"]): s for s in get_json(client, "/maps?run=run")["series"]}
+    gradcam = series[("probe", "gradcam")]
+    assert len(gradcam["rawMax"]) == len(gradcam["steps"]) == 3
+    np.testing.assert_allclose(gradcam["rawMin"][0], expected[:, 0].numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(gradcam["rawMax"][0], expected[:, 1].numpy(), rtol=1e-5, atol=1e-7)
+    assert all(
+        lo <= hi
+        for row_lo, row_hi in zip(gradcam["rawMin"], gradcam["rawMax"])
+        for lo, hi in zip(row_lo, row_hi)
+    )
+
+
+def test_run_with_only_add_cam_is_listed_and_served(client: Client) -> None:
+    runs = {r["run"]: r for r in get_json(client, "/runs")["runs"]}
+    assert runs["cam_only"] == {"run": "cam_only", "numLayers": 0, "maxStep": 4}
+    assert get_json(client, "/layers?run=cam_only")["layers"] == []
+    assert get_json(client, "/stats_heatmap?run=cam_only&stat=mean")["steps"] == []
+    series = get_json(client, "/maps?run=cam_only")["series"]
+    assert {(s["probe"], s["method"]) for s in series} == {("batch", "gradcam"), ("batch", "layercam")}
+    assert get_json(client, "/probe?run=cam_only&probe=batch")["numImages"] == 4

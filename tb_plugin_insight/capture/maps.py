@@ -62,6 +62,18 @@ class MapRecord:
     maps: dict[str, np.ndarray]  # method -> (N, H, W) uint8
     predicted: Optional[np.ndarray]  # (N,) class indices
     probability: Optional[np.ndarray]  # (N,)
+    # method -> (N, 2) min and max of each map before per-image scaling (for a shared scale in the tab)
+    ranges: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
+def record_from_cams(result: cam.CamResult) -> MapRecord:
+    """The stored form of compute_cams' result: uint8 maps, predictions and raw ranges."""
+    return MapRecord(
+        maps={method: probe_mod.maps_to_uint8(maps) for method, maps in result.items()},
+        predicted=None if result.predicted is None else result.predicted.cpu().numpy(),
+        probability=None if result.probability is None else result.probability.float().cpu().numpy(),
+        ranges={method: r.detach().double().cpu().numpy() for method, r in result.raw_range.items()},
+    )
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -125,11 +137,7 @@ def run_cams(model: nn.Module, probe: Probe, plan: CamPlan) -> MapRecord:
         targets=_targets(plan.target, probe, device, len(images)),
         upsample=False,  # stored at the layer's resolution; the browser upsamples
     )
-    return MapRecord(
-        maps={method: probe_mod.maps_to_uint8(maps) for method, maps in result.items()},
-        predicted=None if result.predicted is None else result.predicted.cpu().numpy(),
-        probability=None if result.probability is None else result.probability.float().cpu().numpy(),
-    )
+    return record_from_cams(result)
 
 
 def plan_saliency(

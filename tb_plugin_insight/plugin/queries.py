@@ -71,20 +71,34 @@ class InsightQueries:
         return result
 
     def _run_layers(self, ctx: Any, eid: str, run: str) -> dict[str, tuple[Any, Any]]:
+        """The run's stats layers; {} for a run with only probes/maps; 404 for a run without Insight data."""
         layers = self._stats_series(ctx, eid, [run]).get(run)
-        if not layers:
-            raise not_found(f"run {run!r} has no Insight data")
-        return layers
+        if layers:
+            return layers
+        blobs = self._provider.list_blob_sequences(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
+        )
+        if any(_parse(series.plugin_content) is not None for series in blobs.get(run, {}).values()):
+            return {}
+        raise not_found(f"run {run!r} has no Insight data")
 
     def runs(self, ctx: Any, eid: str) -> dict[str, Any]:
+        """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam)."""
         listing = self._stats_series(ctx, eid)
+        max_steps = {
+            run: max(series.max_step for _, series in layers.values()) for run, layers in listing.items()
+        }
+        blobs = self._provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
+        for run, tags in blobs.items():
+            readable = [s.max_step for s in tags.values() if _parse(s.plugin_content) is not None]
+            if readable:
+                max_steps[run] = max(max_steps.get(run, 0), *readable)
         runs = [
-            {
-                "run": run,
-                "numLayers": len(layers),
-                "maxStep": int(max(series.max_step for _, series in layers.values())),
-            }
-            for run, layers in sorted(listing.items())
+            {"run": run, "numLayers": len(listing.get(run, {})), "maxStep": int(step)}
+            for run, step in sorted(max_steps.items())
         ]
         return {"runs": runs}
 
@@ -265,8 +279,11 @@ class MapQueries:
     def maps(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
         series_meta = {t: d for t, d in self._blob_series(ctx, eid, run).items() if d.kind in _MAP_KIND_NAMES}
         steps_by_tag = self._read_blobs(ctx, eid, run, sorted(series_meta)) if series_meta else {}
-        series = [
-            {
+        ranges = self._ranges(ctx, eid, run, series_meta.values())
+        series = []
+        for tag, data in series_meta.items():
+            steps = sorted({int(d.step) for d in steps_by_tag.get(tag, [])})
+            entry = {
                 "kind": _MAP_KIND_NAMES[data.kind],
                 "probe": data.probe,
                 "layer": data.layer,
@@ -275,12 +292,34 @@ class MapQueries:
                 "height": data.height,
                 "width": data.width,
                 "numImages": data.num_images,
-                "steps": sorted({int(d.step) for d in steps_by_tag.get(tag, [])}),
+                "steps": steps,
             }
-            for tag, data in series_meta.items()
-        ]
+            by_step = ranges.get(metadata.ranges_tag_for(data.kind, data.layer, data.method, data.probe), {})
+            if steps and all(step in by_step for step in steps):
+                entry["rawMin"] = [[_finite_or_none(v) for v in by_step[step][:, 0]] for step in steps]
+                entry["rawMax"] = [[_finite_or_none(v) for v in by_step[step][:, 1]] for step in steps]
+            series.append(entry)
         series.sort(key=lambda s: (s["kind"], s["probe"], s["layer"], s["method"]))
         return {"run": run, "series": series}
+
+    def _ranges(
+        self, ctx: Any, eid: str, run: str, series: Iterable[metadata.PluginData]
+    ) -> dict[str, dict[int, Any]]:
+        """{ranges tag: {step: (N, 2) array}} for the given map series (one read for all of them)."""
+        tags = [metadata.ranges_tag_for(d.kind, d.layer, d.method, d.probe) for d in series]
+        if not tags:
+            return {}
+        result = self._provider.read_tensors(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            downsample=self._downsample,
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+        )
+        return {
+            tag: {int(d.step): d.numpy.reshape(-1, 2) for d in data}
+            for tag, data in result.get(run, {}).items()
+        }
 
     def map_image(
         self, ctx: Any, eid: str, run: str, kind: str, probe: str, layer: str, method: str, step: int

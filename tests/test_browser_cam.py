@@ -201,6 +201,18 @@ def test_cam_view(server: str, browser, tmp_path: Path) -> None:
         frame.select_option('[data-testid="cam-colormap"]', "viridis")
         _changed_pixels(page, frame, tile0, opaque, "a redraw after the colormap change")
 
+        # A shared scale (from the stored raw ranges) dims every image but the strongest one.
+        tiles = [_tile(i) for i in range(8)]
+        per_image = [frame.evaluate(TILE_HASH, t) for t in tiles]
+        frame.select_option('[data-testid="cam-norm"]', "shared")
+        _wait_for(
+            page,
+            lambda: sum(frame.evaluate(TILE_HASH, t) != h for t, h in zip(tiles, per_image)) >= 4,
+            "most tiles to change under a shared scale",
+            timeout_ms=10000,
+        )
+        frame.select_option('[data-testid="cam-norm"]', "image")
+
         # Scrub back and forth (decoded steps come from the LRU): per-frame draw time.
         for index in [0, 1, 2, 3, 2, 1, 0, 3, 1, 2]:
             slider.fill(str(index))

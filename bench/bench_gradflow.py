@@ -1,15 +1,17 @@
 """Training-step cost of gradient-flow recording against no recording, on ResNet-18.
 
-Run: `python -m bench.bench_gradflow [--steps 20 --rounds 5]`. Three configurations, interleaved round by
-round (A B C A B C ...) so drift in machine load hits all of them alike; each figure is the median over
-rounds of the mean step time of a block of `steps` steps (every 10th recorded):
+Run: `python -m bench.bench_gradflow [--windows 12]`. Three identical models train side by side in one
+process, one step each in turn (the order rotates every step), so load on a shared machine hits all
+three alike:
 
 * no Insight: a SummaryWriter and add_scalar only;
 * Insight watch(every=10, grads=False): activation statistics only;
 * Insight watch(every=10): activation statistics plus gradient flow (the default).
 
-The ratio of interest is the last over the first (target < 1.02); the last over the middle isolates what
-gradient flow adds to activation statistics.
+Each window is `every` consecutive steps, so it holds exactly one recorded step and the flush of the one
+before. Per window, the summed step time of a configuration is divided by the base's in the same window;
+the figures are the median over windows of those ratios, and the ratio of the fastest windows (least
+disturbed by other processes). Gradient flow's own cost is the last configuration over the middle one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import argparse
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,90 +29,105 @@ from torch.utils.tensorboard import SummaryWriter
 from bench.models import resnet18
 from tb_plugin_insight import InsightWriter
 
-Setup = Callable[[nn.Module, Path], SummaryWriter]
+BASE, STATS, GRADS = (
+    "no Insight (SummaryWriter + add_scalar)",
+    "Insight watch(every=N, grads=False)",
+    "Insight watch(every=N), gradient flow",
+)
 
 
-def no_insight(model: nn.Module, logdir: Path) -> SummaryWriter:
-    return SummaryWriter(str(logdir))
+class Trainer:
+    """One model, optimizer and writer; `step()` runs and times one training step."""
 
+    def __init__(self, name: str, logdir: Path, batch: int, size: int, every: int) -> None:
+        torch.manual_seed(0)
+        self.name = name
+        self.model = resnet18(10)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        gen = torch.Generator().manual_seed(1)
+        self.x = torch.randn(batch, 3, size, size, generator=gen)
+        self.y = torch.randint(0, 10, (batch,), generator=gen)
+        self.loss_fn = nn.CrossEntropyLoss()
+        for _ in range(2):  # warm-up before any writer: not timed, not counted as steps
+            self.loss_fn(self.model(self.x), self.y).backward()
+        self.opt.zero_grad()
+        if name == BASE:
+            self.writer: SummaryWriter = SummaryWriter(str(logdir))
+        else:
+            self.writer = InsightWriter(str(logdir))
+            self.writer.watch(self.model, every=every, grads=name == GRADS)
+        self.global_step = 0
+        self.times: list[float] = []
 
-def insight(every: int, grads: bool) -> Setup:
-    def setup(model: nn.Module, logdir: Path) -> SummaryWriter:
-        writer = InsightWriter(str(logdir))
-        writer.watch(model, every=every, grads=grads)
-        return writer
-
-    return setup
-
-
-def run_block(setup: Setup, steps: int, batch: int, size: int, logdir: Path) -> tuple[float, int]:
-    """Mean seconds per training step over `steps` steps, and event bytes written."""
-    torch.manual_seed(0)
-    model = resnet18(10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, 10, (batch,))
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(2):  # warm-up without the writer: not timed, not counted as steps
-        loss_fn(model(x), y).backward()
-    opt.zero_grad()
-    writer = setup(model, logdir)
-    start = time.perf_counter()
-    for step in range(steps):
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
+    def step(self) -> None:
+        start = time.perf_counter()
+        loss = self.loss_fn(self.model(self.x), self.y)
+        self.opt.zero_grad()
         loss.backward()
-        opt.step()
-        writer.add_scalar("loss", loss.item(), step)
-    writer.flush()
-    elapsed = (time.perf_counter() - start) / steps
-    writer.close()
-    size_bytes = sum(p.stat().st_size for p in logdir.rglob("events.out.tfevents.*"))
-    return elapsed, size_bytes
+        self.opt.step()
+        self.writer.add_scalar("loss", loss.item(), self.global_step)
+        self.times.append(time.perf_counter() - start)
+        self.global_step += 1
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per block (multiple of 10)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--windows", type=int, default=12, help="windows of `every` steps per model")
+    parser.add_argument("--every", type=int, default=10)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base_name, stats_name, grads_name = (
-        "no Insight (SummaryWriter + add_scalar)",
-        "Insight watch(every=10, grads=False)",
-        "Insight watch(every=10), gradient flow",
-    )
-    configs: dict[str, Setup] = {
-        base_name: no_insight,
-        stats_name: insight(10, grads=False),
-        grads_name: insight(10, grads=True),
-    }
-    times: dict[str, list[float]] = {name: [] for name in configs}
-    sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for round_index in range(args.rounds):
-            for index, (name, setup) in enumerate(configs.items()):
-                logdir = Path(tmp) / f"r{round_index}c{index}"
-                seconds, size_bytes = run_block(setup, args.steps, args.batch, args.size, logdir)
-                times[name].append(seconds)
-                sizes[name] = size_bytes
-                print(f"  round {round_index + 1}: {name}: {seconds:.3f} s/step", flush=True)
-    base = statistics.median(times[base_name])
-    print(f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,")
-    print(f"{args.steps} steps per block, {args.rounds} interleaved rounds, torch {torch.__version__}")
-    print("ratio: median s/step over the base's; paired: median over rounds of the ratio within a round")
-    print(f"{'configuration':42s} {'s/step':>8s} {'ratio':>7s} {'paired':>7s} {'event bytes/step':>17s}")
-    for name in configs:
-        median = statistics.median(times[name])
-        paired = statistics.median(t / b for t, b in zip(times[name], times[base_name]))
-        print(
-            f"{name:42s} {median:8.3f} {median / base:7.3f} {paired:7.3f} {sizes[name] / args.steps:17,.0f}"
-        )
-    over_stats = statistics.median(g / s for g, s in zip(times[grads_name], times[stats_name]))
-    print(f"gradient flow over activation statistics alone (paired): {over_stats:.3f}")
+        trainers = [Trainer(name, Path(tmp) / str(i), args.batch, args.size, args.every) for i, name in
+                    enumerate((BASE, STATS, GRADS))]  # fmt: skip
+        total = args.windows * args.every
+        for step in range(total):
+            for k in range(len(trainers)):
+                trainers[(step + k) % len(trainers)].step()
+            if (step + 1) % args.every == 0:
+                done = (step + 1) // args.every
+                means = ", ".join(f"{sum(t.times[-args.every :]) / args.every:.3f}" for t in trainers)
+                print(f"  window {done}/{args.windows}: s/step {means}", flush=True)
+        for t in trainers:
+            t.writer.close()
+        sizes = {
+            t.name: sum(p.stat().st_size for p in (Path(tmp) / str(i)).rglob("events.out.tfevents.*"))
+            for i, t in enumerate(trainers)
+        }
+    windows = {t.name: _window_sums(t.times[:total], args.every) for t in trainers}
+    report(windows, sizes, args, total)
+
+
+def _window_sums(times: list[float], every: int) -> list[float]:
+    return [sum(times[i : i + every]) for i in range(0, len(times), every)]
+
+
+def report(
+    windows: dict[str, list[float]], sizes: dict[str, int], args: argparse.Namespace, total: int
+) -> None:
+    base = windows[BASE]
+    fastest = max(1, len(base) // 4)
+    print(
+        f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU,"
+        f" {torch.get_num_threads()} threads, N={args.every}"
+    )
+    print(
+        f"{args.windows} windows of {args.every} steps per model, one step each in turn,"
+        f" torch {torch.__version__}"
+    )
+    print("ratio: median over windows of the window's time over the base's in the same window;")
+    print(f"fastest: the {fastest} fastest windows of each, summed, over the base's")
+    print(f"{'configuration':42s} {'s/step':>7s} {'ratio':>7s} {'fastest':>8s} {'event bytes/step':>17s}")
+    for name, sums in windows.items():
+        ratio = statistics.median(s / b for s, b in zip(sums, base))
+        quick = sum(sorted(sums)[:fastest]) / sum(sorted(base)[:fastest])
+        per_step = statistics.median(sums) / args.every
+        print(f"{name:42s} {per_step:7.3f} {ratio:7.3f} {quick:8.3f} {sizes[name] / total:17,.0f}")
+    own = statistics.median(g / s for g, s in zip(windows[GRADS], windows[STATS]))
+    quick = sum(sorted(windows[GRADS])[:fastest]) / sum(sorted(windows[STATS])[:fastest])
+    print(f"gradient flow alone (watch() over watch(grads=False)): ratio {own:.3f}, fastest {quick:.3f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Run from the repository root (about a minute on 2 CPU cores, no downloads)::
 
 Writes to ``<logdir>/<run-name>``: train/loss and train/accuracy every step, eval/loss and
 eval/accuracy after every epoch, the model graph, and (via ``writer.watch``) the activation
-statistics of every layer every ``--every`` training steps, shown in the Insight tab.
+statistics and gradient flow of every layer every ``--every`` training steps, and CAMs and input
+saliency maps of a probe batch, shown in the Insight tab.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--cam-methods",
         default="gradcam,gradcam++,layercam,eigencam",
         help="comma-separated CAM methods (default: gradcam,gradcam++,layercam,eigencam)",
+    )
+    p.add_argument(
+        "--saliency-methods",
+        default="gradient,smoothgrad",
+        help="comma-separated input saliency methods recorded with the CAMs ('' for none)",
     )
     p.add_argument("--probe-size", type=int, default=16, help="held-out images explained by CAMs")
     p.add_argument("--train-size", type=int, default=4800, help="training images (default: 4800)")
@@ -137,7 +143,12 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         probe.images, probe.labels, class_names=ShapesData.CLASSES, display=denormalize(probe.images)
     )
     handle = writer.watch(  # Insight counts training forwards from 0
-        model, every=args.every, cam_every=args.cam_every, cam_methods=args.cam_methods.split(",")
+        model,
+        every=args.every,
+        cam_every=args.cam_every,
+        cam_methods=args.cam_methods.split(","),
+        saliency_methods=[m for m in args.saliency_methods.split(",") if m] or None,
+        saliency_options={"smoothgrad": {"samples": 8}} if "smoothgrad" in args.saliency_methods else None,
     )
     _log(
         f"CAMs ({', '.join(handle.cam_methods)}) of {len(probe)} probe images explain layer "

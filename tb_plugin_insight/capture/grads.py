@@ -133,6 +133,8 @@ class GradientRecorder:
     ) -> None:
         self.options = options
         self._params = attribute_parameters(model, layers)
+        self._num_layers = len(layers)
+        self._row_cache: dict[tuple[tuple[int, ...], torch.device], torch.Tensor] = {}
         self._on_record = on_record
         self._pending: Optional[_Pending] = None
         self._failed = False
@@ -257,26 +259,41 @@ class GradientRecorder:
             self._on_record(pending.step, indices, array)
 
     def _rows(self, pending: _Pending) -> tuple[list[int], np.ndarray]:
-        """(layer indices, their GRAD_FIELDS rows), reduced on the device, one host transfer."""
-        by_layer: dict[int, list[tuple[_ParamRecord, torch.Tensor]]] = {}
-        for j, record in pending.params.items():
-            index, param = self._params[j]
-            by_layer.setdefault(index, []).append((record, param))
-        indices = sorted(set(by_layer) | set(pending.act))
+        """(layer indices, their GRAD_FIELDS rows), reduced on the device, one host transfer.
+
+        Vectorised: a table of every watched layer is built with a few tensor ops (not a few per
+        layer), moved to the host, and the layers with data are picked there.
+        """
+        fired = sorted(pending.params)
+        indices = sorted({self._params[j][0] for j in fired} | set(pending.act))
         if not indices:
             return [], np.zeros((0, NUM_FIELDS))
-        first = pending.act[indices[0]] if indices[0] in pending.act else by_layer[indices[0]][0][0].parts
-        device, dtype = first.device, first.dtype
-        rows = [
-            torch.cat(
-                [
-                    _param_fields(by_layer.get(i, []), pending.param_scale, device, dtype),
-                    _act_fields(pending.act.get(i), pending.act_scale, device, dtype),
-                ]
-            )
-            for i in indices
-        ]
-        return indices, torch.stack(rows).cpu().numpy()
+        any_parts = pending.params[fired[0]].parts if fired else next(iter(pending.act.values()))
+        device, dtype = any_parts.device, any_parts.dtype
+        records = [pending.params[j] for j in fired]
+        params = _param_table(
+            records,
+            [self._params[j][1] for j in fired],
+            self._row_index(tuple(fired), device),
+            self._num_layers,
+            pending.param_scale,
+            device,
+            dtype,
+        )
+        acts = _act_table(
+            [pending.act.get(i) for i in range(self._num_layers)], pending.act_scale, device, dtype
+        )
+        return indices, torch.cat([params, acts], dim=1).cpu().numpy()[indices]
+
+    def _row_index(self, fired: tuple[int, ...], device: torch.device) -> torch.Tensor:
+        """Layer row of each fired parameter, on the device; cached (copying it there would sync)."""
+        key = (fired, device)
+        if key not in self._row_cache:
+            if len(self._row_cache) > 8:
+                self._row_cache.clear()
+            rows = [self._params[j][0] for j in fired]
+            self._row_cache[key] = torch.tensor(rows, dtype=torch.long).to(device)
+        return self._row_cache[key]
 
 
 def _norm_sq(t: torch.Tensor) -> torch.Tensor:
@@ -298,43 +315,58 @@ def _remove_handles(pending: _Pending) -> None:
     pending.handles.clear()
 
 
-def _summarise(parts: torch.Tensor, scale: Scale) -> list[torch.Tensor]:
-    """norm, mean |g|, max |g| (divided by the scale), NaN, Inf, numel from summed grad parts."""
-    sum_sq, sum_abs, max_abs, nans, infs, numel = parts.unbind()
+def _summarise(parts: torch.Tensor, scale: Scale) -> torch.Tensor:
+    """(rows, 6) norm, mean |g|, max |g| (divided by the scale), NaN, Inf, numel from summed parts."""
+    sum_sq, sum_abs, max_abs, nans, infs, numel = parts.unbind(dim=1)
     finite = numel - nans - infs
-    stats = [
-        sum_sq.sqrt(),
-        sum_abs / finite,
-        torch.where(finite > 0, max_abs, max_abs.new_full((), torch.nan)),
-    ]
-    if scale is not None:
-        divisor = scale.to(parts.device, parts.dtype) if isinstance(scale, torch.Tensor) else scale
-        stats = [s / divisor for s in stats]
-    return [*stats, nans, infs, numel]
+    stats = torch.stack([sum_sq.sqrt(), sum_abs / finite, torch.where(finite > 0, max_abs, torch.nan)], dim=1)
+    if isinstance(scale, torch.Tensor):
+        stats = stats / scale.to(parts.device, parts.dtype)
+    elif scale is not None:
+        stats = stats / scale
+    return torch.cat([stats, parts[:, 3:]], dim=1)
 
 
-def _param_fields(
-    records: list[tuple[_ParamRecord, torch.Tensor]], scale: Scale, device: torch.device, dtype: torch.dtype
+def _param_table(
+    records: list[_ParamRecord],
+    params: list[torch.Tensor],
+    rows: torch.Tensor,
+    n: int,
+    scale: Scale,
+    device: torch.device,
+    dtype: torch.dtype,
 ) -> torch.Tensor:
-    """gradNorm … gradNumel, weightNorm, updateRatio of one layer's parameters (NaN when none)."""
-    if not records:
-        nan = float("nan")
-        return torch.tensor([nan, nan, nan, 0, 0, 0, nan, nan], dtype=dtype, device=device)
-    parts = torch.stack([r.parts.to(device) for r, _ in records])
-    summed = torch.cat([parts[:, :2].sum(0), parts[:, 2:3].amax(0), parts[:, 3:].sum(0)])
-    weight_norm = torch.stack([r.weight_sq.to(device, dtype) for r, _ in records]).sum().sqrt()
-    ratio = weight_norm.new_full((), float("nan"))
-    if all(r.before is not None for r, _ in records):
-        delta_sq = [_norm_sq(r.before.sub_(p.detach())).to(device) for r, p in records]
-        ratio = torch.stack(delta_sq).sum().sqrt() / weight_norm
-    return torch.stack([*_summarise(summed, scale), weight_norm, ratio]).to(dtype)
+    """(n, 8): gradNorm … gradNumel, weightNorm, updateRatio per layer; NaN (counts 0) without records."""
+    summed = torch.zeros(n, len(reduce.GRAD_PARTS), dtype=dtype, device=device)
+    max_abs = torch.full((n,), float("-inf"), dtype=dtype, device=device)
+    weight_sq = torch.zeros(n, dtype=dtype, device=device)
+    delta_sq = torch.full((n,), float("nan"), dtype=dtype, device=device)
+    if records:
+        parts = torch.stack([r.parts.to(device, dtype) for r in records])
+        max_abs.scatter_reduce_(0, rows, parts[:, 2], reduce="amax")
+        sums = parts.clone()
+        sums[:, 2] = 0.0  # a fill on the device; the max column is combined by amax above
+        summed.index_add_(0, rows, sums)
+        summed[:, 2] = max_abs
+        weight_sq.index_add_(0, rows, torch.stack([r.weight_sq.to(device, dtype) for r in records]))
+        if all(r.before is not None for r in records):
+            deltas = [_norm_sq(r.before.sub_(p.detach())).to(device, dtype) for r, p in zip(records, params)]
+            delta_sq = torch.zeros(n, dtype=dtype, device=device).index_add_(0, rows, torch.stack(deltas))
+    has = summed[:, 5] > 0
+    fields = _summarise(summed, scale)
+    weight_norm = torch.where(has, weight_sq.sqrt(), torch.nan)
+    ratio = torch.where(has, delta_sq.sqrt() / weight_norm, torch.nan)
+    fields[:, :3] = torch.where(has[:, None], fields[:, :3], torch.nan)
+    return torch.cat([fields, weight_norm[:, None], ratio[:, None]], dim=1)
 
 
-def _act_fields(
-    parts: Optional[torch.Tensor], scale: Scale, device: torch.device, dtype: torch.dtype
+def _act_table(
+    parts: list[Optional[torch.Tensor]], scale: Scale, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """actGradNorm, actGradNanCount, actGradInfCount, actGradNumel of one layer's output gradient."""
-    if parts is None:
-        return torch.tensor([float("nan"), 0, 0, 0], dtype=dtype, device=device)
-    norm, _, _, nans, infs, numel = _summarise(parts.to(device), scale)
-    return torch.stack([norm, nans, infs, numel]).to(dtype)
+    """(n, 4): actGradNorm, actGradNanCount, actGradInfCount, actGradNumel; NaN (counts 0) when unseen."""
+    blank = torch.zeros(len(reduce.GRAD_PARTS), dtype=dtype, device=device)
+    stacked = torch.stack([blank if p is None else p.to(device, dtype) for p in parts])
+    fields = _summarise(stacked, scale)
+    seen = stacked[:, 5] > 0
+    norm = torch.where(seen, fields[:, 0], torch.nan)
+    return torch.cat([norm[:, None], fields[:, 3:]], dim=1)

@@ -101,7 +101,9 @@ def grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
     dtype = stats_dtype(g.device)
     numel = g.numel()
     if numel == 0:
-        return torch.tensor([0.0, 0.0, float("-inf"), 0, 0, 0], dtype=dtype, device=g.device)
+        empty = torch.zeros(len(GRAD_PARTS), dtype=dtype, device=g.device)  # filled on the device: no sync
+        empty[2] = float("-inf")
+        return empty
     if g.dtype in (torch.float16, torch.bfloat16) or not g.is_floating_point():
         g = g.float()
     if g.device.type == "cpu":
@@ -123,6 +125,6 @@ def grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
         max_abs,
         is_nan.sum(),
         is_inf.sum(),
-        torch.tensor(numel, device=g.device),
+        a.new_full((), float(numel)),  # not torch.tensor(..., device=): a host-to-device copy syncs
     )
     return torch.stack([p.to(dtype=dtype) for p in parts])

@@ -446,3 +446,17 @@ def test_gradients_route(logdir: Path) -> None:
 def test_bad_gradient_requests(logdir: Path, url: str, status: int, message: str) -> None:
     body = get_json(make_client(logdir), url, status)
     assert message in body["error"]["message"]
+
+
+def test_parameters_belong_to_the_innermost_watched_module() -> None:
+    from tb_plugin_insight.capture.grads import attribute_parameters
+    from tb_plugin_insight.capture.layers import select_layers
+
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3))
+    model = nn.Sequential(block, nn.Linear(3, 2))
+    chosen = select_layers(model, ["0", "0.1"])  # the block and its second Linear; "1" not watched
+    owned = attribute_parameters(model, chosen)
+    names = {id(p): n for n, p in model.named_parameters()}
+    got = {names[id(p)]: chosen[i][1] for i, p in owned}
+    assert got == {"0.0.weight": "0", "0.0.bias": "0", "0.1.weight": "0.1", "0.1.bias": "0.1"}

@@ -251,9 +251,10 @@ class GradientRecorder:
         if self._pending is pending:
             self._pending = None
         _remove_handles(pending)
-        if self._failed:
-            return
-        rows = self._guarded(self._rows, pending)
+        rows = None if self._failed else self._guarded(self._rows, pending)
+        # A graph the user keeps alive keeps the output hooks and this record: free the weight copies.
+        pending.params.clear()
+        pending.act.clear()
         if rows is not None and rows[0]:
             indices, array = rows
             self._on_record(pending.step, indices, array)

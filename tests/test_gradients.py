@@ -271,6 +271,22 @@ def test_grad_scaler_statistics_are_unscaled(tmp_path: Path) -> None:
         assert np.isfinite(got[step][F["actGradNorm"]])  # bfloat16 output gradients
 
 
+def test_an_overflowing_amp_step_counts_inf_and_has_no_update(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**120)  # the scaled loss overflows float32
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(model, every=1, grad_scaler=scaler)
+        loss = model(torch.randn(8, 8)).square().mean() * 1e6
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # skipped: the gradients are not finite
+        scaler.update()
+    row = records(tmp_path)["2"][0]
+    assert row[F["gradInfCount"]] + row[F["gradNanCount"]] > 0
+    assert row[F["updateRatio"]] == 0.0
+
+
 class FakeScaler:
     """Any object with get_scale(): the user scales the loss by hand."""
 

@@ -72,7 +72,7 @@ from torch import nn
 from tb_plugin_insight.explain.guided import guided_relus
 from tb_plugin_insight.explain.targets import TargetSpec, model_output, predicted_classes, target_scores
 
-__all__ = ["METHODS", "compute_attribution", "compute_saliency", "saliency_map"]
+__all__ = ["METHODS", "compute_attribution", "compute_saliency", "saliency_map", "saliency_map_and_scale"]
 
 _COMMON = ("batch_size",)
 METHODS: dict[str, tuple[str, ...]] = {
@@ -149,6 +149,14 @@ def saliency_map(attribution: torch.Tensor, *, percentile: float = 99.0) -> torc
     If that percentile is 0 (fewer than 1% of pixels non-zero) the maximum is used; an all-zero map stays
     zero. Returns float32 (float64 for float64 input).
     """
+    return saliency_map_and_scale(attribution, percentile=percentile)[0]
+
+
+def saliency_map_and_scale(
+    attribution: torch.Tensor, *, percentile: float = 99.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`saliency_map(attribution)` and the (N,) value each sample's map was divided by (its percentile,
+    else its maximum, else 1): map * scale recovers the unscaled map below the clip."""
     if not isinstance(attribution, torch.Tensor) or attribution.dim() < 2:
         raise ValueError("attribution must be a tensor (N, ...) with a batch dimension")
     if not 0 < percentile <= 100:
@@ -159,12 +167,12 @@ def saliency_map(attribution: torch.Tensor, *, percentile: float = 99.0) -> torc
         a = a.amax(dim=1)
     flat = a.flatten(1)
     if flat.shape[1] == 0:
-        return a
+        return a, a.new_ones(a.shape[0])
     k = min(flat.shape[1], max(1, math.ceil(percentile / 100.0 * flat.shape[1])))
     scale = flat.kthvalue(k, dim=1).values
     scale = torch.where(scale > 0, scale, flat.amax(dim=1))
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    return (a / scale.view(-1, *([1] * (a.dim() - 1)))).clamp_(0.0, 1.0)
+    return (a / scale.view(-1, *([1] * (a.dim() - 1)))).clamp_(0.0, 1.0), scale
 
 
 def compute_attribution(

@@ -27,7 +27,8 @@ of the map's per-image [0, 1] range.
 
 Raw map ranges, tag `insight/map_ranges/<cam|saliency>/<probe>/<method>[/<layer>]`, TENSOR with the
 metadata kind of the maps it describes: float64 [N, 2] per map step, each map's min and max before it was
-scaled to [0, 1] (so a viewer can put all images on one shared scale).
+scaled to [0, 1] (so a viewer can put all images on one shared scale). Saliency maps are divided by their
+99th percentile and clipped, so their range is (0, that percentile).
 
 PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
     float64 [N, 2] per map step: predicted class index and its softmax probability.

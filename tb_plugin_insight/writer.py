@@ -337,13 +337,8 @@ class InsightWriter(SummaryWriter):
         probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
         images = probe.on(maps.model_device(model))
         methods = [method] if isinstance(method, str) else list(dict.fromkeys(method))
-        result = {m: saliency.compute_saliency(model, images, m, targets, **options) for m in methods}
-        predicted, probability = maps.predictions(model, images)
-        record = MapRecord(
-            maps={m: probe_mod.maps_to_uint8(v) for m, v in result.items()},
-            predicted=predicted,
-            probability=probability,
-        )
+        result = {m: saliency.compute_attribution(model, images, m, targets, **options) for m in methods}
+        record = maps.record_from_attributions(result, *maps.predictions(model, images))
         self._write_maps(step, probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY)
 
     def _step_starter(self, plan: Optional[CamPlan], saliency_plan: Optional[SaliencyPlan]) -> Any:

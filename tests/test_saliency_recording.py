@@ -80,6 +80,16 @@ def test_saliency_image_equals_compute_saliency_of_the_weights_of_that_step(clie
     assert missing.status_code == 404
 
 
+def test_saliency_raw_ranges_give_a_shared_scale(client: Client) -> None:
+    images, _ = probe_batch()
+    attribution = saliency.compute_attribution(cam_model(), images, "gradient")
+    _, scale = saliency.saliency_map_and_scale(attribution)
+    series = get_json(client, "/maps?run=run")["series"]
+    gradient = next(s for s in series if s["kind"] == "saliency" and s["method"] == "gradient")
+    assert gradient["rawMin"][0] == [0.0] * 4
+    np.testing.assert_allclose(gradient["rawMax"][0], scale.numpy(), rtol=1e-6)
+
+
 def test_recording_saliency_and_gradients_never_changes_training(tmp_path: Path) -> None:
     """BatchNorm + Dropout (random) + every map method: final state bit-identical."""
 

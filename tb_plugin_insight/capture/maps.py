@@ -196,14 +196,28 @@ def run_saliency(model: nn.Module, probe: Probe, plan: SaliencyPlan, *, predict:
     device = model_device(model)
     images = probe.on(device)
     targets = _targets(plan.target, probe, device, len(images))
-    maps = {
-        method: probe_mod.maps_to_uint8(
-            saliency.compute_saliency(model, images, method, targets, **plan.options.get(method, {}))
-        )
-        for method in plan.methods
+    result = {
+        m: saliency.compute_attribution(model, images, m, targets, **plan.options.get(m, {}))
+        for m in plan.methods
     }
     predicted, probability = predictions(model, images) if predict else (None, None)
-    return MapRecord(maps=maps, predicted=predicted, probability=probability)
+    return record_from_attributions(result, predicted, probability)
+
+
+def record_from_attributions(
+    attributions: dict[str, torch.Tensor], predicted: Optional[np.ndarray], probability: Optional[np.ndarray]
+) -> MapRecord:
+    """The stored form of saliency: uint8 maps and, as raw range, (0, the value each map was divided by)
+    so a shared scale compares images (pixels above their image's 99th percentile stay clipped)."""
+    from tb_plugin_insight import saliency
+
+    maps, ranges = {}, {}
+    for method, attribution in attributions.items():
+        heat, scale = saliency.saliency_map_and_scale(attribution)
+        maps[method] = probe_mod.maps_to_uint8(heat)
+        scale = scale.detach().double().cpu().numpy()
+        ranges[method] = np.stack([np.zeros_like(scale), scale], axis=1)
+    return MapRecord(maps=maps, predicted=predicted, probability=probability, ranges=ranges)
 
 
 def predictions(model: nn.Module, images: torch.Tensor) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import weakref
 from collections.abc import Sequence
@@ -13,10 +14,12 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import hooks, maps
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import probe as probe_mod
+from tb_plugin_insight.capture import wrappers
 from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.layers import LayerSelector
 from tb_plugin_insight.capture.maps import CamPlan, MapRecord, SaliencyPlan
@@ -111,8 +114,22 @@ class InsightWriter(SummaryWriter):
         >>> writer.close()
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, log_dir: Optional[str] = None, *args: Any, ranks: str = "first", **kwargs: Any
+    ) -> None:
+        """SummaryWriter's arguments, plus `ranks` for distributed training.
+
+        Args:
+            ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
+                method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
+                hooks. "all": every rank writes its own run, `<log_dir>/rank<r>`.
+        """
+        self.rank, world_size = ranks_mod.process_rank()
+        self.writes = ranks_mod.check_mode(ranks) == "all" or self.rank == 0
+        if ranks == "all" and world_size > 1:
+            comment = kwargs.get("comment", args[0] if args else "")
+            log_dir = os.path.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
+        super().__init__(log_dir, *args, **kwargs)
         crc.install()
         self._recorders: dict[int, ActivationRecorder] = {}
         self._metadata_file_writer: object | None = None
@@ -120,6 +137,15 @@ class InsightWriter(SummaryWriter):
         self._probe: Optional[Probe] = None
         self._stored_images: dict[str, str] = {}  # probe name -> fingerprint of the stored images
         self._map_failures: set[int] = set()
+
+    def _get_file_writer(self) -> Any:
+        """torch's FileWriter, or on a rank that does not write (see `ranks`) one that keeps nothing."""
+        if self.writes:
+            return super()._get_file_writer()
+        if self.all_writers is None or self.file_writer is None:
+            self.file_writer = ranks_mod.NullFileWriter(self.log_dir)
+            self.all_writers = {self.log_dir: self.file_writer}
+        return self.file_writer
 
     def set_probe(
         self,
@@ -220,6 +246,7 @@ class InsightWriter(SummaryWriter):
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch() needs an nn.Module, got {type(model).__name__}")
+        model = wrappers.unwrap(model)  # DDP, DataParallel, torch.compile: names without their prefix
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int (1 = every step), got {every!r}")
         if mode not in hooks.MODES:
@@ -266,7 +293,10 @@ class InsightWriter(SummaryWriter):
             gradients=grad_options,
             on_gradient_record=self._record_gradient_stats,
         )
-        self._recorders[id(model)] = recorder
+        if not self.writes:
+            recorder.remove()  # a rank that does not write records nothing (see `ranks`)
+        else:
+            self._recorders[id(model)] = recorder
         return WatchHandle(self, model, recorder, plan, saliency_plan)
 
     def add_cam(
@@ -295,6 +325,9 @@ class InsightWriter(SummaryWriter):
         if not isinstance(tag, str) or not tag or "/" in tag:
             raise ValueError(f"tag must be a non-empty string without '/', got {tag!r}")
         step = _check_step(global_step if global_step is not None else (self.step or 0))
+        if not self.writes:
+            return
+        model = wrappers.unwrap(model)
         probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
         device = maps.model_device(model)
         layer = target_layer
@@ -334,6 +367,9 @@ class InsightWriter(SummaryWriter):
         if not isinstance(tag, str) or not tag or "/" in tag:
             raise ValueError(f"tag must be a non-empty string without '/', got {tag!r}")
         step = _check_step(global_step if global_step is not None else (self.step or 0))
+        if not self.writes:
+            return
+        model = wrappers.unwrap(model)
         probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
         images = probe.on(maps.model_device(model))
         methods = [method] if isinstance(method, str) else list(dict.fromkeys(method))
@@ -430,7 +466,7 @@ class InsightWriter(SummaryWriter):
 
     def unwatch(self, model: nn.Module | None = None) -> None:
         """Remove the hooks on `model` (on every watched model if None). Safe to call repeatedly."""
-        keys = list(self._recorders) if model is None else [id(model)]
+        keys = list(self._recorders) if model is None else [id(wrappers.unwrap(model))]
         for key in keys:
             recorder = self._recorders.pop(key, None)
             if recorder is not None:
@@ -500,6 +536,16 @@ class InsightWriter(SummaryWriter):
     def _write(self, summary_proto: Any, step: int) -> None:
         """The single place that hands Insight summaries to torch's file writer."""
         self._get_file_writer().add_summary(summary_proto, global_step=step, walltime=time.time())
+
+
+def _default_log_dir(comment: str) -> str:
+    """SummaryWriter's default, runs/<date>_<host><comment>, chosen here when a rank subdirectory is added."""
+    import socket
+    from datetime import datetime
+
+    return os.path.join(
+        "runs", datetime.now().strftime("%b%d_%H-%M-%S") + "_" + socket.gethostname() + comment
+    )
 
 
 def _check_step(value: Any) -> int:

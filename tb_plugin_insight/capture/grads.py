@@ -109,7 +109,7 @@ class _Pending:
     group: int
     act_scale: Scale
     act: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)
-    hooked: set[int] = dataclasses.field(default_factory=set)
+    hooked: set[tuple[int, int]] = dataclasses.field(default_factory=set)  # (layer index, id(output))
     armed: bool = False
     param_scale: Scale = None
     params: dict[int, _ParamRecord] = dataclasses.field(default_factory=dict)
@@ -166,9 +166,10 @@ class GradientRecorder:
 
     def watch_output(self, index: int, tensor: torch.Tensor) -> None:
         pending = self._pending
-        if pending is None or index in pending.hooked or not tensor.requires_grad:
+        key = (index, id(tensor))  # each call of a layer called several times, each output once
+        if pending is None or key in pending.hooked or not tensor.requires_grad:
             return
-        pending.hooked.add(index)
+        pending.hooked.add(key)
         tensor.register_hook(self._output_hook(pending, index))
 
     def after_forward(self, step: int, completed: bool) -> None:
@@ -201,8 +202,9 @@ class GradientRecorder:
         def hook(grad: torch.Tensor) -> None:
             if not self._failed:
                 parts = self._guarded(_output_parts, grad)
-                if parts is not None:
-                    pending.act[index] = parts
+                earlier = pending.act.get(index)
+                if parts is not None:  # several calls of one layer: their parts add up
+                    pending.act[index] = parts if earlier is None else reduce.add_grad_parts(earlier, parts)
             return None  # the gradient passes on unchanged
 
         return hook

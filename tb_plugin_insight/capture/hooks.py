@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from tb_plugin_insight.capture import reduce
+from tb_plugin_insight.capture import outputs, reduce
 from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
 
 logger = logging.getLogger(__name__)
@@ -41,22 +41,6 @@ class LayerInfo:
 
 RecordCallback = Callable[[int, Sequence[LayerInfo], np.ndarray], None]
 StepStartCallback = Callable[[int, nn.Module], None]
-
-
-def first_tensor(output: Any) -> torch.Tensor | None:
-    """The tensor a layer's statistics describe: the output itself, or the first tensor inside it."""
-    if isinstance(output, torch.Tensor):
-        return output
-    if isinstance(output, Mapping):
-        output = list(output.values())
-    elif dataclasses.is_dataclass(output) and not isinstance(output, type):
-        output = [getattr(output, f.name) for f in dataclasses.fields(output)]
-    if isinstance(output, (list, tuple)):
-        for item in output:
-            found = first_tensor(item)
-            if found is not None:
-                return found
-    return None
 
 
 class ActivationRecorder:
@@ -96,7 +80,9 @@ class ActivationRecorder:
                 gradients,
                 lambda step, indices, array: on_grad(step, [self.layers[i] for i in indices], array),
             )
-        self._pending: dict[int, torch.Tensor] = {}
+        # (layer index, output suffix) -> stats vector; suffix "" is the primary output (outputs.py)
+        self._pending: dict[tuple[int, str], torch.Tensor] = {}
+        self._extra_series: dict[tuple[int, str], LayerInfo] = {}
         self._failed: set[int] = set()
         self._handles: list[RemovableHandle] = [
             model.register_forward_pre_hook(self._before_forward),
@@ -149,23 +135,35 @@ class ActivationRecorder:
 
     def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            if self._suspended or not self._recording or index in self._pending or index in self._failed:
-                return  # a module called twice in one forward is recorded at its first call
+            if self._suspended or not self._recording or index in self._failed:
+                return
             try:
-                tensor = first_tensor(output)
-                if tensor is None:
-                    return
-                info = self.layers[index]
-                if not info.shape:
-                    info.shape = tuple(tensor.shape)
-                self._pending[index] = reduce.activation_stats(tensor)
-                if self._grad_recording and self.gradients is not None:
-                    self.gradients.watch_output(index, tensor)
+                for suffix, tensor in outputs.named_tensors(output):
+                    key = (index, suffix)
+                    stats = reduce.activation_stats(outputs.describable(tensor))
+                    earlier = self._pending.get(key)  # a module called again: its calls add up
+                    self._pending[key] = stats if earlier is None else outputs.merge_stats(earlier, stats)
+                    info = self._series_info(index, suffix)
+                    if not info.shape:
+                        info.shape = tuple(tensor.shape)
+                    if not suffix and self._grad_recording and self.gradients is not None:
+                        self.gradients.watch_output(index, tensor)
             except Exception:  # noqa: BLE001 - recording must never break the user's training
                 self._failed.add(index)
                 logger.exception("Insight stopped recording layer %r", self.layers[index].name)
 
         return hook
+
+    def _series_info(self, index: int, suffix: str) -> LayerInfo:
+        """The LayerInfo of a layer's primary output, or of a further tensor of it (named layer:path)."""
+        if not suffix:
+            return self.layers[index]
+        info = self._extra_series.get((index, suffix))
+        if info is None:
+            layer = self.layers[index]
+            info = LayerInfo(layer.order, layer.name + suffix, layer.module_type)
+            self._extra_series[(index, suffix)] = info
+        return info
 
     def _after_forward(self, model: nn.Module, args: Any, output: Any) -> None:
         if self._suspended or not self._counts(model):
@@ -177,8 +175,8 @@ class ActivationRecorder:
             self.gradients.after_forward(step, completed=output is not None)
         if not recording or not self._pending:
             return
-        indices = sorted(self._pending)
-        device = self._pending[indices[0]].device
-        stacked = torch.stack([self._pending[i].to(device) for i in indices]).cpu().numpy()
+        keys = sorted(self._pending, key=lambda key: (key[0], key[1] != "", key[1]))
+        device = self._pending[keys[0]].device
+        stacked = torch.stack([self._pending[key].to(device) for key in keys]).cpu().numpy()
         self._pending.clear()
-        self._on_record(step, [self.layers[i] for i in indices], stacked)
+        self._on_record(step, [self._series_info(*key) for key in keys], stacked)

@@ -128,3 +128,10 @@ def grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
         a.new_full((), float(numel)),  # not torch.tensor(..., device=): a host-to-device copy syncs
     )
     return torch.stack([p.to(dtype=dtype) for p in parts])
+
+
+def add_grad_parts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """`grad_parts` of two tensors combined into those of both (sums add, the max |g| is the larger)."""
+    total = a + b.to(a.device, a.dtype)
+    total[2] = torch.maximum(a[2], b[2].to(a.device, a.dtype))
+    return total

@@ -1,0 +1,45 @@
+"""Models wrapped by DataParallel, DistributedDataParallel or torch.compile: watch the model inside.
+
+Layer names then lack the wrapper's prefix (`module.`, `_orig_mod.`), so a run trained with DDP and one
+trained on a single device have the same layer names and stay comparable. Probe passes (CAMs, saliency)
+run on the inner model too: DDP's own forward would broadcast buffers and prepare its gradient
+reduction, collectives the other processes never join.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def _wrapper_types() -> tuple[type, ...]:
+    types: list[type] = [nn.DataParallel, nn.parallel.DistributedDataParallel]
+    try:
+        from torch._dynamo.eval_frame import OptimizedModule
+
+        types.append(OptimizedModule)
+    except ImportError:  # a torch without dynamo
+        pass
+    return tuple(types)
+
+
+def is_compiled(model: nn.Module) -> bool:
+    return type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside any DataParallel / DDP / torch.compile wrappers (the model itself if none)."""
+    wrappers = _wrapper_types()
+    seen = 0
+    while isinstance(model, wrappers) and seen < 8:
+        model = model._orig_mod if is_compiled(model) else model.module  # type: ignore[assignment]
+        seen += 1
+    return model
+
+
+def has_compiled_part(model: nn.Module) -> bool:
+    """True when the model or any submodule is a torch.compile wrapper."""
+    return any(is_compiled(module) for module in model.modules())

@@ -16,10 +16,9 @@ from torch.utils.tensorboard import SummaryWriter
 from tb_plugin_insight import crc, metadata, summary
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import grads as grads_mod
-from tb_plugin_insight.capture import hooks, maps
+from tb_plugin_insight.capture import hooks, maps, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import probe as probe_mod
-from tb_plugin_insight.capture import wrappers
 from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.layers import LayerSelector
 from tb_plugin_insight.capture.maps import CamPlan, MapRecord, SaliencyPlan

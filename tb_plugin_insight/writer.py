@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 import numpy as np
+import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
@@ -328,14 +329,16 @@ class InsightWriter(SummaryWriter):
             return
         model = wrappers.unwrap(model)
         probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
-        device = maps.model_device(model)
+        device, dtype = maps.model_device(model), maps.model_dtype(model)
         layer = target_layer
         auto = layer is None
         if auto:
-            layer = probe_mod.find_last_spatial_layer(model, probe.on(device)[:1])
+            layer = probe_mod.find_last_spatial_layer(model, probe.on(device, dtype)[:1])
         from tb_plugin_insight import cam
 
-        result = cam.compute_cams(model, probe.on(device), layer, method, targets=targets, upsample=False)
+        result = cam.compute_cams(
+            model, probe.on(device, dtype), layer, method, targets=targets, upsample=False
+        )
         layer_name = maps.resolve_layer(model, layer)[0]
         self._write_maps(step, probe, layer_name, maps.record_from_cams(result), auto_selected=auto)
 
@@ -370,7 +373,7 @@ class InsightWriter(SummaryWriter):
             return
         model = wrappers.unwrap(model)
         probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
-        images = probe.on(maps.model_device(model))
+        images = probe.on(maps.model_device(model), maps.model_dtype(model))
         methods = [method] if isinstance(method, str) else list(dict.fromkeys(method))
         result = {m: saliency.compute_attribution(model, images, m, targets, **options) for m in methods}
         record = maps.record_from_attributions(result, *maps.predictions(model, images))
@@ -378,6 +381,10 @@ class InsightWriter(SummaryWriter):
 
     def _step_starter(self, plan: Optional[CamPlan], saliency_plan: Optional[SaliencyPlan]) -> Any:
         def on_step_start(step: int, model: nn.Module) -> None:
+            with torch.inference_mode(False):  # a loop under inference_mode: probe passes still work
+                run_probe_passes(step, model)
+
+        def run_probe_passes(step: int, model: nn.Module) -> None:
             cams_now = plan is not None and step % plan.every == 0 and id(plan) not in self._map_failures
             if cams_now and plan is not None and self._probe is not None:
                 try:

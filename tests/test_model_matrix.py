@@ -8,7 +8,6 @@ Behaviours pinned here (README, "Reliability"): structured outputs give one seri
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import copy
 import dataclasses
@@ -23,11 +22,11 @@ from typing import Any, NamedTuple
 
 import pytest
 import torch
+from test_plugin import PREFIX, make_client
 from torch import nn
 
 from conftest import free_port, tiny_cnn
 from tb_plugin_insight import InsightWriter
-from test_plugin import PREFIX, make_client
 
 STEPS = 3
 
@@ -526,3 +525,137 @@ def test_model_is_recorded_and_training_unchanged(
     if case.check is not None:
         case.check(read)
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in watched.modules())
+
+
+# --- life-cycle cases --------------------------------------------------------------------------------------
+
+
+def hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def step(
+    model: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator, dtype: torch.dtype = torch.float32
+) -> None:
+    x = torch.randn(4, 3, 8, 8, generator=gen).to(dtype)
+    loss = nn.functional.cross_entropy(model(x), torch.randint(0, 3, (4,), generator=gen))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def test_model_moved_to_another_dtype_after_watch(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    model = tiny_cnn()
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(2, 3, 8, 8, generator=gen)
+    with caplog.at_level(logging.WARNING), InsightWriter(str(tmp_path / "run")) as writer:
+        writer.watch(model, every=1, probe=probe, cam_every=1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        step(model, opt, gen)
+        model.to(torch.float64).to("cpu")
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        step(model, opt, gen, torch.float64)
+        step(model, opt, gen, torch.float64)
+    assert not [r for r in caplog.records if "stopped recording" in r.getMessage()]
+    read = read_back(tmp_path, "run")
+    assert read["stats"]["0"]["steps"] == [0, 1, 2]
+    assert read["gradients"]["steps"] == [0, 1, 2]
+    assert {tuple(s["steps"]) for s in read["maps"]["series"]} == {(0, 1, 2)}
+
+
+@pytest.mark.parametrize("guard", ["no_grad", "inference_mode"])
+def test_inference_only_loop_records_activations_and_skips_gradients_quietly(
+    guard: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = tiny_cnn().eval()
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(2, 3, 8, 8, generator=gen)
+    context = torch.no_grad if guard == "no_grad" else torch.inference_mode
+    with caplog.at_level(logging.WARNING), InsightWriter(str(tmp_path / "run")) as writer:
+        writer.watch(model, every=1, mode="eval", probe=probe, cam_every=2)
+        with context():
+            for _ in range(3):
+                model(torch.randn(4, 3, 8, 8, generator=gen))
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    read = read_back(tmp_path, "run")
+    assert read["stats"]["0"]["steps"] == [0, 1, 2]
+    assert read["gradients"]["steps"] == []
+    assert {tuple(s["steps"]) for s in read["maps"]["series"]} == {(0, 2)}  # CAMs still work
+
+
+def test_watching_twice_replaces_and_unwatch_then_watch_works(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        writer.watch(model, every=1)
+        single = hook_count(model)
+        writer.watch(model, every=1)
+        assert hook_count(model) == single
+        step(model, opt, gen)
+        writer.unwatch(model)
+        assert hook_count(model) == 0
+        step(model, opt, gen)  # not recorded
+        handle = writer.watch(model, every=1)
+        handle.step = 2
+        assert hook_count(model) == single
+        step(model, opt, gen)
+    assert hook_count(model) == 0
+    read = read_back(tmp_path, "run")
+    assert read["stats"]["0"]["steps"] == [0, 2]
+    assert read["gradients"]["steps"] == [0, 2]
+
+
+def test_two_writers_on_one_model_both_record(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(2, 3, 8, 8, generator=gen)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with InsightWriter(str(tmp_path / "a")) as first, InsightWriter(str(tmp_path / "b")) as second:
+        first.watch(model, every=1, probe=probe, cam_every=1)
+        second.watch(model, every=2, probe=probe, cam_every=2)
+        for _ in range(3):
+            step(model, opt, gen)
+        first.unwatch(model)
+        step(model, opt, gen)  # step 3 of the second writer; the first one no longer records
+        step(model, opt, gen)
+    a, b = read_back(tmp_path, "a"), read_back(tmp_path, "b")
+    assert a["stats"]["0"]["steps"] == [0, 1, 2] and b["stats"]["0"]["steps"] == [0, 2, 4]
+    assert a["gradients"]["steps"] == [0, 1, 2] and b["gradients"]["steps"] == [0, 2, 4]
+    assert {tuple(s["steps"]) for s in a["maps"]["series"]} == {(0, 1, 2)}
+    assert {tuple(s["steps"]) for s in b["maps"]["series"]} == {(0, 2, 4)}
+    assert a["stats"]["0"]["stats"]["mean"][0] == b["stats"]["0"]["stats"]["mean"][0]
+
+
+@pytest.mark.parametrize("how", ["torch.save", "deepcopy", "pickle", "state_dict"])
+def test_watched_model_can_be_saved_and_copied(how: str, tmp_path: Path) -> None:
+    model = tiny_cnn()
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        writer.watch(model, every=1, probe=torch.randn(2, 3, 8, 8, generator=gen), cam_every=1)
+        x = torch.randn(4, 3, 8, 8, generator=gen)
+        loss = model(x).sum()
+        loss.backward()  # parameter hooks are armed until the next forward: the worst moment to copy
+        weights = model[0].weight.detach().clone()
+        if how == "torch.save":
+            buffer = io.BytesIO()
+            torch.save(model, buffer)
+            buffer.seek(0)
+            copied = torch.load(buffer, weights_only=False)
+        elif how == "deepcopy":
+            copied = copy.deepcopy(model)
+        elif how == "pickle":
+            copied = pickle.loads(pickle.dumps(model))
+        else:
+            copied = tiny_cnn(seed=1)
+            copied.load_state_dict(model.state_dict())
+        opt.step()
+        step(model, opt, gen)
+        out = copied(x)  # the copy runs, and is not watched: it records nothing
+        assert out.shape == (4, 3)
+        copied(x).sum().backward()
+        assert torch.equal(copied[0].weight, weights) and copied[0].weight.grad is not None
+    read = read_back(tmp_path, "run")
+    assert read["stats"]["0"]["steps"] == [0, 1]
+    assert read["gradients"]["steps"] == [0, 1]

@@ -34,6 +34,7 @@ from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.capture import reduce
+from tb_plugin_insight.capture.portable import portable
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +171,7 @@ class GradientRecorder:
         if pending is None or key in pending.hooked or not tensor.requires_grad:
             return
         pending.hooked.add(key)
-        tensor.register_hook(self._output_hook(pending, index))
+        tensor.register_hook(portable(self._output_hook(pending, index)))
 
     def after_forward(self, step: int, completed: bool) -> None:
         """Arm the parameter hooks at the forward whose backward completes the optimizer step."""
@@ -184,7 +185,9 @@ class GradientRecorder:
         pending.param_scale = self._guarded(self._scale)
         for j, (_, param) in enumerate(self._params):
             if param.requires_grad:
-                pending.handles.append(param.register_post_accumulate_grad_hook(self._param_hook(pending, j)))
+                pending.handles.append(
+                    param.register_post_accumulate_grad_hook(portable(self._param_hook(pending, j)))
+                )
 
     def remove(self) -> None:
         """Write a record whose backward has happened, then drop every hook (idempotent)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
@@ -22,10 +23,14 @@ from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight.capture import outputs, reduce
 from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
+from tb_plugin_insight.capture.portable import portable
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["train", "eval", "all"]
+
+# How many Insight probe passes (CAMs, saliency) are running in this thread; hooks ignore their forwards.
+_insight_passes = threading.local()
 MODES: tuple[str, ...] = ("train", "eval", "all")
 
 
@@ -68,7 +73,6 @@ class ActivationRecorder:
         self.layers = [LayerInfo(order, name, type(mod).__name__) for order, name, mod in layers]
         self._on_record = on_record
         self._on_step_start = on_step_start
-        self._suspended = False
         self._recording = False
         self._grad_recording = False
         self.gradients: GradientRecorder | None = None
@@ -85,11 +89,11 @@ class ActivationRecorder:
         self._extra_series: dict[tuple[int, str], LayerInfo] = {}
         self._failed: set[int] = set()
         self._handles: list[RemovableHandle] = [
-            model.register_forward_pre_hook(self._before_forward),
-            model.register_forward_hook(self._after_forward, always_call=True),
+            model.register_forward_pre_hook(portable(self._before_forward)),
+            model.register_forward_hook(portable(self._after_forward), always_call=True),
         ]
         for index, (_, _, module) in enumerate(layers):
-            self._handles.append(module.register_forward_hook(self._layer_hook(index)))
+            self._handles.append(module.register_forward_hook(portable(self._layer_hook(index))))
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent); a finished gradient record is written."""
@@ -111,12 +115,17 @@ class ActivationRecorder:
 
     @contextlib.contextmanager
     def suspended(self) -> Iterator[None]:
-        """Ignore forwards run by Insight itself (probe passes) while inside."""
-        previous, self._suspended = self._suspended, True
+        """Ignore forwards run by Insight itself (probe passes) while inside: in every recorder of this
+        thread, so one writer's probe pass is never counted or recorded by another writer's watch."""
+        _insight_passes.depth = getattr(_insight_passes, "depth", 0) + 1
         try:
             yield
         finally:
-            self._suspended = previous
+            _insight_passes.depth -= 1
+
+    @property
+    def _suspended(self) -> bool:
+        return getattr(_insight_passes, "depth", 0) > 0
 
     def _before_forward(self, model: nn.Module, args: Any) -> None:
         if self._suspended:

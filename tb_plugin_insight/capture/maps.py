@@ -21,6 +21,7 @@ __all__ = [
     "MapRecord",
     "SaliencyPlan",
     "model_device",
+    "model_dtype",
     "plan_cams",
     "plan_saliency",
     "predictions",
@@ -85,6 +86,14 @@ def model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def model_dtype(model: nn.Module) -> Optional[torch.dtype]:
+    """The floating dtype of the model's parameters now (it may have changed since watch()), if any."""
+    for tensor in model.parameters():
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return None
+
+
 def plan_cams(
     model: nn.Module,
     probe: Probe,
@@ -107,7 +116,7 @@ def plan_cams(
     if target == "label" and probe.labels is None:
         raise ValueError("cam_target='label' needs probe labels: pass probe=(images, labels)")
     names = tuple(cam._check_methods(methods))
-    sample = probe.on(model_device(model))[:1]
+    sample = probe.on(model_device(model), model_dtype(model))[:1]
     if layer is None:
         name, auto = probe_mod.find_last_spatial_layer(model, sample), True
         logger.warning(
@@ -128,7 +137,7 @@ def _targets(target: str, probe: Probe, device: torch.device, n: int) -> Optiona
 def run_cams(model: nn.Module, probe: Probe, plan: CamPlan) -> MapRecord:
     """Compute the plan's CAMs of the whole probe (one forward, one short backward)."""
     device = model_device(model)
-    images = probe.on(device)
+    images = probe.on(device, model_dtype(model))
     result = cam.compute_cams(
         model,
         images,
@@ -177,7 +186,7 @@ def plan_saliency(
     unknown = sorted(set(options or {}) - set(names))
     if unknown:
         raise ValueError(f"saliency_options for method(s) {', '.join(unknown)} not in saliency_methods")
-    sample = probe.on(model_device(model))[:1]
+    sample = probe.on(model_device(model), model_dtype(model))[:1]
     if "guided_gradcam" in per_method and per_method["guided_gradcam"].get("target_layer") is None:
         per_method["guided_gradcam"]["target_layer"] = cam_layer or probe_mod.find_last_spatial_layer(
             model, sample
@@ -194,7 +203,7 @@ def run_saliency(model: nn.Module, probe: Probe, plan: SaliencyPlan, *, predict:
     from tb_plugin_insight import saliency
 
     device = model_device(model)
-    images = probe.on(device)
+    images = probe.on(device, model_dtype(model))
     targets = _targets(plan.target, probe, device, len(images))
     result = {
         m: saliency.compute_attribution(model, images, m, targets, **plan.options.get(m, {}))

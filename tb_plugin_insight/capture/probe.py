@@ -23,13 +23,17 @@ class Probe:
     labels: Optional[torch.Tensor]  # (N,) int64 or None
     class_names: tuple[str, ...]
     display: np.ndarray  # (N, H, W, 3) uint8
-    _on_device: dict[torch.device, torch.Tensor] = dataclasses.field(default_factory=dict, repr=False)
+    _on_device: dict[tuple[torch.device, Optional[torch.dtype]], torch.Tensor] = dataclasses.field(
+        default_factory=dict, repr=False
+    )
 
-    def on(self, device: torch.device) -> torch.Tensor:
-        """The images on `device`, copied once per device (models may move between devices)."""
-        if device not in self._on_device:
-            self._on_device[device] = self.images.to(device)
-        return self._on_device[device]
+    def on(self, device: torch.device, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The images on `device` (in floating `dtype` if given), copied once per device and dtype: models
+        may move between devices and dtypes after watch()."""
+        key = (device, dtype if dtype is not None and dtype.is_floating_point else None)
+        if key not in self._on_device:
+            self._on_device[key] = self.images.to(device=device, dtype=key[1])
+        return self._on_device[key]
 
     def fingerprint(self) -> str:
         """Changes when the shown images change: decides whether they are stored again."""

@@ -2,7 +2,8 @@
 
 One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
 hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
-per-layer vectors are stacked and copied to the host in one transfer, then handed to `on_record`.
+per-layer vectors are stacked and a copy to the host is started (one transfer), then handed to
+`on_record`, which resolves it off the training thread.
 Hooks only read detached outputs: they never change what the model computes. With gradient options, the
 same hooks drive a `grads.GradientRecorder` that watches the user's backward of the recorded steps.
 """
@@ -15,12 +16,11 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from tb_plugin_insight.capture import reduce
+from tb_plugin_insight.capture import reduce, transfer
 from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ class LayerInfo:
     shape: tuple[int, ...] = ()
 
 
-RecordCallback = Callable[[int, Sequence[LayerInfo], np.ndarray], None]
+# (step, layers, their rows): the rows may still be on their way to the host (transfer.host_numpy).
+RecordCallback = Callable[[int, Sequence[LayerInfo], transfer.HostArray], None]
 StepStartCallback = Callable[[int, nn.Module], None]
 
 
@@ -179,6 +180,6 @@ class ActivationRecorder:
             return
         indices = sorted(self._pending)
         device = self._pending[indices[0]].device
-        stacked = torch.stack([self._pending[i].to(device) for i in indices]).cpu().numpy()
+        stacked = transfer.start_host_copy(torch.stack([self._pending[i].to(device) for i in indices]))
         self._pending.clear()
         self._on_record(step, [self.layers[i] for i in indices], stacked)

@@ -6,7 +6,7 @@ import logging
 import os
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight import background, crc, metadata, records
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import hooks, maps, wrappers
@@ -24,7 +24,7 @@ from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.layers import LayerSelector
 from tb_plugin_insight.capture.maps import CamPlan, MapRecord, SaliencyPlan
 from tb_plugin_insight.capture.probe import Probe
-from tb_plugin_insight.render import png
+from tb_plugin_insight.capture.transfer import HostArray
 
 logger = logging.getLogger(__name__)
 
@@ -115,20 +115,28 @@ class InsightWriter(SummaryWriter):
     """
 
     def __init__(
-        self, log_dir: Optional[str] = None, *args: Any, ranks: str = "first", **kwargs: Any
+        self,
+        log_dir: Optional[str] = None,
+        *args: Any,
+        ranks: str = "first",
+        write_queue_size: int = background.DEFAULT_MAX_QUEUE,
+        **kwargs: Any,
     ) -> None:
-        """SummaryWriter's arguments, plus `ranks` for distributed training.
+        """SummaryWriter's arguments, plus `ranks` for distributed training and the writer thread's queue.
 
         Args:
             ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
                 method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
                 hooks. "all": every rank writes its own run, `<log_dir>/rank<r>`.
+            write_queue_size: how many recorded steps may wait for the writer thread before the training
+                thread waits for it (default 64).
         """
         self.rank, world_size = ranks_mod.process_rank()
         self.writes = ranks_mod.check_mode(ranks) == "all" or self.rank == 0
         if ranks == "all" and world_size > 1:
             comment = kwargs.get("comment", args[0] if args else "")
             log_dir = os.path.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
+        self._jobs = background.BackgroundJobs(write_queue_size)
         super().__init__(log_dir, *args, **kwargs)
         crc.install()
         self._recorders: dict[int, ActivationRecorder] = {}
@@ -417,58 +425,10 @@ class InsightWriter(SummaryWriter):
         auto_selected: bool,
         kind: int = metadata.RecordKind.CAM,
     ) -> None:
-        n, h, w = next(iter(record.maps.values())).shape
-        values = []
         fingerprint = probe.fingerprint()
-        if self._stored_images.get(probe.name) != fingerprint:
-            self._stored_images[probe.name] = fingerprint
-            values.append(
-                summary.probe_images_value(
-                    probe.name,
-                    png.sprite(probe.display),
-                    num_images=n,
-                    height=probe.display.shape[1],
-                    width=probe.display.shape[2],
-                    labels=[] if probe.labels is None else probe.labels.tolist(),
-                    class_names=probe.class_names,
-                )
-            )
-        for method, array in record.maps.items():
-            tag = metadata.tag_for(kind, layer, method, probe.name)
-            values.append(
-                summary.map_value(
-                    kind,
-                    probe.name,
-                    layer,
-                    method,
-                    png.sprite(array),
-                    num_images=n,
-                    height=h,
-                    width=w,
-                    auto_selected=auto_selected,
-                    with_metadata=self._first_time(tag),
-                )
-            )
-            if method in record.ranges:
-                ranges_tag = metadata.ranges_tag_for(kind, layer, method, probe.name)
-                values.append(
-                    summary.map_ranges_value(
-                        kind,
-                        probe.name,
-                        layer,
-                        method,
-                        record.ranges[method],
-                        with_metadata=self._first_time(ranges_tag),
-                    )
-                )
-        if record.predicted is not None and record.probability is not None:
-            tag = metadata.tag_for(metadata.RecordKind.PROBE_PREDICTIONS, probe=probe.name)
-            values.append(
-                summary.predictions_value(
-                    probe.name, record.predicted, record.probability, with_metadata=self._first_time(tag)
-                )
-            )
-        self._write(summary.summary_of(values), step)
+        store_images = self._stored_images.get(probe.name) != fingerprint
+        self._stored_images[probe.name] = fingerprint
+        self._enqueue(records.maps, probe, layer, record, auto_selected, kind, store_images, step=step)
 
     def unwatch(self, model: nn.Module | None = None) -> None:
         """Remove the hooks on `model` (on every watched model if None). Safe to call repeatedly."""
@@ -491,46 +451,53 @@ class InsightWriter(SummaryWriter):
         for recorder in self._recorders.values():
             recorder.step = value
 
+    def flush(self) -> None:
+        """Write every record made so far (Insight's queue first), then flush the event files to disk."""
+        self._jobs.drain()
+        super().flush()
+
     def close(self) -> None:
-        """Remove every hook, then flush and close the event files."""
+        """Remove every hook, write what is queued, then flush and close the event files."""
         self.unwatch()
+        self._jobs.stop()
+        if self._jobs.failures > 1:
+            logger.warning(
+                "Insight could not write %d records (the first error was logged)", self._jobs.failures
+            )
         super().close()
 
-    def _record_activation_stats(self, step: int, infos: Sequence[LayerInfo], stats: np.ndarray) -> None:
-        values = []
-        for info, row in zip(infos, stats):
-            kind = metadata.RecordKind.ACTIVATION_STATS
-            tag_first = self._first_time(metadata.tag_for(kind, info.name))
-            values.append(
-                summary.activation_stats_value(
-                    info.name,
-                    row,
-                    module_type=info.module_type,
-                    shape=info.shape,
-                    order=info.order,
-                    with_metadata=tag_first,
-                )
-            )
-        self._write(summary.summary_of(values), step)
+    def _record_activation_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
+        self._enqueue(records.activation_stats, tuple(infos), stats, step=step)
 
-    def _record_gradient_stats(self, step: int, infos: Sequence[LayerInfo], stats: np.ndarray) -> None:
-        kind = metadata.RecordKind.GRADIENT_STATS
-        values = [
-            summary.gradient_stats_value(
-                info.name,
-                row,
-                module_type=info.module_type,
-                shape=info.shape,
-                order=info.order,
-                with_metadata=self._first_time(metadata.tag_for(kind, info.name)),
-            )
-            for info, row in zip(infos, stats)
-        ]
-        self._write(summary.summary_of(values), step)
+    def _record_gradient_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
+        self._enqueue(records.gradient_stats, tuple(infos), stats, step=step)
 
-    def _first_time(self, key: str) -> bool:
-        """True once per tag per event file: metadata is read from a tag's first value only."""
-        file_writer = self._get_file_writer()
+    # --- writing: every Insight record goes through _enqueue ---------------------------------------
+
+    def _enqueue(self, build_fn: Callable[..., Any], *args: Any, step: int) -> None:
+        """Record one step's Summary off the training thread: THE way Insight writes.
+
+        `build_fn(first_time, *args)` runs on the writer thread, in submission order, and returns the
+        Summary (see `records.py`); `args` should be host numpy arrays or `transfer.HostArray`s whose
+        copies were started with `transfer.start_host_copy` (never tensors still used by training).
+        `first_time(tag)` says whether the tag needs its metadata. The wall time is taken now. A full
+        queue blocks here (see `background.BackgroundJobs`); `flush()`/`close()` wait for the queue.
+        """
+        file_writer = self._get_file_writer()  # on this thread: torch creates it lazily, unlocked
+        walltime = time.time()
+
+        def job() -> None:
+            built = build_fn(lambda tag: self._first_time(tag, file_writer), *args)
+            file_writer.add_summary(built, global_step=step, walltime=walltime)
+
+        self._jobs.submit(job)
+
+    def _first_time(self, key: str, file_writer: object | None = None) -> bool:
+        """True once per tag per event file: metadata is read from a tag's first value only.
+
+        Called on the writer thread only (from builders), so it needs no lock."""
+        if file_writer is None:
+            file_writer = self._get_file_writer()
         if file_writer is not self._metadata_file_writer:
             self._metadata_file_writer = file_writer
             self._tags_with_metadata = set()
@@ -540,8 +507,8 @@ class InsightWriter(SummaryWriter):
         return True
 
     def _write(self, summary_proto: Any, step: int) -> None:
-        """The single place that hands Insight summaries to torch's file writer."""
-        self._get_file_writer().add_summary(summary_proto, global_step=step, walltime=time.time())
+        """Write an already built Summary, in order with the queued records."""
+        self._enqueue(records.prebuilt, summary_proto, step=step)
 
 
 def _default_log_dir(comment: str) -> str:

@@ -66,3 +66,13 @@ def test_nan_does_not_poison_other_stats() -> None:
 def test_does_not_track_gradients() -> None:
     x = torch.randn(5, requires_grad=True)
     assert not activation_stats(x * 2).requires_grad
+
+
+@pytest.mark.parametrize(("offset", "scale"), [(0.3, 0.7), (0.0, 1e-3), (100.0, 0.01), (-5.0, 40.0)])
+def test_large_tensors_one_pass_variance_matches_numpy(offset: float, scale: float) -> None:
+    """Above the one-pass threshold (and where the mean dominates, its exact fallback)."""
+    rng = np.random.default_rng(3)
+    array = (offset + scale * rng.standard_normal((8, 16, 32, 32))).astype(np.float32)
+    array[0, 0, 0, :7] = 0.0
+    got = activation_stats(torch.from_numpy(array)).numpy()
+    np.testing.assert_allclose(got, numpy_stats(array), rtol=1e-5, atol=1e-6)

@@ -33,12 +33,12 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.capture import reduce
+from tb_plugin_insight.capture import reduce, transfer
 from tb_plugin_insight.capture.portable import portable
 
 logger = logging.getLogger(__name__)
 
-GradRecordCallback = Callable[[int, Sequence[int], np.ndarray], None]
+GradRecordCallback = Callable[[int, Sequence[int], transfer.HostArray], None]
 Scale = Union[None, float, torch.Tensor]
 
 NUM_FIELDS = len(metadata.GRAD_FIELDS)
@@ -264,11 +264,11 @@ class GradientRecorder:
             indices, array = rows
             self._on_record(pending.step, indices, array)
 
-    def _rows(self, pending: _Pending) -> tuple[list[int], np.ndarray]:
+    def _rows(self, pending: _Pending) -> tuple[list[int], transfer.HostArray]:
         """(layer indices, their GRAD_FIELDS rows), reduced on the device, one host transfer.
 
         Vectorised: a table of every watched layer is built with a few tensor ops (not a few per
-        layer), moved to the host, and the layers with data are picked there.
+        layer), its copy to the host is started, and the layers with data are picked there.
         """
         fired = sorted(pending.params)
         indices = sorted({self._params[j][0] for j in fired} | set(pending.act))
@@ -289,7 +289,7 @@ class GradientRecorder:
         acts = _act_table(
             [pending.act.get(i) for i in range(self._num_layers)], pending.act_scale, device, dtype
         )
-        return indices, torch.cat([params, acts], dim=1).cpu().numpy()[indices]
+        return indices, transfer.start_host_copy(torch.cat([params, acts], dim=1), rows=indices)
 
     def _row_index(self, fired: tuple[int, ...], device: torch.device) -> torch.Tensor:
         """Layer row of each fired parameter, on the device; cached (copying it there would sync)."""

@@ -2,7 +2,8 @@
 
 One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
 hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
-per-layer vectors are stacked and copied to the host in one transfer, then handed to `on_record`.
+per-layer vectors are stacked and a copy to the host is started (one transfer), then handed to
+`on_record`, which resolves it off the training thread.
 Hooks only read detached outputs: they never change what the model computes. With gradient options, the
 same hooks drive a `grads.GradientRecorder` that watches the user's backward of the recorded steps.
 """
@@ -16,12 +17,11 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
 
-from tb_plugin_insight.capture import outputs, reduce
+from tb_plugin_insight.capture import outputs, reduce, transfer
 from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
 from tb_plugin_insight.capture.portable import portable
 
@@ -44,7 +44,8 @@ class LayerInfo:
     shape: tuple[int, ...] = ()
 
 
-RecordCallback = Callable[[int, Sequence[LayerInfo], np.ndarray], None]
+# (step, layers, their rows): the rows may still be on their way to the host (transfer.host_numpy).
+RecordCallback = Callable[[int, Sequence[LayerInfo], transfer.HostArray], None]
 StepStartCallback = Callable[[int, nn.Module], None]
 
 
@@ -186,6 +187,6 @@ class ActivationRecorder:
             return
         keys = sorted(self._pending, key=lambda key: (key[0], key[1] != "", key[1]))
         device = self._pending[keys[0]].device
-        stacked = torch.stack([self._pending[key].to(device) for key in keys]).cpu().numpy()
+        stacked = transfer.start_host_copy(torch.stack([self._pending[key].to(device) for key in keys]))
         self._pending.clear()
         self._on_record(step, [self._series_info(*key) for key in keys], stacked)

@@ -38,25 +38,42 @@ def activation_stats(x: torch.Tensor) -> torch.Tensor:
     return _masked_stats(x, numel, dtype)
 
 
+# Below this size the two-pass variance costs nothing; above it, one pass (a BLAS dot) is used when safe.
+_ONE_PASS_MIN_NUMEL = 1 << 16
+
+
 def _all_finite_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor | None:
-    """Fast exact statistics, or None when x holds NaN/Inf (then the masked path runs).
+    """Fast statistics, or None when x holds NaN/Inf (then the masked path runs).
 
     Only on the CPU, where reading a scalar back costs nothing; on accelerators that would be a sync.
     Any NaN or Inf makes the sum non-finite, so a finite sum and sum of squares prove there are none.
-    Two-pass variance (sum, then squares of deviations), as accurate as torch.var_mean and faster on
-    CPU; torch.linalg.vector_norm would be faster still but loses ~1e-3 relative accuracy in float32.
+    Large tensors get the variance from one pass, E[x^2] - mean^2 with the sum of squares as a BLAS dot
+    (no temporary; about 1e-6 relative error), unless the mean dominates the spread (mean^2 > 3 var),
+    where that formula cancels: then, as for small tensors, the exact two-pass variance (sum, then
+    squares of deviations) is computed. Reading the tensor 4 times instead of 6 makes the recorded step
+    about a third cheaper.
     """
     src = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-    mean = src.sum() / numel
-    if not torch.isfinite(mean):
+    mean = float(src.sum()) / numel
+    if not math.isfinite(mean):
         return None
-    var = (src - mean).square_().sum() / numel
-    if not torch.isfinite(var):
-        return None
+    var = math.nan
+    if numel >= _ONE_PASS_MIN_NUMEL:
+        flat = src.reshape(-1)
+        mean_sq = float(torch.dot(flat, flat)) / numel
+        if not math.isfinite(mean_sq):
+            return None
+        var = max(mean_sq - mean * mean, 0.0)
+        if mean * mean > 3 * var:
+            var = math.nan  # cancellation: recompute exactly below
+    if math.isnan(var):
+        var = float((src - mean).square_().sum()) / numel
+        if not math.isfinite(var):
+            return None
     lo, hi = torch.aminmax(x)
-    zero_fraction = (numel - torch.count_nonzero(x)) / numel
-    values = [mean, var.sqrt(), lo, hi, zero_fraction, 0, 0, numel]
-    return torch.tensor([float(v) for v in values], dtype=dtype)
+    zero_fraction = (numel - int(torch.count_nonzero(x))) / numel
+    values = [mean, math.sqrt(var), float(lo), float(hi), zero_fraction, 0, 0, numel]
+    return torch.tensor(values, dtype=dtype)
 
 
 def _masked_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor:

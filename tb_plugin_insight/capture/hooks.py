@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight.capture import reduce
 from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
+from tb_plugin_insight.capture.model_table import ModelTableRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,24 @@ class LayerInfo:
 
 RecordCallback = Callable[[int, Sequence[LayerInfo], np.ndarray], None]
 StepStartCallback = Callable[[int, nn.Module], None]
+# Extra per-layer reductions (capture/histogram.py, capture/units.py): step, layers, {name: rows}.
+ExtrasCallback = Callable[[int, Sequence[LayerInfo], dict[str, np.ndarray]], None]
+ModelTableCallback = Callable[[int, nn.Module, list[dict[str, Any]]], None]
+
+
+class LayerReducer(Protocol):
+    """A further reduction of a watched output, run in the same hook after the statistics.
+
+    Returns `width` numbers (a 1-D tensor with the statistics' dtype, on the output's device); they
+    travel to the host in the statistics' single transfer.
+    """
+
+    name: str
+    width: int
+
+    def __call__(
+        self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 def first_tensor(output: Any) -> torch.Tensor | None:
@@ -77,6 +96,9 @@ class ActivationRecorder:
         on_step_start: StepStartCallback | None = None,
         gradients: GradientOptions | None = None,
         on_gradient_record: RecordCallback | None = None,
+        reducers: Sequence[LayerReducer] = (),
+        on_extras: ExtrasCallback | None = None,
+        on_model_table: ModelTableCallback | None = None,
     ) -> None:
         self.every = every
         self.mode = mode
@@ -98,6 +120,11 @@ class ActivationRecorder:
             )
         self._pending: dict[int, torch.Tensor] = {}
         self._failed: set[int] = set()
+        self._reducers = list(reducers) if on_extras is not None else []
+        self._on_extras = on_extras
+        self._modules = [module for _, _, module in layers]
+        self._on_model_table = on_model_table
+        self._table: ModelTableRecorder | None = None  # hooks on every module during one forward
         self._handles: list[RemovableHandle] = [
             model.register_forward_pre_hook(self._before_forward),
             model.register_forward_hook(self._after_forward, always_call=True),
@@ -112,6 +139,9 @@ class ActivationRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self._table is not None:
+            self._table.remove()
+            self._table = None
         self._pending.clear()
         self._recording = False
         self._grad_recording = False
@@ -146,6 +176,9 @@ class ActivationRecorder:
         self._grad_recording = (
             self._recording and self.gradients is not None and self.gradients.begin(self.step)
         )
+        if self._recording and self._on_model_table is not None and self._table is None:
+            watched = {info.name for info in self.layers}
+            self._table = ModelTableRecorder(model, watched)  # removed at the end of this forward
 
     def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -158,7 +191,11 @@ class ActivationRecorder:
                 info = self.layers[index]
                 if not info.shape:
                     info.shape = tuple(tensor.shape)
-                self._pending[index] = reduce.activation_stats(tensor)
+                stats = reduce.activation_stats(tensor)
+                if self._reducers:
+                    extras = [r(index, self._modules[index], tensor, stats) for r in self._reducers]
+                    stats = torch.cat([stats, *extras])
+                self._pending[index] = stats
                 if self._grad_recording and self.gradients is not None:
                     self.gradients.watch_output(index, tensor)
             except Exception:  # noqa: BLE001 - recording must never break the user's training
@@ -166,6 +203,20 @@ class ActivationRecorder:
                 logger.exception("Insight stopped recording layer %r", self.layers[index].name)
 
         return hook
+
+    def _finish_table(self, step: int, model: nn.Module, output: Any) -> None:
+        """Remove the model-table hooks; hand the rows on (once per watch) unless the forward failed."""
+        table, self._table = self._table, None
+        if table is None:
+            return
+        rows = table.finish(output)
+        if output is None or self._on_model_table is None:
+            return  # the forward raised: try again at the next recorded forward
+        callback, self._on_model_table = self._on_model_table, None
+        try:
+            callback(step, model, rows)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            logger.exception("Insight could not record the model table")
 
     def _after_forward(self, model: nn.Module, args: Any, output: Any) -> None:
         if self._suspended or not self._counts(model):
@@ -175,10 +226,19 @@ class ActivationRecorder:
         self._recording = self._grad_recording = False
         if self.gradients is not None:
             self.gradients.after_forward(step, completed=output is not None)
+        if self._table is not None:
+            self._finish_table(step, model, output)
         if not recording or not self._pending:
             return
         indices = sorted(self._pending)
         device = self._pending[indices[0]].device
         stacked = torch.stack([self._pending[i].to(device) for i in indices]).cpu().numpy()
         self._pending.clear()
-        self._on_record(step, [self.layers[i] for i in indices], stacked)
+        infos = [self.layers[i] for i in indices]
+        self._on_record(step, infos, stacked[:, : reduce.NUM_STATS])
+        if self._on_extras is not None and self._reducers:
+            blocks, start = {}, reduce.NUM_STATS
+            for reducer in self._reducers:
+                blocks[reducer.name] = stacked[:, start : start + reducer.width]
+                start += reducer.width
+            self._on_extras(step, infos, blocks)

@@ -60,13 +60,14 @@ def test_histogram_of_random_tensors_matches_numpy() -> None:
 
 
 def test_range_rule() -> None:
-    assert histogram.choose_range(0.0, 2.3) == (0.0, 5.0)  # non-negative: [0, R], R >= 2 * 2.3
-    assert histogram.choose_range(-0.3, 0.2) == (-1.0, 1.0)  # signed: symmetric
+    assert histogram.choose_range(0.0, 2.3) == (0.0, 4.0)  # non-negative: [0, R], R >= 1.5 * 2.3
+    assert histogram.choose_range(-0.3, 0.2) == (-0.5, 0.5)  # signed: symmetric
     assert histogram.choose_range(-70.0, 1.0) == (-200.0, 200.0)
     assert histogram.choose_range(0.0, 0.0) == (0.0, 1.0)  # all zeros
     assert histogram.choose_range(NAN, NAN) == (-1.0, 1.0)  # nothing finite
-    assert histogram.choose_range(0.0, 0.05) == (0.0, 0.1)
+    assert histogram.choose_range(0.0, 0.05) == (0.0, 0.08)
     assert histogram.nice_ceil(1.0) == 1.0 and histogram.nice_ceil(1.01) == 2.0
+    assert histogram.nice_ceil(4.1) == 5.0 and histogram.nice_ceil(5.5) == 8.0
     with pytest.raises(ValueError, match="histogram_bins"):
         histogram.HistogramReducer(0)
 
@@ -101,12 +102,13 @@ def test_edges_fixed_at_the_first_recorded_step(tmp_path: Path) -> None:
             model[0].factor = factor
             model(inputs[step])
     first, second = histograms_of(tmp_path, "0"), histograms_of(tmp_path, "1")
-    # layer "0": signed first output, max |x| = 2 -> [-5, 5]; step 1 has 10, 5, NaN, Inf
-    np.testing.assert_array_equal(first[0], [-5, 5, 0, 0, 0, 1, 3, 0])  # bins of width 2.5
-    np.testing.assert_array_equal(first[1], [-5, 5, 0, 1, 0, 0, 0, 1])  # 10 overflows; 5 is in the last bin
-    # layer "1" (ReLU): non-negative -> [0, 5]
-    np.testing.assert_array_equal(second[0], [0, 5, 0, 0, 2, 2, 0, 0])  # bins of width 1.25
-    np.testing.assert_array_equal(second[1], [0, 5, 0, 1, 0, 0, 0, 1])
+    # layer "0": signed first output, max |x| = 2 -> R >= 3 -> [-4, 4], bins of width 2; step 1 has
+    # 10 and 5 (both above 4), NaN and Inf (not counted)
+    np.testing.assert_array_equal(first[0], [-4, 4, 0, 0, 0, 1, 2, 1])
+    np.testing.assert_array_equal(first[1], [-4, 4, 0, 2, 0, 0, 0, 0])
+    # layer "1" (ReLU): non-negative -> [0, 4], bins of width 1
+    np.testing.assert_array_equal(second[0], [0, 4, 0, 0, 2, 1, 1, 0])
+    np.testing.assert_array_equal(second[1], [0, 4, 0, 2, 0, 0, 0, 0])
 
 
 def test_histograms_off_and_bins_option(tmp_path: Path) -> None:

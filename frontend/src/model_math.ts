@@ -118,8 +118,9 @@ export function findUnitAlerts(data: UnitsResponse, threshold = 0): UnitAlert[] 
 
 /**
  * Colour indices (0..255) of a bins × steps histogram image, row 0 = the highest bin: each step's
- * counts scaled by that step's largest count (so every step's shape shows), square-root scaled so
- * thin tails stay visible. 255 marks the fullest bin; -1 a step without data.
+ * counts scaled by that step's largest count (so every step's shape shows), on a log scale
+ * (log(1 + count) / log(1 + peak)) so thin tails stay visible next to a ReLU's spike at zero.
+ * 255 marks the fullest bin; -1 a step without data.
  */
 export function histogramCells(data: HistogramsResponse): Int16Array {
   const cols = data.steps.length;
@@ -130,7 +131,7 @@ export function histogramCells(data: HistogramsResponse): Int16Array {
     const peak = counts.reduce((m, c) => Math.max(m, c), 0);
     for (let b = 0; b < bins; b++) {
       const c = counts[b] ?? 0;
-      out[(bins - 1 - b) * cols + j] = peak > 0 ? Math.round(Math.sqrt(c / peak) * 255) : 0;
+      out[(bins - 1 - b) * cols + j] = peak > 0 ? Math.round((Math.log1p(c) / Math.log1p(peak)) * 255) : 0;
     }
   }
   return out;

@@ -72,6 +72,6 @@ test("histogram cells: highest bin on top, each step scaled to its fullest bin",
   };
   const cells = histogramCells(data);
   // row 0 = bin 1 (upper), row 1 = bin 0; columns = steps
-  assert.deepEqual(Array.from(cells), [Math.round(Math.sqrt(1 / 4) * 255), 0, 255, 0]);
+  assert.deepEqual(Array.from(cells), [Math.round((Math.log1p(1) / Math.log1p(4)) * 255), 0, 255, 0]);
   assert.deepEqual(binRange(data, 0, 1), [2, 4]);
 });

@@ -1,8 +1,8 @@
 """Activation histograms with bin edges fixed per layer, computed on the tensor's device.
 
 Edge rule (chosen once per layer, at its first recorded step, so every later step is comparable):
-R is the smallest 1, 2 or 5 x 10^k that is at least twice the largest finite |value| of that first
-output (R = 1 when there is none, e.g. all zeros); the range is [0, R] when the first output has no
+R is the smallest 1, 2, 4, 5 or 8 x 10^k that is at least 1.5 x the largest finite |value| of that
+first output (R = 1 when there is none, e.g. all zeros); the range is [0, R] when the first output has no
 negative value (ReLU-like layers), else [-R, R]; `bins` equal-width bins. Values are binned like
 numpy.histogram (bins half-open, the last one closed). Finite values outside the range are counted as
 underflow/overflow; NaN and +/-Inf are left out (the activation statistics count them).
@@ -28,10 +28,14 @@ HEAD = len(metadata.HISTOGRAM_HEAD)
 _MIN, _MAX, _NAN, _INF = (metadata.STAT_FIELDS.index(k) for k in ("min", "max", "nanCount", "infCount"))
 
 
+MARGIN = 1.5  # room for activations to grow after the first recorded step
+_MANTISSAS = (1.0, 2.0, 4.0, 5.0, 8.0, 10.0)  # 2, 4, 8 give exact binary bin widths with 2^k bins
+
+
 def nice_ceil(value: float) -> float:
-    """The smallest 1, 2 or 5 x 10^k that is >= value (value > 0)."""
+    """The smallest 1, 2, 4, 5 or 8 x 10^k that is >= value (value > 0)."""
     exponent = math.floor(math.log10(value))
-    for mantissa in (1.0, 2.0, 5.0, 10.0):
+    for mantissa in _MANTISSAS:
         candidate = mantissa * 10.0**exponent
         if candidate >= value * (1 - 1e-12):
             return candidate
@@ -42,7 +46,7 @@ def choose_range(lo: float, hi: float) -> tuple[float, float]:
     """Fixed histogram range from the finite min/max of a layer's first recorded output (module doc)."""
     finite = [v for v in (lo, hi) if math.isfinite(v)]
     largest = max((abs(v) for v in finite), default=0.0)
-    extent = nice_ceil(2.0 * largest) if largest > 0 else 1.0
+    extent = nice_ceil(MARGIN * largest) if largest > 0 else 1.0
     return (0.0, extent) if finite and min(finite) >= 0 else (-extent, extent)
 
 

@@ -61,7 +61,7 @@ function HistogramSection(props: LayerSectionProps) {
     <section class="ins-card" data-testid="layer-histogram" data-layer={d?.layer ?? ""}>
       <div class="ins-card-head">
         <h2 class="ins-card-title">Activation histogram</h2>
-        {d ? <span class="ins-card-sub">{`${d.bins} bins · range fixed at the first recorded step · each step scaled to its fullest bin`}</span> : null}
+        {d ? <span class="ins-card-sub">{`${d.bins} bins · range fixed at the first recorded step · colour: log count, each step scaled to its fullest bin`}</span> : null}
         <span class="ins-spacer" />
         {state.loading ? <span class="ins-loading">Loading…</span> : null}
       </div>
@@ -96,7 +96,12 @@ function HistogramSection(props: LayerSectionProps) {
               <span class="ins-cam-step" data-testid="hist-step-label" data-step={d.steps[index]}>
                 step <b>{d.steps[index]}</b>
               </span>
-              <span class="ins-muted" data-testid="hist-step-summary" data-total={d.counts[index].reduce((a, b) => a + b, 0)}>
+              <span
+                class="ins-muted"
+                data-testid="hist-step-summary"
+                data-total={d.counts[index].reduce((a, b) => a + b, 0)}
+                data-counts={d.counts[index].join(",")}
+              >
                 {`in range ${d.counts[index].reduce((a, b) => a + b, 0)} · below ${formatValue(d.low[index])}: ${d.underflow[index]} · above ${formatValue(d.high[index])}: ${d.overflow[index]}`}
               </span>
             </div>

@@ -66,7 +66,7 @@ function TreeTools(props: { depth: number }) {
           }}
         >
           {depths.map((d) => (
-            <option key={d} value={String(d)}>
+            <option key={d} value={String(d)} selected={d === treeDepth.value}>
               {d}
             </option>
           ))}

@@ -53,6 +53,15 @@ GRAD_FIELDS: tuple[str, ...] = (
     "actGradNumel",
 )
 
+# Entries of a stored activation histogram before its per-bin counts (then `bins` counts): the fixed
+# range [low, high] (equal-width bins) and the finite values below / above it.
+HISTOGRAM_HEAD: tuple[str, ...] = ("low", "high", "underflow", "overflow")
+
+# Entries of the per-step unit statistics vector of a layer: the fraction of channels that never
+# activated (max <= 0 on the recorded batch), the fraction saturated at a bound of a bounded module
+# (NaN for unbounded ones), and the number of channels (capture/units.py has the rules).
+UNIT_FIELDS: tuple[str, ...] = ("deadFraction", "saturatedFraction", "channels")
+
 _TAG_PREFIX = {
     RecordKind.ACTIVATION_STATS: "insight/activation_stats/",
     RecordKind.GRADIENT_STATS: "insight/gradient_stats/",
@@ -60,6 +69,9 @@ _TAG_PREFIX = {
     RecordKind.PROBE_PREDICTIONS: "insight/probe_predictions/",
     RecordKind.CAM: "insight/cam/",
     RecordKind.SALIENCY: "insight/saliency/",
+    RecordKind.ACTIVATION_HISTOGRAM: "insight/activation_histogram/",
+    RecordKind.UNIT_STATS: "insight/unit_stats/",
+    RecordKind.MODEL_TABLE: "insight/model_table",
 }
 MAP_KINDS = {"cam": RecordKind.CAM, "saliency": RecordKind.SALIENCY}
 
@@ -80,6 +92,8 @@ def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_P
         return f"{prefix}{probe}/{method}"
     if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS):
         return prefix + probe
+    if kind == RecordKind.MODEL_TABLE:
+        return prefix
     return prefix + layer
 
 

@@ -9,6 +9,7 @@ device-to-host copy happens off the training thread. PNG encoding also happens h
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from tensorboard.compat.proto import summary_pb2
 
@@ -130,3 +131,51 @@ def maps(
 def prebuilt(first_time: FirstTime, summary_proto: summary_pb2.Summary) -> summary_pb2.Summary:
     """A Summary built elsewhere, written in order with the other records."""
     return summary_proto
+
+
+def layer_extras(
+    first_time: FirstTime,
+    infos: Sequence[LayerInfo],
+    extras: HostArray,
+    layout: tuple[tuple[str, int], ...],
+    bounded: dict[str, bool],
+    bins: int,
+) -> summary_pb2.Summary:
+    """Every recorded layer's further reductions at one step: dead/saturated unit fractions and the
+    activation histogram. A row of `extras` holds the reducers' numbers side by side, as `layout` says."""
+    rows = host_numpy(extras)
+    blocks, start = {}, 0
+    for name, width in layout:
+        blocks[name] = rows[:, start : start + width]
+        start += width
+    values = []
+    for row, info in enumerate(infos):
+        common = {"module_type": info.module_type, "shape": info.shape, "order": info.order}
+        if "units" in blocks:
+            tag = metadata.tag_for(metadata.RecordKind.UNIT_STATS, info.name)
+            values.append(
+                summary.unit_stats_value(
+                    info.name,
+                    blocks["units"][row],
+                    bounded=bounded.get(info.name, False),
+                    with_metadata=first_time(tag),
+                    **common,
+                )
+            )
+        if "histogram" in blocks:
+            tag = metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, info.name)
+            values.append(
+                summary.histogram_value(
+                    info.name,
+                    blocks["histogram"][row],
+                    bins=bins,
+                    with_metadata=first_time(tag),
+                    **common,
+                )
+            )
+    return summary.summary_of(values)
+
+
+def model_table(first_time: FirstTime, document: dict[str, Any]) -> summary_pb2.Summary:
+    """The model table (one row per module), written once per watch."""
+    return summary.summary_of([summary.model_table_value(document)])

@@ -32,11 +32,29 @@ scaled to [0, 1] (so a viewer can put all images on one shared scale). Saliency 
 
 PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
     float64 [N, 2] per map step: predicted class index and its softmax probability.
+
+ACTIVATION_HISTOGRAM, tag `insight/activation_histogram/<layer>`, TENSOR:
+    float64 [4 + bins] per recorded step: low, high (the layer's fixed range, equal-width bins, chosen
+    at its first recorded step: capture/histogram.py), the count of finite values below low and above
+    high, then the count of each bin (numpy.histogram's convention). NaN/Inf are not counted. `bins`
+    is also in the metadata.
+
+UNIT_STATS, tag `insight/unit_stats/<layer>`, TENSOR:
+    float64 [len(metadata.UNIT_FIELDS)] per recorded step: fraction of dead channels, fraction of
+    saturated channels (NaN unless the metadata says `bounded`), number of channels.
+
+MODEL_TABLE, tag `insight/model_table`, BLOB_SEQUENCE, written once per watch at its first recorded
+step: one UTF-8 JSON document {"modelType", "params", "trainableParams", "rows": [{"name", "type",
+"depth", "params" (with children), "trainableParams", "ownParams", "watched", "output" (a shape list,
+a list/dict of them, or a type name; null if the module did not run), "calls"}]} in
+`model.named_modules()` order.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
@@ -210,4 +228,93 @@ def map_ranges_value(
                 kind, layer, probe=probe, method=method, num_images=len(table), fields=("min", "max")
             )
         )
+    return value
+
+
+def _layer_vector_value(
+    kind: int,
+    layer: str,
+    vector: np.ndarray,
+    length: int,
+    *,
+    module_type: str,
+    shape: Sequence[int],
+    order: int,
+    fields: Sequence[str],
+    with_metadata: bool,
+    **extra: Any,
+) -> summary_pb2.Summary.Value:
+    vector = np.asarray(vector, dtype=np.float64)
+    if vector.shape != (length,):
+        raise ValueError(f"record of layer {layer!r} must have shape ({length},), got {vector.shape}")
+    value = summary_pb2.Summary.Value(
+        tag=metadata.tag_for(kind, layer), tensor=tensor_util.make_tensor_proto(vector)
+    )
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(
+                kind, layer, module_type=module_type, shape=shape, order=order, fields=fields, **extra
+            )
+        )
+    return value
+
+
+def histogram_value(
+    layer: str,
+    vector: np.ndarray,
+    *,
+    bins: int,
+    module_type: str,
+    shape: Sequence[int],
+    order: int,
+    with_metadata: bool,
+) -> summary_pb2.Summary.Value:
+    """One layer's histogram at one step: [low, high, underflow, overflow, counts...]."""
+    return _layer_vector_value(
+        metadata.RecordKind.ACTIVATION_HISTOGRAM,
+        layer,
+        vector,
+        len(metadata.HISTOGRAM_HEAD) + bins,
+        module_type=module_type,
+        shape=shape,
+        order=order,
+        fields=metadata.HISTOGRAM_HEAD,
+        with_metadata=with_metadata,
+        bins=bins,
+    )
+
+
+def unit_stats_value(
+    layer: str,
+    vector: np.ndarray,
+    *,
+    bounded: bool,
+    module_type: str,
+    shape: Sequence[int],
+    order: int,
+    with_metadata: bool,
+) -> summary_pb2.Summary.Value:
+    """One layer's dead/saturated fractions at one step (metadata.UNIT_FIELDS order)."""
+    return _layer_vector_value(
+        metadata.RecordKind.UNIT_STATS,
+        layer,
+        vector,
+        len(metadata.UNIT_FIELDS),
+        module_type=module_type,
+        shape=shape,
+        order=order,
+        fields=metadata.UNIT_FIELDS,
+        with_metadata=with_metadata,
+        bounded=bounded,
+    )
+
+
+def model_table_value(document: dict[str, Any]) -> summary_pb2.Summary.Value:
+    """The model table as one JSON blob (names are data, never markup)."""
+    kind = metadata.RecordKind.MODEL_TABLE
+    blob = json.dumps(document, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    value = _blob_value(metadata.tag_for(kind), blob)
+    value.metadata.CopyFrom(
+        metadata.create_summary_metadata(kind, "", data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    )
     return value

@@ -17,9 +17,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tb_plugin_insight import background, crc, metadata, records
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import grads as grads_mod
+from tb_plugin_insight.capture import histogram as histogram_mod
 from tb_plugin_insight.capture import hooks, maps, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
+from tb_plugin_insight.capture import model_table as model_table_mod
 from tb_plugin_insight.capture import probe as probe_mod
+from tb_plugin_insight.capture import units as units_mod
 from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.layers import LayerSelector
 from tb_plugin_insight.capture.maps import CamPlan, MapRecord, SaliencyPlan
@@ -197,6 +200,10 @@ class InsightWriter(SummaryWriter):
         saliency_methods: Sequence[str] | str | None = None,
         saliency_target: Optional[str] = None,
         saliency_options: Optional[dict[str, dict[str, Any]]] = None,
+        histograms: bool = True,
+        histogram_bins: int = histogram_mod.DEFAULT_BINS,
+        units: bool = True,
+        model_table: bool = True,
     ) -> WatchHandle:
         """Record activation statistics and gradient flow of `model`'s layers every `every` steps, and CAMs
         and input saliency of a probe.
@@ -243,6 +250,15 @@ class InsightWriter(SummaryWriter):
             saliency_target: "predicted" or "label"; default `cam_target`.
             saliency_options: per method, options of `compute_saliency`, e.g.
                 `{"smoothgrad": {"samples": 8}}`; guided_gradcam's `target_layer` defaults to the CAM layer.
+            histograms: record an activation histogram of every watched layer at the statistics' steps,
+                on the device, with bin edges fixed at the layer's first recorded step (rule in
+                `tb_plugin_insight.capture.histogram`) plus underflow/overflow counts.
+            histogram_bins: number of equal-width bins (1..4096).
+            units: record, at the same steps and on the same (training) batch, the fraction of dead
+                channels (never > 0) and, for bounded modules (Sigmoid, Tanh, ReLU6, ...), of saturated
+                channels (rules in `tb_plugin_insight.capture.units`).
+            model_table: record once, from the first recorded training forward, one row per module:
+                type, output shape, parameter counts, depth, watched (the Model view of the tab).
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
@@ -265,8 +281,16 @@ class InsightWriter(SummaryWriter):
             self.set_probe(images, labels, class_names=class_names)
         elif class_names is not None and self._probe is not None:
             self._probe.class_names = tuple(str(n) for n in class_names)
-        if not isinstance(grads, bool):
-            raise TypeError(f"grads must be True or False, got {grads!r}")
+        for flag_name, flag in (("grads", grads), ("histograms", histograms), ("units", units)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{flag_name} must be True or False, got {flag!r}")
+        if not isinstance(model_table, bool):
+            raise TypeError(f"model_table must be True or False, got {model_table!r}")
+        reducers: list[hooks.LayerReducer] = []
+        if units:
+            reducers.append(units_mod.UnitReducer())
+        if histograms:
+            reducers.append(histogram_mod.HistogramReducer(histogram_bins))
         grad_options = (
             grads_mod.check_options(grad_accumulation, grad_scaler, update_ratio) if grads else None
         )
@@ -300,6 +324,9 @@ class InsightWriter(SummaryWriter):
             on_step_start=self._step_starter(plan, saliency_plan) if plan or saliency_plan else None,
             gradients=grad_options,
             on_gradient_record=self._record_gradient_stats,
+            reducers=reducers,
+            on_extras=self._extras_recorder(chosen, histogram_bins) if reducers else None,
+            on_model_table=self._record_model_table if model_table else None,
         )
         if not self.writes:
             recorder.remove()  # a rank that does not write records nothing (see `ranks`)
@@ -471,6 +498,22 @@ class InsightWriter(SummaryWriter):
 
     def _record_gradient_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
         self._enqueue(records.gradient_stats, tuple(infos), stats, step=step)
+
+    def _extras_recorder(
+        self, chosen: Sequence[tuple[int, str, nn.Module]], bins: int
+    ) -> hooks.ExtrasCallback:
+        bounded = {name: units_mod.output_bounds(module) is not None for _, name, module in chosen}
+
+        def record(
+            step: int, infos: Sequence[LayerInfo], extras: HostArray, layout: tuple[tuple[str, int], ...]
+        ) -> None:
+            self._enqueue(records.layer_extras, tuple(infos), extras, layout, bounded, bins, step=step)
+
+        return record
+
+    def _record_model_table(self, step: int, model: nn.Module, rows: list[dict[str, Any]]) -> None:
+        document = model_table_mod.table_document(model, rows)
+        self._enqueue(records.model_table, document, step=step)
 
     # --- writing: every Insight record goes through _enqueue ---------------------------------------
 

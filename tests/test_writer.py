@@ -105,10 +105,17 @@ def test_steps_line_up_with_global_step(tmp_path: Path) -> None:
         writer.watch(model, every=5)
         train(model, 23, writer)
     steps = insight_steps(tmp_path)
-    kinds = (metadata.RecordKind.ACTIVATION_STATS, metadata.RecordKind.GRADIENT_STATS)
+    kinds = (
+        metadata.RecordKind.ACTIVATION_STATS,
+        metadata.RecordKind.GRADIENT_STATS,
+        metadata.RecordKind.ACTIVATION_HISTOGRAM,
+        metadata.RecordKind.UNIT_STATS,
+    )
+    table_tag = metadata.tag_for(metadata.RecordKind.MODEL_TABLE)
+    assert steps.pop(table_tag) == [0]  # once, from the first recorded forward
     assert set(steps) == {metadata.tag_for(kind, n) for kind in kinds for n in "012346"}
     for recorded in steps.values():
-        assert recorded == [0, 5, 10, 15, 20]  # gradient records at the activation records' steps
+        assert recorded == [0, 5, 10, 15, 20]  # gradients, histograms, units at the statistics' steps
 
 
 def test_step_override(tmp_path: Path) -> None:
@@ -121,7 +128,9 @@ def test_step_override(tmp_path: Path) -> None:
             model(torch.randn(2, 3, 8, 8))
         with pytest.raises(ValueError, match="non-negative"):
             writer.step = -1
-    assert list(insight_steps(tmp_path).values()) == [[100, 110]]
+    steps = insight_steps(tmp_path)
+    assert steps.pop(metadata.tag_for(metadata.RecordKind.MODEL_TABLE)) == [100]
+    assert list(steps.values()) == [[100, 110]] * 3  # statistics, units, histogram of layer "0"
 
 
 def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
@@ -132,12 +141,16 @@ def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
     with_metadata: dict[str, int] = {}
     for event in read_events(tmp_path):
         for value in event.summary.value:
+            if value.tag == metadata.tag_for(metadata.RecordKind.MODEL_TABLE):
+                assert value.HasField("metadata") and value.metadata.data_class == 3  # BLOB_SEQUENCE
+                continue
             if value.tag.startswith("insight/") and value.HasField("metadata"):
                 with_metadata[value.tag] = with_metadata.get(value.tag, 0) + 1
                 parsed = metadata.parse_plugin_metadata(value.metadata.plugin_data.content)
                 assert value.metadata.data_class == 2  # DATA_CLASS_TENSOR
                 assert parsed is not None and parsed.module_type and list(parsed.shape)
-    assert len(with_metadata) == 12 and set(with_metadata.values()) == {1}  # activation + gradient tags
+    # activation statistics, gradient statistics, histograms, units: 4 tags per layer, metadata once each
+    assert len(with_metadata) == 24 and set(with_metadata.values()) == {1}
 
 
 def test_recording_never_changes_training(tmp_path: Path) -> None:
@@ -146,13 +159,16 @@ def test_recording_never_changes_training(tmp_path: Path) -> None:
         model = nn.Sequential(tiny_cnn(seed=7), nn.Dropout(0.3))  # dropout draws from the global RNG
         writer = InsightWriter(str(tmp_path / ("on" if watch else "off")))
         if watch:
-            writer.watch(model, every=1)
+            writer.watch(model, every=1, histograms=True, units=True, model_table=True)
         train(model, 12)
         writer.close()
         state = model.state_dict()  # includes BatchNorm running statistics
         return [state[k].clone() for k in sorted(state)]
 
     without, with_watch = final_weights(False), final_weights(True)
+    recorded = insight_steps(tmp_path / "on")
+    assert recorded[metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, "0.2")] == list(range(12))
+    assert recorded[metadata.tag_for(metadata.RecordKind.UNIT_STATS, "0.2")] == list(range(12))
     assert len(without) == len(with_watch)
     for a, b in zip(without, with_watch):
         assert torch.equal(a, b)

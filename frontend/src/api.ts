@@ -265,3 +265,73 @@ export async function fetchBlob(url: string, signal?: AbortSignal): Promise<Blob
   }
   return response.blob();
 }
+
+// ---- Inside each layer: histograms, dead/saturated units, the model table ----
+
+export interface HistogramsResponse {
+  run: string;
+  layer: string;
+  moduleType: string;
+  bins: number;
+  steps: number[];
+  /** The fixed range per recorded step (the same for every step of one watch). */
+  low: (number | null)[];
+  high: (number | null)[];
+  underflow: number[];
+  overflow: number[];
+  /** counts[stepIndex][bin] */
+  counts: number[][];
+}
+
+export interface UnitLayer {
+  name: string;
+  moduleType: string;
+  order: number;
+  bounded: boolean;
+}
+
+export interface UnitsResponse {
+  run: string;
+  layers: UnitLayer[];
+  steps: number[];
+  /** dead[i][j] / saturated[i][j]: layer layers[i] at step steps[j]; null = undefined or missing. */
+  dead: (number | null)[][];
+  saturated: (number | null)[][];
+  channels: (number | null)[];
+}
+
+/** A module's output: a shape, a list/dict of outputs, a type name, or null (did not run). */
+export type OutputDescription = number[] | OutputDescription[] | { [key: string]: OutputDescription } | string | null;
+
+export interface ModelRow {
+  name: string;
+  type: string;
+  depth: number;
+  params: number;
+  trainableParams: number;
+  ownParams: number;
+  watched: boolean;
+  output: OutputDescription;
+  calls: number;
+}
+
+export interface ModelTableResponse {
+  run: string;
+  step: number;
+  modelType: string;
+  params: number;
+  trainableParams: number;
+  rows: ModelRow[];
+}
+
+export function fetchHistograms(run: string, layer: string, signal?: AbortSignal): Promise<HistogramsResponse> {
+  return getJson<HistogramsResponse>("histograms", { run, layer }, signal);
+}
+
+export function fetchUnits(run: string, signal?: AbortSignal): Promise<UnitsResponse> {
+  return getJson<UnitsResponse>("units", { run }, signal);
+}
+
+export function fetchModelTable(run: string, signal?: AbortSignal): Promise<ModelTableResponse> {
+  return getJson<ModelTableResponse>("model", { run }, signal);
+}

@@ -23,6 +23,7 @@ import { App } from "./views/App";
 import { ErrorBoundary } from "./views/common";
 import { DEFAULT_COLORMAP } from "./colormaps";
 import { startCamLoaders } from "./cam_data";
+import { startModelLoaders } from "./model_state";
 import {
   camColormap,
   camKind,
@@ -136,6 +137,7 @@ export function render(): void {
   startLoaders({ run: url.run, layer: url.layer });
   startCamLoaders();
   startGradLoaders();
+  startModelLoaders();
 
   // Deep link: mirror the selection into the parent URL (p.insight.<key>=<value>).
   const urlState = (): Record<string, string | null> | null => {

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight.capture import outputs, reduce, transfer
 from tb_plugin_insight.capture.grads import GradientOptions, GradientRecorder
+from tb_plugin_insight.capture.model_table import ModelTableRecorder
 from tb_plugin_insight.capture.portable import portable
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,26 @@ class LayerInfo:
 # (step, layers, their rows): the rows may still be on their way to the host (transfer.host_numpy).
 RecordCallback = Callable[[int, Sequence[LayerInfo], transfer.HostArray], None]
 StepStartCallback = Callable[[int, nn.Module], None]
+# Extra per-layer reductions (capture/histogram.py, capture/units.py): step, layers, {name: rows}.
+# step, layers, their rows (all reducers' numbers side by side, still on their way to the host), and
+# the layout of a row: (reducer name, width) in order.
+ExtrasCallback = Callable[[int, Sequence[LayerInfo], transfer.HostArray, tuple[tuple[str, int], ...]], None]
+ModelTableCallback = Callable[[int, nn.Module, list[dict[str, Any]]], None]
+
+
+class LayerReducer(Protocol):
+    """A further reduction of a watched output, run in the same hook after the statistics.
+
+    Returns `width` numbers (a 1-D tensor with the statistics' dtype, on the output's device); they
+    travel to the host in the statistics' single transfer.
+    """
+
+    name: str
+    width: int
+
+    def __call__(
+        self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 class ActivationRecorder:
@@ -67,6 +88,9 @@ class ActivationRecorder:
         on_step_start: StepStartCallback | None = None,
         gradients: GradientOptions | None = None,
         on_gradient_record: RecordCallback | None = None,
+        reducers: Sequence[LayerReducer] = (),
+        on_extras: ExtrasCallback | None = None,
+        on_model_table: ModelTableCallback | None = None,
     ) -> None:
         self.every = every
         self.mode = mode
@@ -87,8 +111,14 @@ class ActivationRecorder:
             )
         # (layer index, output suffix) -> stats vector; suffix "" is the primary output (outputs.py)
         self._pending: dict[tuple[int, str], torch.Tensor] = {}
+        self._pending_extras: dict[int, torch.Tensor] = {}  # layer index -> reducers' numbers
         self._extra_series: dict[tuple[int, str], LayerInfo] = {}
         self._failed: set[int] = set()
+        self._reducers = list(reducers) if on_extras is not None else []
+        self._on_extras = on_extras
+        self._modules = [module for _, _, module in layers]
+        self._on_model_table = on_model_table
+        self._table: ModelTableRecorder | None = None  # hooks on every module during one forward
         self._handles: list[RemovableHandle] = [
             model.register_forward_pre_hook(portable(self._before_forward)),
             model.register_forward_hook(portable(self._after_forward), always_call=True),
@@ -103,7 +133,11 @@ class ActivationRecorder:
         for handle in self._handles:
             handle.remove()
         self._handles.clear()
+        if self._table is not None:
+            self._table.remove()
+            self._table = None
         self._pending.clear()
+        self._pending_extras.clear()
         self._recording = False
         self._grad_recording = False
 
@@ -132,6 +166,7 @@ class ActivationRecorder:
         if self._suspended:
             return
         self._pending.clear()
+        self._pending_extras.clear()
         if self.gradients is not None:
             self.gradients.before_forward()  # the previous step's update has happened: write its record
         counts = self._counts(model)
@@ -142,6 +177,9 @@ class ActivationRecorder:
         self._grad_recording = (
             self._recording and self.gradients is not None and self.gradients.begin(self.step)
         )
+        if self._recording and self._on_model_table is not None and self._table is None:
+            watched = {info.name for info in self.layers}
+            self._table = ModelTableRecorder(model, watched)  # removed at the end of this forward
 
     def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -156,7 +194,17 @@ class ActivationRecorder:
                     info = self._series_info(index, suffix)
                     if not info.shape:
                         info.shape = tuple(tensor.shape)
-                    if not suffix and self._grad_recording and self.gradients is not None:
+                    if suffix:
+                        continue
+                    if self._reducers and index not in self._pending_extras:
+                        # histograms and unit fractions describe the primary output's first call
+                        self._pending_extras[index] = torch.cat(
+                            [
+                                r(index, self._modules[index], outputs.describable(tensor), stats)
+                                for r in self._reducers
+                            ]
+                        )
+                    if self._grad_recording and self.gradients is not None:
                         self.gradients.watch_output(index, tensor)
             except Exception:  # noqa: BLE001 - recording must never break the user's training
                 self._failed.add(index)
@@ -175,6 +223,20 @@ class ActivationRecorder:
             self._extra_series[(index, suffix)] = info
         return info
 
+    def _finish_table(self, step: int, model: nn.Module, output: Any) -> None:
+        """Remove the model-table hooks; hand the rows on (once per watch) unless the forward failed."""
+        table, self._table = self._table, None
+        if table is None:
+            return
+        rows = table.finish(output)
+        if output is None or self._on_model_table is None:
+            return  # the forward raised: try again at the next recorded forward
+        callback, self._on_model_table = self._on_model_table, None
+        try:
+            callback(step, model, rows)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            logger.exception("Insight could not record the model table")
+
     def _after_forward(self, model: nn.Module, args: Any, output: Any) -> None:
         if self._suspended or not self._counts(model):
             return
@@ -183,6 +245,8 @@ class ActivationRecorder:
         self._recording = self._grad_recording = False
         if self.gradients is not None:
             self.gradients.after_forward(step, completed=output is not None)
+        if self._table is not None:
+            self._finish_table(step, model, output)
         if not recording or not self._pending:
             return
         keys = sorted(self._pending, key=lambda key: (key[0], key[1] != "", key[1]))
@@ -190,3 +254,9 @@ class ActivationRecorder:
         stacked = transfer.start_host_copy(torch.stack([self._pending[key].to(device) for key in keys]))
         self._pending.clear()
         self._on_record(step, [self._series_info(*key) for key in keys], stacked)
+        if self._on_extras is not None and self._pending_extras:
+            indices = sorted(self._pending_extras)
+            extras = torch.stack([self._pending_extras[i].to(device) for i in indices])
+            self._pending_extras.clear()
+            layout = tuple((reducer.name, reducer.width) for reducer in self._reducers)
+            self._on_extras(step, [self.layers[i] for i in indices], transfer.start_host_copy(extras), layout)

@@ -10,6 +10,7 @@ from werkzeug import Request, Response
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import assets, http
+from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
 
 PNG = "image/png"
@@ -31,6 +32,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         downsample = int(hints.get(self.plugin_name, 0))
         self._queries = InsightQueries(context.data_provider, downsample)
         self._maps = MapQueries(context.data_provider, downsample)
+        self._layer_view = LayerViewQueries(self._queries)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -45,6 +47,9 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/maps": self._serve_maps,
             "/map_image": self._serve_map_image,
             "/predictions": self._serve_predictions,
+            "/histograms": self._serve_histograms,
+            "/units": self._serve_units,
+            "/model": self._serve_model,
         }
 
     def is_active(self) -> bool:
@@ -128,6 +133,22 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run, probe = http.get_param(request, "run"), _probe_param(request)
         return http.respond_json(request, self._maps.predictions(ctx, eid, run, probe))
+
+    @http.route
+    def _serve_histograms(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        return http.respond_json(request, self._layer_view.histograms(ctx, eid, run, layer))
+
+    @http.route
+    def _serve_units(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._layer_view.units(ctx, eid, http.get_param(request, "run")))
+
+    @http.route
+    def _serve_model(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._layer_view.model(ctx, eid, http.get_param(request, "run")))
 
 
 def _probe_param(request: Request) -> str:

@@ -1,5 +1,5 @@
 // The tab's views. The left panel lists them and shows the active view's settings; the main area
-// shows the active view. Feature maps are planned.
+// shows the active view. The Model view (the model table and each layer's panel) is the index.
 import type { ComponentType } from "preact";
 import { activeView } from "../state";
 import { ActivationStatsView, ActivationStatsSettings } from "./ActivationStats";
@@ -7,6 +7,7 @@ import { CamView } from "./CamView";
 import { CamSettings } from "./CamSettings";
 import { GradientSettings } from "./GradientSettings";
 import { GradientView } from "./GradientView";
+import { ModelView } from "./ModelView";
 
 export interface ViewDef {
   id: string;
@@ -17,6 +18,7 @@ export interface ViewDef {
 }
 
 export const VIEWS: ViewDef[] = [
+  { id: "model", title: "Model", component: ModelView },
   { id: "stats", title: "Activation statistics", component: ActivationStatsView, settings: ActivationStatsSettings },
   { id: "grads", title: "Gradients", component: GradientView, settings: GradientSettings },
   { id: "cam", title: "CAM", component: CamView, settings: CamSettings },

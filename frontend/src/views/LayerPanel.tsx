@@ -1,0 +1,192 @@
+// The layer panel: everything Insight recorded about one layer, one section after another. A new
+// section is one entry in LAYER_SECTIONS (a component taking {run, layer}).
+import type { ComponentType } from "preact";
+import { useMemo } from "preact/hooks";
+import uPlot from "uplot";
+import { CAM_VIEW } from "../cam_data";
+import { camKind, camLayer } from "../cam_state";
+import { formatValue } from "../format";
+import { binRange } from "../model_math";
+import { camLayers, histograms, histStep, unitData } from "../model_state";
+import { activeView, colormap, darkMode, selectedRun } from "../state";
+import { stepIndexAtOrBefore } from "../grad_math";
+import { HistogramHeatmap } from "../widgets/HistogramHeatmap";
+import { UPlotChart } from "../widgets/UPlotChart";
+import { ErrorMessage } from "./common";
+import { LayerChartsView } from "./LayerCharts";
+
+export interface LayerSectionProps {
+  run: string;
+  layer: string;
+}
+
+/** Activation statistics over steps (the charts of the statistics view). */
+function StatsSection() {
+  return <LayerChartsView />;
+}
+
+function axisOptions(dark: boolean): uPlot.Axis {
+  const text = dark ? "rgba(255,255,255,0.7)" : "#616161";
+  const grid = dark ? "rgba(255,255,255,0.08)" : "rgba(0,0,0,0.07)";
+  return { stroke: text, font: "11px Roboto, 'Helvetica Neue', Arial, sans-serif", grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 } };
+}
+
+/** The shown step's histogram as bars. */
+function HistogramBars(props: { x: number[]; counts: number[]; dark: boolean }) {
+  const options = useMemo<Omit<uPlot.Options, "width" | "height">>(
+    () => ({
+      scales: { x: { time: false } },
+      axes: [axisOptions(props.dark), { ...axisOptions(props.dark), size: 56, values: (_u, s) => s.map((v) => formatValue(v)) }],
+      legend: { show: false },
+      cursor: { drag: { x: false, y: false } },
+      series: [{}, { label: "count", stroke: "#e8710a", fill: "rgba(232,113,10,0.35)", width: 1, paths: uPlot.paths.bars!({ size: [1, 100], align: 1 }), points: { show: false } }],
+    }),
+    [props.dark],
+  );
+  return <UPlotChart key={props.dark ? "dark" : "light"} options={options} data={[props.x, props.counts]} height={160} />;
+}
+
+/** The layer's activation histograms: bins × steps, and the chosen step in detail. */
+function HistogramSection(props: LayerSectionProps) {
+  const state = histograms.value;
+  const d = state.data && state.data.run === props.run && state.data.layer === props.layer ? state.data : null;
+  const dark = darkMode.value;
+  const index = d ? stepIndexAtOrBefore(d.steps, histStep.value) : -1;
+  const go = (i: number) => {
+    if (d && i >= 0 && i < d.steps.length) histStep.value = d.steps[i];
+  };
+  const missing = state.error !== null && state.error.includes("no histograms");
+  const x = useMemo(() => (d && index >= 0 ? d.counts[index].map((_, b) => binRange(d, index, b)?.[0] ?? b) : []), [d, index]);
+  return (
+    <section class="ins-card" data-testid="layer-histogram" data-layer={d?.layer ?? ""}>
+      <div class="ins-card-head">
+        <h2 class="ins-card-title">Activation histogram</h2>
+        {d ? <span class="ins-card-sub">{`${d.bins} bins · range fixed at the first recorded step · colour: log count, each step scaled to its fullest bin`}</span> : null}
+        <span class="ins-spacer" />
+        {state.loading ? <span class="ins-loading">Loading…</span> : null}
+      </div>
+      {missing ? (
+        <div class="ins-muted">No histograms recorded for this layer (watch(..., histograms=True) records them).</div>
+      ) : state.error ? (
+        <ErrorMessage title="Could not load the histograms" message={state.error} />
+      ) : null}
+      {d && d.steps.length === 0 ? <div class="ins-muted">No histogram recorded yet.</div> : null}
+      {d && index >= 0 ? (
+        <>
+          <HistogramHeatmap data={d} colormap={colormap.value} markColumn={index} onSelectColumn={go} />
+          <div class="ins-hist-detail">
+            <div class="ins-grad-stepbar">
+              <button type="button" class="ins-btn" disabled={index <= 0} onClick={() => go(index - 1)}>
+                ‹
+              </button>
+              <input
+                type="range"
+                class="ins-range ins-cam-slider"
+                data-testid="hist-step-slider"
+                aria-label="Histogram step"
+                min={0}
+                max={Math.max(0, d.steps.length - 1)}
+                step={1}
+                value={index}
+                onInput={(e) => go(Number((e.currentTarget as HTMLInputElement).value))}
+              />
+              <button type="button" class="ins-btn" disabled={index >= d.steps.length - 1} onClick={() => go(index + 1)}>
+                ›
+              </button>
+              <span class="ins-cam-step" data-testid="hist-step-label" data-step={d.steps[index]}>
+                step <b>{d.steps[index]}</b>
+              </span>
+              <span
+                class="ins-muted"
+                data-testid="hist-step-summary"
+                data-total={d.counts[index].reduce((a, b) => a + b, 0)}
+                data-counts={d.counts[index].join(",")}
+              >
+                {`in range ${d.counts[index].reduce((a, b) => a + b, 0)} · below ${formatValue(d.low[index])}: ${d.underflow[index]} · above ${formatValue(d.high[index])}: ${d.overflow[index]}`}
+              </span>
+            </div>
+            <HistogramBars x={x} counts={d.counts[index]} dark={dark} />
+          </div>
+        </>
+      ) : null}
+    </section>
+  );
+}
+
+/** Dead and saturated fractions of the layer over steps (when defined for its module type). */
+function UnitsSection(props: LayerSectionProps) {
+  const data = unitData.value;
+  const dark = darkMode.value;
+  const i = data ? data.layers.findIndex((l) => l.name === props.layer) : -1;
+  const chart = useMemo(() => {
+    if (!data || i < 0) return null;
+    const dead = data.dead[i];
+    const saturated = data.saturated[i];
+    const hasDead = dead.some((v) => v !== null);
+    const hasSat = saturated.some((v) => v !== null);
+    if (!hasDead && !hasSat) return null;
+    const series: uPlot.Series[] = [{}];
+    const columns: (number | null)[][] = [];
+    if (hasDead) {
+      series.push({ label: "dead", stroke: "#9334e6", width: 2, points: { show: false } });
+      columns.push(dead);
+    }
+    if (hasSat) {
+      series.push({ label: "saturated", stroke: "#e8710a", width: 2, points: { show: false } });
+      columns.push(saturated);
+    }
+    const options: Omit<uPlot.Options, "width" | "height"> = {
+      scales: { x: { time: false }, y: { range: [0, 1] } },
+      axes: [axisOptions(dark), { ...axisOptions(dark), size: 44 }],
+      series,
+    };
+    return { options, data: [data.steps, ...columns] as uPlot.AlignedData };
+  }, [data, i, dark]);
+  if (!data || i < 0) return null;
+  return (
+    <section class="ins-card" data-testid="layer-units">
+      <div class="ins-card-head">
+        <h2 class="ins-card-title">Dead and saturated channels</h2>
+        <span class="ins-card-sub">fraction of the layer's {data.channels[i] ?? "?"} channels, on the recorded training batch</span>
+      </div>
+      {chart ? (
+        <UPlotChart key={dark ? "dark" : "light"} options={chart.options} data={chart.data} height={150} />
+      ) : (
+        <div class="ins-muted">Not defined for a {data.layers[i].moduleType}: dead units are measured on rectifiers (ReLU, GELU, …), saturation on bounded modules (Sigmoid, Tanh, …).</div>
+      )}
+    </section>
+  );
+}
+
+/** A link to the layer's CAMs, when CAMs were recorded for it. */
+function CamLinkSection(props: LayerSectionProps) {
+  if (!camLayers.value.has(props.layer)) return null;
+  return (
+    <section class="ins-card" data-testid="layer-cam-link">
+      <button
+        type="button"
+        class="ins-link"
+        onClick={() => {
+          camKind.value = "cam";
+          camLayer.value = props.layer;
+          activeView.value = CAM_VIEW;
+        }}
+      >
+        Open the CAMs recorded for this layer
+      </button>
+    </section>
+  );
+}
+
+/** The sections of the layer panel, in order. */
+export const LAYER_SECTIONS: ComponentType<LayerSectionProps>[] = [StatsSection, HistogramSection, UnitsSection, CamLinkSection];
+
+export function LayerPanel(props: LayerSectionProps) {
+  return (
+    <div class="ins-layer-panel" data-testid="layer-panel" data-layer={props.layer} data-run={selectedRun.value ?? ""}>
+      {LAYER_SECTIONS.map((Section, k) => (
+        <Section key={k} run={props.run} layer={props.layer} />
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import type { HistogramsResponse, ModelRow, UnitsResponse } from "../src/api";
+import { binRange, findUnitAlerts, formatOutput, hasChildren, histogramCells, parentIndices, visibleRows } from "../src/model_math";
+
+function row(name: string, type = "M"): ModelRow {
+  return { name, type, depth: name ? name.split(".").length : 0, params: 0, trainableParams: 0, ownParams: 0, watched: false, output: null, calls: 0 };
+}
+
+const ROWS = ["", "features", "features.0", "features.0.conv", "features.1", "head", "head.fc"].map((n) => row(n, n.endsWith("conv") ? "Conv2d" : "M"));
+const names = (idx: number[]) => idx.map((i) => ROWS[i].name);
+
+test("parents and children follow named_modules() order", () => {
+  assert.deepEqual(parentIndices(ROWS), [-1, 0, 1, 2, 1, 0, 5]);
+  assert.equal(hasChildren(ROWS, 1), true);
+  assert.equal(hasChildren(ROWS, 4), false);
+  assert.equal(hasChildren(ROWS, 6), false);
+});
+
+test("rows fold by depth, with per-row overrides", () => {
+  const none = new Map<string, boolean>();
+  assert.deepEqual(names(visibleRows(ROWS, { depth: 1, open: none, filter: "" })), ["", "features", "head"]);
+  assert.deepEqual(names(visibleRows(ROWS, { depth: 2, open: none, filter: "" })), ["", "features", "features.0", "features.1", "head", "head.fc"]);
+  assert.equal(visibleRows(ROWS, { depth: 9, open: none, filter: "" }).length, ROWS.length);
+  const folded = new Map([["features", false]]);
+  assert.deepEqual(names(visibleRows(ROWS, { depth: 9, open: folded, filter: "" })), ["", "features", "head", "head.fc"]);
+  const opened = new Map([["head", true]]);
+  assert.deepEqual(names(visibleRows(ROWS, { depth: 1, open: opened, filter: "" })), ["", "features", "head", "head.fc"]);
+});
+
+test("the filter keeps matches and their ancestors, whatever the folding", () => {
+  const none = new Map<string, boolean>();
+  assert.deepEqual(names(visibleRows(ROWS, { depth: 0, open: none, filter: "conv2D" })), ["", "features", "features.0", "features.0.conv"]);
+  assert.deepEqual(names(visibleRows(ROWS, { depth: 0, open: none, filter: "nothing" })), []);
+});
+
+test("outputs: shapes, tuples, dicts, type names, missing", () => {
+  assert.equal(formatOutput([8, 3]), "[8, 3]");
+  assert.equal(formatOutput([[8, 3], null]), "([8, 3], –)");
+  assert.equal(formatOutput({ logits: [8, 3], "<b>": "str" }), "{logits: [8, 3], <b>: str}");
+  assert.equal(formatOutput(null), "–");
+});
+
+test("unit alerts: one per (layer, kind) with the first step above the threshold", () => {
+  const data: UnitsResponse = {
+    run: "r",
+    layers: [
+      { name: "relu", moduleType: "ReLU", order: 1, bounded: false },
+      { name: "sig", moduleType: "Sigmoid", order: 2, bounded: true },
+    ],
+    steps: [0, 10, 20],
+    dead: [[0, 0.25, 0.5], [null, null, null]],
+    saturated: [[null, null, null], [0.1, 0, null]],
+    channels: [4, 10],
+  };
+  const alerts = findUnitAlerts(data);
+  assert.deepEqual(
+    alerts.map((a) => [a.kind, a.layer, a.firstStep, a.last, a.max]),
+    [
+      ["dead", "relu", 10, 0.5, 0.5],
+      ["saturated", "sig", 0, null, 0.1],
+    ],
+  );
+  assert.equal(findUnitAlerts(data, 0.3).length, 1);
+});
+
+test("histogram cells: highest bin on top, each step scaled to its fullest bin", () => {
+  const data: HistogramsResponse = {
+    run: "r", layer: "l", moduleType: "ReLU", bins: 2, steps: [0, 5],
+    low: [0, 0], high: [4, 4], underflow: [0, 0], overflow: [0, 1],
+    counts: [[4, 1], [0, 0]],
+  };
+  const cells = histogramCells(data);
+  // row 0 = bin 1 (upper), row 1 = bin 0; columns = steps
+  assert.deepEqual(Array.from(cells), [Math.round((Math.log1p(1) / Math.log1p(4)) * 255), 0, 255, 0]);
+  assert.deepEqual(binRange(data, 0, 1), [2, 4]);
+});

@@ -1,0 +1,122 @@
+"""Activation histograms with bin edges fixed per layer, computed on the tensor's device.
+
+Edge rule (chosen once per layer, at its first recorded step, so every later step is comparable):
+R is the smallest 1, 2, 4, 5 or 8 x 10^k that is at least 1.5 x the largest finite |value| of that
+first output (R = 1 when there is none, e.g. all zeros); the range is [0, R] when the first output has no
+negative value (ReLU-like layers), else [-R, R]; `bins` equal-width bins. Values are binned like
+numpy.histogram (bins half-open, the last one closed). Finite values outside the range are counted as
+underflow/overflow; NaN and +/-Inf are left out (the activation statistics count them).
+
+Cost: one `torch.histc` pass per layer and recorded step. The underflow/overflow passes run only when
+the statistics' min/max (already computed, free to read on the CPU) show that something lies outside;
+on accelerators they always run (reading min/max would synchronise). The first recorded step of a
+layer reads its min/max to the host once to fix the edges.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from tb_plugin_insight import metadata
+
+DEFAULT_BINS = 64
+# Entries before the counts in a stored histogram vector (metadata.HISTOGRAM_HEAD).
+HEAD = len(metadata.HISTOGRAM_HEAD)
+
+_MIN, _MAX, _NAN, _INF = (metadata.STAT_FIELDS.index(k) for k in ("min", "max", "nanCount", "infCount"))
+
+
+MARGIN = 1.5  # room for activations to grow after the first recorded step
+_MANTISSAS = (1.0, 2.0, 4.0, 5.0, 8.0, 10.0)  # 2, 4, 8 give exact binary bin widths with 2^k bins
+
+
+def nice_ceil(value: float) -> float:
+    """The smallest 1, 2, 4, 5 or 8 x 10^k that is >= value (value > 0)."""
+    exponent = math.floor(math.log10(value))
+    for mantissa in _MANTISSAS:
+        candidate = mantissa * 10.0**exponent
+        if candidate >= value * (1 - 1e-12):
+            return candidate
+    return 10.0 ** (exponent + 1)  # pragma: no cover - the loop always returns
+
+
+def choose_range(lo: float, hi: float) -> tuple[float, float]:
+    """Fixed histogram range from the finite min/max of a layer's first recorded output (module doc)."""
+    finite = [v for v in (lo, hi) if math.isfinite(v)]
+    largest = max((abs(v) for v in finite), default=0.0)
+    extent = nice_ceil(MARGIN * largest) if largest > 0 else 1.0
+    return (0.0, extent) if finite and min(finite) >= 0 else (-extent, extent)
+
+
+@torch.no_grad()
+def histogram(
+    x: torch.Tensor, low: float, high: float, bins: int, stats: torch.Tensor | None = None
+) -> torch.Tensor:
+    """[low, high, underflow, overflow, count_0 .. count_{bins-1}] of `x`, on its device.
+
+    `stats` (reduce.activation_stats of the same tensor) lets the CPU skip the under/overflow passes
+    when its min/max lie inside the range. The result has `stats`' dtype (float64 except on MPS).
+    """
+    x = x.detach()
+    dtype = stats.dtype if stats is not None else torch.float64
+    if not x.is_floating_point() or x.dtype in (torch.float16, torch.bfloat16):
+        x = x.float()  # histc has no integer kernels; half precision would merge neighbouring bins
+    x = x.reshape(-1)
+    counts = torch.histc(x, bins=bins, min=low, max=high).to(dtype)  # NaN, Inf, out of range: ignored
+    under, over = _outside(x, low, high, stats)
+    head = x.new_empty(HEAD, dtype=dtype)  # filled on the device: no host-to-device copy, no sync
+    head[0], head[1] = low, high
+    head[2], head[3] = under, over
+    return torch.cat([head, counts])
+
+
+def _outside(
+    x: torch.Tensor, low: float, high: float, stats: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Counts of finite elements below `low` and above `high`."""
+    zero = torch.zeros((), dtype=torch.int64, device=x.device)
+    check_low = check_high = exclude_inf = True
+    if stats is not None and stats.device.type == "cpu":
+        lo, hi, n_inf = float(stats[_MIN]), float(stats[_MAX]), float(stats[_INF])
+        exclude_inf = n_inf > 0
+        check_low = not lo >= low  # also True for NaN (no finite value: nothing to find, but cheap)
+        check_high = not hi <= high
+        if math.isnan(lo) and math.isnan(hi):
+            return zero, zero
+    under = zero
+    over = zero
+    if check_low:
+        below = x < low
+        under = (below & (x != float("-inf"))).sum() if exclude_inf else below.sum()
+    if check_high:
+        above = x > high
+        over = (above & (x != float("inf"))).sum() if exclude_inf else above.sum()
+    return under, over
+
+
+class HistogramReducer:
+    """Per-layer histograms with edges fixed at each layer's first recorded step (see module doc)."""
+
+    name = "histogram"
+
+    def __init__(self, bins: int = DEFAULT_BINS) -> None:
+        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= 4096:
+            raise ValueError(f"histogram_bins must be an int from 1 to 4096, got {bins!r}")
+        self.bins = bins
+        self.width = HEAD + bins
+        self._ranges: dict[int, tuple[float, float]] = {}
+
+    def range_of(self, index: int) -> tuple[float, float] | None:
+        """The fixed range of layer `index`, once its first step was recorded."""
+        return self._ranges.get(index)
+
+    def __call__(
+        self, index: int, module: torch.nn.Module, x: torch.Tensor, stats: torch.Tensor
+    ) -> torch.Tensor:
+        fixed = self._ranges.get(index)
+        if fixed is None:
+            lo, hi = (float(v) for v in stats[[_MIN, _MAX]].cpu())  # once per layer: one sync on accelerators
+            fixed = self._ranges[index] = choose_range(lo, hi)
+        return histogram(x, fixed[0], fixed[1], self.bins, stats)

@@ -1,0 +1,122 @@
+"""Dead and saturated units: per layer and recorded step, the fraction of channels that never activated
+and, for modules with bounded outputs, the fraction that sit at a bound.
+
+Measured on the recorded training batch, in the same forward hook as the activation statistics (a probe
+forward at every statistics step would cost too much), so "dead" means "dead on that batch".
+
+- Channels: dimension 1 of outputs with 2 or more dimensions ((N, C), (N, C, L), (N, C, H, W), ...),
+  except for modules that act on the last dimension (Linear, LayerNorm, Embedding, ...), whose channels
+  are the last dimension ((N, L, C) tokens). Outputs with fewer than 2 dimensions have no channels (NaN).
+- Dead (only for rectifier modules: ReLU, ReLU6, LeakyReLU, PReLU, GELU, SiLU, Mish, Hardswish, ELU,
+  CELU, SELU; NaN otherwise): a channel whose maximum over every other dimension is <= 0 (a unit that
+  never fired). For other layers "never positive" is no sign of trouble (a logit can be negative on a
+  whole batch), so watch the activation modules (the default layer set does).
+- Saturated (only for Sigmoid, Tanh, Hardtanh, ReLU6, Hardsigmoid, Softsign; NaN otherwise): a channel
+  with at least 99% of its elements within 1% of the output range of a bound (e.g. sigmoid outputs
+  below 0.01 or above 0.99), where the module's gradient is (nearly) zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from tb_plugin_insight import metadata
+
+SATURATION_SHARE = 0.99  # share of a channel's elements that must sit at a bound
+SATURATION_TOLERANCE = 0.01  # distance to the bound, as a fraction of the output range
+
+# Modules whose features are the last dimension of their output.
+_CHANNELS_LAST = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention)
+
+
+_RECTIFIERS = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+)
+
+
+def is_rectifier(module: nn.Module) -> bool:
+    """Modules whose units can die: outputs <= 0 for every input of a channel means no gradient."""
+    return isinstance(module, _RECTIFIERS)
+
+
+def output_bounds(module: nn.Module) -> tuple[float, float] | None:
+    """The (lower, upper) bounds of a module's output, or None when it is not bounded."""
+    if isinstance(module, nn.Hardtanh):  # also ReLU6
+        return float(module.min_val), float(module.max_val)
+    if isinstance(module, (nn.Sigmoid, nn.Hardsigmoid)):
+        return 0.0, 1.0
+    if isinstance(module, (nn.Tanh, nn.Softsign)):
+        return -1.0, 1.0
+    return None
+
+
+def channel_dim(module: nn.Module, ndim: int) -> int | None:
+    """The channel dimension of a module's output (module doc), or None if it has none."""
+    if ndim < 2:
+        return None
+    if ndim > 2 and isinstance(module, _CHANNELS_LAST):
+        return ndim - 1
+    return 1
+
+
+@torch.no_grad()
+def unit_stats(
+    x: torch.Tensor,
+    dim: int | None,
+    bounds: tuple[float, float] | None,
+    dtype: torch.dtype = torch.float64,
+    *,
+    rectifier: bool = True,
+) -> torch.Tensor:
+    """[deadFraction, saturatedFraction, channels] (metadata.UNIT_FIELDS) of output `x`, on its device.
+
+    `dim`: the channel dimension (None: no channels, all NaN); `bounds`: the module's output bounds
+    (None: saturation is NaN); `rectifier`: False leaves the dead fraction NaN.
+    """
+    x = x.detach()
+    nan = math.nan
+    if dim is None or x.numel() == 0:
+        return x.new_full((len(metadata.UNIT_FIELDS),), nan, dtype=dtype)
+    channels = x.shape[dim]
+    per_channel = x.movedim(dim, 0).reshape(channels, -1)
+    if not per_channel.is_floating_point():
+        per_channel = per_channel.float()
+    out = x.new_empty(len(metadata.UNIT_FIELDS), dtype=dtype)  # filled on the device: no sync
+    if rectifier:
+        out[0] = (per_channel.amax(dim=1) <= 0).sum(dtype=dtype) / channels  # a NaN max is not dead
+    else:
+        out[0] = nan
+    out[2] = channels
+    if bounds is None:
+        out[1] = nan
+        return out
+    lower, upper = bounds
+    tolerance = SATURATION_TOLERANCE * (upper - lower)
+    at_bound = (per_channel <= lower + tolerance) | (per_channel >= upper - tolerance)
+    share = at_bound.sum(dim=1, dtype=dtype) / per_channel.shape[1]
+    out[1] = (share >= SATURATION_SHARE).sum(dtype=dtype) / channels
+    return out
+
+
+class UnitReducer:
+    """The per-layer reducer for the recorder: dead and saturated fractions of each watched output."""
+
+    name = "units"
+    width = len(metadata.UNIT_FIELDS)
+
+    def __call__(self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        dim, bounds = channel_dim(module, x.dim()), output_bounds(module)
+        return unit_stats(x, dim, bounds, stats.dtype, rectifier=is_rectifier(module))

@@ -128,7 +128,7 @@ def test_records_are_built_off_the_training_thread_and_flush_waits(
     gate, entered = _gate_builder(monkeypatch)
     writer = InsightWriter(str(tmp_path))
     model = tiny_cnn()
-    writer.watch(model, every=1, grads=False)
+    writer.watch(model, every=1, grads=False, model_table=False)  # the table is written first
     train_steps(model, 3)  # returns although no record could be built yet: training does not wait
     entered.wait()
     assert insight_steps(tmp_path) == {}
@@ -161,7 +161,7 @@ def test_close_writes_everything_queued(tmp_path: Path) -> None:
 def test_record_order_is_kept_with_native_scalars(tmp_path: Path) -> None:
     with InsightWriter(str(tmp_path), write_queue_size=2) as writer:
         model = tiny_cnn()
-        writer.watch(model, every=1, grads=False)
+        writer.watch(model, every=1, grads=False, model_table=False)  # the table is written first
         gen = torch.Generator().manual_seed(0)
         for step in range(30):
             model(torch.randn(2, 3, 8, 8, generator=gen))

@@ -13,6 +13,8 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight.capture import feature_maps as fmaps
+from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import hooks, maps
 from tb_plugin_insight.capture import layers as layer_selection
@@ -163,6 +165,12 @@ class InsightWriter(SummaryWriter):
         saliency_methods: Sequence[str] | str | None = None,
         saliency_target: Optional[str] = None,
         saliency_options: Optional[dict[str, dict[str, Any]]] = None,
+        maps_every: int = 100,
+        maps_k: int = 16,
+        maps_layers: LayerSelector = None,
+        maps_channels: Optional[dict[str, Sequence[int]]] = None,
+        maps_depth: Any = None,
+        filters_layers: Optional[Sequence[str]] = None,
     ) -> WatchHandle:
         """Record activation statistics and gradient flow of `model`'s layers every `every` steps, and CAMs
         and input saliency of a probe.
@@ -209,6 +217,20 @@ class InsightWriter(SummaryWriter):
             saliency_target: "predicted" or "label"; default `cam_target`.
             saliency_options: per method, options of `compute_saliency`, e.g.
                 `{"smoothgrad": {"samples": 8}}`; guided_gradcam's `target_layer` defaults to the CAM layer.
+            maps_every: every `maps_every` steps (0 = never), record feature maps of the probe (one
+                side-effect-free forward under no_grad, just before that step's training forward) and
+                the filters of the first convolution (filters need no probe).
+            maps_k: channels per layer: the `maps_k` most active on the probe (highest mean
+                activation at the first maps step), kept for the whole run.
+            maps_layers: the layers with feature maps, selected like `layers` (default: the watched
+                layers; those whose output is not (N, C), (N, C, L), (N, L, C), (N, C, H, W) or
+                (N, C, D, H, W) are skipped).
+            maps_channels: channels chosen by index per layer, e.g. `{"features.3": [0, 5, 9]}`,
+                instead of the most active ones.
+            maps_depth: for 3-D layers (N, C, D, H, W), the depth slice shown: an int for every such
+                layer or `{"layer": index}` (default: the middle slice).
+            filters_layers: further convolutions whose weights are recorded as image tiles (the first
+                convolution always is).
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
@@ -255,14 +277,30 @@ class InsightWriter(SummaryWriter):
                 options=saliency_options,
                 cam_layer=plan.layer if plan else None,
             )
+        map_layers = chosen if maps_layers is None else layer_selection.select_layers(model, maps_layers)
+        maps_plan = fmaps.plan_feature_maps(
+            model,
+            self._probe,
+            every=maps_every,
+            k=maps_k,
+            layers=[(name, module) for _, name, module in map_layers],
+            channels=maps_channels,
+            depth=maps_depth,
+            filter_layers=filters_layers,
+            device=maps.model_device(model),
+        )
+        maps_recorder = fmaps.FeatureMapRecorder(maps_plan) if maps_plan else None
         self.unwatch(model)
+        starter = None
+        if plan or saliency_plan or maps_recorder:
+            starter = self._step_starter(plan, saliency_plan, maps_recorder)
         recorder = ActivationRecorder(
             model,
             chosen,
             every=every,
             mode=mode,
             on_record=self._record_activation_stats,
-            on_step_start=self._step_starter(plan, saliency_plan) if plan or saliency_plan else None,
+            on_step_start=starter,
             gradients=grad_options,
             on_gradient_record=self._record_gradient_stats,
         )
@@ -341,8 +379,15 @@ class InsightWriter(SummaryWriter):
         record = maps.record_from_attributions(result, *maps.predictions(model, images))
         self._write_maps(step, probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY)
 
-    def _step_starter(self, plan: Optional[CamPlan], saliency_plan: Optional[SaliencyPlan]) -> Any:
+    def _step_starter(
+        self,
+        plan: Optional[CamPlan],
+        saliency_plan: Optional[SaliencyPlan],
+        maps_recorder: Optional[fmaps.FeatureMapRecorder] = None,
+    ) -> Any:
         def on_step_start(step: int, model: nn.Module) -> None:
+            if maps_recorder is not None and step % maps_recorder.plan.every == 0:
+                self._record_feature_maps(step, model, maps_recorder)
             cams_now = plan is not None and step % plan.every == 0 and id(plan) not in self._map_failures
             if cams_now and plan is not None and self._probe is not None:
                 try:
@@ -365,6 +410,120 @@ class InsightWriter(SummaryWriter):
 
         return on_step_start
 
+    def _record_feature_maps(self, step: int, model: nn.Module, recorder: fmaps.FeatureMapRecorder) -> None:
+        """Feature maps of the probe and the filters at one step; a failure stops them, never training."""
+        if id(recorder) in self._map_failures:
+            return
+        try:
+            records = {}
+            if self._probe is not None and recorder.plan.views:
+                records = recorder.run(model, self._probe.on(maps.model_device(model)))
+            modules = dict(model.named_modules())
+            weights = {name: filters_mod.filter_record(modules[name]) for name in recorder.plan.filter_layers}
+            orders = {name: i for i, name in enumerate(modules)}
+            self._write_feature_maps(step, records, weights, orders)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            self._map_failures.add(id(recorder))
+            logger.exception("Insight stopped recording feature maps and filters")
+
+    def _write_feature_maps(
+        self,
+        step: int,
+        records: dict[str, fmaps.FeatureMapRecord],
+        weights: dict[str, filters_mod.FilterRecord],
+        orders: dict[str, int],
+    ) -> None:
+        probe = self._probe.name if self._probe is not None else metadata.DEFAULT_PROBE
+        values = self._probe_images_values(self._probe) if records and self._probe is not None else []
+        kind, scale_kind = metadata.RecordKind.FEATURE_MAPS, metadata.RecordKind.FEATURE_MAP_SCALES
+        for layer, record in records.items():
+            n, k, h, w = record.codes.shape
+            tag = metadata.tag_for(kind, layer, probe=probe)
+            view = record.view
+            values.append(
+                summary.tiles_value(
+                    kind,
+                    tag,
+                    png.grid(record.codes),
+                    layer=layer,
+                    with_metadata=self._first_time(tag),
+                    probe=probe,
+                    num_images=n,
+                    height=h,
+                    width=w,
+                    layout=view.layout,
+                    channels=list(record.channels),
+                    num_channels=view.num_channels,
+                    grid_side=view.grid_side,
+                    class_tokens=view.class_tokens,
+                    depth_index=max(view.depth_index, 0),
+                    user_channels=record.user_channels,
+                    order=view.order,
+                    module_type=view.module_type,
+                    shape=view.shape,
+                )
+            )
+            scale_tag = metadata.tag_for(scale_kind, layer, probe=probe)
+            values.append(
+                summary.tile_scales_value(
+                    scale_kind, scale_tag, record.scales, layer=layer, probe=probe,
+                    with_metadata=self._first_time(scale_tag),
+                )
+            )  # fmt: skip
+        kind, scale_kind = metadata.RecordKind.FILTERS, metadata.RecordKind.FILTER_SCALES
+        for layer, weight in weights.items():
+            rows, cols, h, w = weight.codes.shape[:4]
+            tag = metadata.tag_for(kind, layer)
+            values.append(
+                summary.tiles_value(
+                    kind,
+                    tag,
+                    png.grid(weight.codes),
+                    layer=layer,
+                    with_metadata=self._first_time(tag),
+                    num_images=rows,
+                    height=h,
+                    width=w,
+                    layout=weight.layout,
+                    channels=list(weight.filters),
+                    input_channels=list(weight.inputs),
+                    num_channels=weight.num_filters,
+                    order=orders.get(layer, 0),
+                    module_type=weight.module_type,
+                    shape=weight.shape,
+                )
+            )
+            scale_tag = metadata.tag_for(scale_kind, layer)
+            values.append(
+                summary.tile_scales_value(
+                    scale_kind,
+                    scale_tag,
+                    weight.scales,
+                    layer=layer,
+                    with_metadata=self._first_time(scale_tag),
+                )
+            )
+        if values:
+            self._write(summary.summary_of(values), step)
+
+    def _probe_images_values(self, probe: Probe) -> list[Any]:
+        """The probe images, when they were not stored yet (or changed)."""
+        fingerprint = probe.fingerprint()
+        if self._stored_images.get(probe.name) == fingerprint:
+            return []
+        self._stored_images[probe.name] = fingerprint
+        return [
+            summary.probe_images_value(
+                probe.name,
+                png.sprite(probe.display),
+                num_images=len(probe.display),
+                height=probe.display.shape[1],
+                width=probe.display.shape[2],
+                labels=[] if probe.labels is None else probe.labels.tolist(),
+                class_names=probe.class_names,
+            )
+        ]
+
     def _write_maps(
         self,
         step: int,
@@ -376,21 +535,7 @@ class InsightWriter(SummaryWriter):
         kind: int = metadata.RecordKind.CAM,
     ) -> None:
         n, h, w = next(iter(record.maps.values())).shape
-        values = []
-        fingerprint = probe.fingerprint()
-        if self._stored_images.get(probe.name) != fingerprint:
-            self._stored_images[probe.name] = fingerprint
-            values.append(
-                summary.probe_images_value(
-                    probe.name,
-                    png.sprite(probe.display),
-                    num_images=n,
-                    height=probe.display.shape[1],
-                    width=probe.display.shape[2],
-                    labels=[] if probe.labels is None else probe.labels.tolist(),
-                    class_names=probe.class_names,
-                )
-            )
+        values = self._probe_images_values(probe)
         for method, array in record.maps.items():
             tag = metadata.tag_for(kind, layer, method, probe.name)
             values.append(

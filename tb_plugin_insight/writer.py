@@ -219,7 +219,8 @@ class InsightWriter(SummaryWriter):
                 `{"smoothgrad": {"samples": 8}}`; guided_gradcam's `target_layer` defaults to the CAM layer.
             maps_every: every `maps_every` steps (0 = never), record feature maps of the probe (one
                 side-effect-free forward under no_grad, just before that step's training forward) and
-                the filters of the first convolution (filters need no probe).
+                the filters of the first convolution (without a probe: only when `filters_layers` is
+                given).
             maps_k: channels per layer: the `maps_k` most active on the probe (highest mean
                 activation at the first maps step), kept for the whole run.
             maps_layers: the layers with feature maps, selected like `layers` (default: the watched

@@ -260,7 +260,8 @@ def plan_feature_maps(
             raise ValueError(
                 "maps_channels needs a probe batch: pass probe=(images, labels) or call set_probe"
             )
-        return MapsPlan(every, k, {}, {}, filters) if filters else None
+        # Without a probe, filters only when asked for by name (a run without a probe stays stats-only).
+        return MapsPlan(every, k, {}, {}, filters) if filters and filter_layers else None
     names = [name for name, _ in layers]
     depths = _check_depth(names, depth)
     shapes = output_shapes(model, probe.on(device)[:1], layers)

@@ -8,8 +8,8 @@ Every layer output is brought to channel maps (N, C, h, w), by its layout:
   a channel x position map.
 * "tokens" (N, L, C) of transformers: each channel a 1 x L row over the tokens, shown as a token x
   channel map, or as an s x s grid when L (or L - 1, with a class token first) is a square s * s.
-* "vector" (N, C), and spatial outputs of 1 x 1: one 1 x C channel strip per image (no choice of
-  channels: all of them, up to MAX_VECTOR).
+* "vector" (N, C), and outputs with a single position (1 x 1, L = 1): one 1 x C channel strip per
+  image (no choice of channels: all of them, up to MAX_VECTOR).
 
 Of the C channels, K are stored: the user's (`maps_channels`), or the `maps_k` with the highest mean
 activation over the probe at the first maps step. That choice is kept for the whole run, so the step
@@ -91,8 +91,10 @@ def view_of(
             and previous.layout == "sequence"
         )
         if one_d or follows:
-            return LayerView("sequence", int(shape[1]))
+            return LayerView("vector" if shape[2] == 1 else "sequence", int(shape[1]))
         tokens = int(shape[1])
+        if tokens == 1:
+            return LayerView("vector", int(shape[2]))
         side = _square_side(tokens)
         cls = 0
         if not side:

@@ -1,10 +1,11 @@
 // The tab's views. The left panel lists them and shows the active view's settings; the main area
-// shows the active view. Feature maps are planned.
+// shows the active view.
 import type { ComponentType } from "preact";
 import { activeView } from "../state";
 import { ActivationStatsView, ActivationStatsSettings } from "./ActivationStats";
 import { CamView } from "./CamView";
 import { CamSettings } from "./CamSettings";
+import { FeatureMapsSettings, FeatureMapsView } from "./FeatureMapsView";
 import { GradientSettings } from "./GradientSettings";
 import { GradientView } from "./GradientView";
 
@@ -20,6 +21,7 @@ export const VIEWS: ViewDef[] = [
   { id: "stats", title: "Activation statistics", component: ActivationStatsView, settings: ActivationStatsSettings },
   { id: "grads", title: "Gradients", component: GradientView, settings: GradientSettings },
   { id: "cam", title: "CAM", component: CamView, settings: CamSettings },
+  { id: "fmaps", title: "Feature maps", component: FeatureMapsView, settings: FeatureMapsSettings },
 ];
 
 export function isViewId(id: string): boolean {

@@ -65,7 +65,7 @@ function useLoaded<T>(key: string | null, load: () => Promise<T>): Loaded<T> {
   return state;
 }
 
-function MapCanvas(props: { cell: Cell; row: number; tiles: StepTiles; h: number; w: number; luts: Uint32Array[]; size: number; label: string; step: number }) {
+function MapCanvas(props: { cell: Cell; index: number; row: number; tiles: StepTiles; h: number; w: number; luts: Uint32Array[]; size: number; label: string; step: number }) {
   const ref = useRef<HTMLCanvasElement>(null);
   const { cell, row, tiles, h, w, luts } = props;
   useLayoutEffect(() => {
@@ -88,6 +88,7 @@ function MapCanvas(props: { cell: Cell; row: number; tiles: StepTiles; h: number
       ref={ref}
       class="ins-fm-map"
       data-testid="fmap-cell"
+      data-column={props.index}
       data-step={props.step}
       role="img"
       aria-label={props.label}
@@ -162,7 +163,7 @@ function MapsGrid(props: { run: string; info: FeatureMapLayer; step: number; pro
         <div key={r} class="ins-fm-row" data-testid="fmap-row" data-image={r}>
           <ProbeThumb images={images} row={r} height={probeInfo?.height ?? 1} width={probeInfo?.width ?? 1} size={size} />
           {cells.map((cell, i) => (
-            <MapCanvas key={i} cell={cell} row={r} tiles={data} h={info.height} w={info.width} luts={luts} size={size} step={data.scales.step} label={`image ${r}, ${columnLabel(info, cell)}, step ${data.scales.step}`} />
+            <MapCanvas key={i} index={i} cell={cell} row={r} tiles={data} h={info.height} w={info.width} luts={luts} size={size} step={data.scales.step} label={`image ${r}, ${columnLabel(info, cell)}, step ${data.scales.step}`} />
           ))}
         </div>
       ))}

@@ -15,18 +15,19 @@ from tb_plugin_insight.render import png
 
 
 def bound(scales: np.ndarray) -> np.ndarray:
-    """The stated round-trip bound (max - min) / 510 per map, plus float32 rounding of the inputs."""
+    """The stated round-trip bound (max - min) / 510 per map (plus float32 rounding: 0.1% of it)."""
     span = scales[..., 1] - scales[..., 0]
-    return span / 510 + 1e-6 * np.maximum(np.abs(scales[..., 0]), np.abs(scales[..., 1])) + 1e-12
+    return span / 510 * 1.001 + 1e-12
 
 
 # ---- quantisation ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(8))
 def test_quantisation_round_trip_is_within_half_a_step(seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(3, 5, 7, 6, generator=gen) * (10.0 ** (seed - 2)) + seed
+    # Spans from 1e-5 to 1e3, offsets up to 1e3 (a small span on a large offset is the hard case).
+    x = torch.randn(3, 5, 7, 6, generator=gen) * (10.0 ** (seed - 5)) + [0, 1, -7, 1000][seed % 4]
     codes, scales = quantize(x)
     assert codes.dtype == torch.uint8 and codes.shape == x.shape and scales.shape == (3, 5, 2)
     back = dequantize(codes.numpy(), scales.double().numpy())

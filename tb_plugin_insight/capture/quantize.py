@@ -21,6 +21,20 @@ def quantize(maps: torch.Tensor, map_dims: int = 2) -> tuple[torch.Tensor, torch
     """
     x = maps.detach().float()
     flat = x.flatten(start_dim=x.dim() - map_dims) if map_dims > 0 else x.unsqueeze(-1)
+    lo, hi = torch.aminmax(flat, dim=-1)
+    if not bool(torch.isfinite(lo).all() and torch.isfinite(hi).all()):
+        return _quantize_non_finite(flat, x.shape)
+    span = hi - lo
+    factor = torch.where(span > 0, 255.0 / span, torch.zeros_like(span)).unsqueeze(-1)
+    # (x - lo) first (exact for close values, so a small span on a large offset keeps its precision),
+    # then * factor + 0.5 truncated: round half up; the values lie in [0.5, 255.5) up to float
+    # rounding, so the cast needs no clamp.
+    shifted = (flat - lo.unsqueeze(-1)).mul_(factor).add_(0.5)
+    return shifted.to(torch.uint8).reshape(x.shape), torch.stack([lo, hi], dim=-1)
+
+
+def _quantize_non_finite(flat: torch.Tensor, shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+    """The slow path for maps holding NaN or Inf: scales over the finite values only."""
     finite = torch.isfinite(flat)
     lo = torch.where(finite, flat, torch.full_like(flat, torch.inf)).amin(dim=-1)
     hi = torch.where(finite, flat, torch.full_like(flat, -torch.inf)).amax(dim=-1)
@@ -32,7 +46,7 @@ def quantize(maps: torch.Tensor, map_dims: int = 2) -> tuple[torch.Tensor, torch
     scaled = torch.where(span > 0, scaled, torch.zeros_like(scaled))
     scaled = torch.where(flat == torch.inf, torch.full_like(scaled, 255.0), scaled)
     scaled = torch.where(torch.isfinite(scaled), scaled, torch.zeros_like(scaled))
-    codes = scaled.round().clamp(0, 255).to(torch.uint8).reshape(x.shape)
+    codes = scaled.round().clamp(0, 255).to(torch.uint8).reshape(shape)
     return codes, torch.stack([lo, hi], dim=-1)
 
 

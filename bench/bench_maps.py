@@ -102,7 +102,10 @@ def practice_bytes(model: nn.Module, probe: torch.Tensor) -> tuple[dict[str, int
         h.remove()
     first, all_images = {}, {}
     for name, out in outputs.items():
-        sizes = [tb_summary.image(f"fmap/{name}", grid16(out[i]), dataformats="CHW").ByteSize() for i in range(len(out))]
+        sizes = [
+            tb_summary.image(f"fmap/{name}", grid16(out[i]), dataformats="CHW").ByteSize()
+            for i in range(len(out))
+        ]
         first[name], all_images[name] = sizes[0], sum(sizes)
     return first, all_images
 
@@ -143,9 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     model = resnet18(10)
     first, all_images = practice_bytes(model, torch.randn(16, 3, args.size, args.size))
     print("\nevent bytes per layer per recorded step (conv layers; Insight: PNG grid + scales tensor)")
-    print(
-        f"{'layer':22s} {'insight 16 img':>15s} {'per image':>10s} {'practice 1 img':>15s} {'practice 16 img':>16s}"
-    )
+    heads = ("insight 16 img", "per image", "practice 1 img", "practice 16 img")
+    print(f"{'layer':22s} {heads[0]:>15s} {heads[1]:>10s} {heads[2]:>15s} {heads[3]:>16s}")
     totals = [0, 0, 0]
     for name in first:
         ours = sizes.get(f"insight/feature_maps/probe/{name}", 0) + sizes.get(
@@ -159,9 +161,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     everything = sum(v for k, v in sizes.items() if "feature_map" in k)
     layers = sum(1 for k in sizes if k.startswith("insight/feature_maps/"))
+    filters = sizes.get("insight/filters/conv1", 0) + sizes.get("insight/filter_scales/conv1", 0)
     print(
-        f"all {layers} watched layers with feature maps (conv, BN, ReLU, fc): {everything:,d} bytes per maps step;"
-        f" filters of conv1: {sizes.get('insight/filters/conv1', 0) + sizes.get('insight/filter_scales/conv1', 0):,d}"
+        f"all {layers} watched layers with feature maps (conv, BN, ReLU, fc): {everything:,d} bytes per"
+        f" maps step; filters of conv1: {filters:,d}"
     )
 
 

@@ -101,6 +101,9 @@ def test_feature_maps_view(server: str, browser) -> None:
         assert len(heads) == K and all(h.startswith("ch ") for h in heads), heads
         filters = frame.query_selector('[data-testid="filters-grid"]')
         assert filters is not None and filters.get_attribute("data-layout") == "rgb"
+        _wait_for(page, lambda: filters.query_selector("canvas"), "the filters drawn")
+        filters.scroll_into_view_if_needed()
+        filters.screenshot(path=str(ARTIFACTS / "insight-filters.png"))
 
         # Two steps, different pixels.
         slider = frame.query_selector('[data-testid="fmap-step-slider"]')

@@ -8,8 +8,9 @@ convolution's filters every 100 steps (`maps_every=100`, `maps_k=16`, no CAMs).
 Overhead: one process times, round after round (interleaved, so drift in machine load hits all
 alike), one training step of each kind: a plain model without Insight, a watched model at a step that
 records nothing, at a stats step, and at a maps step (stats + feature maps). The overhead of the
-schedule is then (90 unrecorded + 9 stats + 1 maps step) / (100 plain steps) - 1, from the medians
-(and from the minima). Timing the kinds separately avoids running hundreds of steps per round.
+schedule is then (90 unrecorded + 9 stats + 1 maps step) / (100 plain steps) - 1, from the median
+of each kind's per-round ratio to the plain step of the same round (and from the medians and minima
+of the times). Timing the kinds separately avoids running hundreds of steps per round.
 
 Bytes: the event bytes of one maps step per layer (PNG grid + scales) against the usual practice:
 `make_grid` of 16 channels of the first image + `add_image`, per conv layer (bench/practice.py), and
@@ -78,14 +79,15 @@ def time_rounds(rounds: int, batch: int, size: int, logdir: Path) -> dict[str, l
 
 
 def insight_bytes(logdir: Path, step: int) -> dict[str, int]:
-    """Bytes per tag (serialised Summary.Value) at one step."""
-    sizes: dict[str, int] = defaultdict(int)
+    """Bytes of one record per tag (serialised Summary.Value) at `step` (recorded once per round: the
+    mean over the rounds' records)."""
+    sizes: dict[str, list[int]] = defaultdict(list)
     for path in logdir.glob("events.out.tfevents.*"):
         for event in event_file_loader.EventFileLoader(str(path)).Load():
             if event.step == step:
                 for value in event.summary.value:
-                    sizes[value.tag] += value.ByteSize()
-    return sizes
+                    sizes[value.tag].append(value.ByteSize())
+    return {tag: round(statistics.mean(values)) for tag, values in sizes.items()}
 
 
 def practice_bytes(model: nn.Module, probe: torch.Tensor) -> tuple[dict[str, int], dict[str, int]]:
@@ -134,11 +136,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{kind:30s} {1000 * med[kind]:10.1f} {med[kind] / med['plain']:8.3f}"
             f" {1000 * low[kind]:8.1f} {low[kind] / low['plain']:8.3f}"
         )
-    for name, t in (("median", med), ("min", low)):
+    # Paired per round (each kind against the plain step of the same round), then the median.
+    paired = {k: statistics.median(a / p for a, p in zip(v, times["plain"])) for k, v in times.items()}
+    for name, t in (("per-round ratio median", paired), ("median", med), ("min", low)):
         cycle = 90 * t[KINDS[1]] + 9 * t[KINDS[2]] + t[KINDS[3]]
         maps_share = (t[KINDS[3]] - t[KINDS[2]]) / (100 * t["plain"])
         print(
-            f"overhead over {MAPS_EVERY} steps ({name}s): {100 * (cycle / (100 * t['plain']) - 1):+.2f}%"
+            f"overhead over {MAPS_EVERY} steps ({name}): {100 * (cycle / (100 * t['plain']) - 1):+.2f}%"
             f" (target < 5%), of which feature maps + filters {100 * maps_share:+.2f}%"
         )
 

@@ -7,8 +7,9 @@ Run from the repository root (about a minute on 2 CPU cores, no downloads)::
 
 Writes to ``<logdir>/<run-name>``: train/loss and train/accuracy every step, eval/loss and
 eval/accuracy after every epoch, the model graph, and (via ``writer.watch``) the activation
-statistics and gradient flow of every layer every ``--every`` training steps, and CAMs and input
-saliency maps of a probe batch, shown in the Insight tab.
+statistics and gradient flow of every layer every ``--every`` training steps, and CAMs, input
+saliency maps and feature maps of a probe batch (with the first convolution's filters), shown in the
+Insight tab.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="gradient,smoothgrad",
         help="comma-separated input saliency methods recorded with the CAMs ('' for none)",
     )
+    p.add_argument("--maps-every", type=int, default=25, help="record feature maps and filters every N steps")
+    p.add_argument("--maps-k", type=int, default=16, help="most active channels shown per layer")
     p.add_argument("--probe-size", type=int, default=16, help="held-out images explained by CAMs")
     p.add_argument("--train-size", type=int, default=4800, help="training images (default: 4800)")
     p.add_argument("--eval-size", type=int, default=1200, help="held-out images (default: 1200)")
@@ -149,11 +152,14 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         cam_methods=args.cam_methods.split(","),
         saliency_methods=[m for m in args.saliency_methods.split(",") if m] or None,
         saliency_options={"smoothgrad": {"samples": 8}} if "smoothgrad" in args.saliency_methods else None,
+        maps_every=args.maps_every,
+        maps_k=args.maps_k,
     )
     _log(
         f"CAMs ({', '.join(handle.cam_methods)}) of {len(probe)} probe images explain layer "
         f"{handle.cam_layer} every {args.cam_every} steps"
     )
+    _log(f"feature maps ({args.maps_k} channels per layer) and filters every {args.maps_every} steps")
     _log(
         f"watching {len(handle.layers)} layers every {args.every} steps; "
         f"{total_steps} steps of {args.batch_size} images; logging to {writer.log_dir}"

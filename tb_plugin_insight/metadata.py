@@ -72,6 +72,15 @@ _TAG_PREFIX = {
     RecordKind.ACTIVATION_HISTOGRAM: "insight/activation_histogram/",
     RecordKind.UNIT_STATS: "insight/unit_stats/",
     RecordKind.MODEL_TABLE: "insight/model_table",
+    RecordKind.FEATURE_MAPS: "insight/feature_maps/",
+    RecordKind.FEATURE_MAP_SCALES: "insight/feature_map_scales/",
+    RecordKind.FILTERS: "insight/filters/",
+    RecordKind.FILTER_SCALES: "insight/filter_scales/",
+}
+# Feature maps and filters: the blob kind and the kind of the scales tensor that goes with it.
+SCALE_KINDS = {
+    RecordKind.FEATURE_MAPS: RecordKind.FEATURE_MAP_SCALES,
+    RecordKind.FILTERS: RecordKind.FILTER_SCALES,
 }
 MAP_KINDS = {"cam": RecordKind.CAM, "saliency": RecordKind.SALIENCY}
 
@@ -83,13 +92,16 @@ _RANGES_PREFIX = "insight/map_ranges/"
 
 
 def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_PROBE) -> str:
-    """The tag of one time series: per layer (activation and gradient stats), per probe (images,
-    predictions), per probe and method (saliency), per probe, method and layer (CAMs)."""
+    """The tag of one time series: per layer (activation and gradient stats, filters), per probe (images,
+    predictions), per probe and method (saliency), per probe and layer (feature maps), per probe,
+    method and layer (CAMs)."""
     prefix = _TAG_PREFIX[kind]
     if kind == RecordKind.CAM:
         return f"{prefix}{probe}/{method}/{layer}"
     if kind == RecordKind.SALIENCY:
         return f"{prefix}{probe}/{method}"
+    if kind in (RecordKind.FEATURE_MAPS, RecordKind.FEATURE_MAP_SCALES):
+        return f"{prefix}{probe}/{layer}"
     if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS):
         return prefix + probe
     if kind == RecordKind.MODEL_TABLE:

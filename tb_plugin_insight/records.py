@@ -14,6 +14,8 @@ from typing import Any
 from tensorboard.compat.proto import summary_pb2
 
 from tb_plugin_insight import metadata, summary
+from tb_plugin_insight.capture import feature_maps as fmaps
+from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture.hooks import LayerInfo
 from tb_plugin_insight.capture.maps import MapRecord
 from tb_plugin_insight.capture.probe import Probe
@@ -79,17 +81,7 @@ def maps(
     n, h, w = next(iter(record.maps.values())).shape
     values = []
     if store_images:
-        values.append(
-            summary.probe_images_value(
-                probe.name,
-                png.sprite(probe.display),
-                num_images=n,
-                height=probe.display.shape[1],
-                width=probe.display.shape[2],
-                labels=[] if probe.labels is None else probe.labels.tolist(),
-                class_names=probe.class_names,
-            )
-        )
+        values.append(probe_images(probe))
     for method, array in record.maps.items():
         tag = metadata.tag_for(kind, layer, method, probe.name)
         values.append(
@@ -179,3 +171,99 @@ def layer_extras(
 def model_table(first_time: FirstTime, document: dict[str, Any]) -> summary_pb2.Summary:
     """The model table (one row per module), written once per watch."""
     return summary.summary_of([summary.model_table_value(document)])
+
+
+def probe_images(probe: Probe) -> summary_pb2.Summary.Value:
+    """The probe's display images as one RGB PNG sprite (stored once per run, or again after a change)."""
+    return summary.probe_images_value(
+        probe.name,
+        png.sprite(probe.display),
+        num_images=len(probe.display),
+        height=probe.display.shape[1],
+        width=probe.display.shape[2],
+        labels=[] if probe.labels is None else probe.labels.tolist(),
+        class_names=probe.class_names,
+    )
+
+
+def feature_maps(
+    first_time: FirstTime,
+    probe: Probe | None,
+    maps_by_layer: dict[str, fmaps.FeatureMapRecord],
+    weights: dict[str, filters_mod.FilterRecord],
+    orders: dict[str, int],
+    store_images: bool,
+) -> summary_pb2.Summary:
+    """One maps step: each layer's feature maps of the probe and each recorded convolution's filters,
+    as PNG grids of 8-bit tiles with their [min, max] scales (and the probe images when `store_images`)."""
+    probe_name = probe.name if probe is not None else metadata.DEFAULT_PROBE
+    values = [probe_images(probe)] if store_images and probe is not None else []
+    kind, scale_kind = metadata.RecordKind.FEATURE_MAPS, metadata.RecordKind.FEATURE_MAP_SCALES
+    for layer, record in maps_by_layer.items():
+        n, _, h, w = record.codes.shape
+        tag = metadata.tag_for(kind, layer, probe=probe_name)
+        view = record.view
+        values.append(
+            summary.tiles_value(
+                kind,
+                tag,
+                png.grid(record.codes),
+                layer=layer,
+                with_metadata=first_time(tag),
+                probe=probe_name,
+                num_images=n,
+                height=h,
+                width=w,
+                layout=view.layout,
+                channels=list(record.channels),
+                num_channels=view.num_channels,
+                grid_side=view.grid_side,
+                class_tokens=view.class_tokens,
+                depth_index=max(view.depth_index, 0),
+                user_channels=record.user_channels,
+                order=view.order,
+                module_type=view.module_type,
+                shape=view.shape,
+            )
+        )
+        scale_tag = metadata.tag_for(scale_kind, layer, probe=probe_name)
+        values.append(
+            summary.tile_scales_value(
+                scale_kind,
+                scale_tag,
+                record.scales,
+                layer=layer,
+                probe=probe_name,
+                with_metadata=first_time(scale_tag),
+            )
+        )
+    kind, scale_kind = metadata.RecordKind.FILTERS, metadata.RecordKind.FILTER_SCALES
+    for layer, weight in weights.items():
+        rows, _, h, w = weight.codes.shape[:4]
+        tag = metadata.tag_for(kind, layer)
+        values.append(
+            summary.tiles_value(
+                kind,
+                tag,
+                png.grid(weight.codes),
+                layer=layer,
+                with_metadata=first_time(tag),
+                num_images=rows,
+                height=h,
+                width=w,
+                layout=weight.layout,
+                channels=list(weight.filters),
+                input_channels=list(weight.inputs),
+                num_channels=weight.num_filters,
+                order=orders.get(layer, 0),
+                module_type=weight.module_type,
+                shape=weight.shape,
+            )
+        )
+        scale_tag = metadata.tag_for(scale_kind, layer)
+        values.append(
+            summary.tile_scales_value(
+                scale_kind, scale_tag, weight.scales, layer=layer, with_metadata=first_time(scale_tag)
+            )
+        )
+    return summary.summary_of(values)

@@ -48,6 +48,17 @@ step: one UTF-8 JSON document {"modelType", "params", "trainableParams", "rows":
 "depth", "params" (with children), "trainableParams", "ownParams", "watched", "output" (a shape list,
 a list/dict of them, or a type name; null if the module did not run), "calls"}]} in
 `model.named_modules()` order.
+FEATURE_MAPS, tag `insight/feature_maps/<probe>/<layer>`, BLOB_SEQUENCE: one grayscale PNG per maps
+step, a grid of N rows (probe images) by K columns (the stored channels, `channels` in the metadata, in
+that order) of tiles `height` x `width` at the layer's resolution (see capture/feature_maps.py for the
+layouts). FEATURE_MAP_SCALES, tag `insight/feature_map_scales/<probe>/<layer>`, TENSOR: float64
+[N, K, 2] per step, each tile's [min, max]: pixel q stands for min + q / 255 * (max - min), within
+(max - min) / 510 of the recorded value.
+
+FILTERS, tag `insight/filters/<layer>`, BLOB_SEQUENCE: one PNG per maps step, a grid of tiles kh x kw:
+layout "rgb": O rows x 1 column of RGB tiles (one per filter); layout "gray": O rows (filters) x I
+columns (input channels) of grayscale tiles. FILTER_SCALES, tag `insight/filter_scales/<layer>`,
+TENSOR: float64 [O, 1 or I, 2] per step, quantised like feature maps (an RGB tile shares one scale).
 """
 
 from __future__ import annotations
@@ -259,6 +270,26 @@ def _layer_vector_value(
     return value
 
 
+def tiles_value(
+    kind: int,
+    tag: str,
+    sprite_png: bytes,
+    *,
+    layer: str,
+    with_metadata: bool,
+    **extra: object,
+) -> summary_pb2.Summary.Value:
+    """FEATURE_MAPS or FILTERS at one step: one PNG grid of 8-bit tiles (metadata: layout, channels...)."""
+    value = _blob_value(tag, sprite_png)
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(
+                kind, layer, data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE, **extra
+            )
+        )
+    return value
+
+
 def histogram_value(
     layer: str,
     vector: np.ndarray,
@@ -317,4 +348,19 @@ def model_table_value(document: dict[str, Any]) -> summary_pb2.Summary.Value:
     value.metadata.CopyFrom(
         metadata.create_summary_metadata(kind, "", data_class=summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
     )
+    return value
+
+
+def tile_scales_value(
+    kind: int, tag: str, scales: np.ndarray, *, layer: str, with_metadata: bool, probe: str = ""
+) -> summary_pb2.Summary.Value:
+    """The [min, max] each tile of a FEATURE_MAPS / FILTERS grid was quantised from: float64 [R, C, 2]."""
+    table = np.asarray(scales, dtype=np.float64)
+    if table.ndim != 3 or table.shape[-1] != 2:
+        raise ValueError(f"tile scales must have shape (rows, columns, 2), got {table.shape}")
+    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
+    if with_metadata:
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(kind, layer, probe=probe, fields=("min", "max"))
+        )
     return value

@@ -16,6 +16,8 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tb_plugin_insight import background, crc, metadata, records
 from tb_plugin_insight import ranks as ranks_mod
+from tb_plugin_insight.capture import feature_maps as fmaps
+from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import histogram as histogram_mod
 from tb_plugin_insight.capture import hooks, maps, wrappers
@@ -204,6 +206,12 @@ class InsightWriter(SummaryWriter):
         histogram_bins: int = histogram_mod.DEFAULT_BINS,
         units: bool = True,
         model_table: bool = True,
+        maps_every: int = 100,
+        maps_k: int = 16,
+        maps_layers: LayerSelector = None,
+        maps_channels: Optional[dict[str, Sequence[int]]] = None,
+        maps_depth: Any = None,
+        filters_layers: Optional[Sequence[str]] = None,
     ) -> WatchHandle:
         """Record activation statistics and gradient flow of `model`'s layers every `every` steps, and CAMs
         and input saliency of a probe.
@@ -259,6 +267,21 @@ class InsightWriter(SummaryWriter):
                 channels (rules in `tb_plugin_insight.capture.units`).
             model_table: record once, from the first recorded training forward, one row per module:
                 type, output shape, parameter counts, depth, watched (the Model view of the tab).
+            maps_every: every `maps_every` steps (0 = never), record feature maps of the probe (one
+                side-effect-free forward under no_grad, just before that step's training forward) and
+                the filters of the first convolution (without a probe: only when `filters_layers` is
+                given).
+            maps_k: channels per layer: the `maps_k` most active on the probe (highest mean
+                activation at the first maps step), kept for the whole run.
+            maps_layers: the layers with feature maps, selected like `layers` (default: the watched
+                layers; those whose output is not (N, C), (N, C, L), (N, L, C), (N, C, H, W) or
+                (N, C, D, H, W) are skipped).
+            maps_channels: channels chosen by index per layer, e.g. `{"features.3": [0, 5, 9]}`,
+                instead of the most active ones.
+            maps_depth: for 3-D layers (N, C, D, H, W), the depth slice shown: an int for every such
+                layer or `{"layer": index}` (default: the middle slice).
+            filters_layers: further convolutions whose weights are recorded as image tiles (the first
+                convolution always is).
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
@@ -314,14 +337,30 @@ class InsightWriter(SummaryWriter):
                 options=saliency_options,
                 cam_layer=plan.layer if plan else None,
             )
+        map_layers = chosen if maps_layers is None else layer_selection.select_layers(model, maps_layers)
+        maps_plan = fmaps.plan_feature_maps(
+            model,
+            self._probe,
+            every=maps_every,
+            k=maps_k,
+            layers=[(name, module) for _, name, module in map_layers],
+            channels=maps_channels,
+            depth=maps_depth,
+            filter_layers=filters_layers,
+            device=maps.model_device(model),
+        )
+        maps_recorder = fmaps.FeatureMapRecorder(maps_plan) if maps_plan else None
         self.unwatch(model)
+        starter = None
+        if plan or saliency_plan or maps_recorder:
+            starter = self._step_starter(plan, saliency_plan, maps_recorder)
         recorder = ActivationRecorder(
             model,
             chosen,
             every=every,
             mode=mode,
             on_record=self._record_activation_stats,
-            on_step_start=self._step_starter(plan, saliency_plan) if plan or saliency_plan else None,
+            on_step_start=starter,
             gradients=grad_options,
             on_gradient_record=self._record_gradient_stats,
             reducers=reducers,
@@ -414,12 +453,19 @@ class InsightWriter(SummaryWriter):
         record = maps.record_from_attributions(result, *maps.predictions(model, images))
         self._write_maps(step, probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY)
 
-    def _step_starter(self, plan: Optional[CamPlan], saliency_plan: Optional[SaliencyPlan]) -> Any:
+    def _step_starter(
+        self,
+        plan: Optional[CamPlan],
+        saliency_plan: Optional[SaliencyPlan],
+        maps_recorder: Optional[fmaps.FeatureMapRecorder] = None,
+    ) -> Any:
         def on_step_start(step: int, model: nn.Module) -> None:
             with torch.inference_mode(False):  # a loop under inference_mode: probe passes still work
                 run_probe_passes(step, model)
 
         def run_probe_passes(step: int, model: nn.Module) -> None:
+            if maps_recorder is not None and step % maps_recorder.plan.every == 0:
+                self._record_feature_maps(step, model, maps_recorder)
             cams_now = plan is not None and step % plan.every == 0 and id(plan) not in self._map_failures
             if cams_now and plan is not None and self._probe is not None:
                 try:
@@ -442,6 +488,44 @@ class InsightWriter(SummaryWriter):
 
         return on_step_start
 
+    def _record_feature_maps(self, step: int, model: nn.Module, recorder: fmaps.FeatureMapRecorder) -> None:
+        """Feature maps of the probe and the filters at one step; a failure stops them, never training."""
+        if id(recorder) in self._map_failures:
+            return
+        try:
+            feature_maps = {}
+            if self._probe is not None and recorder.plan.views:
+                probe_images = self._probe.on(maps.model_device(model), maps.model_dtype(model))
+                feature_maps = recorder.run(model, probe_images)
+            modules = dict(model.named_modules())
+            weights = {name: filters_mod.filter_record(modules[name]) for name in recorder.plan.filter_layers}
+            orders = {name: i for i, name in enumerate(modules)}
+            self._write_feature_maps(step, feature_maps, weights, orders)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            self._map_failures.add(id(recorder))
+            logger.exception("Insight stopped recording feature maps and filters")
+
+    def _write_feature_maps(
+        self,
+        step: int,
+        feature_maps: dict[str, fmaps.FeatureMapRecord],
+        weights: dict[str, filters_mod.FilterRecord],
+        orders: dict[str, int],
+    ) -> None:
+        if not feature_maps and not weights:
+            return
+        probe = self._probe
+        store_images = bool(feature_maps) and probe is not None and self._images_changed(probe)
+        self._enqueue(records.feature_maps, probe, feature_maps, weights, orders, store_images, step=step)
+
+    def _images_changed(self, probe: Probe) -> bool:
+        """True when the probe's images are not stored yet in this run (or changed since)."""
+        fingerprint = probe.fingerprint()
+        if self._stored_images.get(probe.name) == fingerprint:
+            return False
+        self._stored_images[probe.name] = fingerprint
+        return True
+
     def _write_maps(
         self,
         step: int,
@@ -452,9 +536,7 @@ class InsightWriter(SummaryWriter):
         auto_selected: bool,
         kind: int = metadata.RecordKind.CAM,
     ) -> None:
-        fingerprint = probe.fingerprint()
-        store_images = self._stored_images.get(probe.name) != fingerprint
-        self._stored_images[probe.name] = fingerprint
+        store_images = self._images_changed(probe)
         self._enqueue(records.maps, probe, layer, record, auto_selected, kind, store_images, step=step)
 
     def unwatch(self, model: nn.Module | None = None) -> None:

@@ -68,7 +68,7 @@ function errorMessage(body: unknown): string | null {
   return null;
 }
 
-async function getJson<T>(
+export async function getJson<T>(
   route: string,
   params: Record<string, string> = {},
   signal?: AbortSignal,

@@ -12,6 +12,7 @@ from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import assets, http
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
+from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FILTERS, TileQueries
 
 PNG = "image/png"
 
@@ -33,10 +34,16 @@ class InsightPlugin(base_plugin.TBPlugin):
         self._queries = InsightQueries(context.data_provider, downsample)
         self._maps = MapQueries(context.data_provider, downsample)
         self._layer_view = LayerViewQueries(self._queries)
+        self._tiles = TileQueries(context.data_provider, downsample)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
             "/index.js": self._serve_index_js,
+            "/feature_map_layers": self._serve_feature_map_layers,
+            "/feature_maps": self._serve_feature_maps,
+            "/feature_map_image": self._serve_feature_map_image,
+            "/filters": self._serve_filters,
+            "/filter_image": self._serve_filter_image,
             "/runs": self._serve_runs,
             "/layers": self._serve_layers,
             "/stats_heatmap": self._serve_stats_heatmap,
@@ -149,6 +156,41 @@ class InsightPlugin(base_plugin.TBPlugin):
     def _serve_model(self, request: Request) -> Response:
         ctx, eid = _request_context(request)
         return http.respond_json(request, self._layer_view.model(ctx, eid, http.get_param(request, "run")))
+
+    def _serve_feature_map_layers(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe = http.get_param(request, "run"), _probe_param(request)
+        return http.respond_json(request, self._tiles.layers(ctx, eid, run, probe))
+
+    def _tile_series(self, request: Request, kind: int) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        step = http.get_step(request) if http.get_param(request, "step", required=False) else None
+        body = self._tiles.series(ctx, eid, run, kind, layer, _probe_param(request), step)
+        return http.respond_json(request, body)
+
+    def _tile_image(self, request: Request, kind: int) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        step = http.get_step(request)
+        body = self._tiles.image(ctx, eid, run, kind, layer, _probe_param(request), step)
+        return http_util.Respond(request, body, PNG)
+
+    @http.route
+    def _serve_feature_maps(self, request: Request) -> Response:
+        return self._tile_series(request, FEATURE_MAPS)
+
+    @http.route
+    def _serve_feature_map_image(self, request: Request) -> Response:
+        return self._tile_image(request, FEATURE_MAPS)
+
+    @http.route
+    def _serve_filters(self, request: Request) -> Response:
+        return self._tile_series(request, FILTERS)
+
+    @http.route
+    def _serve_filter_image(self, request: Request) -> Response:
+        return self._tile_image(request, FILTERS)
 
 
 def _probe_param(request: Request) -> str:

@@ -13,6 +13,7 @@ import { stepIndexAtOrBefore } from "../grad_math";
 import { HistogramHeatmap } from "../widgets/HistogramHeatmap";
 import { UPlotChart } from "../widgets/UPlotChart";
 import { ErrorMessage } from "./common";
+import { FeatureMapsPanel } from "./FeatureMapsPanel";
 import { LayerChartsView } from "./LayerCharts";
 
 export interface LayerSectionProps {
@@ -178,8 +179,24 @@ function CamLinkSection(props: LayerSectionProps) {
   );
 }
 
+/** The layer's feature maps of the probe and its filters, with their own step slider. */
+function FeatureMapsSection(props: LayerSectionProps) {
+  return (
+    <section class="ins-card" data-testid="layer-fmaps">
+      <h2 class="ins-card-title">Feature maps</h2>
+      <FeatureMapsPanel run={props.run} layer={props.layer} />
+    </section>
+  );
+}
+
 /** The sections of the layer panel, in order. */
-export const LAYER_SECTIONS: ComponentType<LayerSectionProps>[] = [StatsSection, HistogramSection, UnitsSection, CamLinkSection];
+export const LAYER_SECTIONS: ComponentType<LayerSectionProps>[] = [
+  StatsSection,
+  HistogramSection,
+  UnitsSection,
+  FeatureMapsSection,
+  CamLinkSection,
+];
 
 export function LayerPanel(props: LayerSectionProps) {
   return (

@@ -5,6 +5,7 @@ import { activeView } from "../state";
 import { ActivationStatsView, ActivationStatsSettings } from "./ActivationStats";
 import { CamView } from "./CamView";
 import { CamSettings } from "./CamSettings";
+import { FeatureMapsSettings, FeatureMapsView } from "./FeatureMapsView";
 import { GradientSettings } from "./GradientSettings";
 import { GradientView } from "./GradientView";
 import { ModelView } from "./ModelView";
@@ -22,6 +23,7 @@ export const VIEWS: ViewDef[] = [
   { id: "stats", title: "Activation statistics", component: ActivationStatsView, settings: ActivationStatsSettings },
   { id: "grads", title: "Gradients", component: GradientView, settings: GradientSettings },
   { id: "cam", title: "CAM", component: CamView, settings: CamSettings },
+  { id: "fmaps", title: "Feature maps", component: FeatureMapsView, settings: FeatureMapsSettings },
 ];
 
 export function isViewId(id: string): boolean {

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from tb_plugin_insight.capture import filters as filters_mod
-from tb_plugin_insight.capture.hooks import first_tensor
+from tb_plugin_insight.capture.outputs import primary_tensor
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.quantize import quantize
 from tb_plugin_insight.explain.capture import side_effect_free
@@ -215,7 +215,7 @@ def output_shapes(
 
     def hook_for(name: str, module: nn.Module) -> Any:
         def hook(mod: nn.Module, args: Any, output: Any) -> None:
-            tensor = first_tensor(output)
+            tensor = primary_tensor(output)
             if name not in seen and tensor is not None:
                 seen[name] = tuple(tensor.shape)
                 order.append((name, module, tuple(tensor.shape)))
@@ -319,7 +319,7 @@ class FeatureMapRecorder:
 
         def hook_for(name: str, view: LayerView) -> Any:
             def hook(module: nn.Module, args: Any, output: Any) -> None:
-                tensor = first_tensor(output)
+                tensor = primary_tensor(output)
                 if name in pending or tensor is None:
                     return
                 maps = channel_maps(tensor.detach(), view)

@@ -42,6 +42,12 @@ def named_tensors(output: Any, limit: int = MAX_TENSORS_PER_OUTPUT) -> list[tupl
     return found
 
 
+def primary_tensor(output: Any) -> torch.Tensor | None:
+    """The layer's primary output: the first dense tensor inside it (None if it holds none)."""
+    found = named_tensors(output, limit=1)
+    return found[0][1] if found else None
+
+
 def _walk(
     value: Any, path: tuple[str, ...], depth: int = 0
 ) -> Iterator[tuple[tuple[str, ...], torch.Tensor]]:

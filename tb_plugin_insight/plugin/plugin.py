@@ -157,6 +157,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         return http.respond_json(request, self._layer_view.model(ctx, eid, http.get_param(request, "run")))
 
+    @http.route
     def _serve_feature_map_layers(self, request: Request) -> Response:
         ctx, eid = _request_context(request)
         run, probe = http.get_param(request, "run"), _probe_param(request)

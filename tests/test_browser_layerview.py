@@ -5,7 +5,7 @@ A ShapesCNN run with one ReLU channel killed on purpose (its BatchNorm scale 0 a
 a probe, and a module with an HTML name. Opens the tab on the Model view by deep link: the table lists
 every module (the hostile name as text), folds and unfolds by depth and filters; the dead-channel alert
 names the killed layer and selects it; clicking a table row opens that layer's panel with its
-statistics and its histogram at two different steps; the CAM link of the CAM layer opens the CAM view.
+statistics, its histogram and its feature maps, each at two different steps; the CAM link of the CAM layer opens the CAM view.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from test_browser import (  # also skips this module when playwright/torch are m
     playwright_sync,
 )
 from test_browser import pytestmark as browser_marks
+from test_browser_fmaps import TILE_HASH
 from torch import nn
 
 from demo.models import ShapesCNN
@@ -55,7 +56,7 @@ def _train(run_dir: Path) -> None:
     with InsightWriter(str(run_dir)) as writer:
         writer.watch(
             model, every=EVERY, probe=(probe.images, probe.labels), class_names=list(ShapesData.CLASSES),
-            cam_every=EVERY,
+            cam_every=EVERY, maps_every=EVERY,
         )  # fmt: skip
         for step in range(STEPS):
             x, y = data.images[step * 16 : (step + 1) * 16], data.labels[step * 16 : (step + 1) * 16]
@@ -106,6 +107,13 @@ def _served_histograms(server: str) -> dict:
 def _shown_counts(frame) -> list[int]:
     text = frame.query_selector('[data-testid="hist-step-summary"]').get_attribute("data-counts")
     return [int(v) for v in text.split(",")]
+
+
+def _fmap_grid_at(frame, selector: str, step: int):
+    el = frame.query_selector(selector)
+    if el and el.get_attribute("data-step") == str(step) and el.get_attribute("data-pending") == "0":
+        return el
+    return None
 
 
 def test_model_view(server: str, browser) -> None:
@@ -197,6 +205,18 @@ def test_model_view(server: str, browser) -> None:
         assert frame.query_selector('[data-testid="hist-step-summary"]').inner_text().startswith("in range")
         total = int(frame.query_selector('[data-testid="hist-step-summary"]').get_attribute("data-total"))
         assert 0 < total <= 16 * 8 * 32 * 32  # relu2's output: batch 16, 8 channels, 32 x 32
+
+        # The same panel shows the layer's feature maps of the probe, at two different steps.
+        fmaps = '[data-testid="layer-fmaps"]'
+        grid = f'{fmaps} [data-testid="fmap-grid"]'
+        cell = f'{grid} [data-testid="fmap-row"][data-image="0"] [data-testid="fmap-cell"][data-column="0"]'
+        last = STEPS - EVERY
+        _wait_for(page, lambda: _fmap_grid_at(frame, grid, last), "the layer's feature maps")
+        at_last = _wait_for(page, lambda: frame.evaluate(TILE_HASH, cell), "a drawn feature map")
+        frame.fill(f'{fmaps} [data-testid="fmap-step-slider"]', "0")
+        _wait_for(page, lambda: _fmap_grid_at(frame, grid, 0), "the layer's feature maps at step 0")
+        _wait_for(page, lambda: frame.get_attribute(cell, "data-step") == "0", "the cell at step 0")
+        assert frame.evaluate(TILE_HASH, cell) != at_last, "the feature map did not change with the step"
 
         # The CAM layer's panel links to its CAMs.
         frame.click('[data-testid="model-row"][data-name="features.relu_last"]')

@@ -5,7 +5,8 @@ A ShapesCNN run with one ReLU channel killed on purpose (its BatchNorm scale 0 a
 a probe, and a module with an HTML name. Opens the tab on the Model view by deep link: the table lists
 every module (the hostile name as text), folds and unfolds by depth and filters; the dead-channel alert
 names the killed layer and selects it; clicking a table row opens that layer's panel with its
-statistics, its histogram and its feature maps, each at two different steps; the CAM link of the CAM layer opens the CAM view.
+statistics, its histogram and its feature maps, each at two different steps; the CAM link of the CAM
+layer opens the CAM view.
 """
 
 from __future__ import annotations

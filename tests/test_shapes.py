@@ -219,5 +219,7 @@ def test_demo_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
                 tags.setdefault(value.tag, set()).add(event.step)
     assert tags["train/loss"] == {0, 1, 2}
     assert tags["eval/accuracy"] == {2}
-    activation_tags = [t for t in tags if "features.conv_last" in t]
+    activation_tags = [t for t in tags if t == "insight/activation_stats/features.conv_last"]
     assert activation_tags and tags[activation_tags[0]] == {0, 1, 2}  # Insight steps == global_step
+    assert tags["insight/feature_maps/probe/features.conv_last"] == {0}  # maps_every=25: step 0
+    assert any(t.startswith("insight/filters/") for t in tags)

@@ -22,6 +22,8 @@ from test_model_matrix import read_back
 from conftest import tiny_cnn
 from tb_plugin_insight import InsightWriter
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "ddp_train.py"
 STEPS = 5
 

@@ -28,6 +28,8 @@ from torch import nn
 from conftest import free_port, tiny_cnn
 from tb_plugin_insight import InsightWriter
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 STEPS = 3
 
 

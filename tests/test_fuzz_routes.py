@@ -8,7 +8,11 @@ The route list comes from the plugin itself, so routes added later are fuzzed to
 from __future__ import annotations
 
 import json
+import time
+import urllib.error
 import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +22,7 @@ from tensorboard.plugins import base_plugin
 from test_plugin import PREFIX, make_client
 from werkzeug.test import Client
 
-from conftest import tiny_cnn, write_run
+from conftest import tensorboard_process, tiny_cnn, write_run
 from tb_plugin_insight import InsightWriter, metadata
 from tb_plugin_insight.plugin.plugin import InsightPlugin
 
@@ -129,3 +133,30 @@ def test_unknown_paths_and_traversal_never_serve_files_or_fail(fuzz_client: tupl
             assert b"Traceback" not in body and b"root:" not in body and b"import " not in body
 
     run()
+
+
+def test_images_tensorboard_cannot_read_get_a_clear_error(tmp_path: Path) -> None:
+    """TensorBoard's Rust data server cannot read back blobs of a run whose name has '"': a JSON 422."""
+    run = 'say "cheese"'
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path / "logs" / run)) as writer:
+        writer.watch(model, every=1, probe=torch.randn(2, 3, 8, 8), cam_every=1)
+        model(torch.randn(4, 3, 8, 8)).sum().backward()
+    with tensorboard_process(tmp_path / "logs") as base:
+        url = f"{base}{PREFIX}/probe_image?" + urllib.parse.urlencode({"run": run})
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    status, body = response.status, response.read()
+            except urllib.error.HTTPError as err:
+                status, body = err.code, err.read()
+            if status != 404 or time.monotonic() > deadline:  # 404 until the run is loaded
+                break
+            time.sleep(0.5)
+    if status == 200:  # a data server that reads such keys (or the Python loader): the PNG itself
+        assert body.startswith(b"\x89PNG")
+        return
+    assert status == 422, body[:300]
+    message = json.loads(body)["error"]["message"]
+    assert "double quote" in message and "--load_fast=false" in message

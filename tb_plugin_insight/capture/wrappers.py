@@ -40,6 +40,18 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def has_compiled_part(model: nn.Module) -> bool:
-    """True when the model or any submodule is a torch.compile wrapper."""
-    return any(is_compiled(module) for module in model.modules())
+def compiled_without_graph_breaks(model: nn.Module) -> bool:
+    """True for torch.compile(..., fullgraph=True) (anywhere in the wrappers): Insight's hooks run Python
+    that needs graph breaks, which such a model turns into errors in the user's forward."""
+    wrappers = _wrapper_types()
+    seen = 0
+    while isinstance(model, wrappers) and seen < 8:
+        if is_compiled(model):
+            ctx = getattr(model, "dynamo_ctx", None)
+            if getattr(ctx, "fullgraph", False) or getattr(ctx, "error_on_graph_break", False):
+                return True
+            model = model._orig_mod  # type: ignore[assignment]
+        else:
+            model = model.module  # type: ignore[assignment]
+        seen += 1
+    return False

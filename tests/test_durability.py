@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import signal
 import struct
@@ -243,3 +244,33 @@ def test_damaged_files_through_a_real_tensorboard(damaged_logdir: Path) -> None:
     print("steps served per damaged run:", found)
     assert found["intact"] == list(range(10))
     assert all(steps == sorted(set(steps)) and 1 <= len(steps) for steps in found.values())
+
+
+def test_newer_schema_records_are_skipped_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tensorboard.compat.proto import summary_pb2
+    from torch.utils.tensorboard import SummaryWriter
+
+    from tb_plugin_insight import metadata
+    from tb_plugin_insight.plugin import queries
+
+    write_run(tmp_path / "old", steps=2)
+    with SummaryWriter(str(tmp_path / "new")) as writer:
+        for layer in ("a", "b", "c"):
+            future = metadata.create_summary_metadata(metadata.RecordKind.ACTIVATION_STATS, layer)
+            content = metadata.PluginData.FromString(future.plugin_data.content)
+            content.version = metadata.PROTO_VERSION + 1
+            future.plugin_data.content = content.SerializeToString()
+            value = summary_pb2.Summary.Value(tag=f"insight/activation_stats/{layer}", metadata=future)
+            value.tensor.CopyFrom(summary_pb2.Summary.Value().tensor)
+            writer._get_file_writer().add_summary(summary_pb2.Summary(value=[value]), global_step=0)
+    monkeypatch.setattr(metadata._NewerVersionWarning, "warned", False)
+    queries._parse.cache_clear()
+    client = make_client(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="tb_plugin_insight"):
+        assert [r["run"] for r in served(client, "/runs")["runs"]] == ["old"]
+        served(client, "/layers?run=new")  # 404 JSON: no readable Insight data
+        served(client, "/stats_heatmap?run=old&stat=mean")
+    warnings = [r.getMessage() for r in caplog.records if "schema version" in r.getMessage()]
+    assert len(warnings) == 1 and "upgrade tb-plugin-insight" in warnings[0], warnings

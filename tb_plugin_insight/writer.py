@@ -246,6 +246,7 @@ class InsightWriter(SummaryWriter):
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch() needs an nn.Module, got {type(model).__name__}")
+        compiled = bool(wrappers.compile_contexts(model))
         no_graph_breaks = wrappers.compiled_without_graph_breaks(model)
         model = wrappers.unwrap(model)  # DDP, DataParallel, torch.compile: names without their prefix
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
@@ -293,6 +294,7 @@ class InsightWriter(SummaryWriter):
             on_step_start=self._step_starter(plan, saliency_plan) if plan or saliency_plan else None,
             gradients=grad_options,
             on_gradient_record=self._record_gradient_stats,
+            compiled=compiled,
         )
         if no_graph_breaks:
             logger.warning(

@@ -41,6 +41,7 @@ def torchrun(logdir: Path, ranks: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_ddp_with_torchrun_finishes_and_only_rank_0_writes(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
     out = torchrun(logdir / "ddp", "first")

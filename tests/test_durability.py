@@ -40,6 +40,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
 
+@pytest.mark.slow
 def test_sigkill_keeps_everything_flushed(tmp_path: Path) -> None:
     flush_step = 12
     run = tmp_path / "killed"
@@ -171,6 +172,7 @@ def rss() -> int:
     return psutil.Process(os.getpid()).memory_info().rss
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_2000_steps_and_no_hooks_remain(tmp_path: Path) -> None:
     """Everything recorded at every step (statistics, gradients; CAMs and saliency every 100 steps)."""
     torch.manual_seed(0)

@@ -66,6 +66,7 @@ class ActivationRecorder:
         on_step_start: StepStartCallback | None = None,
         gradients: GradientOptions | None = None,
         on_gradient_record: RecordCallback | None = None,
+        compiled: bool = False,
     ) -> None:
         self.every = every
         self.mode = mode
@@ -89,11 +90,13 @@ class ActivationRecorder:
         self._extra_series: dict[tuple[int, str], LayerInfo] = {}
         self._failed: set[int] = set()
         self._handles: list[RemovableHandle] = [
-            model.register_forward_pre_hook(portable(self._before_forward)),
-            model.register_forward_hook(portable(self._after_forward), always_call=True),
+            model.register_forward_pre_hook(portable(self._before_forward, eager=compiled)),
+            model.register_forward_hook(portable(self._after_forward, eager=compiled), always_call=True),
         ]
         for index, (_, _, module) in enumerate(layers):
-            self._handles.append(module.register_forward_hook(portable(self._layer_hook(index))))
+            self._handles.append(
+                module.register_forward_hook(portable(self._layer_hook(index), eager=compiled))
+            )
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent); a finished gradient record is written."""

@@ -3,6 +3,7 @@
 One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
 hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
 per-layer vectors are stacked and copied to the host in one transfer, then handed to `on_record`.
+Structured outputs give one series per tensor, and repeated calls of a layer add up (see outputs.py).
 Hooks only read detached outputs: they never change what the model computes. With gradient options, the
 same hooks drive a `grads.GradientRecorder` that watches the user's backward of the recorded steps.
 """
@@ -28,10 +29,10 @@ from tb_plugin_insight.capture.portable import portable
 logger = logging.getLogger(__name__)
 
 Mode = Literal["train", "eval", "all"]
+MODES: tuple[str, ...] = ("train", "eval", "all")
 
 # How many Insight probe passes (CAMs, saliency) are running in this thread; hooks ignore their forwards.
 _insight_passes = threading.local()
-MODES: tuple[str, ...] = ("train", "eval", "all")
 
 
 @dataclasses.dataclass

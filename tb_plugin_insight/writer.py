@@ -293,6 +293,8 @@ class InsightWriter(SummaryWriter):
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch() needs an nn.Module, got {type(model).__name__}")
+        compiled = bool(wrappers.compile_contexts(model))
+        no_graph_breaks = wrappers.compiled_without_graph_breaks(model)
         model = wrappers.unwrap(model)  # DDP, DataParallel, torch.compile: names without their prefix
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise ValueError(f"every must be a positive int (1 = every step), got {every!r}")
@@ -366,8 +368,16 @@ class InsightWriter(SummaryWriter):
             reducers=reducers,
             on_extras=self._extras_recorder(chosen, histogram_bins) if reducers else None,
             on_model_table=self._record_model_table if model_table else None,
+            compiled=compiled,
         )
-        if not self.writes:
+        if no_graph_breaks:
+            logger.warning(
+                "Insight cannot record a model compiled with torch.compile(fullgraph=True): its hooks run"
+                " Python that needs graph breaks. Nothing is recorded for this model. Compile it without"
+                " fullgraph=True (Insight's hooks then split the graph at the watched layers), or watch it"
+                " uncompiled."
+            )
+        if not self.writes or no_graph_breaks:
             recorder.remove()  # a rank that does not write records nothing (see `ranks`)
         else:
             self._recorders[id(model)] = recorder

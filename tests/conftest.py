@@ -99,3 +99,14 @@ def tensorboard_process(logdir: Path, *extra: str, timeout: float = 60.0) -> Ite
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """One intra-op thread: on a loaded 2-core machine torch's spinning threads slow tiny models ~30x."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

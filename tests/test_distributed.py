@@ -22,6 +22,8 @@ from test_model_matrix import read_back
 from conftest import tiny_cnn
 from tb_plugin_insight import InsightWriter
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "ddp_train.py"
 STEPS = 5
 
@@ -39,6 +41,7 @@ def torchrun(logdir: Path, ranks: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_ddp_with_torchrun_finishes_and_only_rank_0_writes(tmp_path: Path) -> None:
     logdir = tmp_path / "logs"
     out = torchrun(logdir / "ddp", "first")

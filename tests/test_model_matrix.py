@@ -28,6 +28,8 @@ from torch import nn
 from conftest import free_port, tiny_cnn
 from tb_plugin_insight import InsightWriter
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 STEPS = 3
 
 
@@ -413,11 +415,12 @@ CASES = [
         probe=True,
     ),
     Case(
-        "torch_compile",
+        "torch_compile",  # backend "eager": dynamo traces the hooks, no C++ compiler needed (fast)
         tiny_cnn,
         images(4),
         ("0", "6"),
         probe=True,
+        watch={"layers": ["0", "6"]},  # each watched layer is a graph break: two keep tracing short
         wrap=lambda m: torch.compile(m, backend="eager"),
         check=no_prefix,
     ),
@@ -659,3 +662,20 @@ def test_watched_model_can_be_saved_and_copied(how: str, tmp_path: Path) -> None
     read = read_back(tmp_path, "run")
     assert read["stats"]["0"]["steps"] == [0, 1]
     assert read["gradients"]["steps"] == [0, 1]
+
+
+def test_fullgraph_compiled_model_trains_and_says_why_nothing_is_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = tiny_cnn()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    gen = torch.Generator().manual_seed(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with caplog.at_level(logging.WARNING), InsightWriter(str(tmp_path / "run")) as writer:
+        handle = writer.watch(compiled, every=1)
+        step(compiled, opt, gen)
+        step(compiled, opt, gen)
+    assert not handle.active and hook_count(model) == 0
+    assert any(
+        "fullgraph=True" in r.getMessage() and "Nothing is recorded" in r.getMessage() for r in caplog.records
+    )

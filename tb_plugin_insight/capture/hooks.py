@@ -3,7 +3,8 @@
 One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
 hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
 per-layer vectors are stacked and a copy to the host is started (one transfer), then handed to
-`on_record`, which resolves it off the training thread.
+`on_record`, which resolves it off the training thread. Structured outputs give one series per tensor,
+and repeated calls of a layer add up (see outputs.py).
 Hooks only read detached outputs: they never change what the model computes. With gradient options, the
 same hooks drive a `grads.GradientRecorder` that watches the user's backward of the recorded steps.
 """
@@ -29,10 +30,10 @@ from tb_plugin_insight.capture.portable import portable
 logger = logging.getLogger(__name__)
 
 Mode = Literal["train", "eval", "all"]
+MODES: tuple[str, ...] = ("train", "eval", "all")
 
 # How many Insight probe passes (CAMs, saliency) are running in this thread; hooks ignore their forwards.
 _insight_passes = threading.local()
-MODES: tuple[str, ...] = ("train", "eval", "all")
 
 
 @dataclasses.dataclass
@@ -91,6 +92,7 @@ class ActivationRecorder:
         reducers: Sequence[LayerReducer] = (),
         on_extras: ExtrasCallback | None = None,
         on_model_table: ModelTableCallback | None = None,
+        compiled: bool = False,
     ) -> None:
         self.every = every
         self.mode = mode
@@ -120,11 +122,13 @@ class ActivationRecorder:
         self._on_model_table = on_model_table
         self._table: ModelTableRecorder | None = None  # hooks on every module during one forward
         self._handles: list[RemovableHandle] = [
-            model.register_forward_pre_hook(portable(self._before_forward)),
-            model.register_forward_hook(portable(self._after_forward), always_call=True),
+            model.register_forward_pre_hook(portable(self._before_forward, eager=compiled)),
+            model.register_forward_hook(portable(self._after_forward, eager=compiled), always_call=True),
         ]
         for index, (_, _, module) in enumerate(layers):
-            self._handles.append(module.register_forward_hook(portable(self._layer_hook(index))))
+            self._handles.append(
+                module.register_forward_hook(portable(self._layer_hook(index), eager=compiled))
+            )
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent); a finished gradient record is written."""

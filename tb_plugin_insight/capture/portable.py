@@ -37,5 +37,12 @@ class PortableHook:
         return _inert, ()
 
 
-def portable(fn: Callable[..., Any]) -> PortableHook:
+def portable(fn: Callable[..., Any], *, eager: bool = False) -> PortableHook:
+    """Wrap a hook. `eager=True` (for torch.compile'd models) keeps torch.compile from tracing into it:
+    it runs as ordinary Python at a graph break, so its probe passes are not compiled frame by frame
+    (about 1.5 us per call, which is why plain models do without)."""
+    if eager:
+        import torch
+
+        fn = torch.compiler.disable(fn, recursive=True)
     return PortableHook(fn)

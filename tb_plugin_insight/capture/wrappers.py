@@ -9,6 +9,7 @@ reduction, collectives the other processes never join.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from torch import nn
 
@@ -40,6 +41,25 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model
 
 
-def has_compiled_part(model: nn.Module) -> bool:
-    """True when the model or any submodule is a torch.compile wrapper."""
-    return any(is_compiled(module) for module in model.modules())
+def compile_contexts(model: nn.Module) -> list[Any]:
+    """The torch.compile settings (dynamo contexts) of every compile wrapper around the model, outermost
+    first; empty when the model is not compiled."""
+    wrappers = _wrapper_types()
+    found, seen = [], 0
+    while isinstance(model, wrappers) and seen < 8:
+        if is_compiled(model):
+            found.append(getattr(model, "dynamo_ctx", None))
+            model = model._orig_mod  # type: ignore[assignment]
+        else:
+            model = model.module  # type: ignore[assignment]
+        seen += 1
+    return found
+
+
+def compiled_without_graph_breaks(model: nn.Module) -> bool:
+    """True for torch.compile(..., fullgraph=True): Insight's hooks run Python that needs graph breaks,
+    which such a model turns into errors in the user's forward."""
+    return any(
+        getattr(ctx, "fullgraph", False) or getattr(ctx, "error_on_graph_break", False)
+        for ctx in compile_contexts(model)
+    )

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
+from tensorboard import errors as tb_errors
 from tensorboard.backend import http_util
 from werkzeug import Request, Response, wrappers
 
@@ -33,6 +34,11 @@ def not_found(message: str) -> InsightRequestError:
     return InsightRequestError(404, message)
 
 
+def unreadable(message: str) -> InsightRequestError:
+    """The data exists but TensorBoard cannot deliver it (422: the message says why and what to do)."""
+    return InsightRequestError(422, message)
+
+
 def error_response(request: Request, code: int, message: str) -> Response:
     return http_util.Respond(request, {"error": {"code": code, "message": message}}, JSON, code=code)
 
@@ -48,6 +54,11 @@ def route(handler: Callable[..., Response]) -> Callable[..., Response]:
             return handler(self, request)
         except InsightRequestError as err:
             return error_response(request, err.code, err.message)
+        except tb_errors.PublicError as err:  # a data provider's user-facing error (bad run, not found...)
+            if err.http_code < 500:
+                return error_response(request, err.http_code, err.ui_message)
+            logger.exception("Insight route %s failed", request.path)
+            return error_response(request, 500, f"TensorBoard's data provider failed: {err.ui_message}")
         except Exception:  # noqa: BLE001 - the tab must get JSON, and the log the traceback
             logger.exception("Insight route %s failed", request.path)
             return error_response(request, 500, "internal error in the Insight plugin (see log)")

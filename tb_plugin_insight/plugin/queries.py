@@ -12,10 +12,11 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
+from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin.http import not_found
+from tb_plugin_insight.plugin.http import not_found, unreadable
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
@@ -203,6 +204,17 @@ class InsightQueries:
         }
 
 
+def _blob_error_message(run: str, err: Exception) -> str:
+    if '"' in run or "\\" in run:
+        # TensorBoard's Rust data server builds blob keys as JSON and cannot parse back an escaped string.
+        return (
+            f"TensorBoard's data server cannot read stored images of run {run!r}: its name contains a"
+            " double quote or a backslash (a TensorBoard limitation). Rename the run's directory, or"
+            " start TensorBoard with --load_fast=false."
+        )
+    return f"TensorBoard could not read this image of run {run!r}: {err}"
+
+
 def _pick(vector: Any, columns: list[int]) -> list[float | None]:
     """The chosen entries of a stored vector; None where absent or not finite."""
     return [_finite_or_none(vector[c]) if 0 <= c < vector.shape[0] else None for c in columns]
@@ -243,6 +255,13 @@ class MapQueries:
         )
         return result.get(run, {})
 
+    def _read_blob(self, ctx: Any, run: str, blob_key: str) -> bytes:
+        """The stored bytes, or a 422 saying why TensorBoard could not read them."""
+        try:
+            return self._provider.read_blob(ctx, blob_key=blob_key)
+        except tb_errors.InvalidArgumentError as err:
+            raise unreadable(_blob_error_message(run, err)) from err
+
     def _probe_tag(self, ctx: Any, eid: str, run: str, probe: str) -> tuple[str, metadata.PluginData]:
         tag = metadata.tag_for(metadata.RecordKind.PROBE_IMAGES, probe=probe)
         data = self._blob_series(ctx, eid, run).get(tag)
@@ -274,7 +293,7 @@ class MapQueries:
     def probe_image(self, ctx: Any, eid: str, run: str, probe: str) -> bytes:
         tag, _ = self._probe_tag(ctx, eid, run, probe)
         latest = self._latest_blob(ctx, eid, run, tag)
-        return self._provider.read_blob(ctx, blob_key=latest.values[0].blob_key)
+        return self._read_blob(ctx, run, latest.values[0].blob_key)
 
     def maps(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
         series_meta = {t: d for t, d in self._blob_series(ctx, eid, run).items() if d.kind in _MAP_KIND_NAMES}
@@ -329,7 +348,7 @@ class MapQueries:
             raise not_found(f"run {run!r} has no {kind} maps of method {method!r} for layer {layer!r}")
         for datum in self._read_blobs(ctx, eid, run, [tag]).get(tag, []):
             if int(datum.step) == step and datum.values:
-                return self._provider.read_blob(ctx, blob_key=datum.values[-1].blob_key)
+                return self._read_blob(ctx, run, datum.values[-1].blob_key)
         raise not_found(f"no {kind} maps of method {method!r} for layer {layer!r} at step {step}")
 
     def predictions(self, ctx: Any, eid: str, run: str, probe: str) -> dict[str, Any]:

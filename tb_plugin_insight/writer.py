@@ -273,9 +273,11 @@ class InsightWriter(SummaryWriter):
                 given).
             maps_k: channels per layer: the `maps_k` most active on the probe (highest mean
                 activation at the first maps step), kept for the whole run.
-            maps_layers: the layers with feature maps, selected like `layers` (default: the watched
-                layers; those whose output is not (N, C), (N, C, L), (N, L, C), (N, C, H, W) or
-                (N, C, D, H, W) are skipped).
+            maps_layers: the layers with feature maps, selected like `layers`. Default: the watched
+                layers when `layers` is given; otherwise the last layer of each stage (of consecutive
+                layers whose maps have the same size, the last one: one per resolution of a CNN), which
+                keeps the default storage small. Outputs that are not (N, C), (N, C, L), (N, L, C),
+                (N, C, H, W) or (N, C, D, H, W) are skipped.
             maps_channels: channels chosen by index per layer, e.g. `{"features.3": [0, 5, 9]}`,
                 instead of the most active ones.
             maps_depth: for 3-D layers (N, C, D, H, W), the depth slice shown: an int for every such
@@ -350,6 +352,7 @@ class InsightWriter(SummaryWriter):
             depth=maps_depth,
             filter_layers=filters_layers,
             device=maps.model_device(model),
+            stage_ends_only=maps_layers is None and layers is None,
         )
         maps_recorder = fmaps.FeatureMapRecorder(maps_plan) if maps_plan else None
         self.unwatch(model)

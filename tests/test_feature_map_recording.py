@@ -33,7 +33,7 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         torch.save(initial, root / "initial.pt")
         train(
             model, writer, 7, probe=(images, labels), cam_every=0, maps_every=3, maps_k=4,
-            maps_channels={"3": [7, 0]}, filters_layers=["3"],
+            maps_channels={"3": [7, 0]}, filters_layers=["3"], maps_layers=["0", "1", "2", "3", "4", "7"],
         )  # fmt: skip
         assert hook_count(model) > 0
     assert hook_count(model) == 0

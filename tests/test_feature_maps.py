@@ -347,3 +347,21 @@ def test_volume_layers_show_the_chosen_depth_slice(depth, index) -> None:
     np.testing.assert_allclose(
         dequantize(record.codes, record.scales), expected, atol=bound(record.scales).max()
     )
+
+
+def test_stage_ends_keep_the_last_layer_of_each_run_of_equal_map_sizes() -> None:
+    def view(layout: str, *shape: int) -> fm.LayerView:
+        return fm.LayerView(layout, shape[1] if len(shape) > 1 else 0, shape=shape)
+
+    views = {
+        "conv1": view("spatial", 1, 8, 32, 32),
+        "relu1": view("spatial", 1, 8, 32, 32),
+        "conv2": view("spatial", 1, 16, 16, 16),
+        "bn2": view("spatial", 1, 16, 16, 16),
+        "relu2": view("spatial", 1, 16, 16, 16),
+        "conv3": view("spatial", 1, 16, 32, 32),  # back to 32 x 32 (a decoder): a new stage
+        "fc1": view("vector", 1, 64),
+        "fc2": view("vector", 1, 10),
+    }
+    assert fm.stage_ends(views) == ["relu1", "relu2", "conv3", "fc2"]
+    assert fm.stage_ends({}) == []

@@ -221,5 +221,14 @@ def test_demo_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert tags["eval/accuracy"] == {2}
     activation_tags = [t for t in tags if t == "insight/activation_stats/features.conv_last"]
     assert activation_tags and tags[activation_tags[0]] == {0, 1, 2}  # Insight steps == global_step
-    assert tags["insight/feature_maps/probe/features.conv_last"] == {0}  # maps_every=25: step 0
+    assert tags["insight/feature_maps/probe/features.relu_last"] == {0}  # maps_every=25: step 0
+    mapped = {t.rsplit("/", 1)[1] for t in tags if t.startswith("insight/feature_maps/")}
+    # by default the last layer of each stage: one per resolution, and the classifier's output strip
+    assert mapped == {
+        "features.relu1",
+        "features.relu2",
+        "features.relu3",
+        "features.relu_last",
+        "classifier",
+    }
     assert any(t.startswith("insight/filters/") for t in tags)

@@ -243,6 +243,7 @@ def plan_feature_maps(
     depth: Any,
     filter_layers: Any,
     device: torch.device,
+    stage_ends_only: bool = False,
 ) -> Optional[MapsPlan]:
     """Validate feature-map and filter options with a dry run on one probe image (None: nothing to record).
 
@@ -250,6 +251,9 @@ def plan_feature_maps(
         ValueError / TypeError: bad maps_every / maps_k, maps_channels or maps_depth naming layers that
             have no feature maps or bad indices, filters_layers that are not convolutions, maps options
             without a probe (each message names the fix).
+
+    With `stage_ends_only`, only the last layer of each stage keeps its maps (see `stage_ends`), plus
+    the layers named in `channels`.
     """
     every = _check_every(every)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -299,7 +303,27 @@ def plan_feature_maps(
                 " of all its channels; leave it out of maps_channels"
             )
         user[name] = check_channels(name, indices, views[name].num_channels)
+    if stage_ends_only:
+        keep = set(stage_ends(views)) | set(user)
+        views = {name: view for name, view in views.items() if name in keep}
     return MapsPlan(every, k, views, user, filters)
+
+
+def stage_ends(views: Mapping[str, LayerView]) -> list[str]:
+    """The last layer of each stage: of every run of consecutive layers (in model order) whose maps
+    have the same layout and size, the last one. A ResNet-18 gets one layer per resolution (the output
+    of each residual stage), not its ~50 convolutions, norms and activations, which would store ~4.8 MB
+    of maps per maps step instead of a few hundred KB."""
+    ends: list[str] = []
+    previous_key: Optional[tuple[Any, ...]] = None
+    for name, view in views.items():
+        key = (view.layout, tuple(view.shape[2:]) if view.layout != "tokens" else tuple(view.shape[1:2]))
+        if ends and key == previous_key:
+            ends[-1] = name
+        else:
+            ends.append(name)
+        previous_key = key
+    return ends
 
 
 class FeatureMapRecorder:

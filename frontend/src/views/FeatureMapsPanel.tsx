@@ -417,7 +417,8 @@ export function FeatureMapsPanel(props: FeatureMapsPanelProps) {
   if (!info && !filters) {
     return (
       <div class="ins-muted" data-testid="fmap-none">
-        No feature maps or filters of layer <b>{layer}</b> in run <b>{run}</b>. Feature maps need a probe batch:{" "}
+        No feature maps or filters of layer <b>{layer}</b> in run <b>{run}</b>. Feature maps need a probe batch, and by default only the last layer of each stage has them (choose
+        layers with <code>maps_layers=[...]</code>):{" "}
         <code>writer.watch(model, probe=images, maps_every=100)</code>.
       </div>
     );

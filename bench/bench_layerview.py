@@ -18,6 +18,11 @@ the median over windows, and the ratio of the fastest windows (least disturbed b
 "Recorded step" compares only the recorded steps (median over them of the time over the statistics-only
 model's at the same step). Event bytes are per watched layer per recorded step: Insight's histogram
 records (a run with them minus one without) against `add_histogram` of the same outputs.
+
+First, a direct measurement that the machine's load disturbs less: the outputs of every watched layer of
+one forward are kept, then the hook work of a recorded step is timed on them (best of 3): statistics,
+histograms, units, and numpy's histogram of the same outputs, against the forward itself.
+`--windows 0` runs only this part.
 """
 
 from __future__ import annotations
@@ -29,12 +34,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from bench.models import resnet18
 from tb_plugin_insight import InsightWriter
+from tb_plugin_insight.capture import histogram, reduce, units
 from tb_plugin_insight.capture.layers import select_layers
 
 EVERY = 10
@@ -107,6 +114,49 @@ class Trainer:
         self.global_step += 1
 
 
+def _best_of(fn: Callable[[], object], repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def direct(batch: int, size: int) -> None:
+    """Hook work of one recorded step, timed on kept outputs of every watched layer (module doc)."""
+    torch.manual_seed(0)
+    model = resnet18(10)
+    x = torch.randn(batch, 3, size, size)
+    outputs: list[tuple[nn.Module, torch.Tensor]] = []
+    handles = [
+        module.register_forward_hook(lambda mod, args, out: outputs.append((mod, out.detach())))
+        for _, _, module in select_layers(model)
+    ]
+    with torch.no_grad():
+        model(x)  # warm-up
+        outputs.clear()
+        forward = _best_of(lambda: (outputs.clear(), model(x)), 1)
+    for handle in handles:
+        handle.remove()
+    stats = [reduce.activation_stats(out) for _, out in outputs]
+    hist, unit = histogram.HistogramReducer(), units.UnitReducer()
+    items = list(enumerate(zip(outputs, stats)))
+    for i, ((module, out), st) in items:
+        hist(i, module, out, st)  # fixes each layer's range, as the first recorded step does
+    t_stats = _best_of(lambda: [reduce.activation_stats(out) for _, out in outputs])
+    t_hist = _best_of(lambda: [hist(i, m, out, st) for i, ((m, out), st) in items])
+    t_units = _best_of(lambda: [unit(i, m, out, st) for i, ((m, out), st) in items])
+    t_numpy = _best_of(lambda: [np.histogram(out.numpy(), bins=64) for _, out in outputs], 1)
+    n = sum(out.numel() for _, out in outputs)
+    print(f"hook work of one recorded step ({len(outputs)} outputs, {n / 1e6:.1f} M values), best of 3:")
+    print(f"  forward pass (no grad)     {forward:7.3f} s")
+    print(f"  statistics                 {t_stats:7.3f} s  {t_stats / forward:6.2f} x forward")
+    print(f"  histograms (torch.histc)   {t_hist:7.3f} s  {t_hist / forward:6.2f} x forward")
+    print(f"  dead/saturated units       {t_units:7.3f} s  {t_units / forward:6.2f} x forward")
+    print(f"  numpy.histogram (for scale) {t_numpy:6.3f} s  {t_numpy / forward:6.2f} x forward")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=int, default=6, help="windows of 10 steps per model")
@@ -115,6 +165,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    direct(args.batch, args.size)
+    if args.windows <= 0:
+        return
     names = (BASE, STATS, HIST, UNITS, PRACTICE)
     total = args.windows * EVERY
     with tempfile.TemporaryDirectory() as tmp:

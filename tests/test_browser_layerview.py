@@ -128,6 +128,11 @@ def test_model_view(server: str, browser) -> None:
         ).inner_text()
         assert "[16, 4, 64, 64]" in first_conv and "108" in first_conv  # output shape, 3*4*3*3 weights
 
+        frame.click(f'[data-testid="model-row"][data-name="{OPENED}"]')
+        _wait_for(page, lambda: frame.query_selector('[data-testid="layer-histogram"] canvas'), "a histogram")
+        page.mouse.move(1, 1)
+        page.screenshot(path=str(ARTIFACTS / "insight-model-view.png"))
+
         # Fold all, unfold one row, filter.
         frame.click('[data-testid="model-fold-all"]')
         _wait_for(
@@ -184,8 +189,6 @@ def test_model_view(server: str, browser) -> None:
         assert _shown_counts(frame) == served["counts"][-1]
         assert f"p.insight.layer={urllib.parse.quote(OPENED)}" in page.evaluate("location.hash")
         assert "p.insight.view=model" in page.evaluate("location.hash")
-        page.mouse.move(1, 1)
-        page.screenshot(path=str(ARTIFACTS / "insight-model-view.png"), full_page=True)
         frame.query_selector('[data-testid="layer-histogram"]').screenshot(
             path=str(ARTIFACTS / "insight-layer-histogram.png")
         )

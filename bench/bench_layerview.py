@@ -1,13 +1,28 @@
 """Cost of activation histograms (and dead/saturated units) against statistics alone and no logging,
 and their event bytes against the usual `add_histogram` per layer.
 
-Run: `python -m bench.bench_layerview [--steps 20 --rounds 3]`. ResNet-18 (bench/models.py), batch 16,
-112x112, CPU. Configurations are interleaved round by round (A B C ... A B C ...) so drift in machine
-load hits all alike; each figure is the median over rounds of the mean step time of a block of steps
-that includes the recorded ones (every 10th). Gradient flow is off in every Insight configuration, so
-the differences are the forward-hook work only. Event bytes are per watched layer per recorded step:
-Insight's histogram records (the difference between a run with and without them) against
-`SummaryWriter.add_histogram` of the same layers' outputs at the same steps.
+Run: `python -m bench.bench_layerview [--windows 6]`. ResNet-18 (bench/models.py), batch 16, 112x112,
+CPU. Identical models train side by side in one process, one step each in turn (the order rotates every
+step), so load on a shared machine hits all alike:
+
+* no logging: a SummaryWriter and add_scalar only;
+* Insight statistics: watch(every=10, histograms=False, units=False);
+* + histograms: watch(every=10, histograms=True, units=False);
+* + histograms + units: watch(every=10) (the defaults);
+* add_histogram per layer: forward hooks calling SummaryWriter.add_histogram on the same layers and steps.
+
+Gradient flow and the model table are off in every Insight configuration, so the differences are the
+forward-hook work. Each window is 10 consecutive steps, so it holds exactly one recorded step. Per
+window, a configuration's summed step time is divided by the base's in the same window; the figures are
+the median over windows, and the ratio of the fastest windows (least disturbed by other processes).
+"Recorded step" compares only the recorded steps (median over them of the time over the statistics-only
+model's at the same step). Event bytes are per watched layer per recorded step: Insight's histogram
+records (a run with them minus one without) against `add_histogram` of the same outputs.
+
+First, a direct measurement that the machine's load disturbs less: the outputs of every watched layer of
+one forward are kept, then the hook work of a recorded step is timed on them (best of 3): statistics,
+histograms, units, and numpy's histogram of the same outputs, against the forward itself.
+`--windows 0` runs only this part.
 """
 
 from __future__ import annotations
@@ -19,29 +34,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from bench.models import resnet18
 from tb_plugin_insight import InsightWriter
+from tb_plugin_insight.capture import histogram, reduce, units
 from tb_plugin_insight.capture.layers import select_layers
 
 EVERY = 10
-Setup = Callable[[nn.Module, Path], SummaryWriter]
-
-
-def no_logging(model: nn.Module, logdir: Path) -> SummaryWriter:
-    return SummaryWriter(str(logdir))
-
-
-def insight(**options: bool) -> Setup:
-    def setup(model: nn.Module, logdir: Path) -> SummaryWriter:
-        writer = InsightWriter(str(logdir))
-        writer.watch(model, every=EVERY, grads=False, model_table=False, **options)
-        return writer
-
-    return setup
+BASE, STATS, HIST, UNITS, PRACTICE = (
+    "no logging",
+    "Insight statistics",
+    "Insight statistics + histograms",
+    "Insight statistics + histograms + units",
+    "add_histogram per layer",
+)
 
 
 class AddHistogramLogger:
@@ -51,7 +61,7 @@ class AddHistogramLogger:
         self.writer = writer
         self.step = -1
         self.handles = [model.register_forward_pre_hook(self._count)]
-        for _, name, module in select_layers(model):  # the same layers Insight watches by default
+        for _, name, module in select_layers(model):  # the layers Insight watches by default
             self.handles.append(module.register_forward_hook(self._hook(name)))
 
     def _count(self, module: nn.Module, args: object) -> None:
@@ -65,84 +75,149 @@ class AddHistogramLogger:
         return hook
 
 
-def add_histogram_practice(model: nn.Module, logdir: Path) -> SummaryWriter:
-    writer = SummaryWriter(str(logdir))
-    AddHistogramLogger(writer, model)
-    return writer
+class Trainer:
+    """One model, optimizer and writer; `step()` runs and times one training step."""
+
+    def __init__(self, name: str, logdir: Path, batch: int, size: int) -> None:
+        torch.manual_seed(0)
+        self.name = name
+        self.model = resnet18(10)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        gen = torch.Generator().manual_seed(1)
+        self.x = torch.randn(batch, 3, size, size, generator=gen)
+        self.y = torch.randint(0, 10, (batch,), generator=gen)
+        self.loss_fn = nn.CrossEntropyLoss()
+        for _ in range(2):  # warm-up before any writer: not timed, not counted as steps
+            self.loss_fn(self.model(self.x), self.y).backward()
+        self.opt.zero_grad()
+        if name in (BASE, PRACTICE):
+            self.writer: SummaryWriter = SummaryWriter(str(logdir))
+            if name == PRACTICE:
+                AddHistogramLogger(self.writer, self.model)
+        else:
+            self.writer = InsightWriter(str(logdir))
+            self.writer.watch(
+                self.model, every=EVERY, grads=False, model_table=False,
+                histograms=name in (HIST, UNITS), units=name == UNITS,
+            )  # fmt: skip
+        self.global_step = 0
+        self.times: list[float] = []
+
+    def step(self) -> None:
+        start = time.perf_counter()
+        loss = self.loss_fn(self.model(self.x), self.y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        self.writer.add_scalar("loss", loss.item(), self.global_step)
+        self.times.append(time.perf_counter() - start)
+        self.global_step += 1
 
 
-CONFIGS: dict[str, Setup] = {
-    "no logging": no_logging,
-    "Insight statistics": insight(histograms=False, units=False),
-    "Insight statistics + histograms": insight(histograms=True, units=False),
-    "Insight statistics + histograms + units": insight(histograms=True, units=True),
-    "add_histogram per layer": add_histogram_practice,
-}
+def _best_of(fn: Callable[[], object], repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
-def run_block(setup: Setup, steps: int, batch: int, size: int, logdir: Path) -> tuple[float, int]:
-    """Mean seconds per training step over `steps` steps, and event bytes written."""
+def direct(batch: int, size: int) -> None:
+    """Hook work of one recorded step, timed on kept outputs of every watched layer (module doc)."""
     torch.manual_seed(0)
     model = resnet18(10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, 10, (batch,))
-    loss_fn = nn.CrossEntropyLoss()
-    model.eval()
+    outputs: list[tuple[nn.Module, torch.Tensor]] = []
+    handles = [
+        module.register_forward_hook(lambda mod, args, out: outputs.append((mod, out.detach())))
+        for _, _, module in select_layers(model)
+    ]
     with torch.no_grad():
-        model(x)  # warm-up outside any counted step (eval forwards are not counted)
-    model.train()
-    writer = setup(model, logdir)
-    start = time.perf_counter()
-    for step in range(steps):
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        writer.add_scalar("loss", loss.item(), step)
-    writer.flush()
-    elapsed = (time.perf_counter() - start) / steps
-    writer.close()
-    return elapsed, sum(p.stat().st_size for p in logdir.rglob("events.out.tfevents.*"))
+        model(x)  # warm-up
+        outputs.clear()
+        forward = _best_of(lambda: (outputs.clear(), model(x)), 1)
+    for handle in handles:
+        handle.remove()
+    stats = [reduce.activation_stats(out) for _, out in outputs]
+    hist, unit = histogram.HistogramReducer(), units.UnitReducer()
+    items = list(enumerate(zip(outputs, stats)))
+    for i, ((module, out), st) in items:
+        hist(i, module, out, st)  # fixes each layer's range, as the first recorded step does
+    t_stats = _best_of(lambda: [reduce.activation_stats(out) for _, out in outputs])
+    t_hist = _best_of(lambda: [hist(i, m, out, st) for i, ((m, out), st) in items])
+    t_units = _best_of(lambda: [unit(i, m, out, st) for i, ((m, out), st) in items])
+    t_numpy = _best_of(lambda: [np.histogram(out.numpy(), bins=64) for _, out in outputs], 1)
+    n = sum(out.numel() for _, out in outputs)
+    print(f"hook work of one recorded step ({len(outputs)} outputs, {n / 1e6:.1f} M values), best of 3:")
+    print(f"  forward pass (no grad)     {forward:7.3f} s")
+    print(f"  statistics                 {t_stats:7.3f} s  {t_stats / forward:6.2f} x forward")
+    print(f"  histograms (torch.histc)   {t_hist:7.3f} s  {t_hist / forward:6.2f} x forward")
+    print(f"  dead/saturated units       {t_units:7.3f} s  {t_units / forward:6.2f} x forward")
+    print(f"  numpy.histogram (for scale) {t_numpy:6.3f} s  {t_numpy / forward:6.2f} x forward")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per block (a multiple of 10)")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--windows", type=int, default=6, help="windows of 10 steps per model")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    times: dict[str, list[float]] = {name: [] for name in CONFIGS}
-    sizes: dict[str, int] = {}
+    torch.set_num_threads(args.threads)
+    direct(args.batch, args.size)
+    if args.windows <= 0:
+        return
+    names = (BASE, STATS, HIST, UNITS, PRACTICE)
+    total = args.windows * EVERY
     with tempfile.TemporaryDirectory() as tmp:
-        for round_index in range(args.rounds):
-            for index, (name, setup) in enumerate(CONFIGS.items()):
-                logdir = Path(tmp) / f"r{round_index}c{index}"
-                seconds, size_bytes = run_block(setup, args.steps, args.batch, args.size, logdir)
-                times[name].append(seconds)
-                sizes[name] = size_bytes
-                print(f"  round {round_index + 1}: {name}: {seconds:.3f} s/step", flush=True)
+        trainers = [Trainer(name, Path(tmp) / str(i), args.batch, args.size) for i, name in enumerate(names)]
+        for step in range(total):
+            for k in range(len(trainers)):
+                trainers[(step + k) % len(trainers)].step()
+            if (step + 1) % EVERY == 0:
+                means = ", ".join(f"{sum(t.times[-EVERY:]) / EVERY:.3f}" for t in trainers)
+                print(f"  window {(step + 1) // EVERY}/{args.windows}: s/step {means}", flush=True)
+        for t in trainers:
+            t.writer.close()
+        sizes = {
+            t.name: sum(p.stat().st_size for p in (Path(tmp) / str(i)).rglob("events.out.tfevents.*"))
+            for i, t in enumerate(trainers)
+        }
+    report({t.name: t.times[:total] for t in trainers}, sizes, args, total)
+
+
+def report(
+    times: dict[str, list[float]], sizes: dict[str, int], args: argparse.Namespace, total: int
+) -> None:
+    windows = {name: [sum(ts[i : i + EVERY]) for i in range(0, total, EVERY)] for name, ts in times.items()}
+    base = windows[BASE]
+    fastest = max(1, len(base) // 3)
+    recorded = range(0, total, EVERY)
     layers = len(select_layers(resnet18(10)))
-    recorded = len(range(0, args.steps, EVERY))
-    base = statistics.median(times["no logging"])
-    stats_only = statistics.median(times["Insight statistics"])
     print(f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,")
-    print(f"{args.steps} steps per block, recorded every {EVERY}, {args.rounds} interleaved rounds (median),")
-    print(f"{layers} watched layers, torch {torch.__version__}")
-    print(f"{'configuration':42s} {'s/step':>8s} {'vs none':>8s} {'vs stats':>9s} {'min s/step':>11s}")
-    for name in CONFIGS:
-        median, fastest = statistics.median(times[name]), min(times[name])
-        print(f"{name:42s} {median:8.3f} {median / base:8.3f} {median / stats_only:9.3f} {fastest:11.3f}")
-    per = layers * recorded
-    hist_bytes = sizes["Insight statistics + histograms"] - sizes["Insight statistics"]
-    unit_bytes = sizes["Insight statistics + histograms + units"] - sizes["Insight statistics + histograms"]
-    practice = sizes["add_histogram per layer"] - sizes["no logging"]
-    print("event bytes per layer per recorded step:")
-    print(f"  Insight histogram (64 bins + range + under/overflow): {hist_bytes / per:8,.0f}")
-    print(f"  Insight dead/saturated units:                         {unit_bytes / per:8,.0f}")
-    print(f"  add_histogram (default bins):                         {practice / per:8,.0f}")
+    print(
+        f"recorded every {EVERY} steps, {args.windows} windows of {EVERY} steps per model, one step each in"
+    )
+    print(f"turn, {layers} watched layers, torch {torch.__version__}")
+    print(
+        f"{'configuration':42s} {'s/step':>7s} {'ratio':>7s} {'fastest':>8s} {'recorded step / stats':>22s}"
+    )
+    for name, sums in windows.items():
+        ratio = statistics.median(s / b for s, b in zip(sums, base))
+        quick = sum(sorted(sums)[:fastest]) / sum(sorted(base)[:fastest])
+        at_record = statistics.median(times[name][i] / times[STATS][i] for i in recorded)
+        per_step = statistics.median(sums) / EVERY
+        print(f"{name:42s} {per_step:7.3f} {ratio:7.3f} {quick:8.3f} {at_record:22.3f}")
+    per = layers * len(recorded)
+    hist_bytes = (sizes[HIST] - sizes[STATS]) / per
+    unit_bytes = (sizes[UNITS] - sizes[HIST]) / per
+    practice = (sizes[PRACTICE] - sizes[BASE]) / per
+    print("event bytes per watched layer per recorded step:")
+    print(f"  Insight histogram (64 bins, range, under/overflow): {hist_bytes:8,.0f}")
+    print(f"  Insight dead/saturated units:                       {unit_bytes:8,.0f}")
+    times_more = practice / hist_bytes
+    print(f"  add_histogram (default bins):                       {practice:8,.0f}  ({times_more:.1f}x)")
 
 
 if __name__ == "__main__":

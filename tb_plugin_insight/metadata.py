@@ -92,9 +92,9 @@ _RANGES_PREFIX = "insight/map_ranges/"
 
 
 def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_PROBE) -> str:
-    """The tag of one time series: per layer (activation and gradient stats, filters), per probe (images,
-    predictions), per probe and method (saliency), per probe and layer (feature maps), per probe,
-    method and layer (CAMs)."""
+    """The tag of one time series: per layer (activation and gradient stats, histograms, units,
+    filters), per probe (images, predictions), per probe and method (saliency), per probe and layer
+    (feature maps), per probe, method and layer (CAMs), one per run (the model table)."""
     prefix = _TAG_PREFIX[kind]
     if kind == RecordKind.CAM:
         return f"{prefix}{probe}/{method}/{layer}"

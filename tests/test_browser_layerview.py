@@ -6,7 +6,8 @@ a probe, and a module with an HTML name. Opens the tab on the Model view by deep
 every module (the hostile name as text), folds and unfolds by depth and filters; the dead-channel alert
 names the killed layer and selects it; clicking a table row opens that layer's panel with its
 statistics, its histogram and its feature maps, each at two different steps; the CAM link of the CAM
-layer opens the CAM view.
+layer opens the CAM view. A second run recorded without a model table lists its recorded layers
+instead, and they open too.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tb_plugin_insight import InsightWriter
 pytestmark = browser_marks
 
 RUN = "layers"
+FLAT_RUN = "no_table"
 STEPS, EVERY = 6, 2
 HOSTILE = "<b>x</b>"
 DEAD_LAYER = "features.relu1"
@@ -67,11 +69,21 @@ def _train(run_dir: Path) -> None:
             opt.step()
 
 
+def _train_without_table(run_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    with InsightWriter(str(run_dir)) as writer:
+        writer.watch(model, every=1, model_table=False)
+        for _ in range(2):
+            model(torch.randn(5, 4))
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("browser_layerview") / "logs"
     with torch.random.fork_rng(devices=[]):
         _train(root / RUN)
+        _train_without_table(root / FLAT_RUN)
     with _tensorboard(root) as base:
         yield base
 
@@ -137,6 +149,11 @@ def test_model_view(server: str, browser) -> None:
         ).inner_text()
         assert "[16, 4, 64, 64]" in first_conv and "108" in first_conv  # output shape, 3*4*3*3 weights
 
+        frame.click(f'[data-testid="model-row"][data-name="{OPENED}"]')
+        _wait_for(page, lambda: frame.query_selector('[data-testid="layer-histogram"] canvas'), "a histogram")
+        page.mouse.move(1, 1)
+        page.screenshot(path=str(ARTIFACTS / "insight-model-view.png"))
+
         # Fold all, unfold one row, filter.
         frame.click('[data-testid="model-fold-all"]')
         _wait_for(
@@ -193,8 +210,6 @@ def test_model_view(server: str, browser) -> None:
         assert _shown_counts(frame) == served["counts"][-1]
         assert f"p.insight.layer={urllib.parse.quote(OPENED)}" in page.evaluate("location.hash")
         assert "p.insight.view=model" in page.evaluate("location.hash")
-        page.mouse.move(1, 1)
-        page.screenshot(path=str(ARTIFACTS / "insight-model-view.png"), full_page=True)
         frame.query_selector('[data-testid="layer-histogram"]').screenshot(
             path=str(ARTIFACTS / "insight-layer-histogram.png")
         )
@@ -226,6 +241,22 @@ def test_model_view(server: str, browser) -> None:
         )
         link.click()
         _wait_for(page, lambda: frame.query_selector('main[data-view="cam"]'), "the CAM view")
+
+        # A run without a model table lists its recorded layers, which still open their panels.
+        frame.click('[data-testid="view-model"]')
+        frame.get_by_text(FLAT_RUN, exact=True).first.click()
+        _wait_for(
+            page, lambda: frame.query_selector('[data-testid="model-table-missing"]'), "the fallback note"
+        )
+        _wait_for(page, lambda: _rows(frame) == ["0", "1", "2"], "the recorded layers")
+        frame.click('[data-testid="model-row"][data-name="1"]')
+        _wait_for(
+            page,
+            lambda: frame.query_selector(
+                '[data-testid="layer-histogram"][data-layer="1"] [data-testid="histogram-heatmap"]'
+            ),
+            "the flat run's histogram",
+        )
 
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)

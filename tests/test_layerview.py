@@ -295,13 +295,12 @@ def test_histograms_route(client) -> None:
     ("url", "status", "message"),
     [
         ("/histograms?run=run%3Cb%3E", 400, "missing query parameter 'layer'"),
-        ("/histograms?run=run%3Cb%3E&layer=nope", 404, "no histograms of layer 'nope'"),
-        ("/histograms?run=plain&layer=2", 404, "no histograms"),
+        ("/histograms?run=run%3Cb%3E&layer=nope", 404, "has no layer 'nope'"),
         ("/histograms?run=zzz&layer=2", 404, "no Insight data"),
         ("/units", 400, "missing query parameter 'run'"),
         ("/units?run=zzz", 404, "no Insight data"),
         ("/model?run=", 400, "is empty"),
-        ("/model?run=plain", 404, "no model table"),
+        ("/model?run=zzz", 404, "no Insight data"),
         ("/model?run=a&run=b", 400, "given 2 times"),
     ],
 )
@@ -315,6 +314,15 @@ def test_units_route_without_records_is_empty(client) -> None:
     assert body["layers"] == [] and body["steps"] == []
     full = get_json(client, "/units?run=run%3Cb%3E")
     assert full["steps"] == [0, 2, 4] and len(full["dead"]) == len(full["layers"]) == 6
+
+
+def test_runs_without_tables_or_histograms_answer_empty(client) -> None:
+    body = get_json(client, "/model?run=plain")
+    assert body == {
+        "run": "plain", "step": None, "modelType": None, "params": None, "trainableParams": None, "rows": []
+    }  # fmt: skip
+    hist = get_json(client, "/histograms?run=plain&layer=2")
+    assert hist["bins"] == 0 and hist["steps"] == [] and hist["counts"] == [] and hist["moduleType"] == "ReLU"
 
 
 def test_model_route(client) -> None:

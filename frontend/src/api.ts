@@ -315,12 +315,13 @@ export interface ModelRow {
   calls: number;
 }
 
+/** Empty `rows` (and null step/modelType/counts) when the run has no model table. */
 export interface ModelTableResponse {
   run: string;
-  step: number;
-  modelType: string;
-  params: number;
-  trainableParams: number;
+  step: number | null;
+  modelType: string | null;
+  params: number | null;
+  trainableParams: number | null;
   rows: ModelRow[];
 }
 

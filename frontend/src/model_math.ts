@@ -1,6 +1,6 @@
 // Pure helpers of the Model view: the folding tree of the model table, output descriptions,
 // dead/saturated unit alerts and the histogram's colour cells. No DOM here (unit-tested in node).
-import type { HistogramsResponse, ModelRow, OutputDescription, UnitsResponse } from "./api";
+import type { HistogramsResponse, LayerInfo, ModelRow, OutputDescription, UnitsResponse } from "./api";
 
 /** Whether row i has children (the rows after it whose names start with its name and a dot). */
 export function hasChildren(rows: readonly ModelRow[], i: number): boolean {
@@ -73,7 +73,27 @@ export function formatOutput(out: OutputDescription): string {
 }
 
 export function formatCount(n: number): string {
-  return n.toLocaleString("en-US");
+  return Number.isFinite(n) ? n.toLocaleString("en-US") : "–";
+}
+
+/**
+ * A flat table of the recorded layers, for runs without a model table (written before it existed, or
+ * with watch(model_table=False)): parameter counts unknown (NaN), the first recorded shape as output.
+ */
+export function rowsFromLayers(layers: readonly LayerInfo[]): ModelRow[] {
+  return [...layers]
+    .sort((a, b) => a.order - b.order)
+    .map((l) => ({
+      name: l.name,
+      type: l.moduleType,
+      depth: 0,
+      params: NaN,
+      trainableParams: NaN,
+      ownParams: NaN,
+      watched: true,
+      output: l.shape && l.shape.length ? l.shape : null,
+      calls: 1,
+    }));
 }
 
 export type UnitAlertKind = "dead" | "saturated";

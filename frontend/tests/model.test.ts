@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { HistogramsResponse, ModelRow, UnitsResponse } from "../src/api";
-import { binRange, findUnitAlerts, formatOutput, hasChildren, histogramCells, parentIndices, visibleRows } from "../src/model_math";
+import {
+  binRange,
+  findUnitAlerts,
+  formatCount,
+  formatOutput,
+  hasChildren,
+  histogramCells,
+  parentIndices,
+  rowsFromLayers,
+  visibleRows,
+} from "../src/model_math";
 
 function row(name: string, type = "M"): ModelRow {
   return { name, type, depth: name ? name.split(".").length : 0, params: 0, trainableParams: 0, ownParams: 0, watched: false, output: null, calls: 0 };
@@ -74,4 +84,18 @@ test("histogram cells: highest bin on top, each step scaled to its fullest bin",
   // row 0 = bin 1 (upper), row 1 = bin 0; columns = steps
   assert.deepEqual(Array.from(cells), [Math.round((Math.log1p(1) / Math.log1p(4)) * 255), 0, 255, 0]);
   assert.deepEqual(binRange(data, 0, 1), [2, 4]);
+});
+
+test("without a model table, the recorded layers make a flat table in model order", () => {
+  const rows = rowsFromLayers([
+    { name: "b", moduleType: "ReLU", shape: [2, 3], order: 2 },
+    { name: "a.x", moduleType: "Conv2d", shape: null, order: 1 },
+  ]);
+  assert.deepEqual(rows.map((r) => [r.name, r.type, r.depth, r.output, r.watched]), [
+    ["a.x", "Conv2d", 0, null, true],
+    ["b", "ReLU", 0, [2, 3], true],
+  ]);
+  assert.equal(formatCount(rows[0].params), "–");
+  assert.equal(formatCount(1234567), "1,234,567");
+  assert.deepEqual(visibleRows(rows, { depth: 0, open: new Map(), filter: "" }), [0, 1]);
 });

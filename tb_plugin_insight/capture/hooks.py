@@ -242,15 +242,17 @@ class ActivationRecorder:
             logger.exception("Insight could not record the model table")
 
     def _after_forward(self, model: nn.Module, args: Any, output: Any) -> None:
-        if self._suspended or not self._counts(model):
+        if self._suspended:
+            return
+        if self._table is not None:  # before the mode check: the hooks never outlive this forward
+            self._finish_table(self.step, model, output)
+        if not self._counts(model):
             return
         step, recording = self.step, self._recording
         self.step += 1
         self._recording = self._grad_recording = False
         if self.gradients is not None:
             self.gradients.after_forward(step, completed=output is not None)
-        if self._table is not None:
-            self._finish_table(step, model, output)
         if not recording or not self._pending:
             return
         keys = sorted(self._pending, key=lambda key: (key[0], key[1] != "", key[1]))

@@ -30,11 +30,15 @@ class LayerViewQueries:
 
     def histograms(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
         """Every recorded histogram of one layer, oldest first."""
-        self._queries._run_layers(ctx, eid, run)  # 404 for a run without Insight data
+        recorded = self._queries._run_layers(ctx, eid, run)  # 404 for a run without Insight data
         series = self._queries._stats_series(ctx, eid, [run], metadata.RecordKind.ACTIVATION_HISTOGRAM)
         found = series.get(run, {}).get(layer)
         if found is None:
-            raise not_found(f"run {run!r} has no histograms of layer {layer!r}")
+            if layer not in recorded:
+                raise not_found(f"run {run!r} has no layer {layer!r}")
+            empty: dict[str, Any] = {"steps": [], "low": [], "high": [], "underflow": [], "overflow": []}
+            module_type = recorded[layer][0].module_type
+            return {"run": run, "layer": layer, "moduleType": module_type, "bins": 0, **empty, "counts": []}
         data, _ = found
         tag = metadata.tag_for(data.kind, layer)
         points = sorted(self._read(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
@@ -94,7 +98,8 @@ class LayerViewQueries:
         }
 
     def model(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
-        """The latest model table of a run (a watch writes one; a later watch of the run replaces it)."""
+        """The latest model table of a run (a watch writes one; a later watch of the run replaces it);
+        empty rows when the run has none (or none readable)."""
         self._queries._run_layers(ctx, eid, run)
         tag = metadata.tag_for(metadata.RecordKind.MODEL_TABLE)
         listing = self._provider.list_blob_sequences(
@@ -105,9 +110,7 @@ class LayerViewQueries:
         )
         series = listing.get(run, {}).get(tag)
         if series is None or _parse(series.plugin_content) is None:
-            raise not_found(
-                f"run {run!r} has no model table (watch() records one at its first recorded step)"
-            )
+            return _no_table(run)
         blobs = self._provider.read_blob_sequences(
             ctx,
             experiment_id=eid,
@@ -125,7 +128,7 @@ class LayerViewQueries:
                 continue  # a damaged record: fall back to an older one
             if isinstance(document, dict) and isinstance(document.get("rows"), list):
                 return {**document, "run": run, "step": int(datum.step)}
-        raise not_found(f"run {run!r} has no readable model table")
+        return _no_table(run)
 
 
 def _channels(values: dict[int, dict[str, Any]]) -> int | None:
@@ -135,3 +138,7 @@ def _channels(values: dict[int, dict[str, Any]]) -> int | None:
         if count is not None:
             return int(count)
     return None
+
+
+def _no_table(run: str) -> dict[str, Any]:
+    return {"run": run, "step": None, "modelType": None, "params": None, "trainableParams": None, "rows": []}

@@ -56,7 +56,7 @@ function HistogramSection(props: LayerSectionProps) {
   const go = (i: number) => {
     if (d && i >= 0 && i < d.steps.length) histStep.value = d.steps[i];
   };
-  const missing = state.error !== null && state.error.includes("no histograms");
+  const missing = d !== null && d.bins === 0;
   const x = useMemo(() => (d && index >= 0 ? d.counts[index].map((_, b) => binRange(d, index, b)?.[0] ?? b) : []), [d, index]);
   return (
     <section class="ins-card" data-testid="layer-histogram" data-layer={d?.layer ?? ""}>
@@ -71,7 +71,7 @@ function HistogramSection(props: LayerSectionProps) {
       ) : state.error ? (
         <ErrorMessage title="Could not load the histograms" message={state.error} />
       ) : null}
-      {d && d.steps.length === 0 ? <div class="ins-muted">No histogram recorded yet.</div> : null}
+      {d && !missing && d.steps.length === 0 ? <div class="ins-muted">No histogram recorded yet.</div> : null}
       {d && index >= 0 ? (
         <>
           <HistogramHeatmap data={d} colormap={colormap.value} markColumn={index} onSelectColumn={go} />

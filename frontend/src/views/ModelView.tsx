@@ -3,7 +3,16 @@
 import { useMemo } from "preact/hooks";
 import type { ModelRow } from "../api";
 import { formatValue } from "../format";
-import { formatCount, formatOutput, hasChildren, isOpen, maxDepth, visibleRows, type UnitAlert } from "../model_math";
+import {
+  formatCount,
+  formatOutput,
+  hasChildren,
+  isOpen,
+  maxDepth,
+  rowsFromLayers,
+  visibleRows,
+  type UnitAlert,
+} from "../model_math";
 import {
   modelTable,
   recordedLayers,
@@ -14,7 +23,7 @@ import {
   unitAlerts,
   unitStats,
 } from "../model_state";
-import { selectedLayer, selectedRun } from "../state";
+import { layers, selectedLayer, selectedRun } from "../state";
 import { ErrorMessage } from "./common";
 import { LayerPanel } from "./LayerPanel";
 
@@ -78,28 +87,38 @@ function TreeTools(props: { depth: number }) {
 
 function ModelTableCard() {
   const state = modelTable.value;
-  const data = tableData.value;
+  const loaded = tableData.value;
+  const table = loaded && loaded.rows.length ? loaded : null;
   const recorded = recordedLayers.value;
   const selected = selectedLayer.value;
+  const missing = loaded !== null && loaded.rows.length === 0;
+  const layerList = layers.value.data;
+  // Without a model table, the recorded layers (flat, no parameter counts) still open their panels.
+  const fallback = useMemo(
+    () => (missing && layerList && layerList.run === selectedRun.value ? rowsFromLayers(layerList.layers) : null),
+    [missing, layerList],
+  );
+  const rows = table?.rows ?? fallback;
   const options = { depth: treeDepth.value, open: treeOpen.value, filter: treeFilter.value };
-  const shown = useMemo(() => (data ? visibleRows(data.rows, options) : []), [data, options.depth, options.open, options.filter]);
-  const missing = state.error !== null && state.error.includes("no model table");
+  const shown = useMemo(() => (rows ? visibleRows(rows, options) : []), [rows, options.depth, options.open, options.filter]);
+  const data = rows ? { rows } : null;
   return (
     <section class="ins-card" data-testid="model-table-card">
       <div class="ins-card-head">
         <h2 class="ins-card-title">Model</h2>
-        {data ? (
+        {table ? (
           <span class="ins-card-sub">
-            {`${data.modelType} · ${formatCount(data.params)} parameters (${formatCount(data.trainableParams)} trainable) · shapes from step ${data.step}`}
+            {`${table.modelType} · ${formatCount(table.params ?? NaN)} parameters (${formatCount(table.trainableParams ?? NaN)} trainable) · shapes from step ${table.step}`}
           </span>
         ) : null}
         <span class="ins-spacer" />
         {state.loading ? <span class="ins-loading">Loading…</span> : null}
       </div>
+      {state.error ? <ErrorMessage title="Could not load the model table" message={state.error} /> : null}
       {missing ? (
-        <div class="ins-muted">This run has no model table: watch(model) records one at its first recorded step.</div>
-      ) : state.error ? (
-        <ErrorMessage title="Could not load the model table" message={state.error} />
+        <div class="ins-muted" data-testid="model-table-missing">
+          This run has no model table (watch(model) records one at its first recorded step): its recorded layers are listed instead.
+        </div>
       ) : null}
       {data ? (
         <>

@@ -173,7 +173,9 @@ def test_insight_tab(server: str, logdir: tuple[Path, list[str]], browser, tmp_p
         # Deep link: run and layer come from the parent URL's hash.
         linked = layers[-1]
         q = urllib.parse.quote
-        page.goto(f"{server}/#insight&p.insight.run={q(MAIN_RUN)}&p.insight.layer={q(linked)}")
+        page.goto(
+            f"{server}/#insight&p.insight.view=stats&p.insight.run={q(MAIN_RUN)}&p.insight.layer={q(linked)}"
+        )
         frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
         heatmap = _wait_for(
             page, lambda: _heatmap_ready(frame, MAIN_RUN), "the heatmap of the deep-linked run"

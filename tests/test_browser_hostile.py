@@ -99,7 +99,7 @@ def test_hostile_names_are_text_in_every_view(server: str, browser) -> None:
     watch = PageWatch(page)
     q = urllib.parse.quote
     try:
-        page.goto(f"{server}/#insight&p.insight.run={q(RUN)}")
+        page.goto(f"{server}/#insight&p.insight.run={q(RUN)}&p.insight.view=stats")
         frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
         _wait_for(page, lambda: frame.query_selector('[data-testid="heatmap"]'), "the heatmap")
         names = [el.inner_text() for el in frame.query_selector_all('[data-testid="run-name"]')]

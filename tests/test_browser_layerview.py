@@ -209,7 +209,7 @@ def test_model_view(server: str, browser) -> None:
         served = _served_histograms(server)
         assert _shown_counts(frame) == served["counts"][-1]
         assert f"p.insight.layer={urllib.parse.quote(OPENED)}" in page.evaluate("location.hash")
-        assert "p.insight.view=model" in page.evaluate("location.hash")
+        assert "p.insight.view=" not in page.evaluate("location.hash")  # the Model view is the default
         frame.query_selector('[data-testid="layer-histogram"]').screenshot(
             path=str(ARTIFACTS / "insight-layer-histogram.png")
         )

@@ -145,7 +145,7 @@ export function render(): void {
     if (run === null) return null;
     const state: Record<string, string | null> = {
       run,
-      view: activeView.value === "stats" ? null : activeView.value,
+      view: activeView.value === "model" ? null : activeView.value,
       stat: selectedStat.value,
       layer: selectedLayer.value,
       cmap: colormap.value === DEFAULT_COLORMAP ? null : colormap.value,

@@ -42,7 +42,7 @@ export const colormap = signal<ColormapName>(DEFAULT_COLORMAP);
 export const normalization = signal<Normalization>("row");
 
 /** The view shown in the main area (see views/registry.ts). */
-export const activeView = signal<string>("stats");
+export const activeView = signal<string>("model");
 
 // Environment
 export const darkMode = signal(false);

@@ -171,12 +171,28 @@ class InsightQueries:
             "stats": columns,
         }
 
-    def gradients(self, ctx: Any, eid: str, run: str, fields: list[str]) -> dict[str, Any]:
-        """Gradient statistics of every layer at every recorded step, `values[field][layer][step]`."""
+    def gradients(
+        self,
+        ctx: Any,
+        eid: str,
+        run: str,
+        fields: list[str],
+        *,
+        layer: str | None = None,
+        step: int | None = None,
+        max_steps: int | None = None,
+    ) -> dict[str, Any]:
+        """Gradient statistics, `values[field][layer][step]`: every layer at every recorded step, or
+        only `layer`; only the recorded step at or before `step`; at most `max_steps` columns (see
+        `_bucket_columns`). `totalSteps` counts the recorded steps before any selection."""
         layers = self._stats_series(ctx, eid, [run], kind=metadata.RecordKind.GRADIENT_STATS).get(run, {})
         if not layers:
             self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
         ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
+        if layer is not None:
+            ordered = [item for item in ordered if item[0].layer == layer]
+            if not ordered:
+                raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
         tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
         data_by_tag = self._read(ctx, eid, run, tags) if tags else {}
         per_layer: list[dict[int, Any]] = []
@@ -186,8 +202,23 @@ class InsightQueries:
             per_layer.append(
                 {int(d.step): _pick(d.numpy.reshape(-1), columns) for d in data_by_tag.get(tag, [])}
             )
-        steps = sorted({step for rows in per_layer for step in rows})
+        all_steps = sorted({s for rows in per_layer for s in rows})
         missing = [None] * len(fields)
+        if step is not None:
+            before = [s for s in all_steps if s <= step]
+            buckets = [[before[-1]]] if before else []
+        else:
+            buckets = _bucket_columns(all_steps, max_steps)
+        counts = [k for k, f in enumerate(fields) if f.endswith(("NanCount", "InfCount"))]
+        values: dict[str, list[list[Any]]] = {f: [] for f in fields}
+        for rows in per_layer:
+            table = [list(rows.get(bucket[-1], missing)) for bucket in buckets]
+            for k in counts:
+                for j, bucket in enumerate(buckets):
+                    seen = [rows[s][k] for s in bucket if s in rows and rows[s][k] is not None]
+                    table[j][k] = max(seen) if seen else None
+            for k, field in enumerate(fields):
+                values[field].append([entry[k] for entry in table])
         return {
             "run": run,
             "fields": fields,
@@ -195,12 +226,21 @@ class InsightQueries:
                 {"name": d.layer, "moduleType": d.module_type, "shape": list(d.shape), "order": d.order}
                 for d, _ in ordered
             ],
-            "steps": steps,
-            "values": {
-                field: [[rows.get(step, missing)[k] for step in steps] for rows in per_layer]
-                for k, field in enumerate(fields)
-            },
+            "steps": [bucket[-1] for bucket in buckets],
+            "totalSteps": len(all_steps),
+            "values": values,
         }
+
+
+def _bucket_columns(steps: list[int], max_steps: int | None) -> list[list[int]]:
+    """Consecutive recorded steps grouped into at most `max_steps` columns (one step each if fewer).
+
+    A column shows its last step's values, except NaN/Inf counts, which are the column's maximum,
+    so thinning never hides a NaN or Inf."""
+    n = len(steps)
+    if max_steps is None or n <= max_steps:
+        return [[s] for s in steps]
+    return [steps[k * n // max_steps : (k + 1) * n // max_steps] for k in range(max_steps)]
 
 
 def _pick(vector: Any, columns: list[int]) -> list[float | None]:

@@ -36,7 +36,8 @@ def machine() -> str:
         pass
     return (
         f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {cpu}, {os.cpu_count()} cores,"
-        f" Python {platform.python_version()}, torch {torch.__version__}, tensorboard {tensorboard.__version__}"
+        f" Python {platform.python_version()}, torch {torch.__version__},"
+        f" tensorboard {tensorboard.__version__}"
     )
 
 

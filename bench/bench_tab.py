@@ -92,15 +92,15 @@ def _alive(base: str) -> bool:
         return False
 
 
-def wait_until_loaded(base: str, run: str, steps: int, timeout: float) -> None:
-    """The Rust data server loads runs in passes: wait until `run` has all its steps."""
+def wait_until_loaded(base: str, timeout: float) -> None:
+    """The data server loads runs in passes: wait until the listing (runs, max steps) stops changing."""
     deadline = time.monotonic() + timeout
-    q = urllib.parse.quote
-    while time.monotonic() < deadline:
-        status, body = _get(f"{base}/data/plugin/insight/layers?run={q(run)}")
-        if status == 200 and all(layer["maxStep"] >= steps - 1 for layer in json.loads(body)["layers"]):
-            return
-        time.sleep(0.5)
+    previous, same = b"", 0
+    while time.monotonic() < deadline and same < 3:
+        _, body = _get(f"{base}/data/plugin/insight/runs")
+        same = same + 1 if body == previous else 0
+        previous = body
+        time.sleep(1.0)
 
 
 def measure_routes(
@@ -220,7 +220,7 @@ def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> 
         runs = sorted(p.name for p in logdir.iterdir() if p.is_dir())
         stats_run = next(r for r in runs if r.startswith("stats_"))
         cam_run = next(r for r in runs if r.startswith("cams_"))
-        layer = make_large_logdir.layer_names(50)[25]
+        layer = make_large_logdir.layer_names(50)[5]
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         with open(Path(tmp) / "tensorboard.log", "w+b") as log:
@@ -232,7 +232,7 @@ def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> 
                     print(
                         f"  first listing {result.first_listing_s:.1f} s, all runs {result.all_runs_s:.1f} s"
                     )
-                wait_until_loaded(base, stats_run, 1000, timeout=600)
+                wait_until_loaded(base, timeout=600)
                 measure_routes(base, stats_run, cam_run, layer, requests, result)
                 if not quiet:
                     print("  routes measured", flush=True)

@@ -93,3 +93,43 @@ def test_max_steps_thins_columns_but_keeps_nan_counts(logdir: Path) -> None:
 def test_bad_paging_parameters(logdir: Path, query: str, status: int, message: str) -> None:
     body = get_json(make_client(logdir), f"/gradients?run=run&{query}", status)
     assert message in body["error"]["message"]
+
+
+def _write_grads(run_dir: Path, steps: list[int]) -> None:
+    with InsightWriter(str(run_dir)) as writer:
+        for step in steps:
+            values = [
+                summary.gradient_stats_value(
+                    name, grad_row(i, step), module_type="Conv2d", shape=(2, 3), order=i, with_metadata=True
+                )
+                for i, name in enumerate(LAYERS)
+            ]
+            writer._write(summary.summary_of(values), step)
+
+
+def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
+    """Routes reuse one read per run until the run gets new records; then they show them."""
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+
+    from tb_plugin_insight.plugin.plugin import InsightPlugin
+
+    _write_grads(tmp_path / "run", [0, 5])
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"insight": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path))
+    context = base_plugin.TBContext(
+        data_provider=provider, logdir=str(tmp_path), sampling_hints={"insight": 0}
+    )
+    client = Client(application.TensorBoardWSGI([InsightPlugin(context)]))
+    assert get_json(client, "/gradients?run=run")["steps"] == [0, 5]
+    assert get_json(client, "/gradients?run=run&layer=fc")["steps"] == [0, 5]
+    _write_grads(tmp_path / "run", [10, 15])
+    mux.Reload()
+    assert get_json(client, "/gradients?run=run")["steps"] == [0, 5, 10, 15]
+    assert get_json(client, "/gradients?run=run&step=12&fields=gradNorm")["values"]["gradNorm"][2] == [
+        pytest.approx(200.010)
+    ]

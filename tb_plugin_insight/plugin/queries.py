@@ -12,9 +12,11 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.plugin import tables
 from tb_plugin_insight.plugin.http import not_found
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
@@ -46,6 +48,7 @@ class InsightQueries:
     def __init__(self, data_provider: Any, downsample: int) -> None:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
+        self._tables = tables.TableCache()
 
     def _stats_series(
         self,
@@ -121,54 +124,54 @@ class InsightQueries:
         )
         return result.get(run, {})
 
-    def stats_heatmap(self, ctx: Any, eid: str, run: str, stat: str) -> dict[str, Any]:
-        layers = self._run_layers(ctx, eid, run)
+    def _table(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
+        """The run's (layers x steps x fields) table of `kind`, from the cache while nothing changed."""
+        layers = self._stats_series(ctx, eid, [run], kind=kind).get(run, {})
+        if not layers:
+            return None
         ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
-        tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
-        data_by_tag = self._read(ctx, eid, run, tags)
-        column = metadata.STAT_FIELDS.index(stat)
-        per_layer: list[dict[int, float | None]] = []
-        all_steps: set[int] = set()
-        for tag in tags:
-            values = {}
-            for datum in data_by_tag.get(tag, []):
-                vector = datum.numpy.reshape(-1)
-                if vector.shape[0] > column:
-                    values[int(datum.step)] = _finite_or_none(vector[column])
-            per_layer.append(values)
-            all_steps.update(values)
-        steps = sorted(all_steps)
+        signature = tuple((d.layer, s.max_step, s.max_wall_time) for d, s in ordered)
+        key = (eid, run, kind, self._downsample, signature)
+        table = self._tables.get(key)
+        if table is None:
+            tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
+            table = tables.build_table(
+                [d for d, _ in ordered], tags, self._read(ctx, eid, run, tags), tables.fields_for(kind)
+            )
+            self._tables.put(key, table)
+        return table
+
+    def stats_heatmap(self, ctx: Any, eid: str, run: str, stat: str) -> dict[str, Any]:
+        table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
+        if table is None:
+            self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
+            return {"run": run, "stat": stat, "layers": [], "steps": [], "values": []}
+        k = table.fields.index(stat)
         return {
             "run": run,
             "stat": stat,
-            "layers": [data.layer for data, _ in ordered],
-            "steps": steps,
-            "values": [[values.get(step) for step in steps] for values in per_layer],
+            "layers": [d.layer for d in table.layers],
+            "steps": table.steps.tolist(),
+            "values": tables.json_values(table.values[:, :, k]),
         }
 
     def layer_stats(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
-        layers = self._run_layers(ctx, eid, run)
-        if layer not in layers:
+        table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
+        i = -1 if table is None else table.layer_index(layer)
+        if table is None or i < 0:
+            self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data
             raise not_found(f"run {run!r} has no layer {layer!r}")
-        data, _ = layers[layer]
-        tag = metadata.tag_for(data.kind, data.layer)
-        points = sorted(self._read(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
-        fields = list(data.fields) or list(metadata.STAT_FIELDS)
-        columns: dict[str, list[float | None]] = {name: [] for name in metadata.STAT_FIELDS}
-        for datum in points:
-            vector = datum.numpy.reshape(-1)
-            for name in metadata.STAT_FIELDS:
-                index = fields.index(name) if name in fields else -1
-                ok = 0 <= index < vector.shape[0]
-                columns[name].append(_finite_or_none(vector[index]) if ok else None)
+        data = table.layers[i]
+        at = table.present[i]
+        rows = table.values[i, at]
         return {
             "run": run,
             "layer": layer,
             "moduleType": data.module_type,
             "shape": list(data.shape),
-            "steps": [int(d.step) for d in points],
-            "wallTimes": [float(d.wall_time) for d in points],
-            "stats": columns,
+            "steps": table.steps[at].tolist(),
+            "wallTimes": table.wall_times[i, at].tolist(),
+            "stats": {name: tables.json_values(rows[:, k]) for k, name in enumerate(table.fields)},
         }
 
     def gradients(
@@ -184,68 +187,55 @@ class InsightQueries:
     ) -> dict[str, Any]:
         """Gradient statistics, `values[field][layer][step]`: every layer at every recorded step, or
         only `layer`; only the recorded step at or before `step`; at most `max_steps` columns (see
-        `_bucket_columns`). `totalSteps` counts the recorded steps before any selection."""
-        layers = self._stats_series(ctx, eid, [run], kind=metadata.RecordKind.GRADIENT_STATS).get(run, {})
-        if not layers:
+        `_bucket_starts`). `totalSteps` counts the recorded steps before any selection."""
+        table = self._table(ctx, eid, run, metadata.RecordKind.GRADIENT_STATS)
+        if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
-        ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
-        if layer is not None:
-            ordered = [item for item in ordered if item[0].layer == layer]
-            if not ordered:
+            if layer is not None:
                 raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
-        tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
-        data_by_tag = self._read(ctx, eid, run, tags) if tags else {}
-        per_layer: list[dict[int, Any]] = []
-        for (data, _), tag in zip(ordered, tags):
-            stored = list(data.fields) or list(metadata.GRAD_FIELDS)
-            columns = [stored.index(f) if f in stored else -1 for f in fields]
-            per_layer.append(
-                {int(d.step): _pick(d.numpy.reshape(-1), columns) for d in data_by_tag.get(tag, [])}
-            )
-        all_steps = sorted({s for rows in per_layer for s in rows})
-        missing = [None] * len(fields)
+            empty: dict[str, list[Any]] = {f: [] for f in fields}
+            return {"run": run, "fields": fields, "layers": [], "steps": [], "totalSteps": 0, "values": empty}
+        rows = np.arange(len(table.layers))
+        if layer is not None:
+            rows = rows[[d.layer == layer for d in table.layers]]
+            if not len(rows):
+                raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
+        columns = np.flatnonzero(table.present[rows].any(axis=0))
+        total = len(columns)
         if step is not None:
-            before = [s for s in all_steps if s <= step]
-            buckets = [[before[-1]]] if before else []
-        else:
-            buckets = _bucket_columns(all_steps, max_steps)
-        counts = [k for k, f in enumerate(fields) if f.endswith(("NanCount", "InfCount"))]
-        values: dict[str, list[list[Any]]] = {f: [] for f in fields}
-        for rows in per_layer:
-            table = [list(rows.get(bucket[-1], missing)) for bucket in buckets]
-            for k in counts:
-                for j, bucket in enumerate(buckets):
-                    seen = [rows[s][k] for s in bucket if s in rows and rows[s][k] is not None]
-                    table[j][k] = max(seen) if seen else None
-            for k, field in enumerate(fields):
-                values[field].append([entry[k] for entry in table])
+            columns = columns[table.steps[columns] <= step][-1:]
+        starts = _bucket_starts(len(columns), max_steps)
+        ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
+        shown = columns[ends]
+        picked = table.values[np.ix_(rows, shown)]
+        field_index = [table.fields.index(f) for f in fields]
+        values: dict[str, list[Any]] = {}
+        for f, k in zip(fields, field_index):
+            column = picked[:, :, k]
+            if f.endswith(("NanCount", "InfCount")) and len(columns) and len(starts) < len(columns):
+                column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
+            values[f] = tables.json_values(column)
         return {
             "run": run,
             "fields": fields,
             "layers": [
                 {"name": d.layer, "moduleType": d.module_type, "shape": list(d.shape), "order": d.order}
-                for d, _ in ordered
+                for d in (table.layers[i] for i in rows)
             ],
-            "steps": [bucket[-1] for bucket in buckets],
-            "totalSteps": len(all_steps),
+            "steps": table.steps[shown].tolist(),
+            "totalSteps": total,
             "values": values,
         }
 
 
-def _bucket_columns(steps: list[int], max_steps: int | None) -> list[list[int]]:
-    """Consecutive recorded steps grouped into at most `max_steps` columns (one step each if fewer).
+def _bucket_starts(n: int, max_steps: int | None) -> np.ndarray:
+    """Where each column starts when `n` consecutive recorded steps become at most `max_steps` columns.
 
     A column shows its last step's values, except NaN/Inf counts, which are the column's maximum,
     so thinning never hides a NaN or Inf."""
-    n = len(steps)
     if max_steps is None or n <= max_steps:
-        return [[s] for s in steps]
-    return [steps[k * n // max_steps : (k + 1) * n // max_steps] for k in range(max_steps)]
-
-
-def _pick(vector: Any, columns: list[int]) -> list[float | None]:
-    """The chosen entries of a stored vector; None where absent or not finite."""
-    return [_finite_or_none(vector[c]) if 0 <= c < vector.shape[0] else None for c in columns]
+        return np.arange(n)
+    return np.array([k * n // max_steps for k in range(max_steps)])
 
 
 _MAP_KIND_NAMES = {metadata.RecordKind.CAM: "cam", metadata.RecordKind.SALIENCY: "saliency"}
@@ -383,11 +373,11 @@ class MapQueries:
             run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=[tag]),
         )
         points = sorted(result.get(run, {}).get(tag, []), key=lambda d: d.step)
-        tables = [d.numpy.reshape(-1, 2) for d in points]
+        per_step = [d.numpy.reshape(-1, 2) for d in points]
         return {
             "run": run,
             "probe": probe,
             "steps": [int(d.step) for d in points],
-            "predicted": [[int(v) for v in table[:, 0]] for table in tables],
-            "probability": [[_finite_or_none(v) for v in table[:, 1]] for table in tables],
+            "predicted": [[int(v) for v in table[:, 0]] for table in per_step],
+            "probability": [[_finite_or_none(v) for v in table[:, 1]] for table in per_step],
         }

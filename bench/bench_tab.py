@@ -36,6 +36,27 @@ CHROMIUM = os.environ.get("INSIGHT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 FRAME_MARK = "plugin_entry.html?name=insight"
 
+# In the page: move the slider like a user (input + change events), then resolve when the grid reports
+# that step drawn with nothing pending (a MutationObserver: no polling delay); returns milliseconds.
+SCRUB_JS = """async ({index, step}) => {
+  const slider = document.querySelector('[data-testid="step-slider"]');
+  const done = () => {
+    const g = document.querySelector('[data-testid="overlay-grid"]');
+    return g && g.getAttribute('data-step') === String(step) && g.getAttribute('data-pending') === '0';
+  };
+  const t0 = performance.now();
+  const drawn = new Promise((resolve) => {
+    const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); resolve(); } });
+    observer.observe(document.body, {subtree: true, attributes: true, childList: true});
+  });
+  const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+  setter.call(slider, String(index));
+  slider.dispatchEvent(new Event('input', {bubbles: true}));
+  slider.dispatchEvent(new Event('change', {bubbles: true}));
+  if (!done()) await drawn;
+  return performance.now() - t0;
+}"""
+
 
 @dataclasses.dataclass
 class TabResult:
@@ -118,7 +139,9 @@ def measure_routes(
         "/layers": f"{p}/layers?run={q(stats_run)}",
         "/stats_heatmap": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean",
         "/layer_stats": f"{p}/layer_stats?run={q(stats_run)}&layer={q(layer)}",
-        "/gradients (overview, max_steps=400)": f"{p}/gradients?run={q(stats_run)}&max_steps=400",
+        "/gradients (overview, max_steps=300)": f"{p}/gradients?run={q(stats_run)}&max_steps=300"
+        "&fields=gradNorm,gradMeanAbs,gradMaxAbs,gradNanCount,gradInfCount,weightNorm,updateRatio,"
+        "actGradNorm,actGradNanCount,actGradInfCount",
         "/gradients (one layer)": f"{p}/gradients?run={q(stats_run)}&layer={q(layer)}"
         "&fields=gradNorm,actGradNorm,updateRatio",
         "/gradients (one step)": f"{p}/gradients?run={q(stats_run)}&step=500",
@@ -171,12 +194,8 @@ def measure_browser(base: str, stats_run: str, cam_run: str, result: TabResult) 
             first, cached = [], []
             for times in (first, cached):
                 for index in range(1, len(steps)):
-                    t = time.perf_counter()
-                    slider.fill(str(index))
-                    _wait(page, lambda i=index: _grid_at(frame, cam_run, steps[i]), poll_ms=2)
-                    times.append((time.perf_counter() - t) * 1000)
-                slider.fill("0")
-                _wait(page, lambda: _grid_at(frame, cam_run, steps[0]))
+                    times.append(frame.evaluate(SCRUB_JS, {"index": index, "step": steps[index]}))
+                frame.evaluate(SCRUB_JS, {"index": 0, "step": steps[0]})
             draws = frame.evaluate(
                 "performance.getEntriesByName('insight-overlay-draw').map((e) => e.duration)"
             )

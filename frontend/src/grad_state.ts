@@ -48,7 +48,20 @@ export const explodeExp = signal(DEFAULT_EXPLODE_EXP);
 
 /** Columns of the overview (heatmap, alerts, step slider): a run with more recorded steps is thinned by
  * the server (NaN/Inf counts kept as each column's maximum); the layer card loads its layer in full. */
-export const OVERVIEW_COLUMNS = 400;
+export const OVERVIEW_COLUMNS = 300;
+/** What the overview cards use (the heatmap's fields, the alerts' measures and NaN/Inf counts). */
+export const OVERVIEW_FIELDS = [
+  "gradNorm",
+  "gradMeanAbs",
+  "gradMaxAbs",
+  "gradNanCount",
+  "gradInfCount",
+  "weightNorm",
+  "updateRatio",
+  "actGradNorm",
+  "actGradNanCount",
+  "actGradInfCount",
+] as const;
 export const LAYER_FIELDS = ["gradNorm", "actGradNorm", "updateRatio"] as const;
 
 // Data
@@ -82,7 +95,7 @@ export function startGradLoaders(): void {
   resource(
     gradients,
     () => (activeView.value === GRAD_VIEW && selectedRun.value !== null ? [selectedRun.value] : null),
-    ([run], signal) => fetchGradients(run, { maxSteps: OVERVIEW_COLUMNS }, signal),
+    ([run], signal) => fetchGradients(run, { maxSteps: OVERVIEW_COLUMNS, fields: OVERVIEW_FIELDS }, signal),
     true,
   );
   resource(

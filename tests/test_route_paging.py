@@ -133,3 +133,22 @@ def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
     assert get_json(client, "/gradients?run=run&step=12&fields=gradNorm")["values"]["gradNorm"][2] == [
         pytest.approx(200.010)
     ]
+
+
+def test_stats_heatmap_max_steps(tmp_path: Path) -> None:
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in range(10):
+            row = np.array([step, 1.0, -1.0, 2.0, 0.5, 2.0 if step == 3 else 0.0, 0.0, 100.0])
+            value = summary.activation_stats_value(
+                "conv", row, module_type="Conv2d", shape=(1,), order=0, with_metadata=step == 0
+            )
+            writer._write(summary.summary_of([value]), step)
+    client = make_client(tmp_path)
+    full = get_json(client, "/stats_heatmap?run=run&stat=mean")
+    assert full["steps"] == list(range(10)) and full["totalSteps"] == 10
+    mean = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=3")
+    assert mean["steps"] == [2, 5, 9] and mean["totalSteps"] == 10 and mean["values"] == [[2.0, 5.0, 9.0]]
+    nans = get_json(client, "/stats_heatmap?run=run&stat=nanCount&max_steps=3")
+    assert nans["values"] == [[0.0, 2.0, 0.0]]  # step 3's NaNs show in the column of step 5
+    bad = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=0", 400)
+    assert "'max_steps' must be an integer" in bad["error"]["message"]

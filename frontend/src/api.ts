@@ -33,6 +33,8 @@ export interface HeatmapResponse {
   stat: string;
   layers: string[];
   steps: number[];
+  /** Recorded steps before thinning to max_steps columns; older backends omit it. */
+  totalSteps?: number;
   /** values[i][j]: layer layers[i] at step steps[j]; null = no record or not finite. */
   values: (number | null)[][];
 }
@@ -107,8 +109,11 @@ export function fetchLayers(run: string, signal?: AbortSignal): Promise<LayersRe
   return getJson<LayersResponse>("layers", { run }, signal);
 }
 
+/** Columns of the layer × step heatmap: longer runs are thinned by the server (NaN/Inf counts kept). */
+export const HEATMAP_COLUMNS = 300;
+
 export function fetchHeatmap(run: string, stat: string, signal?: AbortSignal): Promise<HeatmapResponse> {
-  return getJson<HeatmapResponse>("stats_heatmap", { run, stat }, signal);
+  return getJson<HeatmapResponse>("stats_heatmap", { run, stat, max_steps: String(HEATMAP_COLUMNS) }, signal);
 }
 
 export function fetchLayerStats(run: string, layer: string, signal?: AbortSignal): Promise<LayerStatsResponse> {

@@ -77,7 +77,10 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
         stat = http.get_param(request, "stat", allowed=metadata.STAT_FIELDS)
-        return http.respond_json(request, self._queries.stats_heatmap(ctx, eid, run, stat))
+        max_steps = http.get_positive_int(request, "max_steps") if "max_steps" in request.args else None
+        return http.respond_json(
+            request, self._queries.stats_heatmap(ctx, eid, run, stat, max_steps=max_steps)
+        )
 
     @http.route
     def _serve_layer_stats(self, request: Request) -> Response:

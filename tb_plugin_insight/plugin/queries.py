@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
@@ -18,6 +19,9 @@ from tensorboard.data import provider as tb_provider
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import tables
 from tb_plugin_insight.plugin.http import not_found
+
+# Seconds a /runs answer is reused (listing every run's tags is the slowest read of a large logdir).
+RUNS_TTL = 2.0
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
@@ -49,6 +53,7 @@ class InsightQueries:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
         self._tables = tables.TableCache()
+        self._runs_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def _stats_series(
         self,
@@ -89,7 +94,19 @@ class InsightQueries:
         raise not_found(f"run {run!r} has no Insight data")
 
     def runs(self, ctx: Any, eid: str) -> dict[str, Any]:
-        """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam)."""
+        """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam).
+
+        Listing every tag of every run costs ~1 s for 100 runs x 100 tags, so the answer is reused for
+        RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default)."""
+        now = time.monotonic()
+        cached = self._runs_cache.get(eid)
+        if cached is not None and now - cached[0] < RUNS_TTL:
+            return cached[1]
+        body = self._list_runs(ctx, eid)
+        self._runs_cache[eid] = (now, body)
+        return body
+
+    def _list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         listing = self._stats_series(ctx, eid)
         max_steps = {
             run: max(series.max_step for _, series in layers.values()) for run, layers in listing.items()
@@ -141,18 +158,23 @@ class InsightQueries:
             self._tables.put(key, table)
         return table
 
-    def stats_heatmap(self, ctx: Any, eid: str, run: str, stat: str) -> dict[str, Any]:
+    def stats_heatmap(
+        self, ctx: Any, eid: str, run: str, stat: str, *, max_steps: int | None = None
+    ) -> dict[str, Any]:
         table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
         if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
-            return {"run": run, "stat": stat, "layers": [], "steps": [], "values": []}
-        k = table.fields.index(stat)
+            return {"run": run, "stat": stat, "layers": [], "steps": [], "totalSteps": 0, "values": []}
+        rows = np.arange(len(table.layers))
+        columns = np.arange(len(table.steps))
+        steps, values = _thin(table, rows, columns, [stat], max_steps)
         return {
             "run": run,
             "stat": stat,
             "layers": [d.layer for d in table.layers],
-            "steps": table.steps.tolist(),
-            "values": tables.json_values(table.values[:, :, k]),
+            "steps": steps,
+            "totalSteps": len(columns),
+            "values": values[stat],
         }
 
     def layer_stats(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
@@ -204,17 +226,7 @@ class InsightQueries:
         total = len(columns)
         if step is not None:
             columns = columns[table.steps[columns] <= step][-1:]
-        starts = _bucket_starts(len(columns), max_steps)
-        ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
-        shown = columns[ends]
-        picked = table.values[np.ix_(rows, shown)]
-        field_index = [table.fields.index(f) for f in fields]
-        values: dict[str, list[Any]] = {}
-        for f, k in zip(fields, field_index):
-            column = picked[:, :, k]
-            if f.endswith(("NanCount", "InfCount")) and len(columns) and len(starts) < len(columns):
-                column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
-            values[f] = tables.json_values(column)
+        steps, values = _thin(table, rows, columns, fields, max_steps)
         return {
             "run": run,
             "fields": fields,
@@ -222,10 +234,33 @@ class InsightQueries:
                 {"name": d.layer, "moduleType": d.module_type, "shape": list(d.shape), "order": d.order}
                 for d in (table.layers[i] for i in rows)
             ],
-            "steps": table.steps[shown].tolist(),
+            "steps": steps,
             "totalSteps": total,
             "values": values,
         }
+
+
+def _thin(
+    table: tables.SeriesTable,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    fields: list[str],
+    max_steps: int | None,
+) -> tuple[list[int], dict[str, list[Any]]]:
+    """(steps, {field: values[row][column]}) of the chosen rows and step columns, at most `max_steps`
+    columns (see `_bucket_starts`)."""
+    starts = _bucket_starts(len(columns), max_steps)
+    ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
+    shown = columns[ends]
+    picked = table.values[np.ix_(rows, shown)]
+    values: dict[str, list[Any]] = {}
+    for field in fields:
+        k = table.fields.index(field)
+        column = picked[:, :, k]
+        if field.endswith(("nanCount", "infCount", "NanCount", "InfCount")) and len(starts) < len(columns):
+            column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
+        values[field] = tables.json_values(column)
+    return table.steps[shown].tolist(), values
 
 
 def _bucket_starts(n: int, max_steps: int | None) -> np.ndarray:

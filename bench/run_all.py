@@ -17,7 +17,7 @@ from pathlib import Path
 import tensorboard
 import torch
 
-from bench import bench_overhead, bench_tab, bench_write, make_large_logdir
+from bench import bench_overhead, bench_step_costs, bench_tab, bench_write, make_large_logdir
 
 
 def _row(name: str, value: str, target: str, ok: bool | None) -> str:
@@ -73,6 +73,19 @@ def main() -> None:
     smaller = hand10.bytes_per_step / ours.bytes_per_step
     rows.append(
         _row("bytes/step, hand-written every 10th / Insight", f"{smaller:.0f}x", ">= 20x", smaller >= 20)
+    )
+
+    print("== CPU time per step kind (bench_step_costs) ==", flush=True)
+    costs = bench_step_costs.run(2 if args.quick else 5)
+    rows.append(
+        _row(
+            "CPU time: amortised ratio at defaults (statistics every 10 + maps every 100)",
+            f"{costs['amortised ratio at defaults']:.3f}x"
+            f" (statistics {costs['statistics overhead (every 10)']:.1%},"
+            f" maps {costs['maps overhead (every 100)']:.1%})",
+            "<= 1.03x",
+            costs["amortised ratio at defaults"] <= 1.03,
+        )
     )
 
     print("== write throughput (bench_write) ==", flush=True)

@@ -47,33 +47,37 @@ def main() -> None:
     parser.add_argument("--logdir", type=Path, help="an existing large logdir for the tab benchmark")
     parser.add_argument("--skip-tab", action="store_true", help="skip the TensorBoard/browser benchmark")
     parser.add_argument("--rounds", type=int, default=None, help="rounds of the overhead benchmark")
+    parser.add_argument(
+        "--skip-overhead", action="store_true", help="skip the wall-clock overhead benchmark (the longest)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
     rows = []
 
-    print("== training overhead (bench_overhead) ==", flush=True)
-    rounds = args.rounds or (1 if args.quick else 3)
-    overhead = {r.name: r for r in bench_overhead.run(rounds, 16, 112)}
-    ours = overhead[bench_overhead.INSIGHT]
-    hand10 = overhead[bench_overhead.HAND_10]
-    for r in overhead.values():
-        if r.name == bench_overhead.BASE:
-            continue
-        target = "<= 1.03x" if r is ours else ""
-        rows.append(
-            _row(
-                f"step time: {r.name}",
-                f"{r.ratio:.3f}x (fastest {r.fastest_ratio:.3f}x)",
-                target,
-                r.ratio <= 1.03 if r is ours else None,
+    if not args.skip_overhead:
+        print("== training overhead (bench_overhead) ==", flush=True)
+        rounds = args.rounds or (1 if args.quick else 3)
+        overhead = {r.name: r for r in bench_overhead.run(rounds, 16, 112)}
+        ours = overhead[bench_overhead.INSIGHT]
+        hand10 = overhead[bench_overhead.HAND_10]
+        for r in overhead.values():
+            if r.name == bench_overhead.BASE:
+                continue
+            target = "<= 1.03x" if r is ours else ""
+            rows.append(
+                _row(
+                    f"step time: {r.name}",
+                    f"{r.ratio:.3f}x (fastest {r.fastest_ratio:.3f}x)",
+                    target,
+                    r.ratio <= 1.03 if r is ours else None,
+                )
             )
+        for r in overhead.values():
+            rows.append(_row(f"event bytes/step: {r.name}", f"{r.bytes_per_step:,.0f} B", "", None))
+        smaller = hand10.bytes_per_step / ours.bytes_per_step
+        rows.append(
+            _row("bytes/step, hand-written every 10th / Insight", f"{smaller:.0f}x", ">= 20x", smaller >= 20)
         )
-    for r in overhead.values():
-        rows.append(_row(f"event bytes/step: {r.name}", f"{r.bytes_per_step:,.0f} B", "", None))
-    smaller = hand10.bytes_per_step / ours.bytes_per_step
-    rows.append(
-        _row("bytes/step, hand-written every 10th / Insight", f"{smaller:.0f}x", ">= 20x", smaller >= 20)
-    )
 
     print("== CPU time per step kind (bench_step_costs) ==", flush=True)
     costs = bench_step_costs.run(2 if args.quick else 5)

@@ -79,6 +79,8 @@ def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
+    except OSError:  # refused while starting, or timed out while loading: no answer yet
+        return 0, b""
 
 
 def _p95(values: list[float]) -> float:
@@ -94,7 +96,7 @@ def _start(logdir: Path, port: int, log: Any) -> subprocess.Popen:
 
 def measure_start(base: str, start: float, expected_runs: int, result: TabResult, timeout: float) -> None:
     while time.monotonic() - start < timeout:
-        status, body = _get(base + "/data/plugin/insight/runs", timeout=5) if _alive(base) else (0, b"")
+        status, body = _get(base + "/data/plugin/insight/runs", timeout=30) if _alive(base) else (0, b"")
         if status == 200:
             runs = json.loads(body)["runs"]
             if runs and result.first_listing_s != result.first_listing_s:  # NaN: first time

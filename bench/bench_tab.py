@@ -140,7 +140,8 @@ def measure_routes(
     routes = {
         "/runs": f"{p}/runs",
         "/layers": f"{p}/layers?run={q(stats_run)}",
-        "/stats_heatmap": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean",
+        "/stats_heatmap (max_steps=300, as the tab asks)": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean"
+        "&max_steps=300",
         "/layer_stats": f"{p}/layer_stats?run={q(stats_run)}&layer={q(layer)}",
         "/gradients (overview, max_steps=300)": f"{p}/gradients?run={q(stats_run)}&max_steps=300"
         "&fields=gradNorm,gradMeanAbs,gradMaxAbs,gradNanCount,gradInfCount,weightNorm,updateRatio,"
@@ -156,6 +157,7 @@ def measure_routes(
         "/predictions": f"{p}/predictions?run={q(cam_run)}",
         "/index.js": f"{p}/index.js",
         "/gradients (unpaged, not used by the tab)": f"{p}/gradients?run={q(stats_run)}",
+        "/stats_heatmap (unthinned, not used by the tab)": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean",
     }
     for name, url in routes.items():
         status, body = _get(url)

@@ -1,114 +1,190 @@
-"""Training-step overhead and event bytes of Insight against no logging and the hand-written practice.
+"""Training-step overhead and event bytes of Insight at its defaults against no logging and the usual
+hand-written practice, side by side in one process.
 
-Run: `python -m bench.bench_overhead [--steps 20 --rounds 3]`. Configurations are interleaved round by
-round (A B C ... A B C ...) so drift in machine load hits all of them alike; each figure is the median
-over rounds of the mean step time of a block of steps that includes the recorded ones.
+Run: `python -m bench.bench_overhead [--rounds 3]`. Every configuration trains its own identical
+ResNet-18 (batch 16, 112x112, CPU). A round runs one window of each configuration in turn (the order
+rotates every round, so drift in machine load hits all alike); a window's time includes the
+writer's `flush()` at its end, so work Insight moved to its writer thread is charged to it. Windows
+are 100 steps for configurations with 100-step periods (one CAM/saliency step, ten statistics steps,
+one W&B-style step per window), shorter for the homogeneous hand-written ones. A configuration's
+ratio in a round is its mean step time over the base's in the same round; the table shows the median
+over rounds and the ratio of the fastest windows (least disturbed by other processes).
+
+* no logging: SummaryWriter + add_scalar of the loss (the base);
+* Insight at its defaults: watch(model, probe=16 images) -> activation statistics and gradient flow
+  every 10 steps, Grad-CAM every 100 and (saliency_methods="gradient") input-gradient saliency every 100;
+* hand-written practice (bench/practice.py): activation histograms + 4x4 feature-map grids per conv +
+  gradient histograms, every step and every 10th step;
+* W&B-style: parameter and gradient histograms every 100th step (what wandb.watch(log="all") logs).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from bench.models import resnet18
-from bench.practice import HandWrittenLogger
+from bench.practice import HandWrittenLogger, ParamHistogramLogger
 from tb_plugin_insight import InsightWriter
 
-Setup = Callable[[nn.Module, Path], tuple[SummaryWriter, Callable[[], None]]]
+BASE = "no logging (SummaryWriter + add_scalar)"
+INSIGHT = "Insight watch() defaults + probe"
+HAND_1 = "hand-written, every step"
+HAND_10 = "hand-written, every 10th step"
+WANDB_100 = "W&B-style histograms, every 100th"
+
+Setup = Callable[[nn.Module, Path, torch.Tensor], tuple[SummaryWriter, Callable[[], None]]]
 
 
-def no_insight(model: nn.Module, logdir: Path) -> tuple[SummaryWriter, Callable[[], None]]:
+def setup_base(model: nn.Module, logdir: Path, probe: torch.Tensor) -> tuple[SummaryWriter, Any]:
     return SummaryWriter(str(logdir)), lambda: None
 
 
-def insight_every(every: int) -> Setup:
-    def setup(model: nn.Module, logdir: Path) -> tuple[SummaryWriter, Callable[[], None]]:
-        writer = InsightWriter(str(logdir))
-        writer.watch(model, every=every)
-        return writer, lambda: None
-
-    return setup
+def setup_insight(model: nn.Module, logdir: Path, probe: torch.Tensor) -> tuple[SummaryWriter, Any]:
+    writer = InsightWriter(str(logdir))
+    writer.watch(model, probe=probe, saliency_methods="gradient")
+    return writer, lambda: None
 
 
-def hand_written_every(every: int) -> Setup:
-    def setup(model: nn.Module, logdir: Path) -> tuple[SummaryWriter, Callable[[], None]]:
+def setup_hand(every: int) -> Setup:
+    def setup(model: nn.Module, logdir: Path, probe: torch.Tensor) -> tuple[SummaryWriter, Any]:
         writer = SummaryWriter(str(logdir))
-        logger = HandWrittenLogger(writer, model, every)
-        return writer, logger.after_backward
+        return writer, HandWrittenLogger(writer, model, every).after_backward
 
     return setup
 
 
-def run_block(setup: Setup, steps: int, batch: int, size: int, logdir: Path) -> tuple[float, int]:
-    """Mean seconds per training step over `steps` steps, and event bytes written."""
-    torch.manual_seed(0)
-    model = resnet18(10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size)
-    y = torch.randint(0, 10, (batch,))
-    writer, after_backward = setup(model, logdir)
-    loss_fn = nn.CrossEntropyLoss()
-    for _ in range(2):  # warm-up, not timed, not counted as steps
-        loss_fn(model(x), y).backward()
-    opt.zero_grad()
-    if isinstance(writer, InsightWriter):
-        writer.step = 0
-    start = time.perf_counter()
-    for step in range(steps):
-        loss = loss_fn(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        after_backward()
-        opt.step()
-        writer.add_scalar("loss", loss.item(), step)
-    writer.flush()
-    elapsed = (time.perf_counter() - start) / steps
-    writer.close()
-    size_bytes = sum(p.stat().st_size for p in logdir.rglob("events.out.tfevents.*"))
-    return elapsed, size_bytes
+def setup_wandb(model: nn.Module, logdir: Path, probe: torch.Tensor) -> tuple[SummaryWriter, Any]:
+    writer = SummaryWriter(str(logdir))
+    return writer, ParamHistogramLogger(writer, model, 100).after_backward
+
+
+@dataclasses.dataclass
+class Config:
+    name: str
+    setup: Setup
+    window: int  # steps per timed window
+
+
+CONFIGS = (
+    Config(BASE, setup_base, 100),
+    Config(INSIGHT, setup_insight, 100),
+    Config(HAND_1, setup_hand(1), 10),
+    Config(HAND_10, setup_hand(10), 20),
+    Config(WANDB_100, setup_wandb, 100),
+)
+
+
+class Trainer:
+    """One model, optimizer and writer; `window(n)` runs n training steps and returns seconds per step."""
+
+    def __init__(self, config: Config, logdir: Path, batch: int, size: int) -> None:
+        torch.manual_seed(0)
+        self.config = config
+        self.logdir = logdir
+        self.model = resnet18(10)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
+        gen = torch.Generator().manual_seed(1)
+        self.x = torch.randn(batch, 3, size, size, generator=gen)
+        self.y = torch.randint(0, 10, (batch,), generator=gen)
+        probe = torch.randn(16, 3, size, size, generator=gen)
+        self.loss_fn = nn.CrossEntropyLoss()
+        for _ in range(2):  # warm-up before any writer: not timed, not counted as steps
+            self.loss_fn(self.model(self.x), self.y).backward()
+        self.opt.zero_grad()
+        self.writer, self.after_backward = config.setup(self.model, logdir, probe)
+        self.steps = 0
+        self.per_step: list[float] = []
+
+    def window(self) -> float:
+        start = time.perf_counter()
+        for _ in range(self.config.window):
+            loss = self.loss_fn(self.model(self.x), self.y)
+            self.opt.zero_grad()
+            loss.backward()
+            self.after_backward()
+            self.opt.step()
+            self.writer.add_scalar("loss", loss.item(), self.steps)
+            self.steps += 1
+        self.writer.flush()  # charge work left on writer threads to this window
+        seconds = (time.perf_counter() - start) / self.config.window
+        self.per_step.append(seconds)
+        return seconds
+
+    def event_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.logdir.rglob("events.out.tfevents.*"))
+
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    seconds_per_step: float
+    ratio: float
+    fastest_ratio: float
+    bytes_per_step: float
+
+
+def run(rounds: int, batch: int, size: int, names: tuple[str, ...] = (), quiet: bool = False) -> list[Result]:
+    """Run the interleaved rounds; one Result per configuration (the base first)."""
+    configs = [c for c in CONFIGS if not names or c.name in names or c.name == BASE]
+    with tempfile.TemporaryDirectory() as tmp:
+        trainers = [Trainer(c, Path(tmp) / str(i), batch, size) for i, c in enumerate(configs)]
+        for r in range(rounds):
+            for k in range(len(trainers)):
+                trainer = trainers[(r + k) % len(trainers)]
+                seconds = trainer.window()
+                if not quiet:
+                    print(
+                        f"  round {r + 1}/{rounds}: {trainer.config.name}: {seconds:.3f} s/step", flush=True
+                    )
+        for trainer in trainers:
+            trainer.writer.close()
+        sizes = {t.config.name: t.event_bytes() / t.steps for t in trainers}
+    base = trainers[0].per_step
+    fastest = max(1, rounds // 3)
+    results = []
+    for t in trainers:
+        ratio = statistics.median(s / b for s, b in zip(t.per_step, base))
+        quick = sum(sorted(t.per_step)[:fastest]) / sum(sorted(base)[:fastest])
+        results.append(
+            Result(t.config.name, statistics.median(t.per_step), ratio, quick, sizes[t.config.name])
+        )
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per block (multiple of 10)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    torch.set_num_threads(2)
-    configs: dict[str, Setup] = {
-        "no Insight (SummaryWriter + add_scalar)": no_insight,
-        "Insight watch(every=10)": insight_every(10),
-        "hand-written, every 10th step": hand_written_every(10),
-        "hand-written, every step": hand_written_every(1),
-    }
-    times: dict[str, list[float]] = {name: [] for name in configs}
-    sizes: dict[str, int] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for round_index in range(args.rounds):
-            for index, (name, setup) in enumerate(configs.items()):
-                logdir = Path(tmp) / f"r{round_index}c{index}"
-                seconds, size_bytes = run_block(setup, args.steps, args.batch, args.size, logdir)
-                times[name].append(seconds)
-                sizes[name] = size_bytes
-                print(f"  round {round_index + 1}: {name}: {seconds:.3f} s/step", flush=True)
-    base = statistics.median(times["no Insight (SummaryWriter + add_scalar)"])
-    print(f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,")
+    torch.set_num_threads(args.threads)
+    results = run(args.rounds, args.batch, args.size)
     print(
-        f"{args.steps} steps per block, {args.rounds} interleaved rounds (median), torch {torch.__version__}"
+        f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,"
+        f" {args.rounds} interleaved rounds, torch {torch.__version__}"
     )
-    print(f"{'configuration':42s} {'s/step':>8s} {'ratio':>7s} {'event bytes/step':>17s}")
-    for name in configs:
-        median = statistics.median(times[name])
-        print(f"{name:42s} {median:8.3f} {median / base:7.3f} {sizes[name] / args.steps:17,.0f}")
+    print("ratio: median over rounds of the step time over the base's in the same round;")
+    print("fastest: the fastest windows of each over the base's fastest")
+    print(f"{'configuration':40s} {'s/step':>7s} {'ratio':>7s} {'fastest':>8s} {'event bytes/step':>17s}")
+    for r in results:
+        seconds, size = f"{r.seconds_per_step:7.3f}", f"{r.bytes_per_step:17,.0f}"
+        print(f"{r.name:40s} {seconds} {r.ratio:7.3f} {r.fastest_ratio:8.3f} {size}")
+    ours = next(r for r in results if r.name == INSIGHT)
+    hand = next(r for r in results if r.name == HAND_10)
+    smaller = hand.bytes_per_step / ours.bytes_per_step
+    print(f"event bytes per step, hand-written every 10th / Insight defaults: {smaller:.0f}x")
 
 
 if __name__ == "__main__":

@@ -55,3 +55,20 @@ class HandWrittenLogger:
     def close(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+class ParamHistogramLogger:
+    """W&B-style (`wandb.watch(model, log="all", log_freq=every)`): a histogram of every parameter and
+    of its gradient every `every` steps; call `after_backward()` each step."""
+
+    def __init__(self, writer: SummaryWriter, model: nn.Module, every: int) -> None:
+        self.writer, self.model, self.every = writer, model, every
+        self.step = 0
+
+    def after_backward(self) -> None:
+        if self.step % self.every == 0:
+            for name, param in self.model.named_parameters():
+                self.writer.add_histogram(f"param/{name}", param.detach(), self.step)
+                if param.grad is not None:
+                    self.writer.add_histogram(f"grad/{name}", param.grad, self.step)
+        self.step += 1

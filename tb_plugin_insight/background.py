@@ -53,7 +53,7 @@ class BackgroundJobs:
                 self._warned_full = True
                 logger.warning(
                     "Insight: the write queue is full (%d records); training waits for the writer. Record "
-                    "less often (every=, cam_every=) or pass a larger max_queue= to InsightWriter.",
+                    "less often (every=, cam_every=) or pass a larger write_queue_size= to InsightWriter.",
                     self.max_queue,
                 )
             self._queue.put(job)

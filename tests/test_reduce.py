@@ -76,3 +76,16 @@ def test_large_tensors_one_pass_variance_matches_numpy(offset: float, scale: flo
     array[0, 0, 0, :7] = 0.0
     got = activation_stats(torch.from_numpy(array)).numpy()
     np.testing.assert_allclose(got, numpy_stats(array), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_zero_fraction_counts_negative_zero_and_ignores_tiny_values(dtype: torch.dtype) -> None:
+    x = torch.ones(300, 300, dtype=dtype)
+    x[0, :10] = 0.0
+    x[1, :5] = -0.0
+    x[2, :7] = torch.finfo(dtype).tiny  # smallest normal: not zero
+    x[3, :3] = -torch.finfo(dtype).tiny
+    zero_fraction = activation_stats(x)[4].item()
+    assert zero_fraction == pytest.approx(15 / x.numel(), rel=1e-12)
+    strided = activation_stats(x.t())[4].item()  # not contiguous: the plain count
+    assert strided == pytest.approx(15 / x.numel(), rel=1e-12)

@@ -33,6 +33,8 @@ export interface HeatmapResponse {
   stat: string;
   layers: string[];
   steps: number[];
+  /** Recorded steps before thinning to max_steps columns; older backends omit it. */
+  totalSteps?: number;
   /** values[i][j]: layer layers[i] at step steps[j]; null = no record or not finite. */
   values: (number | null)[][];
 }
@@ -107,8 +109,11 @@ export function fetchLayers(run: string, signal?: AbortSignal): Promise<LayersRe
   return getJson<LayersResponse>("layers", { run }, signal);
 }
 
+/** Columns of the layer × step heatmap: longer runs are thinned by the server (NaN/Inf counts kept). */
+export const HEATMAP_COLUMNS = 300;
+
 export function fetchHeatmap(run: string, stat: string, signal?: AbortSignal): Promise<HeatmapResponse> {
-  return getJson<HeatmapResponse>("stats_heatmap", { run, stat }, signal);
+  return getJson<HeatmapResponse>("stats_heatmap", { run, stat, max_steps: String(HEATMAP_COLUMNS) }, signal);
 }
 
 export function fetchLayerStats(run: string, layer: string, signal?: AbortSignal): Promise<LayerStatsResponse> {
@@ -146,12 +151,27 @@ export interface GradientsResponse {
   fields: string[];
   layers: GradientLayer[];
   steps: number[];
+  /** Recorded steps before thinning (max_steps) or step selection; older backends omit it. */
+  totalSteps?: number;
   /** values[field][i][j]: layer layers[i] at step steps[j]; null = no record or not finite. */
   values: Record<string, (number | null)[][]>;
 }
 
-export function fetchGradients(run: string, signal?: AbortSignal): Promise<GradientsResponse> {
-  return getJson<GradientsResponse>("gradients", { run }, signal);
+/** Only what a view shows: one layer, one step (at or before), or at most `maxSteps` columns. */
+export interface GradientsQuery {
+  fields?: readonly string[];
+  layer?: string;
+  step?: number;
+  maxSteps?: number;
+}
+
+export function fetchGradients(run: string, query: GradientsQuery = {}, signal?: AbortSignal): Promise<GradientsResponse> {
+  const params: Record<string, string> = { run };
+  if (query.fields?.length) params.fields = query.fields.join(",");
+  if (query.layer !== undefined) params.layer = query.layer;
+  if (query.step !== undefined) params.step = String(query.step);
+  if (query.maxSteps !== undefined) params.max_steps = String(query.maxSteps);
+  return getJson<GradientsResponse>("gradients", params, signal);
 }
 
 // ---- Probe images and maps (CAM overlays and saliency) ----

@@ -4,7 +4,7 @@ import { computed, signal } from "@preact/signals";
 import { fetchGradients, type GradientsResponse } from "./api";
 import { resource } from "./data";
 import { findAlerts, stepIndexAtOrBefore, type GradAlert } from "./grad_math";
-import { activeView, idle, selectedRun, type Loadable } from "./state";
+import { activeView, idle, selectedLayer, selectedRun, type Loadable } from "./state";
 
 export const GRAD_VIEW = "grads";
 
@@ -46,8 +46,28 @@ export const alertMeasure = signal<Measure>("gradNorm");
 export const vanishExp = signal(DEFAULT_VANISH_EXP);
 export const explodeExp = signal(DEFAULT_EXPLODE_EXP);
 
+/** Columns of the overview (heatmap, alerts, step slider): a run with more recorded steps is thinned by
+ * the server (NaN/Inf counts kept as each column's maximum); the layer card loads its layer in full. */
+export const OVERVIEW_COLUMNS = 300;
+/** What the overview cards use (the heatmap's fields, the alerts' measures and NaN/Inf counts). */
+export const OVERVIEW_FIELDS = [
+  "gradNorm",
+  "gradMeanAbs",
+  "gradMaxAbs",
+  "gradNanCount",
+  "gradInfCount",
+  "weightNorm",
+  "updateRatio",
+  "actGradNorm",
+  "actGradNanCount",
+  "actGradInfCount",
+] as const;
+export const LAYER_FIELDS = ["gradNorm", "actGradNorm", "updateRatio"] as const;
+
 // Data
 export const gradients = signal<Loadable<GradientsResponse>>(idle());
+/** The selected layer at every recorded step (only LAYER_FIELDS). */
+export const gradLayer = signal<Loadable<GradientsResponse>>(idle());
 
 /** The selected run's statistics (those of another run are ignored until the new ones arrive). */
 export const gradData = computed<GradientsResponse | null>(() => {
@@ -75,7 +95,26 @@ export function startGradLoaders(): void {
   resource(
     gradients,
     () => (activeView.value === GRAD_VIEW && selectedRun.value !== null ? [selectedRun.value] : null),
-    ([run], signal) => fetchGradients(run, signal),
+    ([run], signal) => fetchGradients(run, { maxSteps: OVERVIEW_COLUMNS, fields: OVERVIEW_FIELDS }, signal),
+    true,
+  );
+  resource(
+    gradLayer,
+    () => {
+      // Only when the overview is thinned (else it holds every step) and has gradients of the layer.
+      const d = gradData.value;
+      const layer = selectedLayer.value;
+      if (activeView.value !== GRAD_VIEW || !d || layer === null) return null;
+      if ((d.totalSteps ?? 0) <= d.steps.length || !d.layers.some((l) => l.name === layer)) return null;
+      return [d.run, layer];
+    },
+    ([run, layer], signal) => fetchGradients(run, { layer, fields: LAYER_FIELDS }, signal),
     true,
   );
 }
+
+/** The selected layer's full series, once it has arrived for the current run and layer. */
+export const gradLayerData = computed<GradientsResponse | null>(() => {
+  const d = gradLayer.value.data;
+  return d && d.run === selectedRun.value && d.layers[0]?.name === selectedLayer.value ? d : null;
+});

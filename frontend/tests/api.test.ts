@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ApiError, fetchHeatmap, fetchRuns } from "../src/api";
+import { ApiError, fetchGradients, fetchHeatmap, fetchRuns } from "../src/api";
 
 function stubFetch(status: number, body: string, seen: string[] = []): void {
   globalThis.fetch = (async (input: RequestInfo | URL) => {
@@ -14,7 +14,7 @@ test("requests are relative to the plugin base and encode parameters", async () 
   stubFetch(200, JSON.stringify({ run: "a b", stat: "mean", layers: [], steps: [], values: [] }), seen);
   const data = await fetchHeatmap("a b&c", "mean");
   assert.equal(data.stat, "mean");
-  assert.deepEqual(seen, ["./stats_heatmap?run=a+b%26c&stat=mean"]);
+  assert.deepEqual(seen, ["./stats_heatmap?run=a+b%26c&stat=mean&max_steps=300"]);
 });
 
 test("JSON errors become ApiError with the server's message and status", async () => {
@@ -37,4 +37,19 @@ test("network failures are reported, not thrown raw", async () => {
     throw new TypeError("Failed to fetch");
   }) as typeof fetch;
   await assert.rejects(fetchRuns(), (e: unknown) => e instanceof ApiError && e.status === 0 && /Could not reach/.test(e.message));
+});
+
+test("gradient requests ask only for what the view shows", async () => {
+  const seen: string[] = [];
+  stubFetch(200, JSON.stringify({ run: "r", fields: [], layers: [], steps: [], values: {} }), seen);
+  await fetchGradients("r");
+  await fetchGradients("r", { maxSteps: 300, fields: ["gradNorm", "gradNanCount"] });
+  await fetchGradients("r", { layer: "a/b c", fields: ["updateRatio"] });
+  await fetchGradients("r", { step: 40 });
+  assert.deepEqual(seen, [
+    "./gradients?run=r",
+    "./gradients?run=r&fields=gradNorm%2CgradNanCount&max_steps=300",
+    "./gradients?run=r&fields=updateRatio&layer=a%2Fb+c",
+    "./gradients?run=r&step=40",
+  ]);
 });

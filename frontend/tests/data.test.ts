@@ -35,7 +35,7 @@ test("loaders follow the selection, drop stale responses and keep data across re
   take("./runs").resolve({ runs: [{ run: "a", numLayers: 1, maxStep: 1 }, { run: "b", numLayers: 1, maxStep: 1 }] });
   await tick();
   assert.equal(selectedRun.value, "a");
-  const heatmapA = take("./stats_heatmap?run=a&stat=mean");
+  const heatmapA = take("./stats_heatmap?run=a&stat=mean&max_steps=300");
   take("./layers?run=a").resolve(layersBody("a"));
   await tick();
   assert.equal(selectedLayer.value, "conv", "the deep-linked layer is applied once the run's layers arrive");
@@ -44,7 +44,7 @@ test("loaders follow the selection, drop stale responses and keep data across re
   // Switch runs while run a's heatmap is still in flight; its late answer must be dropped.
   selectedRun.value = "b";
   await tick();
-  take("./stats_heatmap?run=b&stat=mean").resolve(heatmapBody("b"));
+  take("./stats_heatmap?run=b&stat=mean&max_steps=300").resolve(heatmapBody("b"));
   await tick();
   heatmapA.resolve(heatmapBody("a"));
   await tick();
@@ -63,7 +63,7 @@ test("loaders follow the selection, drop stale responses and keep data across re
   assert.equal(heatmap.value.loading, true);
   assert.equal(heatmap.value.data?.run, "b");
   take("./runs").resolve({ runs: [{ run: "a", numLayers: 1, maxStep: 1 }, { run: "b", numLayers: 1, maxStep: 1 }] });
-  take("./stats_heatmap?run=b&stat=mean").resolve(heatmapBody("b"));
+  take("./stats_heatmap?run=b&stat=mean&max_steps=300").resolve(heatmapBody("b"));
   take("./layers?run=b").resolve(layersBody("b"));
   take("./layer_stats?run=b&layer=conv").resolve({ run: "b", layer: "conv", steps: [], wallTimes: [], stats: {} });
   await tick();

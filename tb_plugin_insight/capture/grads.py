@@ -310,6 +310,13 @@ def _norm_sq(t: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(t).to(reduce.stats_dtype(t.device)).square()
 
 
+def _dist_sq(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """||after - before||^2 in the statistics dtype, in one pass (torch.dist writes no difference tensor)."""
+    if before.dtype in (torch.float16, torch.bfloat16):
+        before, after = before.float(), after.float()
+    return torch.dist(before, after).to(reduce.stats_dtype(before.device)).square()
+
+
 def _output_parts(grad: torch.Tensor) -> torch.Tensor:
     """Output gradients are large (batch x features): their norm only, the cheapest reduction."""
     return reduce.grad_parts(grad, abs_stats=False)
@@ -356,7 +363,7 @@ def _param_table(
         summed[:, 2] = max_abs
         weight_sq.index_add_(0, rows, torch.stack([r.weight_sq.to(device, dtype) for r in records]))
         if all(r.before is not None for r in records):
-            deltas = [_norm_sq(r.before.sub_(p.detach())).to(device, dtype) for r, p in zip(records, params)]
+            deltas = [_dist_sq(r.before, p.detach()).to(device, dtype) for r, p in zip(records, params)]
             delta_sq = torch.zeros(n, dtype=dtype, device=device).index_add_(0, rows, torch.stack(deltas))
     has = summed[:, 5] > 0
     fields = _summarise(summed, scale)

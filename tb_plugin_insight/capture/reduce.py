@@ -71,9 +71,32 @@ def _all_finite_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.
         if not math.isfinite(var):
             return None
     lo, hi = torch.aminmax(x)
-    zero_fraction = (numel - int(torch.count_nonzero(x))) / numel
+    zero_fraction = _count_zeros(x) / numel
     values = [mean, math.sqrt(var), float(lo), float(hi), zero_fraction, 0, 0, numel]
     return torch.tensor(values, dtype=dtype)
+
+
+# Float dtype -> (integer dtype of the same width, mask clearing the sign bit).
+_MAGNITUDE_BITS = {
+    torch.float64: (torch.int64, 0x7FFF_FFFF_FFFF_FFFF),
+    torch.float32: (torch.int32, 0x7FFF_FFFF),
+    torch.float16: (torch.int16, 0x7FFF),
+    torch.bfloat16: (torch.int16, 0x7FFF),
+}
+
+
+def _count_zeros(x: torch.Tensor) -> int:
+    """Elements equal to zero (+0.0 and -0.0), exactly.
+
+    torch.count_nonzero of a float tensor is ~20x slower on the CPU than of an integer one, so the
+    count runs on the bits with the sign cleared (a float is zero exactly when those bits are all zero):
+    two fast passes instead of one slow one.
+    """
+    spec = _MAGNITUDE_BITS.get(x.dtype)
+    if spec is None or not x.is_contiguous():
+        return x.numel() - int(torch.count_nonzero(x))
+    magnitude = torch.bitwise_and(x.view(spec[0]), spec[1])
+    return x.numel() - int(torch.count_nonzero(magnitude))
 
 
 def _masked_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor:

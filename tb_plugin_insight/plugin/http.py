@@ -115,3 +115,11 @@ def get_step(request: Request, name: str = "step") -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) > 2**63 - 1:
         raise bad_request(f"query parameter '{name}' must be a non-negative integer, got {text[:40]!r}")
     return int(text)
+
+
+def get_positive_int(request: Request, name: str, *, limit: int = 1_000_000) -> int:
+    """A required integer in 1..limit (page sizes, column counts)."""
+    text = get_param(request, name)
+    if not text.isascii() or not text.isdigit() or len(text) > 9 or not 1 <= int(text) <= limit:
+        raise bad_request(f"query parameter '{name}' must be an integer from 1 to {limit}, got {text[:40]!r}")
+    return int(text)

@@ -89,7 +89,10 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
         stat = http.get_param(request, "stat", allowed=metadata.STAT_FIELDS)
-        return http.respond_json(request, self._queries.stats_heatmap(ctx, eid, run, stat))
+        max_steps = http.get_positive_int(request, "max_steps") if "max_steps" in request.args else None
+        return http.respond_json(
+            request, self._queries.stats_heatmap(ctx, eid, run, stat, max_steps=max_steps)
+        )
 
     @http.route
     def _serve_layer_stats(self, request: Request) -> Response:
@@ -103,9 +106,13 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
         fields = http.get_list_param(request, "fields", allowed=metadata.GRAD_FIELDS)
-        return http.respond_json(
-            request, self._queries.gradients(ctx, eid, run, fields or list(metadata.GRAD_FIELDS))
+        layer = http.get_param(request, "layer", required=False) or None
+        step = http.get_step(request) if request.args.get("step") is not None else None
+        max_steps = http.get_positive_int(request, "max_steps") if "max_steps" in request.args else None
+        body = self._queries.gradients(
+            ctx, eid, run, fields or list(metadata.GRAD_FIELDS), layer=layer, step=step, max_steps=max_steps
         )
+        return http.respond_json(request, body)
 
     @http.route
     def _serve_probe(self, request: Request) -> Response:

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 import urllib.parse
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.plugin import tables
 from tb_plugin_insight.plugin.http import not_found, unreadable
+
+# Seconds a /runs answer is reused (listing every run's tags is the slowest read of a large logdir).
+RUNS_TTL = 2.0
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
@@ -47,6 +53,8 @@ class InsightQueries:
     def __init__(self, data_provider: Any, downsample: int) -> None:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
+        self._tables = tables.TableCache()
+        self._runs_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def _stats_series(
         self,
@@ -87,7 +95,19 @@ class InsightQueries:
         raise not_found(f"run {run!r} has no Insight data")
 
     def runs(self, ctx: Any, eid: str) -> dict[str, Any]:
-        """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam)."""
+        """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam).
+
+        Listing every tag of every run costs ~1 s for 100 runs x 100 tags, so the answer is reused for
+        RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default)."""
+        now = time.monotonic()
+        cached = self._runs_cache.get(eid)
+        if cached is not None and now - cached[0] < RUNS_TTL:
+            return cached[1]
+        body = self._list_runs(ctx, eid)
+        self._runs_cache[eid] = (now, body)
+        return body
+
+    def _list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         listing = self._stats_series(ctx, eid)
         max_steps = {
             run: max(series.max_step for _, series in layers.values()) for run, layers in listing.items()
@@ -122,85 +142,102 @@ class InsightQueries:
         )
         return result.get(run, {})
 
-    def stats_heatmap(self, ctx: Any, eid: str, run: str, stat: str) -> dict[str, Any]:
-        layers = self._run_layers(ctx, eid, run)
+    def _table(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
+        """The run's (layers x steps x fields) table of `kind`, from the cache while nothing changed."""
+        layers = self._stats_series(ctx, eid, [run], kind=kind).get(run, {})
+        if not layers:
+            return None
         ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
-        tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
-        data_by_tag = self._read(ctx, eid, run, tags)
-        column = metadata.STAT_FIELDS.index(stat)
-        per_layer: list[dict[int, float | None]] = []
-        all_steps: set[int] = set()
-        for tag in tags:
-            values = {}
-            for datum in data_by_tag.get(tag, []):
-                vector = datum.numpy.reshape(-1)
-                if vector.shape[0] > column:
-                    values[int(datum.step)] = _finite_or_none(vector[column])
-            per_layer.append(values)
-            all_steps.update(values)
-        steps = sorted(all_steps)
+        signature = tuple((d.layer, s.max_step, s.max_wall_time) for d, s in ordered)
+        key = (eid, run, kind, self._downsample, signature)
+        table = self._tables.get(key)
+        if table is None:
+            tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
+            table = tables.build_table(
+                [d for d, _ in ordered], tags, self._read(ctx, eid, run, tags), tables.fields_for(kind)
+            )
+            self._tables.put(key, table)
+        return table
+
+    def stats_heatmap(
+        self, ctx: Any, eid: str, run: str, stat: str, *, max_steps: int | None = None
+    ) -> dict[str, Any]:
+        table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
+        if table is None:
+            self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
+            return {"run": run, "stat": stat, "layers": [], "steps": [], "totalSteps": 0, "values": []}
+        rows = np.arange(len(table.layers))
+        columns = np.arange(len(table.steps))
+        steps, values = _thin(table, rows, columns, [stat], max_steps)
         return {
             "run": run,
             "stat": stat,
-            "layers": [data.layer for data, _ in ordered],
+            "layers": [d.layer for d in table.layers],
             "steps": steps,
-            "values": [[values.get(step) for step in steps] for values in per_layer],
+            "totalSteps": len(columns),
+            "values": values[stat],
         }
 
     def layer_stats(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
-        layers = self._run_layers(ctx, eid, run)
-        if layer not in layers:
+        table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
+        i = -1 if table is None else table.layer_index(layer)
+        if table is None or i < 0:
+            self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data
             raise not_found(f"run {run!r} has no layer {layer!r}")
-        data, _ = layers[layer]
-        tag = metadata.tag_for(data.kind, data.layer)
-        points = sorted(self._read(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
-        fields = list(data.fields) or list(metadata.STAT_FIELDS)
-        columns: dict[str, list[float | None]] = {name: [] for name in metadata.STAT_FIELDS}
-        for datum in points:
-            vector = datum.numpy.reshape(-1)
-            for name in metadata.STAT_FIELDS:
-                index = fields.index(name) if name in fields else -1
-                ok = 0 <= index < vector.shape[0]
-                columns[name].append(_finite_or_none(vector[index]) if ok else None)
+        data = table.layers[i]
+        at = table.present[i]
+        rows = table.values[i, at]
         return {
             "run": run,
             "layer": layer,
             "moduleType": data.module_type,
             "shape": list(data.shape),
-            "steps": [int(d.step) for d in points],
-            "wallTimes": [float(d.wall_time) for d in points],
-            "stats": columns,
+            "steps": table.steps[at].tolist(),
+            "wallTimes": table.wall_times[i, at].tolist(),
+            "stats": {name: tables.json_values(rows[:, k]) for k, name in enumerate(table.fields)},
         }
 
-    def gradients(self, ctx: Any, eid: str, run: str, fields: list[str]) -> dict[str, Any]:
-        """Gradient statistics of every layer at every recorded step, `values[field][layer][step]`."""
-        layers = self._stats_series(ctx, eid, [run], kind=metadata.RecordKind.GRADIENT_STATS).get(run, {})
-        if not layers:
+    def gradients(
+        self,
+        ctx: Any,
+        eid: str,
+        run: str,
+        fields: list[str],
+        *,
+        layer: str | None = None,
+        step: int | None = None,
+        max_steps: int | None = None,
+    ) -> dict[str, Any]:
+        """Gradient statistics, `values[field][layer][step]`: every layer at every recorded step, or
+        only `layer`; only the recorded step at or before `step`; at most `max_steps` columns (see
+        `_bucket_starts`). `totalSteps` counts the recorded steps before any selection."""
+        table = self._table(ctx, eid, run, metadata.RecordKind.GRADIENT_STATS)
+        if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
-        ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
-        tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
-        data_by_tag = self._read(ctx, eid, run, tags) if tags else {}
-        per_layer: list[dict[int, Any]] = []
-        for (data, _), tag in zip(ordered, tags):
-            stored = list(data.fields) or list(metadata.GRAD_FIELDS)
-            columns = [stored.index(f) if f in stored else -1 for f in fields]
-            per_layer.append(
-                {int(d.step): _pick(d.numpy.reshape(-1), columns) for d in data_by_tag.get(tag, [])}
-            )
-        steps = sorted({step for rows in per_layer for step in rows})
-        missing = [None] * len(fields)
+            if layer is not None:
+                raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
+            empty: dict[str, list[Any]] = {f: [] for f in fields}
+            return {"run": run, "fields": fields, "layers": [], "steps": [], "totalSteps": 0, "values": empty}
+        rows = np.arange(len(table.layers))
+        if layer is not None:
+            rows = rows[[d.layer == layer for d in table.layers]]
+            if not len(rows):
+                raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
+        columns = np.flatnonzero(table.present[rows].any(axis=0))
+        total = len(columns)
+        if step is not None:
+            columns = columns[table.steps[columns] <= step][-1:]
+        steps, values = _thin(table, rows, columns, fields, max_steps)
         return {
             "run": run,
             "fields": fields,
             "layers": [
                 {"name": d.layer, "moduleType": d.module_type, "shape": list(d.shape), "order": d.order}
-                for d, _ in ordered
+                for d in (table.layers[i] for i in rows)
             ],
             "steps": steps,
-            "values": {
-                field: [[rows.get(step, missing)[k] for step in steps] for rows in per_layer]
-                for k, field in enumerate(fields)
-            },
+            "totalSteps": total,
+            "values": values,
         }
 
 
@@ -215,9 +252,37 @@ def _blob_error_message(run: str, err: Exception) -> str:
     return f"TensorBoard could not read this image of run {run!r}: {err}"
 
 
-def _pick(vector: Any, columns: list[int]) -> list[float | None]:
-    """The chosen entries of a stored vector; None where absent or not finite."""
-    return [_finite_or_none(vector[c]) if 0 <= c < vector.shape[0] else None for c in columns]
+def _thin(
+    table: tables.SeriesTable,
+    rows: np.ndarray,
+    columns: np.ndarray,
+    fields: list[str],
+    max_steps: int | None,
+) -> tuple[list[int], dict[str, list[Any]]]:
+    """(steps, {field: values[row][column]}) of the chosen rows and step columns, at most `max_steps`
+    columns (see `_bucket_starts`)."""
+    starts = _bucket_starts(len(columns), max_steps)
+    ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
+    shown = columns[ends]
+    picked = table.values[np.ix_(rows, shown)]
+    values: dict[str, list[Any]] = {}
+    for field in fields:
+        k = table.fields.index(field)
+        column = picked[:, :, k]
+        if field.endswith(("nanCount", "infCount", "NanCount", "InfCount")) and len(starts) < len(columns):
+            column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
+        values[field] = tables.json_values(column)
+    return table.steps[shown].tolist(), values
+
+
+def _bucket_starts(n: int, max_steps: int | None) -> np.ndarray:
+    """Where each column starts when `n` consecutive recorded steps become at most `max_steps` columns.
+
+    A column shows its last step's values, except NaN/Inf counts, which are the column's maximum,
+    so thinning never hides a NaN or Inf."""
+    if max_steps is None or n <= max_steps:
+        return np.arange(n)
+    return np.array([k * n // max_steps for k in range(max_steps)])
 
 
 _MAP_KIND_NAMES = {metadata.RecordKind.CAM: "cam", metadata.RecordKind.SALIENCY: "saliency"}
@@ -362,11 +427,11 @@ class MapQueries:
             run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=[tag]),
         )
         points = sorted(result.get(run, {}).get(tag, []), key=lambda d: d.step)
-        tables = [d.numpy.reshape(-1, 2) for d in points]
+        per_step = [d.numpy.reshape(-1, 2) for d in points]
         return {
             "run": run,
             "probe": probe,
             "steps": [int(d.step) for d in points],
-            "predicted": [[int(v) for v in table[:, 0]] for table in tables],
-            "probability": [[_finite_or_none(v) for v in table[:, 1]] for table in tables],
+            "predicted": [[int(v) for v in table[:, 0]] for table in per_step],
+            "probability": [[_finite_or_none(v) for v in table[:, 1]] for table in per_step],
         }

@@ -11,6 +11,7 @@ import {
   explodeExp,
   gradData,
   gradField,
+  gradLayerData,
   gradients,
   gradStep,
   gradStepIndex,
@@ -447,11 +448,15 @@ function LayerCard(props: { data: GradientsResponse }) {
   const layer = selectedLayer.value;
   const dark = darkMode.value;
   const step = shownGradStep.value;
-  const row = layer === null ? -1 : data.layers.findIndex((l) => l.name === layer);
+  const overviewRow = layer === null ? -1 : data.layers.findIndex((l) => l.name === layer);
+  // The layer's own series (every recorded step) once loaded; until then the overview's columns.
+  const full = gradLayerData.value;
+  const series = full ?? data;
+  const row = full ? 0 : overviewRow;
   const charts = useMemo(() => {
     if (row < 0) return [];
-    const n = data.steps.length;
-    const get = (f: string) => positive(data.values[f]?.[row], n);
+    const n = series.steps.length;
+    const get = (f: string) => positive(series.values[f]?.[row], n);
     const c = colors(dark);
     const line = (label: string, stroke: string): uPlot.Series => ({
       label,
@@ -464,17 +469,17 @@ function LayerCard(props: { data: GradientsResponse }) {
       {
         id: "norms",
         title: "Gradient norms",
-        data: [data.steps, get("gradNorm"), get("actGradNorm")] as uPlot.AlignedData,
+        data: [series.steps, get("gradNorm"), get("actGradNorm")] as uPlot.AlignedData,
         options: lineOptions(dark, [line("‖∇w‖ parameters", dark ? c.meanDark : c.mean), line("‖∇out‖ output", c.act)], step),
       },
       {
         id: "ratio",
         title: "Update ratio ‖Δw‖ / ‖w‖",
-        data: [data.steps, get("updateRatio")] as uPlot.AlignedData,
+        data: [series.steps, get("updateRatio")] as uPlot.AlignedData,
         options: lineOptions(dark, [line("update ratio", c.ratio)], step),
       },
     ];
-  }, [data, row, dark, step]);
+  }, [series, row, dark, step]);
   if (layer === null) {
     return (
       <section class="ins-card" data-testid="grad-layer-empty">
@@ -482,7 +487,7 @@ function LayerCard(props: { data: GradientsResponse }) {
       </section>
     );
   }
-  const info = row >= 0 ? data.layers[row] : null;
+  const info = overviewRow >= 0 ? data.layers[overviewRow] : null;
   return (
     <section class="ins-card" data-testid="grad-layer-charts" data-layer={layer}>
       <div class="ins-card-head">
@@ -528,6 +533,12 @@ export function GradientView() {
   return (
     <div class={data.run !== run ? "ins-stale" : ""} data-testid="grad-view" data-run={data.run}>
       {state.error ? <ErrorMessage title="Could not refresh the gradients" message={state.error} /> : null}
+      {data.totalSteps !== undefined && data.totalSteps > data.steps.length ? (
+        <div class="ins-hint" data-testid="grad-thinned">
+          {data.steps.length} of {data.totalSteps} recorded steps shown in the overview (each column shows its last
+          step; NaN/Inf are counted over the whole column). The layer charts show every step.
+        </div>
+      ) : null}
       <AlertsCard data={data} />
       <FlowCard data={data} />
       <GradHeatmapCard data={data} />

@@ -53,6 +53,11 @@ export function HeatmapView() {
       <div class="ins-card-head">
         <h2 class="ins-card-title">{statLabel} per layer and step</h2>
         {run !== null ? <span class="ins-card-sub">{run}</span> : null}
+        {data && data.totalSteps !== undefined && data.totalSteps > data.steps.length ? (
+          <span class="ins-card-sub" data-testid="heatmap-thinned" title="Each column shows its last step; NaN/Inf counts are the column's maximum. A layer's charts show every step.">
+            {data.steps.length} of {data.totalSteps} steps
+          </span>
+        ) : null}
         {state.loading ? <span class="ins-loading">Loading…</span> : null}
         <span class="ins-spacer" />
         <Legend colormap={colormap.value} />

@@ -1,0 +1,309 @@
+"""The tab on a large logdir: TensorBoard start to first listing, route p95, first render, CAM scrubbing.
+
+Run: `python -m bench.bench_tab [--logdir DIR]` (without --logdir, `bench.make_large_logdir` writes the
+default 100 runs x 50 layers x 1,000 steps + 20 CAM runs into a temporary directory first).
+
+1. `tensorboard --logdir DIR` (default --load_fast): seconds from the process start to the first
+   `/runs` answer listing a run (target < 10 s), and to all runs listed.
+2. Warm server: every route `--requests` times on a stats run and a CAM run; p95 per route (target
+   < 200 ms). `/gradients` unpaged is measured too, for reference (the tab no longer asks for it).
+3. Headless Chromium (/usr/bin/chromium): from navigation to `/#insight` to the heatmap of the first
+   run drawn (target < 3 s), on a fresh page after the server is warm.
+4. Scrubbing the CAM step slider over 100 steps: time from moving the slider to the grid of that
+   step drawn, per frame (first pass: fetch + decode; second pass: cached), and the overlay draw
+   time the tab measures itself (target < 50 ms per frame).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bench import make_large_logdir
+
+CHROMIUM = os.environ.get("INSIGHT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
+FRAME_MARK = "plugin_entry.html?name=insight"
+
+# In the page: move the slider like a user (input + change events), then resolve when the grid reports
+# that step drawn with nothing pending (a MutationObserver: no polling delay); returns milliseconds.
+SCRUB_JS = """async ({index, step}) => {
+  const slider = document.querySelector('[data-testid="step-slider"]');
+  const done = () => {
+    const g = document.querySelector('[data-testid="overlay-grid"]');
+    return g && g.getAttribute('data-step') === String(step) && g.getAttribute('data-pending') === '0';
+  };
+  const t0 = performance.now();
+  const drawn = new Promise((resolve) => {
+    const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); resolve(); } });
+    observer.observe(document.body, {subtree: true, attributes: true, childList: true});
+  });
+  const setter = Object.getOwnPropertyDescriptor(HTMLInputElement.prototype, 'value').set;
+  setter.call(slider, String(index));
+  slider.dispatchEvent(new Event('input', {bubbles: true}));
+  slider.dispatchEvent(new Event('change', {bubbles: true}));
+  if (!done()) await drawn;
+  return performance.now() - t0;
+}"""
+
+
+@dataclasses.dataclass
+class TabResult:
+    first_listing_s: float = float("nan")
+    all_runs_s: float = float("nan")
+    runs_listed: int = 0
+    route_p95_ms: dict[str, float] = dataclasses.field(default_factory=dict)
+    route_bytes: dict[str, int] = dataclasses.field(default_factory=dict)
+    first_render_s: float = float("nan")
+    plugin_render_s: float = float("nan")  # the Insight iframe's own part: its start to the heatmap drawn
+    scrub_first_ms: float = float("nan")  # median per frame, steps never seen
+    scrub_cached_ms: float = float("nan")  # median per frame, second pass
+    scrub_p95_ms: float = float("nan")  # p95 over both passes
+    draw_ms: float = float("nan")  # median overlay draw time measured by the tab
+
+
+def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+    except OSError:  # refused while starting, or timed out while loading: no answer yet
+        return 0, b""
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+
+
+def _start(logdir: Path, port: int, log: Any) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("tensorboard")
+    cmd = [str(exe), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def measure_start(base: str, start: float, expected_runs: int, result: TabResult, timeout: float) -> None:
+    while time.monotonic() - start < timeout:
+        status, body = _get(base + "/data/plugin/insight/runs", timeout=30) if _alive(base) else (0, b"")
+        if status == 200:
+            runs = json.loads(body)["runs"]
+            if runs and result.first_listing_s != result.first_listing_s:  # NaN: first time
+                result.first_listing_s = time.monotonic() - start
+            result.runs_listed = len(runs)
+            if len(runs) >= expected_runs:
+                result.all_runs_s = time.monotonic() - start
+                return
+        time.sleep(0.1)
+
+
+def _alive(base: str) -> bool:
+    try:
+        with urllib.request.urlopen(base + "/data/plugins_listing", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until_loaded(base: str, timeout: float) -> None:
+    """The data server loads runs in passes: wait until the listing (runs, max steps) stops changing."""
+    deadline = time.monotonic() + timeout
+    previous, same = b"", 0
+    while time.monotonic() < deadline and same < 3:
+        _, body = _get(f"{base}/data/plugin/insight/runs")
+        same = same + 1 if body == previous else 0
+        previous = body
+        time.sleep(1.0)
+
+
+def measure_routes(
+    base: str, stats_run: str, cam_run: str, layer: str, requests: int, result: TabResult
+) -> None:
+    q = urllib.parse.quote
+    p = f"{base}/data/plugin/insight"
+    status, body = _get(f"{p}/maps?run={q(cam_run)}")
+    series = (
+        json.loads(body)["series"][0] if status == 200 else {"layer": "", "method": "gradcam", "steps": [0]}
+    )
+    cam_step = series["steps"][len(series["steps"]) // 2]
+    routes = {
+        "/runs": f"{p}/runs",
+        "/layers": f"{p}/layers?run={q(stats_run)}",
+        "/stats_heatmap (max_steps=300, as the tab asks)": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean"
+        "&max_steps=300",
+        "/layer_stats": f"{p}/layer_stats?run={q(stats_run)}&layer={q(layer)}",
+        "/gradients (overview, max_steps=300)": f"{p}/gradients?run={q(stats_run)}&max_steps=300"
+        "&fields=gradNorm,gradMeanAbs,gradMaxAbs,gradNanCount,gradInfCount,weightNorm,updateRatio,"
+        "actGradNorm,actGradNanCount,actGradInfCount",
+        "/gradients (one layer)": f"{p}/gradients?run={q(stats_run)}&layer={q(layer)}"
+        "&fields=gradNorm,actGradNorm,updateRatio",
+        "/gradients (one step)": f"{p}/gradients?run={q(stats_run)}&step=500",
+        "/probe": f"{p}/probe?run={q(cam_run)}",
+        "/probe_image": f"{p}/probe_image?run={q(cam_run)}",
+        "/maps": f"{p}/maps?run={q(cam_run)}",
+        "/map_image": f"{p}/map_image?run={q(cam_run)}&kind=cam&layer={q(series['layer'])}"
+        f"&method={q(series['method'])}&step={cam_step}",
+        "/predictions": f"{p}/predictions?run={q(cam_run)}",
+        "/index.js": f"{p}/index.js",
+        "/gradients (unpaged, not used by the tab)": f"{p}/gradients?run={q(stats_run)}",
+        "/stats_heatmap (unthinned, not used by the tab)": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean",
+    }
+    for name, url in routes.items():
+        status, body = _get(url)
+        if status != 200:
+            raise RuntimeError(f"{name} answered {status}: {body[:200]!r}")
+        times = []
+        for _ in range(requests):
+            t = time.perf_counter()
+            _get(url)
+            times.append((time.perf_counter() - t) * 1000)
+        result.route_p95_ms[name] = _p95(times)
+        result.route_bytes[name] = len(body)
+
+
+def measure_browser(base: str, stats_run: str, cam_run: str, result: TabResult) -> None:
+    from playwright.sync_api import sync_playwright
+
+    q = urllib.parse.quote
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.perf_counter()
+            page.goto(f"{base}/#insight&p.insight.run={q(stats_run)}")
+            frame = _wait(page, lambda: next((f for f in page.frames if FRAME_MARK in f.url), None))
+            _wait(page, lambda: _heatmap_drawn(frame, stats_run), poll_ms=5)
+            result.first_render_s = time.perf_counter() - start
+            result.plugin_render_s = frame.evaluate("performance.now()") / 1000  # since the iframe began
+            page.close()
+
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/#insight&p.insight.run={q(cam_run)}")
+            frame = _wait(page, lambda: next((f for f in page.frames if FRAME_MARK in f.url), None))
+            _wait(page, lambda: frame.query_selector('[data-testid="view-cam"]')).click()
+            _wait(page, lambda: _grid_at(frame, cam_run, None))
+            slider = frame.query_selector('[data-testid="step-slider"]')
+            _, body = _get(f"{base}/data/plugin/insight/maps?run={q(cam_run)}")
+            steps = json.loads(body)["series"][0]["steps"]
+            assert int(slider.get_attribute("max")) == len(steps) - 1
+            first, cached = [], []
+            for times in (first, cached):
+                for index in range(1, len(steps)):
+                    times.append(frame.evaluate(SCRUB_JS, {"index": index, "step": steps[index]}))
+                frame.evaluate(SCRUB_JS, {"index": 0, "step": steps[0]})
+            draws = frame.evaluate(
+                "performance.getEntriesByName('insight-overlay-draw').map((e) => e.duration)"
+            )
+            result.scrub_first_ms = statistics.median(first)
+            result.scrub_cached_ms = statistics.median(cached)
+            result.scrub_p95_ms = _p95(first + cached)
+            result.draw_ms = statistics.median(draws) if draws else float("nan")
+        finally:
+            browser.close()
+
+
+def _heatmap_drawn(frame: Any, run: str) -> bool:
+    el = frame.query_selector('[data-testid="heatmap"]')
+    return bool(el and el.get_attribute("data-run") == run and el.query_selector("canvas"))
+
+
+def _grid_at(frame: Any, run: str, step: int | None) -> Any:
+    """The overlay grid of `run` drawn (nothing pending), at `step` if given."""
+    el = frame.query_selector('[data-testid="overlay-grid"]')
+    if not el or el.get_attribute("data-run") != run or el.get_attribute("data-pending") != "0":
+        return None
+    return el if step is None or el.get_attribute("data-step") == str(step) else None
+
+
+def _wait(page: Any, predicate: Any, timeout_s: float = 60, poll_ms: int = 20) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        page.wait_for_timeout(poll_ms)
+    raise TimeoutError("the tab did not reach the expected state")
+
+
+def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> TabResult:
+    result = TabResult()
+    with tempfile.TemporaryDirectory() as tmp:
+        if logdir is None:
+            logdir = Path(tmp) / "large"
+            make_large_logdir.generate(logdir)
+        runs = sorted(p.name for p in logdir.iterdir() if p.is_dir())
+        stats_run = next(r for r in runs if r.startswith("stats_"))
+        cam_run = next(r for r in runs if r.startswith("cams_"))
+        layer = make_large_logdir.layer_names(50)[5]
+        port = _free_port()
+        base = f"http://127.0.0.1:{port}"
+        with open(Path(tmp) / "tensorboard.log", "w+b") as log:
+            start = time.monotonic()
+            proc = _start(logdir, port, log)
+            try:
+                measure_start(base, start, len(runs), result, timeout=600)
+                if not quiet:
+                    print(
+                        f"  first listing {result.first_listing_s:.1f} s, all runs {result.all_runs_s:.1f} s"
+                    )
+                wait_until_loaded(base, timeout=600)
+                measure_routes(base, stats_run, cam_run, layer, requests, result)
+                if not quiet:
+                    print("  routes measured", flush=True)
+                measure_browser(base, stats_run, cam_run, result)
+            finally:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+    return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def report(result: TabResult) -> None:
+    print(f"TensorBoard start -> first Insight listing: {result.first_listing_s:.1f} s (target < 10 s)")
+    print(f"TensorBoard start -> all {result.runs_listed} runs listed: {result.all_runs_s:.1f} s")
+    print(f"{'route (warm server)':45s} {'p95 ms':>8s} {'bytes':>10s}")
+    for name, ms in result.route_p95_ms.items():
+        print(f"{name:45s} {ms:8.1f} {result.route_bytes[name]:10,d}")
+    print(
+        f"first meaningful render (heatmap drawn): {result.first_render_s:.2f} s from navigation"
+        " (target < 3 s),"
+        f" {result.plugin_render_s:.2f} s of it in the Insight iframe"
+    )
+    print(
+        f"CAM slider, per frame: {result.scrub_first_ms:.0f} ms first pass (fetch + decode),"
+        f" {result.scrub_cached_ms:.0f} ms cached, p95 {result.scrub_p95_ms:.0f} ms;"
+        f" overlay draw {result.draw_ms:.1f} ms (target < 50 ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--logdir", type=Path, help="an existing large logdir (else one is generated)")
+    parser.add_argument("--requests", type=int, default=20, help="requests per route")
+    args = parser.parse_args()
+    report(run(args.logdir, args.requests))
+
+
+if __name__ == "__main__":
+    main()

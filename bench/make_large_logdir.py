@@ -1,0 +1,197 @@
+"""Generate a large Insight logdir for the tab's scale benchmark (no training: summary builders only).
+
+Run: `python -m bench.make_large_logdir OUT [--runs 100 --layers 50 --steps 1000 --cam-runs 20]`.
+
+* `--runs` runs x `--layers` layers x `--steps` recorded steps of activation statistics and gradient
+  statistics (one event per step and kind, as InsightWriter writes them);
+* `--cam-runs` runs with a 16-image probe and Grad-CAM maps over `--cam-steps` steps (+ raw ranges and
+  predictions).
+
+Each per-layer record kind is one `LayerRecord` in `LAYER_RECORDS`: a tag, a builder of its first value
+(with metadata, from `tb_plugin_insight.summary`) and a function giving its numbers at a step. A new
+kind (e.g. activation histograms) is one more entry. Values after the first reuse the first one's proto
+with new numbers (tensor_content), which is byte-for-byte what the builder makes and ~20x faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight.render import png
+
+MODULE_TYPES = ("Conv2d", "BatchNorm2d", "ReLU")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerRecord:
+    """One per-layer record kind: its first value (with metadata) and its numbers at each step."""
+
+    kind: int
+    first_value: Callable[[str, np.ndarray, str, tuple[int, ...], int], summary_pb2.Summary.Value]
+    numbers: Callable[[np.random.Generator, int, int, int], np.ndarray]  # (rng, layer, step, steps)
+
+
+def _stats_numbers(rng: np.random.Generator, layer: int, step: int, steps: int) -> np.ndarray:
+    drift = step / max(steps, 1)
+    mean = 0.1 * np.sin(layer) + 0.05 * drift
+    std = 1.0 / (1 + 0.05 * layer) + 0.1 * drift + 0.01 * rng.standard_normal()
+    return np.array([mean, std, mean - 4 * std, mean + 4 * std, 0.3 * (layer % 3 == 2), 0, 0, 2**20])
+
+
+def _grad_numbers(rng: np.random.Generator, layer: int, step: int, steps: int) -> np.ndarray:
+    scale = 10 ** (-1 - 2 * layer / 50) * (1 + 0.2 * rng.standard_normal())
+    return np.array(
+        [scale, scale / 300, scale / 10, 0, 0, 36864, 3.0, 1e-3 * abs(scale) * 10, scale * 2, 0, 0, 2**20]
+    )
+
+
+LAYER_RECORDS: tuple[LayerRecord, ...] = (
+    LayerRecord(
+        metadata.RecordKind.ACTIVATION_STATS,
+        lambda name, row, module_type, shape, order: summary.activation_stats_value(
+            name, row, module_type=module_type, shape=shape, order=order, with_metadata=True
+        ),
+        _stats_numbers,
+    ),
+    LayerRecord(
+        metadata.RecordKind.GRADIENT_STATS,
+        lambda name, row, module_type, shape, order: summary.gradient_stats_value(
+            name, row, module_type=module_type, shape=shape, order=order, with_metadata=True
+        ),
+        _grad_numbers,
+    ),
+)
+
+
+def layer_names(layers: int) -> list[str]:
+    return [f"stage{i // 10}.block{(i // 3) % 4}.{MODULE_TYPES[i % 3].lower()}{i}" for i in range(layers)]
+
+
+def write_stats_run(run_dir: Path, layers: int, steps: int, seed: int) -> None:
+    """One run: every LAYER_RECORDS kind for every layer at every step, one event per step and kind."""
+    rng = np.random.default_rng(seed)
+    names = layer_names(layers)
+    writer = EventFileWriter(str(run_dir), max_queue_size=1024, flush_secs=120)
+    templates: dict[tuple[int, int], summary_pb2.Summary.Value] = {}
+    wall = 1.7e9 + seed * 1e4
+    for step in range(steps):
+        for record in LAYER_RECORDS:
+            values = []
+            for i, name in enumerate(names):
+                row = np.asarray(record.numbers(rng, i, step, steps), dtype=np.float64)
+                template = templates.get((record.kind, i))
+                if template is None:
+                    shape = (16, 64, max(1, 56 >> (i // 10)), max(1, 56 >> (i // 10)))
+                    value = record.first_value(name, row, MODULE_TYPES[i % 3], shape, i)
+                    template = summary_pb2.Summary.Value()
+                    template.CopyFrom(value)
+                    template.ClearField("metadata")
+                    templates[(record.kind, i)] = template
+                else:
+                    value = summary_pb2.Summary.Value()
+                    value.CopyFrom(template)
+                    value.tensor.tensor_content = row.tobytes()
+                values.append(value)
+            event = event_pb2.Event(step=step, wall_time=wall + step, summary=summary.summary_of(values))
+            writer.add_event(event)
+    writer.close()
+
+
+def write_cam_run(run_dir: Path, steps: int, images: int, seed: int, size: int = 112, grid: int = 7) -> None:
+    """One run with a probe of `images` images and Grad-CAM maps (grid x grid) at every step."""
+    rng = np.random.default_rng(seed)
+    writer = EventFileWriter(str(run_dir), max_queue_size=1024, flush_secs=120)
+    display = rng.integers(0, 256, (images, size, size, 3), dtype=np.uint8)
+    probe_value = summary.probe_images_value(
+        "probe", png.sprite(display), num_images=images, height=size, width=size,
+        labels=list(rng.integers(0, 3, images)), class_names=["circle", "square", "triangle"],
+    )  # fmt: skip
+    kind = metadata.RecordKind.CAM
+    for step in range(steps):
+        maps = rng.integers(0, 256, (images, grid, grid), dtype=np.uint8)
+        ranges = np.stack([np.zeros(images), rng.uniform(0.5, 3.0, images)], axis=1)
+        first = step == 0
+        values = [probe_value] if first else []
+        values += [
+            summary.map_value(
+                kind, "probe", "layer4.1", "gradcam", png.sprite(maps), num_images=images, height=grid,
+                width=grid, auto_selected=True, with_metadata=first,
+            ),
+            summary.map_ranges_value(kind, "probe", "layer4.1", "gradcam", ranges, with_metadata=first),
+            summary.predictions_value(
+                "probe", rng.integers(0, 3, images), rng.uniform(0.3, 1.0, images), with_metadata=first
+            ),
+        ]  # fmt: skip
+        writer.add_event(
+            event_pb2.Event(step=step, wall_time=1.7e9 + step, summary=summary.summary_of(values))
+        )
+    writer.close()
+
+
+def _job(args: tuple[str, str, int, int, int, int]) -> None:
+    crc.install()
+    what, run_dir, layers, steps, images, seed = args
+    if what == "stats":
+        write_stats_run(Path(run_dir), layers, steps, seed)
+    else:
+        write_cam_run(Path(run_dir), steps, images, seed)
+
+
+def generate(
+    out: Path,
+    runs: int = 100,
+    layers: int = 50,
+    steps: int = 1000,
+    cam_runs: int = 20,
+    cam_steps: int = 100,
+    images: int = 16,
+    processes: int = 2,
+) -> None:
+    """Write the logdir under `out` (runs `stats_NNN` and `cams_NN`)."""
+    jobs = [("stats", str(out / f"stats_{i:03d}"), layers, steps, images, i) for i in range(runs)]
+    jobs += [
+        ("cams", str(out / f"cams_{i:02d}"), layers, cam_steps, images, 1000 + i) for i in range(cam_runs)
+    ]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        for _ in pool.imap_unordered(_job, jobs):
+            pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--layers", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--cam-runs", type=int, default=20)
+    parser.add_argument("--cam-steps", type=int, default=100)
+    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    start = time.perf_counter()
+    generate(
+        args.out,
+        args.runs,
+        args.layers,
+        args.steps,
+        args.cam_runs,
+        args.cam_steps,
+        args.images,
+        args.processes,
+    )
+    size = sum(p.stat().st_size for p in args.out.rglob("events.out.tfevents.*"))
+    print(f"wrote {args.out}: {size / 1e6:,.0f} MB in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

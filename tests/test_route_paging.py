@@ -1,0 +1,154 @@
+"""Routes answer with what a view needs: /gradients per layer, per step, and thinned to max_steps
+columns without hiding NaN/Inf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_plugin import get_json, make_client
+
+from tb_plugin_insight import InsightWriter, metadata, summary
+
+LAYERS = ("conv", "relu", "fc")
+STEPS = list(range(0, 100, 5))  # 20 recorded steps
+F = {name: i for i, name in enumerate(metadata.GRAD_FIELDS)}
+NAN_AT = 35  # not the last step of its column when thinned to 4 columns
+
+
+def grad_row(layer: int, step: int) -> np.ndarray:
+    row = np.arange(len(metadata.GRAD_FIELDS), dtype=np.float64) + 100 * layer + step / 1000
+    row[F["gradNanCount"]] = 3 if (layer == 1 and step == NAN_AT) else 0
+    row[F["gradInfCount"]] = 0
+    return row
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("paging")
+    with InsightWriter(str(root / "run")) as writer:
+        for step in STEPS:
+            values = [
+                summary.gradient_stats_value(
+                    name,
+                    grad_row(i, step),
+                    module_type="Conv2d",
+                    shape=(2, 3),
+                    order=i,
+                    with_metadata=step == 0,
+                )
+                for i, name in enumerate(LAYERS)
+            ]
+            writer._write(summary.summary_of(values), step)
+    return root
+
+
+def test_without_paging_parameters_every_step_of_every_layer(logdir: Path) -> None:
+    body = get_json(make_client(logdir), "/gradients?run=run")
+    assert body["steps"] == STEPS and body["totalSteps"] == len(STEPS)
+    assert [layer["name"] for layer in body["layers"]] == list(LAYERS)
+    assert body["values"]["gradNorm"][2] == [pytest.approx(200 + s / 1000) for s in STEPS]
+
+
+def test_one_layer(logdir: Path) -> None:
+    body = get_json(make_client(logdir), "/gradients?run=run&layer=relu&fields=gradNorm,updateRatio")
+    assert [layer["name"] for layer in body["layers"]] == ["relu"]
+    assert body["steps"] == STEPS
+    assert body["values"]["updateRatio"] == [
+        [pytest.approx(100 + F["updateRatio"] + s / 1000) for s in STEPS]
+    ]
+
+
+def test_one_step_is_the_recorded_step_at_or_before(logdir: Path) -> None:
+    client = make_client(logdir)
+    body = get_json(client, "/gradients?run=run&step=37&fields=gradNorm")
+    assert body["steps"] == [35] and body["totalSteps"] == len(STEPS)
+    assert body["values"]["gradNorm"] == [[pytest.approx(100 * i + 0.035)] for i in range(3)]
+    assert get_json(client, "/gradients?run=run&step=1000")["steps"] == [95]
+    assert get_json(client, "/gradients?run=run&step=0")["steps"] == [0]
+
+
+def test_max_steps_thins_columns_but_keeps_nan_counts(logdir: Path) -> None:
+    body = get_json(make_client(logdir), "/gradients?run=run&max_steps=4&fields=gradNorm,gradNanCount")
+    assert body["steps"] == [20, 45, 70, 95] and body["totalSteps"] == 20
+    assert body["values"]["gradNorm"][0] == [pytest.approx(s / 1000) for s in (20, 45, 70, 95)]
+    assert body["values"]["gradNanCount"][1] == [0, 3, 0, 0]  # step 35 lies in the column shown as 45
+    assert body["values"]["gradNanCount"][0] == [0, 0, 0, 0]
+    same = get_json(make_client(logdir), "/gradients?run=run&max_steps=20")
+    assert same["steps"] == STEPS
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "message"),
+    [
+        ("layer=nope", 404, "no gradient statistics of layer 'nope'"),
+        ("step=-1", 400, "'step' must be a non-negative integer"),
+        ("step=abc", 400, "'step' must be a non-negative integer"),
+        ("max_steps=0", 400, "'max_steps' must be an integer from 1"),
+        ("max_steps=x", 400, "'max_steps' must be an integer from 1"),
+        ("max_steps=1&max_steps=2", 400, "given 2 times"),
+    ],
+)
+def test_bad_paging_parameters(logdir: Path, query: str, status: int, message: str) -> None:
+    body = get_json(make_client(logdir), f"/gradients?run=run&{query}", status)
+    assert message in body["error"]["message"]
+
+
+def _write_grads(run_dir: Path, steps: list[int]) -> None:
+    with InsightWriter(str(run_dir)) as writer:
+        for step in steps:
+            values = [
+                summary.gradient_stats_value(
+                    name, grad_row(i, step), module_type="Conv2d", shape=(2, 3), order=i, with_metadata=True
+                )
+                for i, name in enumerate(LAYERS)
+            ]
+            writer._write(summary.summary_of(values), step)
+
+
+def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
+    """Routes reuse one read per run until the run gets new records; then they show them."""
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+
+    from tb_plugin_insight.plugin.plugin import InsightPlugin
+
+    _write_grads(tmp_path / "run", [0, 5])
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"insight": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path))
+    context = base_plugin.TBContext(
+        data_provider=provider, logdir=str(tmp_path), sampling_hints={"insight": 0}
+    )
+    client = Client(application.TensorBoardWSGI([InsightPlugin(context)]))
+    assert get_json(client, "/gradients?run=run")["steps"] == [0, 5]
+    assert get_json(client, "/gradients?run=run&layer=fc")["steps"] == [0, 5]
+    _write_grads(tmp_path / "run", [10, 15])
+    mux.Reload()
+    assert get_json(client, "/gradients?run=run")["steps"] == [0, 5, 10, 15]
+    assert get_json(client, "/gradients?run=run&step=12&fields=gradNorm")["values"]["gradNorm"][2] == [
+        pytest.approx(200.010)
+    ]
+
+
+def test_stats_heatmap_max_steps(tmp_path: Path) -> None:
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in range(10):
+            row = np.array([step, 1.0, -1.0, 2.0, 0.5, 2.0 if step == 3 else 0.0, 0.0, 100.0])
+            value = summary.activation_stats_value(
+                "conv", row, module_type="Conv2d", shape=(1,), order=0, with_metadata=step == 0
+            )
+            writer._write(summary.summary_of([value]), step)
+    client = make_client(tmp_path)
+    full = get_json(client, "/stats_heatmap?run=run&stat=mean")
+    assert full["steps"] == list(range(10)) and full["totalSteps"] == 10
+    mean = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=3")
+    assert mean["steps"] == [2, 5, 9] and mean["totalSteps"] == 10 and mean["values"] == [[2.0, 5.0, 9.0]]
+    nans = get_json(client, "/stats_heatmap?run=run&stat=nanCount&max_steps=3")
+    assert nans["values"] == [[0.0, 2.0, 0.0]]  # step 3's NaNs show in the column of step 5
+    bad = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=0", 400)
+    assert "'max_steps' must be an integer" in bad["error"]["message"]

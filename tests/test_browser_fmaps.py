@@ -42,7 +42,10 @@ GRID = '[data-testid="fmap-grid"]'
 def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser_fmaps") / "logs"
     with torch.random.fork_rng(devices=[]):
-        _train(root / RUN, STEPS, seed=0, cam_every=0, maps_every=EVERY, maps_k=K)
+        _train(
+            root / RUN, STEPS, seed=0, cam_every=0, maps_every=EVERY, maps_k=K,
+            maps_layers=["features.conv1", "features.relu2", "features.relu_last"],
+        )  # fmt: skip
     return root
 
 

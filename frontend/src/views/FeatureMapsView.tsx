@@ -37,13 +37,14 @@ function layerNames(data: FeatureMapLayersResponse): { name: string; note: strin
   return [...out.values()].sort((a, b) => a.order - b.order || a.name.localeCompare(b.name));
 }
 
-/** The layer to show: the chosen one if the run has it, else its first convolution with filters, else the first. */
+/** The layer to show: the chosen one if the run has it, else the first layer with feature maps and filters,
+ * else the first with feature maps, else the first (filters only). */
 function shownLayer(data: FeatureMapLayersResponse): string | null {
   const names = layerNames(data).map((l) => l.name);
   const chosen = fmLayer.value;
   if (chosen !== null && names.includes(chosen)) return chosen;
   const withFilters = data.featureMaps.find((l) => data.filters.some((f) => f.layer === l.layer));
-  return withFilters?.layer ?? names[0] ?? null;
+  return withFilters?.layer ?? data.featureMaps[0]?.layer ?? names[0] ?? null;
 }
 
 export function FeatureMapsSettings() {

@@ -128,18 +128,6 @@ def server(logdir: tuple[Path, list[str]]) -> Iterator[str]:
         yield base
 
 
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set INSIGHT_CHROMIUM)")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 class PageWatch:
     """Console errors, uncaught exceptions, dialogs and plugin requests seen by a page."""
 

@@ -17,13 +17,10 @@ import pytest
 import torch
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PageWatch,
     _insight_frame,
     _tensorboard,
     _wait_for,
-    playwright_sync,
 )
 from test_browser import pytestmark as browser_marks
 from test_browser_cam import TILE_HASH, _train
@@ -53,18 +50,6 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(logdir: Path):
     with _tensorboard(logdir) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set INSIGHT_CHROMIUM)")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _grid_at(frame, step: int):

@@ -7,19 +7,15 @@ Each payload, if it ran, would set `__pwned` on the plugin frame or on TensorBoa
 from __future__ import annotations
 
 import urllib.parse
-from pathlib import Path
 
 import pytest
 import torch
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PageWatch,
     _insight_frame,
     _tensorboard,
     _wait_for,
-    playwright_sync,
 )
 from test_browser import pytestmark as browser_marks
 from torch import nn
@@ -66,18 +62,6 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             opt.step()
     with _tensorboard(root) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM}")
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def assert_inert(page, frame) -> None:

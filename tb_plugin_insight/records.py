@@ -29,20 +29,8 @@ def activation_stats(
     first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray
 ) -> summary_pb2.Summary:
     """Every recorded layer's activation statistics at one step (one row of `stats` per layer)."""
-    kind = metadata.RecordKind.ACTIVATION_STATS
-    rows = host_numpy(stats)
-    return summary.summary_of(
-        [
-            summary.activation_stats_value(
-                info.name,
-                row,
-                module_type=info.module_type,
-                shape=info.shape,
-                order=info.order,
-                with_metadata=first_time(metadata.tag_for(kind, info.name)),
-            )
-            for info, row in zip(infos, rows)
-        ]
+    return _per_layer(
+        first_time, metadata.RecordKind.ACTIVATION_STATS, summary.activation_stats_value, infos, stats
     )
 
 
@@ -50,11 +38,23 @@ def gradient_stats(
     first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray
 ) -> summary_pb2.Summary:
     """Every recorded layer's gradient statistics at one step (metadata.GRAD_FIELDS rows)."""
-    kind = metadata.RecordKind.GRADIENT_STATS
+    return _per_layer(
+        first_time, metadata.RecordKind.GRADIENT_STATS, summary.gradient_stats_value, infos, stats
+    )
+
+
+def _per_layer(
+    first_time: FirstTime,
+    kind: int,
+    value_of: Callable[..., summary_pb2.Summary.Value],
+    infos: Sequence[LayerInfo],
+    stats: HostArray,
+) -> summary_pb2.Summary:
+    """One value per layer from its row of `stats`, with the metadata on each tag's first value."""
     rows = host_numpy(stats)
     return summary.summary_of(
         [
-            summary.gradient_stats_value(
+            value_of(
                 info.name,
                 row,
                 module_type=info.module_type,

@@ -91,23 +91,21 @@ def unit_stats(
     if dim is None or x.numel() == 0:
         return x.new_full((len(metadata.UNIT_FIELDS),), nan, dtype=dtype)
     channels = x.shape[dim]
-    per_channel = x.movedim(dim, 0).reshape(channels, -1)
-    if not per_channel.is_floating_point():
-        per_channel = per_channel.float()
-    out = x.new_empty(len(metadata.UNIT_FIELDS), dtype=dtype)  # filled on the device: no sync
-    if rectifier:
-        out[0] = (per_channel.amax(dim=1) <= 0).sum(dtype=dtype) / channels  # a NaN max is not dead
-    else:
-        out[0] = nan
+    out = x.new_full((len(metadata.UNIT_FIELDS),), nan, dtype=dtype)  # filled on the device: no sync
     out[2] = channels
-    if bounds is None:
-        out[1] = nan
-        return out
-    lower, upper = bounds
-    tolerance = SATURATION_TOLERANCE * (upper - lower)
-    at_bound = (per_channel <= lower + tolerance) | (per_channel >= upper - tolerance)
-    share = at_bound.sum(dim=1, dtype=dtype) / per_channel.shape[1]
-    out[1] = (share >= SATURATION_SHARE).sum(dtype=dtype) / channels
+    if not rectifier and bounds is None:
+        return out  # nothing to measure: no pass over the data
+    if not x.is_floating_point():
+        x = x.float()
+    others = tuple(d for d in range(x.dim()) if d != dim)  # reduce in place: no channel-major copy
+    if rectifier:
+        out[0] = (x.amax(dim=others) <= 0).sum(dtype=dtype) / channels  # a NaN max is not dead
+    if bounds is not None:
+        lower, upper = bounds
+        tolerance = SATURATION_TOLERANCE * (upper - lower)
+        at_bound = (x <= lower + tolerance) | (x >= upper - tolerance)
+        share = at_bound.sum(dim=others, dtype=dtype) / (x.numel() // channels)
+        out[1] = (share >= SATURATION_SHARE).sum(dtype=dtype) / channels
     return out
 
 

@@ -59,6 +59,25 @@ def test_histogram_of_random_tensors_matches_numpy() -> None:
         assert got[2:].sum() == x.numel()
 
 
+def test_large_outputs_are_binned_from_an_even_sample_with_scaled_counts() -> None:
+    torch.manual_seed(1)
+    x = torch.randn(4, 32, 48, 48) * 2  # 294,912 elements: more than a sample of 2**16
+    stats = reduce.activation_stats(x)
+    step = histogram.sample_step(x.numel(), 1 << 16)
+    assert step > 1 and math.gcd(step, x.numel()) == 1 and x.numel() / step <= 1 << 16
+    got = histogram.histogram(x, -4.0, 4.0, 16, stats, sample_size=1 << 16).numpy()
+    exact, _ = np.histogram(x.numpy().ravel(), bins=16, range=(-4.0, 4.0))
+    under, over = (x < -4).sum().item(), (x > 4).sum().item()
+    assert got[4:].sum() + got[2] + got[3] == pytest.approx(x.numel())  # scaled to the whole output
+    full = exact > x.numel() / 20  # bins with more than 5 % of the elements: within 3 % of the truth
+    assert np.all(np.abs(got[4:][full] - exact[full]) <= 0.03 * exact[full])
+    assert abs(got[2] - under) < 0.2 * under and abs(got[3] - over) < 0.2 * over
+    assert histogram.sample_step(1 << 16, 1 << 16) == 1  # up to the sample size: exact
+    exact_small = histogram.histogram(x[:1, :1], -4.0, 4.0, 16, sample_size=1 << 16).numpy()
+    ref, _ = np.histogram(x[:1, :1].numpy().ravel(), bins=16, range=(-4.0, 4.0))
+    assert np.array_equal(exact_small[4:], ref)
+
+
 def test_range_rule() -> None:
     assert histogram.choose_range(0.0, 2.3) == (0.0, 4.0)  # non-negative: [0, R], R >= 1.5 * 2.3
     assert histogram.choose_range(-0.3, 0.2) == (-0.5, 0.5)  # signed: symmetric

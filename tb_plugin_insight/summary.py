@@ -34,8 +34,8 @@ PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
     float64 [N, 2] per map step: predicted class index and its softmax probability.
 
 ACTIVATION_HISTOGRAM, tag `insight/activation_histogram/<layer>`, TENSOR:
-    float64 [4 + bins] per recorded step: low, high (the layer's fixed range, equal-width bins, chosen
-    at its first recorded step: capture/histogram.py), the count of finite values below low and above
+    float32 [4 + bins] per recorded step (earlier runs: float64; readers take either): low, high (the
+    layer's fixed range, equal-width bins, chosen at its first recorded step: capture/histogram.py), the count of finite values below low and above
     high, then the count of each bin (numpy.histogram's convention). NaN/Inf are not counted. `bins`
     is also in the metadata.
 
@@ -253,9 +253,10 @@ def _layer_vector_value(
     order: int,
     fields: Sequence[str],
     with_metadata: bool,
+    dtype: type = np.float64,
     **extra: Any,
 ) -> summary_pb2.Summary.Value:
-    vector = np.asarray(vector, dtype=np.float64)
+    vector = np.asarray(vector, dtype=dtype)
     if vector.shape != (length,):
         raise ValueError(f"record of layer {layer!r} must have shape ({length},), got {vector.shape}")
     value = summary_pb2.Summary.Value(
@@ -300,7 +301,7 @@ def histogram_value(
     order: int,
     with_metadata: bool,
 ) -> summary_pb2.Summary.Value:
-    """One layer's histogram at one step: [low, high, underflow, overflow, counts...]."""
+    """One layer's histogram at one step: [low, high, underflow, overflow, counts...] as float32."""
     return _layer_vector_value(
         metadata.RecordKind.ACTIVATION_HISTOGRAM,
         layer,
@@ -311,6 +312,7 @@ def histogram_value(
         order=order,
         fields=metadata.HISTOGRAM_HEAD,
         with_metadata=with_metadata,
+        dtype=np.float32,  # counts (estimates for sampled outputs) need no more: half the bytes
         bins=bins,
     )
 

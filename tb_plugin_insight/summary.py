@@ -35,9 +35,9 @@ PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
 
 ACTIVATION_HISTOGRAM, tag `insight/activation_histogram/<layer>`, TENSOR:
     float32 [4 + bins] per recorded step (earlier runs: float64; readers take either): low, high (the
-    layer's fixed range, equal-width bins, chosen at its first recorded step: capture/histogram.py), the count of finite values below low and above
-    high, then the count of each bin (numpy.histogram's convention). NaN/Inf are not counted. `bins`
-    is also in the metadata.
+    layer's fixed range, equal-width bins, chosen at its first recorded step: capture/histogram.py), the
+    count of finite values below low and above high, then the count of each bin (numpy.histogram's
+    convention). NaN/Inf are not counted. `bins` is also in the metadata.
 
 UNIT_STATS, tag `insight/unit_stats/<layer>`, TENSOR:
     float64 [len(metadata.UNIT_FIELDS)] per recorded step: fraction of dead channels, fraction of

@@ -10,9 +10,10 @@ underflow/overflow; NaN and +/-Inf are left out (the activation statistics count
 Large outputs are sampled: `torch.histc` is the costliest reduction of a recorded step on the CPU (about
 1.5x the statistics of the same tensor), so an output of more than SAMPLE_SIZE elements is binned from
 an evenly strided sample of about SAMPLE_SIZE of them (the stride shares no factor with the element
-count, so the sample visits every channel and position alike) and the counts are scaled by
-numel / sample size: estimates of the full counts (relative error about 1 / sqrt(sampled count of the
-bin): 0.6 % for a bin holding a tenth of the sample), exact for outputs up to SAMPLE_SIZE elements. The statistics (mean, std, min, max, NaN/Inf counts) stay exact.
+count, so the sample visits every channel and position alike) and the counts are scaled by numel /
+sample size: estimates of the full counts (relative error about 1 / sqrt(sampled count of the bin): 0.6
+% for a bin holding a tenth of the sample), exact for outputs up to SAMPLE_SIZE elements. The statistics
+(mean, std, min, max, NaN/Inf counts) stay exact.
 
 Cost: one `torch.histc` pass per layer and recorded step. The underflow/overflow passes run only when
 the statistics' min/max (already computed, free to read on the CPU) show that something lies outside;

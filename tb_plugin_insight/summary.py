@@ -84,27 +84,17 @@ def activation_stats_value(
     with_metadata: bool,
 ) -> summary_pb2.Summary.Value:
     """One layer's statistics at one step; metadata is only needed on a tag's first value."""
-    stats = np.asarray(stats, dtype=np.float64)
-    if stats.shape != (len(metadata.STAT_FIELDS),):
-        raise ValueError(
-            f"stats for layer {layer!r} must have shape ({len(metadata.STAT_FIELDS)},), got {stats.shape}"
-        )
-    kind = metadata.RecordKind.ACTIVATION_STATS
-    value = summary_pb2.Summary.Value(
-        tag=metadata.tag_for(kind, layer), tensor=tensor_util.make_tensor_proto(stats)
+    return _layer_vector_value(
+        metadata.RecordKind.ACTIVATION_STATS,
+        layer,
+        stats,
+        len(metadata.STAT_FIELDS),
+        module_type=module_type,
+        shape=shape,
+        order=order,
+        fields=metadata.STAT_FIELDS,
+        with_metadata=with_metadata,
     )
-    if with_metadata:
-        value.metadata.CopyFrom(
-            metadata.create_summary_metadata(
-                kind,
-                layer,
-                module_type=module_type,
-                shape=shape,
-                order=order,
-                fields=metadata.STAT_FIELDS,
-            )
-        )
-    return value
 
 
 def gradient_stats_value(
@@ -117,23 +107,17 @@ def gradient_stats_value(
     with_metadata: bool,
 ) -> summary_pb2.Summary.Value:
     """One layer's gradient statistics at one step (metadata.GRAD_FIELDS order)."""
-    stats = np.asarray(stats, dtype=np.float64)
-    if stats.shape != (len(metadata.GRAD_FIELDS),):
-        raise ValueError(
-            f"gradient stats for layer {layer!r} must have shape ({len(metadata.GRAD_FIELDS)},),"
-            f" got {stats.shape}"
-        )
-    kind = metadata.RecordKind.GRADIENT_STATS
-    value = summary_pb2.Summary.Value(
-        tag=metadata.tag_for(kind, layer), tensor=tensor_util.make_tensor_proto(stats)
+    return _layer_vector_value(
+        metadata.RecordKind.GRADIENT_STATS,
+        layer,
+        stats,
+        len(metadata.GRAD_FIELDS),
+        module_type=module_type,
+        shape=shape,
+        order=order,
+        fields=metadata.GRAD_FIELDS,
+        with_metadata=with_metadata,
     )
-    if with_metadata:
-        value.metadata.CopyFrom(
-            metadata.create_summary_metadata(
-                kind, layer, module_type=module_type, shape=shape, order=order, fields=metadata.GRAD_FIELDS
-            )
-        )
-    return value
 
 
 def summary_of(values: Sequence[summary_pb2.Summary.Value]) -> summary_pb2.Summary:

@@ -1,6 +1,5 @@
 // Left-panel settings of the overlay viewer: kind, probe, layer, methods, comparison run, and the
 // display (colormap, opacity, threshold, normalisation, image size).
-import { COLORMAP_NAMES, isColormapName } from "../colormaps";
 import {
   availableKinds,
   availableLayers,
@@ -22,36 +21,7 @@ import {
   mapsB,
 } from "../cam_state";
 import { runs, selectedRun } from "../state";
-
-function Range(props: {
-  id: string;
-  label: string;
-  testid: string;
-  min: number;
-  max: number;
-  step: number;
-  value: number;
-  format: (v: number) => string;
-  onInput: (v: number) => void;
-}) {
-  return (
-    <div class="ins-field ins-range-field">
-      <label for={props.id}>{props.label}</label>
-      <input
-        id={props.id}
-        type="range"
-        class="ins-range"
-        data-testid={props.testid}
-        min={props.min}
-        max={props.max}
-        step={props.step}
-        value={props.value}
-        onInput={(e) => props.onInput(Number((e.currentTarget as HTMLInputElement).value))}
-      />
-      <span class="ins-range-val">{props.format(props.value)}</span>
-    </div>
-  );
-}
+import { ColormapField, RangeField, SelectField, Toggle } from "./fields";
 
 function MethodList() {
   const methods = availableMethods.value;
@@ -62,23 +32,22 @@ function MethodList() {
       {methods.map((m) => {
         const on = chosen.includes(m);
         return (
-          <label key={m} class="ins-toggle ins-method">
-            <input
-              type="checkbox"
-              data-testid="cam-method"
-              value={m}
-              checked={on}
-              disabled={on && chosen.length === 1}
-              onChange={(e) => {
-                const checked = (e.currentTarget as HTMLInputElement).checked;
-                const cur = camMethods.peek();
-                // Keep the order of the method list; at least one stays selected.
-                const next = methods.filter((x) => (x === m ? checked : cur.includes(x)));
-                if (next.length) camMethods.value = next;
-              }}
-            />
+          <Toggle
+            key={m}
+            class="ins-method"
+            testid="cam-method"
+            value={m}
+            checked={on}
+            disabled={on && chosen.length === 1}
+            onChange={(checked) => {
+              const cur = camMethods.peek();
+              // Keep the order of the method list; at least one stays selected.
+              const next = methods.filter((x) => (x === m ? checked : cur.includes(x)));
+              if (next.length) camMethods.value = next;
+            }}
+          >
             {m}
-          </label>
+          </Toggle>
         );
       })}
     </div>
@@ -94,26 +63,16 @@ function CompareSelect() {
   const missing = b !== null && mapsB.value.data?.run === b && !mapsB.value.data.series.length;
   return (
     <>
-      <div class="ins-field">
-        <label for="ins-cam-compare">Compare with</label>
-        <select
-          id="ins-cam-compare"
-          class="ins-select"
-          data-testid="cam-compare"
-          value={b ?? ""}
-          onChange={(e) => {
-            const v = (e.currentTarget as HTMLSelectElement).value;
-            compareRun.value = v === "" ? null : v;
-          }}
-        >
-          <option value="">(no second run)</option>
-          {others.map((r) => (
-            <option key={r.run} value={r.run}>
-              {r.run}
-            </option>
-          ))}
-        </select>
-      </div>
+      <SelectField
+        id="ins-cam-compare"
+        label="Compare with"
+        testid="cam-compare"
+        value={b ?? ""}
+        options={[{ value: "", label: "(no second run)" }, ...others.map((r) => ({ value: r.run, label: r.run }))]}
+        onChange={(v) => {
+          compareRun.value = v === "" ? null : v;
+        }}
+      />
       {missing ? <div class="ins-hint ins-hint-flat">That run has no maps.</div> : null}
       {mapsB.value.error ? <div class="ins-hint ins-hint-flat">{mapsB.value.error}</div> : null}
     </>
@@ -150,45 +109,28 @@ export function CamSettings() {
           </div>
         ) : null}
         {probes.length > 1 ? (
-          <div class="ins-field">
-            <label for="ins-cam-probe">Probe</label>
-            <select
-              id="ins-cam-probe"
-              class="ins-select"
-              data-testid="cam-probe"
-              value={camProbe.value}
-              onChange={(e) => {
-                camProbe.value = (e.currentTarget as HTMLSelectElement).value;
-              }}
-            >
-              {probes.map((p) => (
-                <option key={p} value={p}>
-                  {p}
-                </option>
-              ))}
-            </select>
-          </div>
+          <SelectField
+            id="ins-cam-probe"
+            label="Probe"
+            testid="cam-probe"
+            value={camProbe.value}
+            options={probes.map((p) => ({ value: p, label: p }))}
+            onChange={(v) => {
+              camProbe.value = v;
+            }}
+          />
         ) : null}
         {kind === "cam" && layers.length ? (
-          <div class="ins-field">
-            <label for="ins-cam-layer">Layer</label>
-            <select
-              id="ins-cam-layer"
-              class="ins-select"
-              data-testid="cam-layer"
-              value={camLayer.value ?? ""}
-              onChange={(e) => {
-                camLayer.value = (e.currentTarget as HTMLSelectElement).value;
-              }}
-            >
-              {layers.map((l) => (
-                <option key={l.name} value={l.name}>
-                  {l.name}
-                  {l.auto ? " (auto)" : ""}
-                </option>
-              ))}
-            </select>
-          </div>
+          <SelectField
+            id="ins-cam-layer"
+            label="Layer"
+            testid="cam-layer"
+            value={camLayer.value ?? ""}
+            options={layers.map((l) => ({ value: l.name, label: l.auto ? l.name + " (auto)" : l.name }))}
+            onChange={(v) => {
+              camLayer.value = v;
+            }}
+          />
         ) : null}
         <div class="ins-subtitle">Methods</div>
         <MethodList />
@@ -198,26 +140,15 @@ export function CamSettings() {
       ) : null}
       <div class="ins-section">
         <div class="ins-section-title">Display</div>
-        <div class="ins-field">
-          <label for="ins-cam-cmap">Colormap</label>
-          <select
-            id="ins-cam-cmap"
-            class="ins-select"
-            data-testid="cam-colormap"
-            value={camColormap.value}
-            onChange={(e) => {
-              const v = (e.currentTarget as HTMLSelectElement).value;
-              if (isColormapName(v)) camColormap.value = v;
-            }}
-          >
-            {COLORMAP_NAMES.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </div>
-        <Range
+        <ColormapField
+          id="ins-cam-cmap"
+          testid="cam-colormap"
+          value={camColormap.value}
+          onChange={(c) => {
+            camColormap.value = c;
+          }}
+        />
+        <RangeField
           id="ins-cam-opacity"
           label="Opacity"
           testid="cam-opacity"
@@ -225,12 +156,12 @@ export function CamSettings() {
           max={1}
           step={0.05}
           value={camOpacity.value}
-          format={(v) => Math.round(v * 100) + "%"}
+          shown={Math.round(camOpacity.value * 100) + "%"}
           onInput={(v) => {
             camOpacity.value = v;
           }}
         />
-        <Range
+        <RangeField
           id="ins-cam-threshold"
           label="Threshold"
           testid="cam-threshold"
@@ -238,27 +169,25 @@ export function CamSettings() {
           max={0.95}
           step={0.05}
           value={camThreshold.value}
-          format={(v) => v.toFixed(2)}
+          shown={camThreshold.value.toFixed(2)}
           onInput={(v) => {
             camThreshold.value = v;
           }}
         />
-        <div class="ins-field">
-          <label for="ins-cam-norm">Scale</label>
-          <select
-            id="ins-cam-norm"
-            class="ins-select"
-            data-testid="cam-norm"
-            value={camNorm.value}
-            onChange={(e) => {
-              camNorm.value = (e.currentTarget as HTMLSelectElement).value === "shared" ? "shared" : "image";
-            }}
-          >
-            <option value="image">per image (as stored)</option>
-            <option value="shared">shared across the grid</option>
-          </select>
-        </div>
-        <Range
+        <SelectField
+          id="ins-cam-norm"
+          label="Scale"
+          testid="cam-norm"
+          value={camNorm.value}
+          options={[
+            { value: "image", label: "per image (as stored)" },
+            { value: "shared", label: "shared across the grid" },
+          ]}
+          onChange={(v) => {
+            camNorm.value = v === "shared" ? "shared" : "image";
+          }}
+        />
+        <RangeField
           id="ins-cam-size"
           label="Image size"
           testid="cam-size"
@@ -266,7 +195,7 @@ export function CamSettings() {
           max={MAX_TILE_SIZE}
           step={16}
           value={camTileSize.value}
-          format={(v) => v + " px"}
+          shown={camTileSize.value + " px"}
           onInput={(v) => {
             camTileSize.value = v;
           }}

@@ -3,9 +3,10 @@
 // a channel picker by index, token × channel or token-grid views of transformer layers, and the
 // layer's filters when they were recorded. Self-contained: the Feature maps view and the layer
 // panel of the model table both embed it with just a run and a layer.
+import type { ComponentChildren } from "preact";
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
 import { DEFAULT_PROBE } from "../api";
-import { COLORMAP_NAMES, colormapLUT, isColormapName } from "../colormaps";
+import { colormapLUT } from "../colormaps";
 import { describe } from "../data";
 import type { FeatureMapLayer, FeatureMapLayersResponse, FilterLayer } from "../fmaps_api";
 import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, tileLut, type Cell } from "../fmaps_math";
@@ -26,6 +27,7 @@ import { unionSteps } from "../overlay_math";
 import type { DecodedImages } from "../sprites";
 import { reloadTick } from "../state";
 import { ErrorMessage } from "./common";
+import { ColormapSelect, Range, Select, StepSlider } from "./fields";
 
 export interface FeatureMapsPanelProps {
   run: string;
@@ -245,6 +247,16 @@ function FiltersGrid(props: { run: string; info: FilterLayer; step: number }) {
   );
 }
 
+/** A toolbar control: its label text, then the control. */
+function Control(props: { label: string; children: ComponentChildren }) {
+  return (
+    <label class="ins-fm-control">
+      {props.label}
+      {props.children}
+    </label>
+  );
+}
+
 function Toolbar(props: { info: FeatureMapLayer | null; steps: number[]; index: number; onStep: (i: number) => void; playing: boolean; onPlay: () => void }) {
   const { info, steps, index } = props;
   const layer = info?.layer ?? "";
@@ -256,18 +268,7 @@ function Toolbar(props: { info: FeatureMapLayer | null; steps: number[]; index: 
         <button type="button" class="ins-btn ins-play" data-testid="fmap-play" aria-pressed={props.playing} disabled={steps.length < 2} onClick={props.onPlay}>
           {props.playing ? "❚❚ Pause" : "▶ Play"}
         </button>
-        <input
-          type="range"
-          class="ins-range ins-cam-slider"
-          data-testid="fmap-step-slider"
-          min={0}
-          max={Math.max(0, steps.length - 1)}
-          step={1}
-          value={index}
-          aria-label="Training step"
-          aria-valuetext={`step ${steps[index]}`}
-          onInput={(e) => props.onStep(Number((e.currentTarget as HTMLInputElement).value))}
-        />
+        <StepSlider testid="fmap-step-slider" steps={steps} index={index} ariaLabel="Training step" onIndex={props.onStep} />
         <span class="ins-cam-step" data-testid="fmap-step-label">
           step <b>{steps[index]}</b>
         </span>
@@ -276,71 +277,55 @@ function Toolbar(props: { info: FeatureMapLayer | null; steps: number[]; index: 
         </span>
       </div>
       <div class="ins-fm-controls">
-        <label class="ins-fm-control">
-          Colormap
-          <select
-            class="ins-select"
-            data-testid="fmap-colormap"
+        <Control label="Colormap">
+          <ColormapSelect
+            testid="fmap-colormap"
             value={fmColormap.value}
-            onChange={(e) => {
-              const v = (e.currentTarget as HTMLSelectElement).value;
-              if (isColormapName(v)) fmColormap.value = v;
+            onChange={(c) => {
+              fmColormap.value = c;
             }}
-          >
-            {COLORMAP_NAMES.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label class="ins-fm-control">
-          Scale
-          <select
-            class="ins-select"
-            data-testid="fmap-scale"
+          />
+        </Control>
+        <Control label="Scale">
+          <Select
+            testid="fmap-scale"
             value={fmScale.value}
-            onChange={(e) => {
-              fmScale.value = (e.currentTarget as HTMLSelectElement).value === "shared" ? "shared" : "map";
+            options={[
+              { value: "map", label: "per map" },
+              { value: "shared", label: "shared across the grid" },
+            ]}
+            onChange={(v) => {
+              fmScale.value = v === "shared" ? "shared" : "map";
             }}
-          >
-            <option value="map">per map</option>
-            <option value="shared">shared across the grid</option>
-          </select>
-        </label>
+          />
+        </Control>
         {info?.layout === "tokens" && info.gridSide > 0 ? (
-          <label class="ins-fm-control">
-            Tokens
-            <select
-              class="ins-select"
-              data-testid="fmap-token-view"
+          <Control label="Tokens">
+            <Select
+              testid="fmap-token-view"
               value={fmTokenView.value}
-              onChange={(e) => {
-                fmTokenView.value = (e.currentTarget as HTMLSelectElement).value === "grid" ? "grid" : "tokens";
+              options={[
+                { value: "tokens", label: "token × channel" },
+                { value: "grid", label: `${info.gridSide}×${info.gridSide} grid${info.classTokens ? " (without the class token)" : ""}` },
+              ]}
+              onChange={(v) => {
+                fmTokenView.value = v === "grid" ? "grid" : "tokens";
               }}
-            >
-              <option value="tokens">token × channel</option>
-              <option value="grid">
-                {info.gridSide}×{info.gridSide} grid{info.classTokens ? " (without the class token)" : ""}
-              </option>
-            </select>
-          </label>
+            />
+          </Control>
         ) : null}
-        <label class="ins-fm-control">
-          Size
-          <input
-            type="range"
-            class="ins-range"
-            data-testid="fmap-size"
+        <Control label="Size">
+          <Range
+            testid="fmap-size"
             min={MIN_FMAP_SIZE}
             max={MAX_FMAP_SIZE}
             step={8}
             value={fmTileSize.value}
-            onInput={(e) => {
-              fmTileSize.value = Number((e.currentTarget as HTMLInputElement).value);
+            onInput={(v) => {
+              fmTileSize.value = v;
             }}
           />
-        </label>
+        </Control>
         {info && info.channels.length ? (
           <label class="ins-fm-control ins-fm-channels">
             Channels

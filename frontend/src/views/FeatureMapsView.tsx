@@ -6,6 +6,7 @@ import type { FeatureMapLayersResponse } from "../fmaps_api";
 import { fmLayer, loadLayers } from "../fmaps_state";
 import { reloadTick, selectedRun } from "../state";
 import { ErrorMessage } from "./common";
+import { SelectField } from "./fields";
 import { FeatureMapsPanel } from "./FeatureMapsPanel";
 
 /** The selected run's layers list (shared by the view and its settings). */
@@ -57,24 +58,16 @@ export function FeatureMapsSettings() {
   return (
     <div class="ins-section" data-testid="fmap-settings">
       <div class="ins-section-title">Feature maps</div>
-      <div class="ins-field">
-        <label for="ins-fm-layer">Layer</label>
-        <select
-          id="ins-fm-layer"
-          class="ins-select"
-          data-testid="fmap-layer"
-          value={current ?? ""}
-          onChange={(e) => {
-            fmLayer.value = (e.currentTarget as HTMLSelectElement).value;
-          }}
-        >
-          {names.map((l) => (
-            <option key={l.name} value={l.name}>
-              {l.name} ({l.note})
-            </option>
-          ))}
-        </select>
-      </div>
+      <SelectField
+        id="ins-fm-layer"
+        label="Layer"
+        testid="fmap-layer"
+        value={current ?? ""}
+        options={names.map((l) => ({ value: l.name, label: `${l.name} (${l.note})` }))}
+        onChange={(v) => {
+          fmLayer.value = v;
+        }}
+      />
       <div class="ins-hint ins-hint-flat">Colours, scale and channels are set above the grid.</div>
     </div>
   );

@@ -1,28 +1,20 @@
 // Left-panel settings of the gradient view: the heatmap's statistic and colormap, and the alert
 // thresholds (relative to the model's median gradient norm at each step).
-import { COLORMAP_NAMES, isColormapName } from "../colormaps";
 import { alertMeasure, explodeExp, gradField, HEATMAP_FIELDS, isMeasure, vanishExp } from "../grad_state";
 import { colormap } from "../state";
+import { ColormapField, RangeField, SelectField } from "./fields";
 
 function Exponent(props: { id: string; label: string; testid: string; min: number; max: number; value: number; onInput: (v: number) => void }) {
   return (
-    <div class="ins-field ins-range-field">
-      <label for={props.id}>{props.label}</label>
-      <input
-        id={props.id}
-        type="range"
-        class="ins-range"
-        data-testid={props.testid}
-        min={props.min}
-        max={props.max}
-        step={1}
-        value={props.value}
-        onInput={(e) => props.onInput(Number((e.currentTarget as HTMLInputElement).value))}
-      />
-      <span class="ins-range-val">
-        10<sup>{props.value}</sup>
-      </span>
-    </div>
+    <RangeField
+      {...props}
+      step={1}
+      shown={
+        <>
+          10<sup>{props.value}</sup>
+        </>
+      }
+    />
   );
 }
 
@@ -31,62 +23,40 @@ export function GradientSettings() {
     <>
       <div class="ins-section">
         <div class="ins-section-title">Heatmap</div>
-        <div class="ins-field">
-          <label for="ins-grad-field">Statistic</label>
-          <select
-            id="ins-grad-field"
-            class="ins-select"
-            data-testid="grad-field-select"
-            value={gradField.value}
-            onChange={(e) => {
-              gradField.value = (e.currentTarget as HTMLSelectElement).value;
-            }}
-          >
-            {HEATMAP_FIELDS.map((f) => (
-              <option key={f.id} value={f.id}>
-                {f.label}
-              </option>
-            ))}
-          </select>
-        </div>
-        <div class="ins-field">
-          <label for="ins-grad-cmap">Colormap</label>
-          <select
-            id="ins-grad-cmap"
-            class="ins-select"
-            value={colormap.value}
-            onChange={(e) => {
-              const v = (e.currentTarget as HTMLSelectElement).value;
-              if (isColormapName(v)) colormap.value = v;
-            }}
-          >
-            {COLORMAP_NAMES.map((c) => (
-              <option key={c} value={c}>
-                {c}
-              </option>
-            ))}
-          </select>
-        </div>
+        <SelectField
+          id="ins-grad-field"
+          label="Statistic"
+          testid="grad-field-select"
+          value={gradField.value}
+          options={HEATMAP_FIELDS.map((f) => ({ value: f.id, label: f.label }))}
+          onChange={(v) => {
+            gradField.value = v;
+          }}
+        />
+        <ColormapField
+          id="ins-grad-cmap"
+          value={colormap.value}
+          onChange={(c) => {
+            colormap.value = c;
+          }}
+        />
         <div class="ins-hint ins-hint-flat">Colours are on a log scale: gradients span many decades.</div>
       </div>
       <div class="ins-section">
         <div class="ins-section-title">Alerts</div>
-        <div class="ins-field">
-          <label for="ins-grad-measure">Compare</label>
-          <select
-            id="ins-grad-measure"
-            class="ins-select"
-            data-testid="grad-measure-select"
-            value={alertMeasure.value}
-            onChange={(e) => {
-              const v = (e.currentTarget as HTMLSelectElement).value;
-              if (isMeasure(v)) alertMeasure.value = v;
-            }}
-          >
-            <option value="gradNorm">parameter gradient norm</option>
-            <option value="actGradNorm">output gradient norm</option>
-          </select>
-        </div>
+        <SelectField
+          id="ins-grad-measure"
+          label="Compare"
+          testid="grad-measure-select"
+          value={alertMeasure.value}
+          options={[
+            { value: "gradNorm", label: "parameter gradient norm" },
+            { value: "actGradNorm", label: "output gradient norm" },
+          ]}
+          onChange={(v) => {
+            if (isMeasure(v)) alertMeasure.value = v;
+          }}
+        />
         <Exponent
           id="ins-grad-vanish"
           label="Vanishing"

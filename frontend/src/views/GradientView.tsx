@@ -2,6 +2,7 @@
 // statistic, the alerts panel (vanishing / exploding / NaN / Inf) and the selected layer over steps.
 import { useEffect, useMemo, useRef } from "preact/hooks";
 import uPlot from "uplot";
+import { axisColors, axisStyle, stepAxis, stepSeries } from "../chart_axes";
 import type { GradientsResponse } from "../api";
 import { formatValue } from "../format";
 import { flowColumns, log10Rows, rowsWithData, type FlowColumns, type GradAlert } from "../grad_math";
@@ -23,13 +24,11 @@ import { colormap, darkMode, selectedLayer, selectedRun } from "../state";
 import { ColorLegend, Heatmap } from "../widgets/Heatmap";
 import { UPlotChart } from "../widgets/UPlotChart";
 import { ErrorMessage } from "./common";
-
-const FONT = "11px Roboto, 'Helvetica Neue', Arial, sans-serif";
+import { StepSlider } from "./fields";
 
 function colors(dark: boolean) {
   return {
-    text: dark ? "rgba(255,255,255,0.7)" : "#616161",
-    grid: dark ? "rgba(255,255,255,0.08)" : "rgba(0,0,0,0.07)",
+    ...axisColors(dark),
     max: dark ? "rgba(18,181,203,0.45)" : "rgba(18,181,203,0.35)",
     maxEdge: "#12b5cb",
     mean: "#425066",
@@ -123,10 +122,8 @@ function FlowChart(props: {
       },
       axes: [
         {
-          stroke: c.text,
-          font: FONT,
+          ...axisStyle(dark),
           grid: { show: false },
-          ticks: { stroke: c.grid, width: 1, size: 4 },
           rotate: -60,
           size: labelSpace,
           splits: (u) => {
@@ -135,15 +132,7 @@ function FlowChart(props: {
           },
           values: (_u, splits) => splits.map((i) => names[i] ?? ""),
         },
-        {
-          stroke: c.text,
-          font: FONT,
-          size: 56,
-          grid: { stroke: c.grid, width: 1, filter: logFilter },
-          ticks: { stroke: c.grid, width: 1, size: 4, filter: logFilter },
-          filter: logFilter,
-          values: logValues,
-        },
+        logAxis(dark),
       ],
       cursor: { drag: { x: false, y: false }, points: { show: false } },
       legend: { live: true },
@@ -230,17 +219,7 @@ function StepBar(props: { steps: number[]; index: number }) {
       <button type="button" class="ins-btn" data-testid="grad-prev" disabled={index <= 0} onClick={() => go(index - 1)}>
         ‹
       </button>
-      <input
-        type="range"
-        class="ins-range ins-cam-slider"
-        data-testid="grad-step-slider"
-        aria-label="Step"
-        min={0}
-        max={Math.max(0, steps.length - 1)}
-        step={1}
-        value={index}
-        onInput={(e) => go(Number((e.currentTarget as HTMLInputElement).value))}
-      />
+      <StepSlider testid="grad-step-slider" steps={steps} index={index} ariaLabel="Step" onIndex={go} />
       <button
         type="button"
         class="ins-btn"
@@ -404,21 +383,20 @@ function AlertsCard(props: { data: GradientsResponse }) {
   );
 }
 
+/** A log-scaled value axis with ticks and labels from logFilter. */
+function logAxis(dark: boolean): uPlot.Axis {
+  const style = axisStyle(dark);
+  return { ...style, size: 56, grid: { ...style.grid, filter: logFilter }, ticks: { ...style.ticks, filter: logFilter }, filter: logFilter, values: logValues };
+}
+
 function lineOptions(dark: boolean, series: uPlot.Series[], step: number | null): Omit<uPlot.Options, "width" | "height"> {
   const c = colors(dark);
-  const axis = (y: boolean): uPlot.Axis => ({
-    stroke: c.text,
-    font: FONT,
-    grid: { stroke: c.grid, width: 1, ...(y ? { filter: logFilter } : {}) },
-    ticks: { stroke: c.grid, width: 1, size: 4, ...(y ? { filter: logFilter } : {}) },
-    ...(y ? { size: 56, filter: logFilter, values: logValues } : { size: 34 }),
-  });
   return {
     scales: { x: { time: false }, y: { distr: 3, log: 10 } },
-    axes: [axis(false), axis(true)],
+    axes: [stepAxis(dark), logAxis(dark)],
     cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 6 } },
     legend: { live: true },
-    series: [{ label: "step", value: (_u, v) => (v === null || v === undefined ? "–" : String(v)) }, ...series],
+    series: [stepSeries(), ...series],
     hooks: {
       draw: [
         (u) => {

@@ -2,6 +2,7 @@
 import { useMemo } from "preact/hooks";
 import uPlot from "uplot";
 import type { LayerStatsResponse } from "../api";
+import { axisStyle, stepAxis, stepSeries } from "../chart_axes";
 import { formatShape, formatValue } from "../format";
 import { darkMode, layerStats, selectedLayer, selectedRun } from "../state";
 import { UPlotChart } from "../widgets/UPlotChart";
@@ -10,8 +11,7 @@ import { ErrorMessage } from "./common";
 const SYNC_KEY = "insight-layer";
 
 interface Palette {
-  text: string;
-  grid: string;
+  dark: boolean;
   mean: string;
   band: string;
   bandEdge: string;
@@ -25,8 +25,7 @@ interface Palette {
 function palette(dark: boolean): Palette {
   // TensorBoard's run colours (webapp/util/colors.ts), in the same order of preference.
   return {
-    text: dark ? "rgba(255,255,255,0.7)" : "#616161",
-    grid: dark ? "rgba(255,255,255,0.08)" : "rgba(0,0,0,0.07)",
+    dark,
     mean: "#e8710a",
     band: dark ? "rgba(232,113,10,0.22)" : "rgba(232,113,10,0.16)",
     bandEdge: "rgba(232,113,10,0.55)",
@@ -43,24 +42,17 @@ function tick(_u: uPlot, splits: number[]): string[] {
 }
 
 function baseOptions(p: Palette, series: uPlot.Series[], extra: Partial<uPlot.Options> = {}): Omit<uPlot.Options, "width" | "height"> {
-  const axis = (side: "x" | "y"): uPlot.Axis => ({
-    stroke: p.text,
-    font: "11px Roboto, 'Helvetica Neue', Arial, sans-serif",
-    grid: { stroke: p.grid, width: 1 },
-    ticks: { stroke: p.grid, width: 1, size: 4 },
-    ...(side === "y" ? { values: tick, size: 56 } : { size: 34 }),
-  });
   let syncing = false;
   return {
     scales: { x: { time: false } },
-    axes: [axis("x"), axis("y")],
+    axes: [stepAxis(p.dark), { ...axisStyle(p.dark), values: tick, size: 56 }],
     cursor: {
       sync: { key: SYNC_KEY, setSeries: false },
       drag: { x: true, y: false, setScale: true },
       points: { size: 6 },
     },
     legend: { live: true },
-    series: [{ label: "step", value: (_u, v) => (v === null || v === undefined ? "–" : String(v)) }, ...series],
+    series: [stepSeries(), ...series],
     hooks: {
       // Keep the x zoom the same on every chart of the layer.
       setScale: [

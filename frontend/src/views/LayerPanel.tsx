@@ -4,6 +4,7 @@ import type { ComponentType } from "preact";
 import { useMemo } from "preact/hooks";
 import uPlot from "uplot";
 import { CAM_VIEW } from "../cam_data";
+import { axisStyle, stepAxis } from "../chart_axes";
 import { camKind, camLayer } from "../cam_state";
 import { formatValue } from "../format";
 import { binRange } from "../model_math";
@@ -13,6 +14,7 @@ import { stepIndexAtOrBefore } from "../grad_math";
 import { HistogramHeatmap } from "../widgets/HistogramHeatmap";
 import { UPlotChart } from "../widgets/UPlotChart";
 import { ErrorMessage } from "./common";
+import { StepSlider } from "./fields";
 import { FeatureMapsPanel } from "./FeatureMapsPanel";
 import { LayerChartsView } from "./LayerCharts";
 
@@ -26,18 +28,12 @@ function StatsSection() {
   return <LayerChartsView />;
 }
 
-function axisOptions(dark: boolean): uPlot.Axis {
-  const text = dark ? "rgba(255,255,255,0.7)" : "#616161";
-  const grid = dark ? "rgba(255,255,255,0.08)" : "rgba(0,0,0,0.07)";
-  return { stroke: text, font: "11px Roboto, 'Helvetica Neue', Arial, sans-serif", grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1, size: 4 } };
-}
-
 /** The shown step's histogram as bars. */
 function HistogramBars(props: { x: number[]; counts: number[]; dark: boolean }) {
   const options = useMemo<Omit<uPlot.Options, "width" | "height">>(
     () => ({
       scales: { x: { time: false } },
-      axes: [axisOptions(props.dark), { ...axisOptions(props.dark), size: 56, values: (_u, s) => s.map((v) => formatValue(v)) }],
+      axes: [axisStyle(props.dark), { ...axisStyle(props.dark), size: 56, values: (_u, s) => s.map((v) => formatValue(v)) }],
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       series: [{}, { label: "count", stroke: "#e8710a", fill: "rgba(232,113,10,0.35)", width: 1, paths: uPlot.paths.bars!({ size: [1, 100], align: 1 }), points: { show: false } }],
@@ -80,17 +76,7 @@ function HistogramSection(props: LayerSectionProps) {
               <button type="button" class="ins-btn" disabled={index <= 0} onClick={() => go(index - 1)}>
                 ‹
               </button>
-              <input
-                type="range"
-                class="ins-range ins-cam-slider"
-                data-testid="hist-step-slider"
-                aria-label="Histogram step"
-                min={0}
-                max={Math.max(0, d.steps.length - 1)}
-                step={1}
-                value={index}
-                onInput={(e) => go(Number((e.currentTarget as HTMLInputElement).value))}
-              />
+              <StepSlider testid="hist-step-slider" steps={d.steps} index={index} ariaLabel="Histogram step" onIndex={go} />
               <button type="button" class="ins-btn" disabled={index >= d.steps.length - 1} onClick={() => go(index + 1)}>
                 ›
               </button>
@@ -138,7 +124,7 @@ function UnitsSection(props: LayerSectionProps) {
     }
     const options: Omit<uPlot.Options, "width" | "height"> = {
       scales: { x: { time: false }, y: { range: [0, 1] } },
-      axes: [axisOptions(dark), { ...axisOptions(dark), size: 44 }],
+      axes: [stepAxis(dark), { ...axisStyle(dark), size: 44 }],
       series,
     };
     return { options, data: [data.steps, ...columns] as uPlot.AlignedData };

@@ -1,5 +1,4 @@
 // Left panel: run picker, heatmap settings, view index and the selected layer's details.
-import { COLORMAP_NAMES, isColormapName } from "../colormaps";
 import { formatShape } from "../format";
 import {
   availableStats,
@@ -15,6 +14,7 @@ import {
   selectedStat,
   STAT_LABELS,
 } from "../state";
+import { ColormapField, SelectField, Toggle } from "./fields";
 import type { ViewDef } from "./registry";
 
 // TensorBoard's run colour palette (webapp/util/colors.ts), assigned in run order.
@@ -99,55 +99,33 @@ export function StatsSettings() {
   return (
     <div class="ins-section">
       <div class="ins-section-title">Heatmap</div>
-      <div class="ins-field">
-        <label for="ins-stat">Statistic</label>
-        <select
-          id="ins-stat"
-          class="ins-select"
-          data-testid="stat-select"
-          value={selectedStat.value}
-          onChange={(e) => {
-            const v = (e.currentTarget as HTMLSelectElement).value;
-            if (isStatName(v)) selectedStat.value = v;
-          }}
-        >
-          {stats.map((s) => (
-            <option key={s} value={s}>
-              {STAT_LABELS[s] ?? s}
-            </option>
-          ))}
-        </select>
-      </div>
-      <div class="ins-field">
-        <label for="ins-cmap">Colormap</label>
-        <select
-          id="ins-cmap"
-          class="ins-select"
-          data-testid="colormap-select"
-          value={colormap.value}
-          onChange={(e) => {
-            const v = (e.currentTarget as HTMLSelectElement).value;
-            if (isColormapName(v)) colormap.value = v;
-          }}
-        >
-          {COLORMAP_NAMES.map((c) => (
-            <option key={c} value={c}>
-              {c}
-            </option>
-          ))}
-        </select>
-      </div>
-      <label class="ins-toggle">
-        <input
-          type="checkbox"
-          data-testid="normalize-rows"
-          checked={normalization.value === "row"}
-          onChange={(e) => {
-            normalization.value = (e.currentTarget as HTMLInputElement).checked ? "row" : "global";
-          }}
-        />
+      <SelectField
+        id="ins-stat"
+        label="Statistic"
+        testid="stat-select"
+        value={selectedStat.value}
+        options={stats.map((s) => ({ value: s, label: STAT_LABELS[s] ?? s }))}
+        onChange={(v) => {
+          if (isStatName(v)) selectedStat.value = v;
+        }}
+      />
+      <ColormapField
+        id="ins-cmap"
+        testid="colormap-select"
+        value={colormap.value}
+        onChange={(c) => {
+          colormap.value = c;
+        }}
+      />
+      <Toggle
+        testid="normalize-rows"
+        checked={normalization.value === "row"}
+        onChange={(checked) => {
+          normalization.value = checked ? "row" : "global";
+        }}
+      >
         Scale each layer separately
-      </label>
+      </Toggle>
       <div class="ins-hint">
         Layers can differ by orders of magnitude; turn this off to compare values across layers on one scale.
       </div>

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+from helpers import random_batch, sgd_step
 from torch import nn
 
 from tb_plugin_insight import InsightWriter
@@ -45,12 +46,7 @@ def write_run(run_dir: Path, *, steps: int, every: int = 1, seed: int = 0) -> li
     with InsightWriter(str(run_dir)) as writer:
         handle = writer.watch(model, every=every)
         for step in range(steps):
-            x = torch.randn(8, 3, 8, 8, generator=gen)
-            y = torch.randint(0, 3, (8,), generator=gen)
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = sgd_step(model, opt, *random_batch(gen))
             writer.add_scalar("loss", loss.item(), step)
         return handle.layers
 
@@ -94,6 +90,13 @@ def tensorboard_process(logdir: Path, *extra: str, timeout: float = 60.0) -> Ite
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(logdir: Path) -> Iterator[str]:
+    """`tensorboard` serving the requesting module's own `logdir` fixture; yields its base URL."""
+    with tensorboard_process(logdir) as base:
+        yield base
 
 
 @pytest.fixture

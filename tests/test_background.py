@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_writer import insight_steps, read_events
+from helpers import insight_steps, random_batch, read_events, sgd_step
 from torch import nn
 
 from conftest import tiny_cnn
@@ -23,12 +23,7 @@ def train_steps(model: nn.Module, steps: int, seed: int = 0) -> None:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     for _ in range(steps):
-        x = torch.randn(8, 3, 8, 8, generator=gen)
-        y = torch.randint(0, 3, (8,), generator=gen)
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        sgd_step(model, opt, *random_batch(gen))
 
 
 def test_jobs_run_in_submission_order() -> None:

@@ -21,6 +21,7 @@ import pytest
 
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 torch = pytest.importorskip("torch")
+from helpers import random_batch, sgd_step  # noqa: E402
 from torch import nn  # noqa: E402
 
 from conftest import tensorboard_process  # noqa: E402
@@ -74,12 +75,7 @@ def _write_run(run_dir: Path, steps: int, seed: int) -> list[str]:
     try:
         handle = w.watch(model, every=1)
         for step in range(steps):
-            x = torch.randn(8, 3, 8, 8, generator=gen)
-            y = torch.randint(0, 4, (8,), generator=gen)
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = sgd_step(model, opt, *random_batch(gen, classes=4))
             w.add_scalar("loss", loss.item(), step)
         return list(handle.layers)
     finally:

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_on_slices
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
     _insight_frame,
-    _tensorboard,
     _wait_for,
 )
 from test_browser import pytestmark as browser_marks
@@ -62,13 +62,7 @@ def _train(run_dir: Path, steps: int, seed: int, probe: bool = True, **watch: ob
             )
         else:
             writer.watch(model, every=4)
-        for step in range(steps):
-            x = data.images[step * 16 : (step + 1) * 16]
-            y = data.labels[step * 16 : (step + 1) * 16]
-            loss = torch.nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_on_slices(model, opt, data.images, data.labels, steps)
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +73,6 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _train(root / RUN_B, STEPS_B, seed=1, cam_every=EVERY_B, cam_methods=["gradcam"])
         _train(root / RUN_NO_PROBE, 3, seed=2, probe=False)
     return root
-
-
-@pytest.fixture(scope="module")
-def server(logdir: Path):
-    with _tensorboard(logdir) as base:
-        yield base
 
 
 GRID = '[data-testid="overlay-grid"]'

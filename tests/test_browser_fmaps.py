@@ -19,7 +19,6 @@ from test_browser import (  # also skips this module when playwright/torch are m
     ARTIFACTS,
     PageWatch,
     _insight_frame,
-    _tensorboard,
     _wait_for,
 )
 from test_browser import pytestmark as browser_marks
@@ -44,12 +43,6 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             maps_layers=["features.conv1", "features.relu2", "features.relu_last"],
         )  # fmt: skip
     return root
-
-
-@pytest.fixture(scope="module")
-def server(logdir: Path):
-    with _tensorboard(logdir) as base:
-        yield base
 
 
 def _grid_at(frame, step: int):

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import sgd_step, train_on_slices
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
     _insight_frame,
-    _tensorboard,
     _wait_for,
 )
 from test_browser import pytestmark as browser_marks
@@ -67,10 +67,7 @@ def _train_grads(run_dir: Path) -> None:
         for step in range(STEPS):
             x = torch.randn(16, 8, generator=gen)
             y = torch.randint(0, 4, (16,), generator=gen)
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            loss = sgd_step(model, opt, x, y)
             writer.add_scalar("loss", loss.item(), step)
 
 
@@ -85,12 +82,7 @@ def _train_saliency(run_dir: Path) -> None:
             cam_every=0, saliency_every=2, saliency_methods=["gradient", "smoothgrad"],
             saliency_options={"smoothgrad": {"samples": 4}},
         )  # fmt: skip
-        for step in range(4):
-            x, y = data.images[step * 16 : (step + 1) * 16], data.labels[step * 16 : (step + 1) * 16]
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_on_slices(model, opt, data.images, data.labels, 4)
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +92,6 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         _train_grads(root / RUN_GRADS)
         _train_saliency(root / RUN_SALIENCY)
     return root
-
-
-@pytest.fixture(scope="module")
-def server(logdir: Path):
-    with _tensorboard(logdir) as base:
-        yield base
 
 
 CHART = '[data-testid="gradflow-chart"]'

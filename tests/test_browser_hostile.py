@@ -10,6 +10,7 @@ import urllib.parse
 
 import pytest
 import torch
+from helpers import random_batch, sgd_step
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
@@ -55,11 +56,7 @@ def server(tmp_path_factory: pytest.TempPathFactory):
             cam_layer="conv",
         )  # fmt: skip
         for _ in range(3):
-            x, y = torch.randn(4, 3, 8, 8, generator=gen), torch.randint(0, 3, (4,), generator=gen)
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+            sgd_step(model, opt, *random_batch(gen, batch=4))
     with _tensorboard(root) as base:
         yield base
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import train_on_slices
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
@@ -58,12 +59,7 @@ def _train(run_dir: Path) -> None:
             model, every=EVERY, probe=(probe.images, probe.labels), class_names=list(ShapesData.CLASSES),
             cam_every=EVERY, maps_every=EVERY,
         )  # fmt: skip
-        for step in range(STEPS):
-            x, y = data.images[step * 16 : (step + 1) * 16], data.labels[step * 16 : (step + 1) * 16]
-            loss = nn.functional.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+        train_on_slices(model, opt, data.images, data.labels, STEPS)
 
 
 def _train_without_table(run_dir: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import hook_count
 from torch import nn
 
 from tb_plugin_insight import cam as cam_module
@@ -19,15 +20,6 @@ from tb_plugin_insight.cam import GRADIENT_METHODS, METHODS, CamResult, compute_
 from tb_plugin_insight.explain import cam_methods
 
 CAPTURE_METHODS = [m for m in METHODS if m not in ("scorecam", "ablationcam")]
-HOOK_ATTRS = (
-    "_forward_hooks",
-    "_forward_pre_hooks",
-    "_backward_hooks",
-    "_backward_pre_hooks",
-    "_forward_hooks_always_called",
-    "_forward_hooks_with_kwargs",
-    "_forward_pre_hooks_with_kwargs",
-)
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -707,7 +699,7 @@ def state(model: nn.Module) -> dict:
         "grads": {
             k: (None if p.grad is None else (p.grad, p.grad.clone())) for k, p in model.named_parameters()
         },
-        "hooks": sum(len(getattr(m, attr, {})) for m in model.modules() for attr in HOOK_ATTRS),
+        "hooks": hook_count(model),
         "rng": torch.get_rng_state(),
         "grad_mode": torch.is_grad_enabled(),
     }

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_training_unchanged, hook_count, insight_steps, random_batch, sgd_step, state_copy
 from test_plugin import PREFIX, get_json, make_client
-from test_writer import hook_count, insight_steps
 from torch import nn
 from werkzeug.test import Client
 
@@ -46,12 +46,7 @@ def train(model: nn.Module, writer: InsightWriter | None, steps: int, **watch: o
     gen = torch.Generator().manual_seed(1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for _ in range(steps):
-        x = torch.randn(8, 3, 12, 12, generator=gen)
-        y = torch.randint(0, 3, (8,), generator=gen)
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        sgd_step(model, opt, *random_batch(gen, size=12))
 
 
 @pytest.fixture(scope="module")
@@ -167,12 +162,9 @@ def test_recording_cams_never_changes_training(tmp_path: Path) -> None:
         )
         writer.close()
         assert hook_count(model) == 0
-        return {k: v.clone() for k, v in model.state_dict().items()}
+        return state_copy(model)
 
-    plain, watched = final_state(False), final_state(True)
-    assert plain.keys() == watched.keys()
-    for key in plain:
-        assert torch.equal(plain[key], watched[key]), key
+    assert_training_unchanged(final_state)
 
 
 def test_watch_validates_cam_options(tmp_path: Path) -> None:

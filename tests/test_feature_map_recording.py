@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_training_unchanged, hook_count, insight_steps, state_copy
 from test_cam_recording import cam_model, probe_batch, train
 from test_plugin import PREFIX, get_json, make_client
-from test_writer import hook_count, insight_steps
 from werkzeug.test import Client
 
 from tb_plugin_insight import InsightWriter
@@ -151,12 +151,9 @@ def test_training_bit_identical_with_maps_and_filters(tmp_path: Path) -> None:
         )  # fmt: skip
         writer.close()
         assert hook_count(model) == 0
-        return {k: v.clone() for k, v in model.state_dict().items()}  # BatchNorm running stats too
+        return state_copy(model)  # BatchNorm running stats too
 
-    plain, watched = final_state(False), final_state(True)
-    assert plain.keys() == watched.keys()
-    for key in plain:
-        assert torch.equal(plain[key], watched[key]), key
+    assert_training_unchanged(final_state)
     assert "insight/feature_maps/probe/1" in insight_steps(tmp_path / "wTrue")
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_training_unchanged, hook_count, random_batch, read_events, state_copy
 from tensorboard.util import tensor_util
 from test_plugin import get_json, make_client
-from test_writer import hook_count, read_events
 from torch import nn
 
 from conftest import tiny_cnn, write_run
@@ -390,8 +390,7 @@ def test_recording_gradients_never_changes_training(tmp_path: Path) -> None:
             writer.watch(model, every=1, grad_accumulation=1)
         grads_seen = []
         for _ in range(10):
-            x = torch.randn(8, 3, 8, 8, generator=gen)
-            y = torch.randint(0, 3, (8,), generator=gen)
+            x, y = random_batch(gen)
             loss = nn.functional.cross_entropy(model(x), y)
             opt.zero_grad()
             loss.backward()
@@ -399,14 +398,11 @@ def test_recording_gradients_never_changes_training(tmp_path: Path) -> None:
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
         writer.close()
-        state = {k: v.clone() for k, v in model.state_dict().items()}
+        state = state_copy(model)
         state["grads"] = torch.stack(grads_seen)
         return state
 
-    plain, watched = final_state(False), final_state(True)
-    assert plain.keys() == watched.keys()
-    for key in plain:
-        assert torch.equal(plain[key], watched[key]), key
+    assert_training_unchanged(final_state)
     assert records(tmp_path / "True")
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import hook_count, read_events
 from tensorboard.util import tensor_util
 from test_plugin import PREFIX, get_json, make_client
-from test_writer import hook_count, read_events
 from torch import nn
 
 from conftest import tiny_cnn

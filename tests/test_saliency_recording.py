@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_training_unchanged, hook_count, insight_steps, state_copy
 from test_cam_recording import CLASSES, cam_model, probe_batch, train
 from test_plugin import PREFIX, get_json, make_client
-from test_writer import hook_count, insight_steps
 from werkzeug.test import Client
 
 from tb_plugin_insight import InsightWriter, saliency
@@ -105,12 +105,9 @@ def test_recording_saliency_and_gradients_never_changes_training(tmp_path: Path)
         train(model, writer if with_insight else None, 7, **watch)
         writer.close()
         assert hook_count(model) == 0
-        return {k: v.clone() for k, v in model.state_dict().items()}
+        return state_copy(model)
 
-    plain, watched = final_state(False), final_state(True)
-    assert plain.keys() == watched.keys()
-    for key in plain:
-        assert torch.equal(plain[key], watched[key]), key
+    assert_training_unchanged(final_state)
 
 
 def test_watch_validates_saliency_options(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from tensorboard.backend.event_processing import event_file_loader
+from helpers import hook_count, insight_steps, random_batch, read_events, sgd_step
 from tensorboard.compat.tensorflow_stub import pywrap_tensorflow
 from torch import nn
 
@@ -15,50 +15,13 @@ from conftest import tiny_cnn
 from tb_plugin_insight import InsightWriter, crc, metadata
 
 
-def hook_count(model: nn.Module) -> int:
-    """Every kind of module hook torch keeps, summed over the whole model."""
-    total = 0
-    for module in model.modules():
-        for attr in (
-            "_forward_hooks",
-            "_forward_pre_hooks",
-            "_backward_hooks",
-            "_backward_pre_hooks",
-            "_forward_hooks_always_called",
-            "_forward_hooks_with_kwargs",
-            "_forward_pre_hooks_with_kwargs",
-        ):
-            total += len(getattr(module, attr, {}))
-    return total
-
-
-def read_events(run_dir: Path) -> list:
-    events = []
-    for path in sorted(run_dir.glob("events.out.tfevents.*")):
-        events.extend(event_file_loader.EventFileLoader(str(path)).Load())
-    return events
-
-
-def insight_steps(run_dir: Path) -> dict[str, list[int]]:
-    steps: dict[str, list[int]] = {}
-    for event in read_events(run_dir):
-        for value in event.summary.value:
-            if value.tag.startswith("insight/"):
-                steps.setdefault(value.tag, []).append(event.step)
-    return steps
-
-
 def train(model: nn.Module, steps: int, writer: InsightWriter | None = None, seed: int = 0) -> None:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     for step in range(steps):
         model.train()
-        x = torch.randn(8, 3, 8, 8, generator=gen)
-        y = torch.randint(0, 3, (8,), generator=gen)
-        loss = nn.functional.cross_entropy(model(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        x, y = random_batch(gen)
+        loss = sgd_step(model, opt, x, y)
         if writer is not None:
             writer.add_scalar("loss", loss.item(), step)
         if step % 4 == 3:  # an eval pass in between must not shift Insight's steps

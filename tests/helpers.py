@@ -1,0 +1,90 @@
+"""Helpers shared by the test modules: training steps on made-up or sliced batches, reading back what a
+run wrote, counting hooks, and the check that recording never changes training."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tensorboard.backend.event_processing import event_file_loader
+from torch import nn
+
+HOOK_ATTRS = (
+    "_forward_hooks",
+    "_forward_pre_hooks",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+    "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs",
+    "_forward_pre_hooks_with_kwargs",
+)
+
+
+def hook_count(model: nn.Module) -> int:
+    """Every kind of module hook torch keeps, summed over the whole model."""
+    return sum(len(getattr(module, attr, {})) for module in model.modules() for attr in HOOK_ATTRS)
+
+
+def read_events(run_dir: Path) -> list:
+    """Every event of the run's event files, in file order."""
+    events = []
+    for path in sorted(run_dir.glob("events.out.tfevents.*")):
+        events.extend(event_file_loader.EventFileLoader(str(path)).Load())
+    return events
+
+
+def insight_steps(run_dir: Path) -> dict[str, list[int]]:
+    """The steps written under each `insight/` tag of the run."""
+    steps: dict[str, list[int]] = {}
+    for event in read_events(run_dir):
+        for value in event.summary.value:
+            if value.tag.startswith("insight/"):
+                steps.setdefault(value.tag, []).append(event.step)
+    return steps
+
+
+def random_batch(
+    gen: torch.Generator, *, batch: int = 8, size: int = 8, classes: int = 3
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random images (batch, 3, size, size) and labels, drawn from `gen` in that order."""
+    x = torch.randn(batch, 3, size, size, generator=gen)
+    y = torch.randint(0, classes, (batch,), generator=gen)
+    return x, y
+
+
+def sgd_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """One optimiser step on the cross-entropy of the batch; returns the loss."""
+    loss = nn.functional.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return loss
+
+
+def train_on_slices(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    steps: int,
+    batch: int = 16,
+) -> None:
+    """`steps` optimiser steps on consecutive slices of `batch` images."""
+    for step in range(steps):
+        part = slice(step * batch, (step + 1) * batch)
+        sgd_step(model, opt, images[part], labels[part])
+
+
+def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's parameters and buffers (BatchNorm running stats too)."""
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def assert_training_unchanged(final_state: Callable[[bool], dict[str, torch.Tensor]]) -> None:
+    """Runs the same training without and with recording (`final_state(False)`, `final_state(True)`)
+    and asserts the resulting tensors are bit-identical, key by key."""
+    plain, watched = final_state(False), final_state(True)
+    assert plain.keys() == watched.keys()
+    for key in plain:
+        assert torch.equal(plain[key], watched[key]), key

@@ -19,14 +19,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from bench.models import resnet18
+from bench.event_files import event_bytes
+from bench.side_by_side import Trainer, train_side_by_side
 from tb_plugin_insight import InsightWriter
 
 BASE, STATS, GRADS = (
@@ -36,38 +37,17 @@ BASE, STATS, GRADS = (
 )
 
 
-class Trainer:
-    """One model, optimizer and writer; `step()` runs and times one training step."""
+def make_writer(name: str, logdir: Path, every: int) -> Callable[[nn.Module], SummaryWriter]:
+    """The writer of one configuration (see the module doc)."""
 
-    def __init__(self, name: str, logdir: Path, batch: int, size: int, every: int) -> None:
-        torch.manual_seed(0)
-        self.name = name
-        self.model = resnet18(10)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        gen = torch.Generator().manual_seed(1)
-        self.x = torch.randn(batch, 3, size, size, generator=gen)
-        self.y = torch.randint(0, 10, (batch,), generator=gen)
-        self.loss_fn = nn.CrossEntropyLoss()
-        for _ in range(2):  # warm-up before any writer: not timed, not counted as steps
-            self.loss_fn(self.model(self.x), self.y).backward()
-        self.opt.zero_grad()
+    def make(model: nn.Module) -> SummaryWriter:
         if name == BASE:
-            self.writer: SummaryWriter = SummaryWriter(str(logdir))
-        else:
-            self.writer = InsightWriter(str(logdir))
-            self.writer.watch(self.model, every=every, grads=name == GRADS)
-        self.global_step = 0
-        self.times: list[float] = []
+            return SummaryWriter(str(logdir))
+        writer = InsightWriter(str(logdir))
+        writer.watch(model, every=every, grads=name == GRADS)
+        return writer
 
-    def step(self) -> None:
-        start = time.perf_counter()
-        loss = self.loss_fn(self.model(self.x), self.y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        self.writer.add_scalar("loss", loss.item(), self.global_step)
-        self.times.append(time.perf_counter() - start)
-        self.global_step += 1
+    return make
 
 
 def main() -> None:
@@ -80,22 +60,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = [Trainer(name, Path(tmp) / str(i), args.batch, args.size, args.every) for i, name in
-                    enumerate((BASE, STATS, GRADS))]  # fmt: skip
-        total = args.windows * args.every
-        for step in range(total):
-            for k in range(len(trainers)):
-                trainers[(step + k) % len(trainers)].step()
-            if (step + 1) % args.every == 0:
-                done = (step + 1) // args.every
-                means = ", ".join(f"{sum(t.times[-args.every :]) / args.every:.3f}" for t in trainers)
-                print(f"  window {done}/{args.windows}: s/step {means}", flush=True)
-        for t in trainers:
-            t.writer.close()
-        sizes = {
-            t.name: sum(p.stat().st_size for p in (Path(tmp) / str(i)).rglob("events.out.tfevents.*"))
-            for i, t in enumerate(trainers)
-        }
+        names = (BASE, STATS, GRADS)
+        trainers = [
+            Trainer(name, make_writer(name, Path(tmp) / str(i), args.every), args.batch, args.size)
+            for i, name in enumerate(names)
+        ]
+        train_side_by_side(trainers, args.windows, args.every)
+        sizes = {name: event_bytes(Path(tmp) / str(i)) for i, name in enumerate(names)}
+    total = args.windows * args.every
     windows = {t.name: _window_sums(t.times[:total], args.every) for t in trainers}
     report(windows, sizes, args, total)
 

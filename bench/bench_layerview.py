@@ -39,7 +39,9 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
+from bench.event_files import event_bytes
 from bench.models import resnet18
+from bench.side_by_side import Trainer, train_side_by_side
 from tb_plugin_insight import InsightWriter
 from tb_plugin_insight.capture import histogram, reduce, units
 from tb_plugin_insight.capture.layers import select_layers
@@ -75,43 +77,23 @@ class AddHistogramLogger:
         return hook
 
 
-class Trainer:
-    """One model, optimizer and writer; `step()` runs and times one training step."""
+def make_writer(name: str, logdir: Path) -> Callable[[nn.Module], SummaryWriter]:
+    """The writer of one configuration (see the module doc)."""
 
-    def __init__(self, name: str, logdir: Path, batch: int, size: int) -> None:
-        torch.manual_seed(0)
-        self.name = name
-        self.model = resnet18(10)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        gen = torch.Generator().manual_seed(1)
-        self.x = torch.randn(batch, 3, size, size, generator=gen)
-        self.y = torch.randint(0, 10, (batch,), generator=gen)
-        self.loss_fn = nn.CrossEntropyLoss()
-        for _ in range(2):  # warm-up before any writer: not timed, not counted as steps
-            self.loss_fn(self.model(self.x), self.y).backward()
-        self.opt.zero_grad()
+    def make(model: nn.Module) -> SummaryWriter:
         if name in (BASE, PRACTICE):
-            self.writer: SummaryWriter = SummaryWriter(str(logdir))
+            writer = SummaryWriter(str(logdir))
             if name == PRACTICE:
-                AddHistogramLogger(self.writer, self.model)
-        else:
-            self.writer = InsightWriter(str(logdir))
-            self.writer.watch(
-                self.model, every=EVERY, grads=False, model_table=False,
-                histograms=name in (HIST, UNITS), units=name == UNITS,
-            )  # fmt: skip
-        self.global_step = 0
-        self.times: list[float] = []
+                AddHistogramLogger(writer, model)
+            return writer
+        insight = InsightWriter(str(logdir))
+        insight.watch(
+            model, every=EVERY, grads=False, model_table=False,
+            histograms=name in (HIST, UNITS), units=name == UNITS,
+        )  # fmt: skip
+        return insight
 
-    def step(self) -> None:
-        start = time.perf_counter()
-        loss = self.loss_fn(self.model(self.x), self.y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
-        self.writer.add_scalar("loss", loss.item(), self.global_step)
-        self.times.append(time.perf_counter() - start)
-        self.global_step += 1
+    return make
 
 
 def _best_of(fn: Callable[[], object], repeats: int = 3) -> float:
@@ -171,19 +153,12 @@ def main() -> None:
     names = (BASE, STATS, HIST, UNITS, PRACTICE)
     total = args.windows * EVERY
     with tempfile.TemporaryDirectory() as tmp:
-        trainers = [Trainer(name, Path(tmp) / str(i), args.batch, args.size) for i, name in enumerate(names)]
-        for step in range(total):
-            for k in range(len(trainers)):
-                trainers[(step + k) % len(trainers)].step()
-            if (step + 1) % EVERY == 0:
-                means = ", ".join(f"{sum(t.times[-EVERY:]) / EVERY:.3f}" for t in trainers)
-                print(f"  window {(step + 1) // EVERY}/{args.windows}: s/step {means}", flush=True)
-        for t in trainers:
-            t.writer.close()
-        sizes = {
-            t.name: sum(p.stat().st_size for p in (Path(tmp) / str(i)).rglob("events.out.tfevents.*"))
-            for i, t in enumerate(trainers)
-        }
+        trainers = [
+            Trainer(name, make_writer(name, Path(tmp) / str(i)), args.batch, args.size)
+            for i, name in enumerate(names)
+        ]
+        train_side_by_side(trainers, args.windows, EVERY)
+        sizes = {name: event_bytes(Path(tmp) / str(i)) for i, name in enumerate(names)}
     report({t.name: t.times[:total] for t in trainers}, sizes, args, total)
 
 

@@ -33,8 +33,9 @@ import torch
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from bench.models import resnet18
+from bench.event_files import event_bytes
 from bench.practice import HandWrittenLogger, ParamHistogramLogger
+from bench.side_by_side import FixedBatchResNet
 from tb_plugin_insight import InsightWriter
 
 BASE = "no logging (SummaryWriter + add_scalar)"
@@ -85,23 +86,14 @@ CONFIGS = (
 )
 
 
-class Trainer:
+class Trainer(FixedBatchResNet):
     """One model, optimizer and writer; `window(n)` runs n training steps and returns seconds per step."""
 
     def __init__(self, config: Config, logdir: Path, batch: int, size: int) -> None:
-        torch.manual_seed(0)
+        super().__init__(batch, size)
         self.config = config
         self.logdir = logdir
-        self.model = resnet18(10)
-        self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.9)
-        gen = torch.Generator().manual_seed(1)
-        self.x = torch.randn(batch, 3, size, size, generator=gen)
-        self.y = torch.randint(0, 10, (batch,), generator=gen)
-        probe = torch.randn(16, 3, size, size, generator=gen)
-        self.loss_fn = nn.CrossEntropyLoss()
-        for _ in range(2):  # warm-up before any writer: not timed, not counted as steps
-            self.loss_fn(self.model(self.x), self.y).backward()
-        self.opt.zero_grad()
+        probe = torch.randn(16, 3, size, size, generator=self.gen)
         self.writer, self.after_backward = config.setup(self.model, logdir, probe)
         self.steps = 0
         self.per_step: list[float] = []
@@ -122,7 +114,7 @@ class Trainer:
         return seconds
 
     def event_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.logdir.rglob("events.out.tfevents.*"))
+        return event_bytes(self.logdir)
 
 
 @dataclasses.dataclass

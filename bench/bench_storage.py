@@ -15,13 +15,10 @@ from pathlib import Path
 import torch
 from torch.utils.tensorboard import SummaryWriter
 
+from bench.event_files import event_bytes
 from bench.models import resnet18
 from demo.shapes import denormalize, make_shapes
 from tb_plugin_insight import InsightWriter, cam
-
-
-def event_bytes(logdir: Path) -> int:
-    return sum(p.stat().st_size for p in logdir.rglob("events.out.tfevents.*"))
 
 
 def jet(x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ import torch
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as stock_crc
 from tensorboard.summary.writer import record_writer
 
+from bench.event_files import event_bytes
 from tb_plugin_insight import InsightWriter, crc, metadata, summary
 
 
@@ -65,7 +66,7 @@ def measure(name: str, records: list[object], logdir: Path, checksum: object) ->
     writer.flush()
     seconds = time.perf_counter() - start
     writer.close()
-    size = sum(p.stat().st_size for p in logdir.rglob("events.out.tfevents.*"))
+    size = event_bytes(logdir)
     return Throughput(name, size / seconds / 1e6, len(records) / seconds)
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from bench.event_files import event_bytes
 from tb_plugin_insight import crc, metadata, summary
 from tb_plugin_insight.render import png
 
@@ -189,7 +190,7 @@ def main() -> None:
         args.images,
         args.processes,
     )
-    size = sum(p.stat().st_size for p in args.out.rglob("events.out.tfevents.*"))
+    size = event_bytes(args.out)
     print(f"wrote {args.out}: {size / 1e6:,.0f} MB in {time.perf_counter() - start:.0f} s")
 
 

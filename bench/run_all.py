@@ -18,6 +18,7 @@ import tensorboard
 import torch
 
 from bench import bench_overhead, bench_step_costs, bench_tab, bench_write, make_large_logdir
+from bench.event_files import event_bytes
 
 
 def _row(name: str, value: str, target: str, ok: bool | None) -> str:
@@ -117,7 +118,7 @@ def main() -> None:
                     make_large_logdir.generate(logdir, runs=10, steps=200, cam_runs=2)
                 else:
                     make_large_logdir.generate(logdir)
-            size = sum(p.stat().st_size for p in logdir.rglob("events.out.tfevents.*"))
+            size = event_bytes(logdir)
             runs = sum(1 for p in logdir.iterdir() if p.is_dir())
             rows.append(_row("large logdir", f"{runs} runs, {size / 1e6:,.0f} MB", "", None))
             tab = bench_tab.run(logdir)

@@ -88,3 +88,20 @@ def assert_training_unchanged(final_state: Callable[[bool], dict[str, torch.Tens
     assert plain.keys() == watched.keys()
     for key in plain:
         assert torch.equal(plain[key], watched[key]), key
+
+
+class _EditGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, edit):  # type: ignore[override]
+        ctx.edit = edit
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return ctx.edit(grad), None
+
+
+def edit_gradient(x: torch.Tensor, edit: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """`x` unchanged going forward; the gradient flowing back through it is replaced by `edit(grad)`
+    (a damped or broken op, to make vanishing or NaN gradients on purpose)."""
+    return _EditGradient.apply(x, edit)

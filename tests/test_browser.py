@@ -9,6 +9,7 @@ console errors. Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,20 +149,35 @@ class PageWatch:
         dialog.dismiss()
 
 
+def goto_insight(page, url: str, what: str = "the Insight iframe"):
+    """Open `url` (a TensorBoard page) and wait for the Insight iframe; returns the frame."""
+    page.goto(url)
+    return _wait_for(page, lambda: _insight_frame(page), what)
+
+
+@contextlib.contextmanager
+def insight_page(
+    browser, url: str, *, width: int = 1400, height: int = 1000, **context_options: Any
+) -> Iterator[tuple[Any, Any, PageWatch]]:
+    """A new browser context of that viewport, its page watched by PageWatch and opened at `url` with the
+    Insight iframe loaded: yields (page, frame, watch); closes the context after."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport={"width": width, "height": height}, **context_options)
+    try:
+        page = context.new_page()
+        watch = PageWatch(page)
+        yield page, goto_insight(page, url), watch
+    finally:
+        context.close()
+
+
 def test_insight_tab(server: str, logdir: tuple[Path, list[str]], browser, tmp_path: Path) -> None:
     _, layers = logdir
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    page = context.new_page()
-    watch = PageWatch(page)
-    try:
-        # Deep link: run and layer come from the parent URL's hash.
-        linked = layers[-1]
-        q = urllib.parse.quote
-        page.goto(
-            f"{server}/#insight&p.insight.view=stats&p.insight.run={q(MAIN_RUN)}&p.insight.layer={q(linked)}"
-        )
-        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+    # Deep link: run and layer come from the parent URL's hash.
+    linked = layers[-1]
+    q = urllib.parse.quote
+    link = f"{server}/#insight&p.insight.view=stats&p.insight.run={q(MAIN_RUN)}&p.insight.layer={q(linked)}"
+    with insight_page(browser, link, height=900) as (page, frame, watch):
         heatmap = _wait_for(
             page, lambda: _heatmap_ready(frame, MAIN_RUN), "the heatmap of the deep-linked run"
         )
@@ -248,23 +265,16 @@ def test_insight_tab(server: str, logdir: tuple[Path, list[str]], browser, tmp_p
         (ARTIFACTS / "browser-metrics.json").write_text(json.dumps(metrics, indent=2))
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
-    finally:
-        context.close()
 
 
 def test_dark_mode_and_empty_logdir(browser, tmp_path: Path) -> None:
     """With no Insight data the tab shows its empty state; it follows TensorBoard's dark mode."""
     empty = tmp_path / "logs"
     empty.mkdir()
-    ARTIFACTS.mkdir(exist_ok=True)
     with _tensorboard(empty) as base:
-        context = browser.new_context(viewport={"width": 1200, "height": 700})
-        page = context.new_page()
-        watch = PageWatch(page)
-        try:
-            # An inactive plugin still loads when its tab is opened by URL.
-            page.goto(f"{base}/?darkMode=true#insight")
-            frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+        # An inactive plugin still loads when its tab is opened by URL.
+        url = f"{base}/?darkMode=true#insight"
+        with insight_page(browser, url, width=1200, height=700) as (page, frame, watch):
             empty_state = _wait_for(
                 page, lambda: frame.query_selector('[data-testid="empty-state"]'), "empty state"
             )
@@ -277,5 +287,3 @@ def test_dark_mode_and_empty_logdir(browser, tmp_path: Path) -> None:
             assert bg == "rgb(48, 48, 48)"
             page.screenshot(path=str(ARTIFACTS / "insight-empty-dark.png"))
             assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
-        finally:
-            context.close()

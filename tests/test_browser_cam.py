@@ -23,8 +23,9 @@ from helpers import train_on_slices
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
-    _insight_frame,
     _wait_for,
+    goto_insight,
+    insight_page,
 )
 from test_browser import pytestmark as browser_marks
 
@@ -126,14 +127,9 @@ def _download(page, frame, selector: str, tmp_path: Path, name: str) -> tuple[st
 
 
 def test_cam_view(server: str, browser, tmp_path: Path) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    watch = PageWatch(page)
     q = urllib.parse.quote
-    try:
-        page.goto(f"{server}/#insight&p.insight.run={q(RUN_A)}")
-        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+    url = f"{server}/#insight&p.insight.run={q(RUN_A)}"
+    with insight_page(browser, url, accept_downloads=True) as (page, frame, watch):
         _wait_for(
             page, lambda: frame.query_selector('[data-testid="view-cam"]'), "the CAM view entry"
         ).click()
@@ -273,10 +269,9 @@ def test_cam_view(server: str, browser, tmp_path: Path) -> None:
         for key in ("view=cam", f"run={RUN_A}", "cam.step=4", "cam.methods=gradcam%2Clayercam",
                     "cam.cmap=viridis", "cam.opacity=0.9", f"cam.compare={RUN_B}"):  # fmt: skip
             assert f"p.insight.{key}" in link, (key, link)
-        dark = context.new_page()
+        dark = page.context.new_page()
         dark_watch = PageWatch(dark)
-        dark.goto(f"{server}/?darkMode=true{link}")
-        dframe = _wait_for(dark, lambda: _insight_frame(dark), "the Insight iframe (deep link)")
+        dframe = goto_insight(dark, f"{server}/?darkMode=true{link}", "the Insight iframe (deep link)")
         _wait_for(dark, lambda: _grid_at(dframe, 4), "the deep-linked step")
         _wait_for(
             dark, lambda: dframe.query_selector('[data-testid="overlay-detail"][data-image="3"]'), "detail"
@@ -306,5 +301,3 @@ def test_cam_view(server: str, browser, tmp_path: Path) -> None:
         (ARTIFACTS / "browser-cam-metrics.json").write_text(json.dumps(metrics, indent=2))
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
-    finally:
-        context.close()

@@ -17,9 +17,8 @@ import pytest
 import torch
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
-    PageWatch,
-    _insight_frame,
     _wait_for,
+    insight_page,
 )
 from test_browser import pytestmark as browser_marks
 from test_browser_cam import TILE_HASH, _train
@@ -62,13 +61,8 @@ def _hash_when_drawn(page, frame, selector: str, what: str) -> int:
 
 
 def test_feature_maps_view(server: str, browser) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    watch = PageWatch(page)
-    try:
-        page.goto(f"{server}/#insight&p.insight.run={urllib.parse.quote(RUN)}")
-        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+    url = f"{server}/#insight&p.insight.run={urllib.parse.quote(RUN)}"
+    with insight_page(browser, url) as (page, frame, watch):
         _wait_for(page, lambda: frame.query_selector('[data-testid="view-fmaps"]'), "the view entry").click()
 
         # The last recorded step first: every probe image x the K recorded channels.
@@ -131,5 +125,3 @@ def test_feature_maps_view(server: str, browser) -> None:
         page.screenshot(path=str(ARTIFACTS / "insight-feature-maps.png"))
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
         assert not watch.dialogs, watch.dialogs
-    finally:
-        context.close()

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import sgd_step, train_on_slices
+from helpers import edit_gradient, sgd_step, train_on_slices
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
-    _insight_frame,
     _wait_for,
+    goto_insight,
+    insight_page,
 )
 from test_browser import pytestmark as browser_marks
 from torch import nn
@@ -37,21 +38,11 @@ STEPS, EVERY = 30, 3
 DAMPED = "0"
 
 
-class DampGrad(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        return grad * 1e-6
-
-
 class Damp(nn.Module):
     """Identity forward; the gradient flowing back through it is multiplied by 1e-6."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return DampGrad.apply(x)
+        return edit_gradient(x, lambda grad: grad * 1e-6)
 
 
 def _train_grads(run_dir: Path) -> None:
@@ -110,14 +101,9 @@ def _vanishing_alert(frame, layer: str = DAMPED):
 
 
 def test_gradient_view(server: str, browser) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    watch = PageWatch(page)
     q = urllib.parse.quote
-    try:
-        page.goto(f"{server}/#insight&p.insight.run={q(RUN_GRADS)}&p.insight.view=grads")
-        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+    url = f"{server}/#insight&p.insight.run={q(RUN_GRADS)}&p.insight.view=grads"
+    with insight_page(browser, url, height=1100) as (page, frame, watch):
         chart = _wait_for(page, lambda: frame.query_selector(CHART), "the gradient-flow chart")
         steps = list(range(0, STEPS, EVERY))
         assert chart.get_attribute("data-layers") == "4"  # the four Linear layers, input to output
@@ -174,10 +160,9 @@ def test_gradient_view(server: str, browser) -> None:
 
         # A deep link restores the view, step and threshold (dark mode too).
         link = page.evaluate("location.hash")
-        dark = context.new_page()
+        dark = page.context.new_page()
         dark_watch = PageWatch(dark)
-        dark.goto(f"{server}/?darkMode=true{link}")
-        dframe = _wait_for(dark, lambda: _insight_frame(dark), "the Insight iframe (deep link)")
+        dframe = goto_insight(dark, f"{server}/?darkMode=true{link}", "the Insight iframe (deep link)")
         _wait_for(dark, lambda: dframe.get_attribute(CHART, "data-step") == str(steps[4]), "the linked step")
         _wait_for(
             dark, lambda: dframe.query_selector('[data-testid="grad-alerts-none"]'), "the linked threshold"
@@ -218,5 +203,3 @@ def test_gradient_view(server: str, browser) -> None:
 
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
-    finally:
-        context.close()

@@ -13,10 +13,10 @@ import torch
 from helpers import random_batch, sgd_step
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
-    PageWatch,
     _insight_frame,
     _tensorboard,
     _wait_for,
+    insight_page,
 )
 from test_browser import pytestmark as browser_marks
 from torch import nn
@@ -74,14 +74,9 @@ def assert_inert(page, frame) -> None:
 
 
 def test_hostile_names_are_text_in_every_view(server: str, browser) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    watch = PageWatch(page)
     q = urllib.parse.quote
-    try:
-        page.goto(f"{server}/#insight&p.insight.run={q(RUN)}&p.insight.view=stats")
-        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+    url = f"{server}/#insight&p.insight.run={q(RUN)}&p.insight.view=stats"
+    with insight_page(browser, url) as (page, frame, watch):
         _wait_for(page, lambda: frame.query_selector('[data-testid="heatmap"]'), "the heatmap")
         names = [el.inner_text() for el in frame.query_selector_all('[data-testid="run-name"]')]
         assert RUN in names
@@ -115,5 +110,3 @@ def test_hostile_names_are_text_in_every_view(server: str, browser) -> None:
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
         unexpected = [e for e in watch.errors if "favicon" not in e]
         assert not unexpected, "console errors:\n" + "\n".join(unexpected)
-    finally:
-        context.close()

@@ -22,10 +22,9 @@ import torch
 from helpers import train_on_slices
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
-    PageWatch,
-    _insight_frame,
     _tensorboard,
     _wait_for,
+    insight_page,
 )
 from test_browser import pytestmark as browser_marks
 from test_browser_fmaps import TILE_HASH
@@ -111,13 +110,8 @@ def _fmap_grid_at(frame, selector: str, step: int):
 
 
 def test_model_view(server: str, browser) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1400, "height": 1300})
-    page = context.new_page()
-    watch = PageWatch(page)
-    try:
-        page.goto(f"{server}/#insight&p.insight.view=model&p.insight.run={RUN}")
-        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+    url = f"{server}/#insight&p.insight.view=model&p.insight.run={RUN}"
+    with insight_page(browser, url, height=1300) as (page, frame, watch):
         _wait_for(page, lambda: len(_rows(frame)) > 3, "the model table")
 
         # Default depth 2: the model, its children and grandchildren; the hostile name is text.
@@ -241,5 +235,3 @@ def test_model_view(server: str, browser) -> None:
 
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
-    finally:
-        context.close()

@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import assert_training_unchanged, hook_count, random_batch, read_events, state_copy
+from helpers import (
+    assert_training_unchanged,
+    edit_gradient,
+    hook_count,
+    random_batch,
+    read_events,
+    state_copy,
+)
 from tensorboard.util import tensor_util
 from test_plugin import get_json, make_client
 from torch import nn
@@ -141,19 +148,12 @@ def test_update_ratio_with_momentum_is_the_applied_update(tmp_path: Path) -> Non
         np.testing.assert_allclose(got[step][F["updateRatio"]], ratios[step], rtol=1e-9)
 
 
-class Poison(torch.autograd.Function):
-    """Identity forward; backward puts a NaN and an Inf into the gradient (a broken op, say)."""
-
-    @staticmethod
-    def forward(ctx, x):  # type: ignore[override]
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        grad = grad.clone()
-        grad[0, 0] = float("nan")
-        grad[1, 1] = float("inf")
-        return grad
+def poison(grad: torch.Tensor) -> torch.Tensor:
+    """The gradient with a NaN and an Inf in it (a broken op, say)."""
+    grad = grad.clone()
+    grad[0, 0] = float("nan")
+    grad[1, 1] = float("inf")
+    return grad
 
 
 class Poisoned(nn.Module):
@@ -164,7 +164,7 @@ class Poisoned(nn.Module):
         self.fc2 = nn.Linear(5, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(Poison.apply(self.fc1(x)))
+        return self.fc2(edit_gradient(self.fc1(x), poison))
 
 
 def test_nan_and_inf_gradients_are_counted_not_spread(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import assert_training_unchanged, hook_count, insight_steps, state_copy
-from test_cam_recording import CLASSES, cam_model, probe_batch, train
+from helpers import assert_training_unchanged, hook_count, insight_steps
+from test_cam_recording import CLASSES, cam_model, probe_batch, state_after_training, train
 from test_plugin import PREFIX, get_json, make_client
 from werkzeug.test import Client
 
@@ -93,21 +93,12 @@ def test_saliency_raw_ranges_give_a_shared_scale(client: Client) -> None:
 def test_recording_saliency_and_gradients_never_changes_training(tmp_path: Path) -> None:
     """BatchNorm + Dropout (random) + every map method: final state bit-identical."""
 
-    def final_state(with_insight: bool) -> dict[str, torch.Tensor]:
-        torch.manual_seed(99)
-        model = torch.nn.Sequential(cam_model(3), torch.nn.Dropout(0.2))
-        writer = InsightWriter(str(tmp_path / str(with_insight)))
-        images, labels = probe_batch()
-        methods = list(saliency.METHODS)
-        opts = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}}
-        watch = {"probe": (images, labels), "cam_every": 2, "saliency_every": 2}
-        watch.update(saliency_methods=methods, saliency_options=opts, saliency_target="label")
-        train(model, writer if with_insight else None, 7, **watch)
-        writer.close()
-        assert hook_count(model) == 0
-        return state_copy(model)
-
-    assert_training_unchanged(final_state)
+    images, labels = probe_batch()
+    methods = list(saliency.METHODS)
+    opts = {"smoothgrad": {"samples": 3}, "integrated_gradients": {"steps": 4}}
+    watch = {"probe": (images, labels), "cam_every": 2, "saliency_every": 2}
+    watch.update(saliency_methods=methods, saliency_options=opts, saliency_target="label")
+    assert_training_unchanged(lambda with_insight: state_after_training(tmp_path, with_insight, **watch))
 
 
 def test_watch_validates_saliency_options(tmp_path: Path) -> None:

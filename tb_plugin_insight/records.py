@@ -96,6 +96,9 @@ def maps(
                 width=w,
                 auto_selected=auto_selected,
                 with_metadata=first_time(tag),
+                pool_factor=record.pool_factor,
+                source_height=record.source_size[0],
+                source_width=record.source_size[1],
             )
         )
         if method in record.ranges:
@@ -195,7 +198,7 @@ def feature_maps(
     store_images: bool,
 ) -> summary_pb2.Summary:
     """One maps step: each layer's feature maps of the probe and each recorded convolution's filters,
-    as PNG grids of 8-bit tiles with their [min, max] scales (and the probe images when `store_images`)."""
+    as PNG grids of 8-bit codes with their [min, max] scales (and the probe images when `store_images`)."""
     probe_name = probe.name if probe is not None else metadata.DEFAULT_PROBE
     values = [probe_images(probe)] if store_images and probe is not None else []
     kind, scale_kind = metadata.RecordKind.FEATURE_MAPS, metadata.RecordKind.FEATURE_MAP_SCALES
@@ -217,13 +220,17 @@ def feature_maps(
                 layout=view.layout,
                 channels=list(record.channels),
                 num_channels=view.num_channels,
-                grid_side=view.grid_side,
+                grid_side=record.pooling.grid_side or view.grid_side,
                 class_tokens=view.class_tokens,
                 depth_index=max(view.depth_index, 0),
                 user_channels=record.user_channels,
                 order=view.order,
                 module_type=view.module_type,
                 shape=view.shape,
+                pool_factor=record.pooling.factor,
+                source_height=record.source_size[0],
+                source_width=record.source_size[1],
+                bits=record.bits,
             )
         )
         scale_tag = metadata.tag_for(scale_kind, layer, probe=probe_name)

@@ -202,6 +202,7 @@ class InsightWriter(SummaryWriter):
         saliency_methods: Sequence[str] | str | None = None,
         saliency_target: Optional[str] = None,
         saliency_options: Optional[dict[str, dict[str, Any]]] = None,
+        saliency_max_side: Optional[int] = 64,
         histograms: bool = True,
         histogram_bins: int = histogram_mod.DEFAULT_BINS,
         units: bool = True,
@@ -212,6 +213,8 @@ class InsightWriter(SummaryWriter):
         maps_channels: Optional[dict[str, Sequence[int]]] = None,
         maps_depth: Any = None,
         filters_layers: Optional[Sequence[str]] = None,
+        maps_max_side: Optional[int] = 32,
+        maps_bits: int = 6,
     ) -> WatchHandle:
         """Record activation statistics and gradient flow of `model`'s layers every `every` steps, and CAMs
         and input saliency of a probe.
@@ -258,10 +261,15 @@ class InsightWriter(SummaryWriter):
             saliency_target: "predicted" or "label"; default `cam_target`.
             saliency_options: per method, options of `compute_saliency`, e.g.
                 `{"smoothgrad": {"samples": 8}}`; guided_gradcam's `target_layer` defaults to the CAM layer.
+            saliency_max_side: saliency maps with a side above it are stored average-pooled (before
+                their normalisation) by the smallest integer factor that brings both sides within it: a
+                112 x 112 probe gets 56 x 56 maps (a quarter of the bytes), which the tab draws over the
+                full-size images, upsampled. None stores them at the probe's resolution.
             histograms: record an activation histogram of every watched layer at the statistics' steps,
                 on the device, with bin edges fixed at the layer's first recorded step (rule in
                 `tb_plugin_insight.capture.histogram`) plus underflow/overflow counts.
-            histogram_bins: number of equal-width bins (1..4096).
+            histogram_bins: number of equal-width bins (1..4096; default 32, about the 30 buckets of
+                TensorBoard's own histogram dashboard).
             units: record, at the same steps and on the same (training) batch, the fraction of dead
                 channels (never > 0) and, for bounded modules (Sigmoid, Tanh, ReLU6, ...), of saturated
                 channels (rules in `tb_plugin_insight.capture.units`).
@@ -284,6 +292,15 @@ class InsightWriter(SummaryWriter):
                 layer or `{"layer": index}` (default: the middle slice).
             filters_layers: further convolutions whose weights are recorded as image tiles (the first
                 convolution always is).
+            maps_max_side: feature maps with a side above it are average-pooled on the device, before
+                quantisation, by the smallest integer factor f that brings both sides within it (the same
+                f for height and width, edge blocks average the pixels they cover): with the default 32 a
+                56 x 56 stem map is stored as 28 x 28, and the tab says "pooled 2x from 56x56". Token
+                grids are pooled as grids; 1-row maps (sequences, tokens without a grid) only when longer
+                than maps_max_side²; vector strips never. None stores full resolution.
+            maps_bits: levels of the stored feature maps, 1..8: 2^bits - 1 levels per map's [min, max]
+                (default 6: within (max - min) / 102 of the value, and PNGs about 30% smaller than with
+                8, which stays within (max - min) / 510; see `capture/quantize.py`). Filters keep 8 bits.
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
@@ -340,6 +357,7 @@ class InsightWriter(SummaryWriter):
                 target=saliency_target or cam_target,
                 options=saliency_options,
                 cam_layer=plan.layer if plan else None,
+                max_side=saliency_max_side,
             )
         map_layers = chosen if maps_layers is None else layer_selection.select_layers(model, maps_layers)
         maps_plan = fmaps.plan_feature_maps(
@@ -353,6 +371,8 @@ class InsightWriter(SummaryWriter):
             filter_layers=filters_layers,
             device=maps.model_device(model),
             stage_ends_only=maps_layers is None and layers is None,
+            max_side=maps_max_side,
+            bits=maps_bits,
         )
         maps_recorder = fmaps.FeatureMapRecorder(maps_plan) if maps_plan else None
         self.unwatch(model)

@@ -23,6 +23,12 @@ export interface FeatureMapLayer {
   gridSide: number;
   classTokens: number;
   depthIndex: number | null;
+  /** Tiles are block means over poolFactor × poolFactor blocks (1: not pooled) of sourceHeight × sourceWidth maps. */
+  poolFactor?: number;
+  sourceHeight?: number;
+  sourceWidth?: number;
+  /** Levels of the stored codes: 2^bits − 1 (8 in runs written before maps_bits). */
+  bits?: number;
   steps: number[];
 }
 

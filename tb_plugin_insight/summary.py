@@ -63,8 +63,9 @@ that order) of tiles `height` x `width`: the layer's resolution, or average-pool
 from `source_height` x `source_width` (maps_max_side; see capture/feature_maps.py for the layouts and
 the pooling). FEATURE_MAP_SCALES, tag `insight/feature_map_scales/<probe>/<layer>`, TENSOR: float32/64
 [N, K, 2] per step, each tile's [min, max]: pixel q stands for min + q / 255 * (max - min), within
-ceil(255 / L) * (max - min) / 510 of the (pooled) recorded value, L = 2^bits - 1 levels, `bits` in the
-metadata (0 in records written before it: 8 bits; capture/quantize.py).
+(max - min) / (2 L) of the (pooled) recorded value, where the codes are the multiples of 255 / L and L
+is the largest divisor of 255 not above 2^bits - 1, `bits` in the metadata (0 in records written
+before it: 8 bits; capture/quantize.py).
 
 FILTERS, tag `insight/filters/<layer>`, BLOB_SEQUENCE: one PNG per maps step, a grid of tiles kh x kw:
 layout "rgb": O rows x 1 column of RGB tiles (one per filter); layout "gray": O rows (filters) x I

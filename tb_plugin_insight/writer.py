@@ -298,9 +298,10 @@ class InsightWriter(SummaryWriter):
                 56 x 56 stem map is stored as 28 x 28, and the tab says "pooled 2x from 56x56". Token
                 grids are pooled as grids; 1-row maps (sequences, tokens without a grid) only when longer
                 than maps_max_side²; vector strips never. None stores full resolution.
-            maps_bits: levels of the stored feature maps, 1..8: 2^bits - 1 levels per map's [min, max]
-                (default 6: within (max - min) / 102 of the value, and PNGs about 30% smaller than with
-                8, which stays within (max - min) / 510; see `capture/quantize.py`). Filters keep 8 bits.
+            maps_bits: precision of the stored feature maps, 1..8: L + 1 evenly spaced levels per map's
+                [min, max], L the largest divisor of 255 not above 2^bits - 1 (default 6: 52 levels,
+                within (max - min) / 102 of the value, PNGs about 35% smaller than with 8 bits, which
+                stay within (max - min) / 510; see `capture/quantize.py`). Filters keep 8 bits.
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.

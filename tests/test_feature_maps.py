@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -12,15 +10,15 @@ from torch import nn
 from tb_plugin_insight import InsightWriter
 from tb_plugin_insight.capture import feature_maps as fm
 from tb_plugin_insight.capture import filters
-from tb_plugin_insight.capture.quantize import dequantize, quantize
+from tb_plugin_insight.capture.quantize import dequantize, levels, quantize
 from tb_plugin_insight.render import png
 
 
 def bound(scales: np.ndarray, bits: int = 8) -> np.ndarray:
-    """The stated round-trip bound per map, ceil(255 / L) (max - min) / 510 with L = 2^bits - 1 levels:
+    """The stated round-trip bound per map, (max - min) / (2 L) with L = quantize.levels(bits):
     (max - min) / 510 for 8 bits (plus float32 rounding: 0.1% of it)."""
     span = np.asarray(scales, dtype=np.float64)[..., 1] - np.asarray(scales, dtype=np.float64)[..., 0]
-    return math.ceil(255 / (2**bits - 1)) * span / 510 * 1.001 + 1e-12
+    return span / (2 * levels(bits)) * 1.001 + 1e-12
 
 
 # ---- quantisation ---------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ Written through InsightWriter, read back from the event files or through the plu
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from conftest import write_run
 from tb_plugin_insight import InsightWriter, metadata, saliency, summary
 from tb_plugin_insight.capture import feature_maps as fm
 from tb_plugin_insight.capture import pooling
-from tb_plugin_insight.capture.quantize import allowed_codes, dequantize, error_bound, quantize
+from tb_plugin_insight.capture.quantize import allowed_codes, dequantize, error_bound, levels, quantize
 from tb_plugin_insight.render import png
 
 
@@ -175,7 +174,8 @@ def test_bits_use_only_their_codes_within_the_stated_bound(bits: int) -> None:
     x = torch.randn(4, 3, 9, 9, generator=gen) * 3 + 1
     codes, scales = quantize(x, bits=bits)
     allowed = allowed_codes(bits)
-    assert len(allowed) == 2**bits and allowed[0] == 0 and allowed[-1] == 255
+    assert len(allowed) == levels(bits) + 1 <= 2**bits and allowed[0] == 0 and allowed[-1] == 255
+    assert len(set(np.diff(allowed.astype(int)))) == 1  # evenly spaced
     assert set(np.unique(codes.numpy())) <= set(allowed.tolist())
     back = dequantize(codes.numpy(), scales.double().numpy())
     error = np.abs(back - x.double().numpy()).reshape(4, 3, -1).max(axis=-1)
@@ -183,14 +183,14 @@ def test_bits_use_only_their_codes_within_the_stated_bound(bits: int) -> None:
     stated = error_bound(span, bits)
     assert (error <= stated * 1.001 + 1e-12).all()
     assert error.max() > 0.6 * stated.max()  # the bound is nearly reached: it is not loose
-    assert error_bound(1.0, bits) == pytest.approx(math.ceil(255 / (2**bits - 1)) / 510)
+    assert 255 % levels(bits) == 0 and error_bound(1.0, bits) == pytest.approx(1 / (2 * levels(bits)))
 
 
-def test_eight_bits_codes_are_unchanged() -> None:
-    x = torch.tensor([[[[0.0, 1.0], [2.0, 5.1]]]])
-    assert quantize(x, bits=8)[0][0, 0].tolist() == [[0, 50], [100, 255]]
-    # 50 and 100 go to the nearest of the 6-bit codes 0, 4, 8, ..., 49, 53, ..., 97, 101, ..., 255
-    assert quantize(x, bits=6)[0][0, 0].tolist() == [[0, 49], [101, 255]]
+def test_eight_bits_codes_are_unchanged_six_bits_are_multiples_of_five() -> None:
+    x = torch.tensor([[[[0.0, 0.12], [2.0, 5.1]]]])
+    assert quantize(x, bits=8)[0][0, 0].tolist() == [[0, 6], [100, 255]]  # 255 * v / 5.1
+    assert quantize(x, bits=6)[0][0, 0].tolist() == [[0, 5], [100, 255]]  # 5 * round(51 * v / 5.1)
+    assert [levels(b) for b in range(1, 9)] == [1, 3, 5, 15, 17, 51, 85, 255]
     assert error_bound(510.0, 8) == 1.0 and error_bound(102.0, 6) == 1.0
 
 

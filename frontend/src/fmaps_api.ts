@@ -27,7 +27,7 @@ export interface FeatureMapLayer {
   poolFactor?: number;
   sourceHeight?: number;
   sourceWidth?: number;
-  /** Levels of the stored codes: 2^bits − 1 (8 in runs written before maps_bits). */
+  /** maps_bits: the codes are multiples of 255 / L, L the largest divisor of 255 ≤ 2^bits − 1 (8 in older runs). */
   bits?: number;
   steps: number[];
 }

@@ -201,6 +201,11 @@ export interface StorageInfo extends LayoutInfo {
   bits?: number;
 }
 
+/** L of `maps_bits` (capture/quantize.py): the largest divisor of 255 not above 2^bits − 1. */
+export function levelsOf(bits: number): number {
+  return [255, 85, 51, 17, 15, 5, 3, 1].find((d) => d <= 2 ** bits - 1) ?? 1;
+}
+
 /**
  * Short text for the panel header on how the tiles were stored, e.g. "pooled 2× from 56×56 · 6-bit",
  * and a longer tooltip; empty text for maps stored at full resolution with 8 bits.
@@ -223,8 +228,8 @@ export function storageNote(info: StorageInfo): { text: string; title: string } 
   const bits = info.bits ?? 8;
   if (bits < 8) {
     parts.push(`${bits}-bit`);
-    const levels = 2 ** bits - 1;
-    titles.push(`Each map is stored with ${levels + 1} levels between its min and max (maps_bits=${bits}): values within (max − min) / ${Math.round(510 / Math.ceil(255 / levels))}.`);
+    const levels = levelsOf(bits);
+    titles.push(`Each map is stored with ${levels + 1} levels between its min and max (maps_bits=${bits}): values within (max − min) / ${2 * levels}.`);
   }
   return { text: parts.join(" · "), title: titles.join(" ") };
 }

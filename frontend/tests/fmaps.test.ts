@@ -109,7 +109,7 @@ test("the storage note says how tiles were pooled and quantised, nothing for ful
   const pooled = storageNote({ ...spatial, poolFactor: 2, sourceHeight: 56, sourceWidth: 56, bits: 6 });
   assert.equal(pooled.text, "pooled 2× from 56×56 · 6-bit");
   assert.match(pooled.title, /block of 2×2 values/);
-  assert.match(pooled.title, /64 levels .* \(max − min\) \/ 102/);
+  assert.match(pooled.title, /52 levels .* \(max − min\) \/ 102/);
   const tokens: LayoutInfo = { layout: "tokens", height: 1, width: 1 + 32 * 32, gridSide: 32, classTokens: 1 };
   assert.equal(storageNote({ ...tokens, poolFactor: 2, sourceHeight: 1, sourceWidth: 1 + 64 * 64, bits: 8 }).text, "pooled 2× from a 64×64 token grid");
   const row: LayoutInfo = { layout: "sequence", height: 1, width: 1000, gridSide: 0, classTokens: 0 };

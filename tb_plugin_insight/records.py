@@ -26,20 +26,26 @@ FirstTime = Callable[[str], bool]
 
 
 def activation_stats(
-    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray
+    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray, float64: bool = False
 ) -> summary_pb2.Summary:
-    """Every recorded layer's activation statistics at one step (one row of `stats` per layer)."""
+    """Every recorded layer's activation statistics at one step (one row of `stats` per layer);
+    `float64` keeps float64 whatever the values (see summary.compact_floats)."""
     return _per_layer(
-        first_time, metadata.RecordKind.ACTIVATION_STATS, summary.activation_stats_value, infos, stats
+        first_time,
+        metadata.RecordKind.ACTIVATION_STATS,
+        summary.activation_stats_value,
+        infos,
+        stats,
+        float64,
     )
 
 
 def gradient_stats(
-    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray
+    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray, float64: bool = False
 ) -> summary_pb2.Summary:
     """Every recorded layer's gradient statistics at one step (metadata.GRAD_FIELDS rows)."""
     return _per_layer(
-        first_time, metadata.RecordKind.GRADIENT_STATS, summary.gradient_stats_value, infos, stats
+        first_time, metadata.RecordKind.GRADIENT_STATS, summary.gradient_stats_value, infos, stats, float64
     )
 
 
@@ -49,6 +55,7 @@ def _per_layer(
     value_of: Callable[..., summary_pb2.Summary.Value],
     infos: Sequence[LayerInfo],
     stats: HostArray,
+    float64: bool,
 ) -> summary_pb2.Summary:
     """One value per layer from its row of `stats`, with the metadata on each tag's first value."""
     rows = host_numpy(stats)
@@ -61,6 +68,7 @@ def _per_layer(
                 shape=info.shape,
                 order=info.order,
                 with_metadata=first_time(metadata.tag_for(kind, info.name)),
+                float64=float64,
             )
             for info, row in zip(infos, rows)
         ]

@@ -5,8 +5,9 @@ Stored layout (a promise: later versions keep reading it):
 Float vectors and tables (statistics, scales, ranges, predictions) are stored as float32 when that loses
 nothing that matters, else as float64, per value (`compact_floats`): float32 when every count entry
 (metadata.COUNT_FIELDS) is below 2^24, so exact, and every non-zero finite value stays a normal float32
-(neither overflows to Inf nor underflows to 0). Records written before this rule are float64; readers
-take either.
+(neither overflows to Inf nor underflows to 0). Activation and gradient statistics of a model whose
+parameters are float64 stay float64 (their digits matter). Records written before this rule are
+float64; readers take either.
 
 ACTIVATION_STATS, tag `insight/activation_stats/<layer>`, data class TENSOR:
     float32/float64 tensor of shape [len(metadata.STAT_FIELDS)], in that order:
@@ -95,8 +96,10 @@ def activation_stats_value(
     shape: Sequence[int],
     order: int,
     with_metadata: bool,
+    float64: bool = False,
 ) -> summary_pb2.Summary.Value:
-    """One layer's statistics at one step; metadata is only needed on a tag's first value."""
+    """One layer's statistics at one step; metadata is only needed on a tag's first value. float32 as
+    `compact_floats` allows, or float64 when `float64` (statistics of a float64 model)."""
     return _layer_vector_value(
         metadata.RecordKind.ACTIVATION_STATS,
         layer,
@@ -107,6 +110,7 @@ def activation_stats_value(
         order=order,
         fields=metadata.STAT_FIELDS,
         with_metadata=with_metadata,
+        dtype=np.float64 if float64 else None,
     )
 
 
@@ -118,8 +122,10 @@ def gradient_stats_value(
     shape: Sequence[int],
     order: int,
     with_metadata: bool,
+    float64: bool = False,
 ) -> summary_pb2.Summary.Value:
-    """One layer's gradient statistics at one step (metadata.GRAD_FIELDS order)."""
+    """One layer's gradient statistics at one step (metadata.GRAD_FIELDS order; dtype as
+    `activation_stats_value`)."""
     return _layer_vector_value(
         metadata.RecordKind.GRADIENT_STATS,
         layer,
@@ -130,6 +136,7 @@ def gradient_stats_value(
         order=order,
         fields=metadata.GRAD_FIELDS,
         with_metadata=with_metadata,
+        dtype=np.float64 if float64 else None,
     )
 
 

@@ -385,10 +385,10 @@ class InsightWriter(SummaryWriter):
             chosen,
             every=every,
             mode=mode,
-            on_record=self._record_activation_stats,
+            on_record=self._stats_recorder(model, records.activation_stats),
             on_step_start=starter,
             gradients=grad_options,
-            on_gradient_record=self._record_gradient_stats,
+            on_gradient_record=self._stats_recorder(model, records.gradient_stats),
             reducers=reducers,
             on_extras=self._extras_recorder(chosen, histogram_bins) if reducers else None,
             on_model_table=self._record_model_table if model_table else None,
@@ -609,11 +609,18 @@ class InsightWriter(SummaryWriter):
             )
         super().close()
 
-    def _record_activation_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
-        self._enqueue(records.activation_stats, tuple(infos), stats, step=step)
+    def _stats_recorder(self, model: nn.Module, build: Callable[..., Any]) -> hooks.RecordCallback:
+        """The callback writing one step's statistics with `build`: float64 while the model computes in
+        float64 (its statistics then carry digits float32 would drop), else as summary.compact_floats
+        says. Checked at every record: a model may change dtype after watch()."""
+        model_ref = weakref.ref(model)
 
-    def _record_gradient_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
-        self._enqueue(records.gradient_stats, tuple(infos), stats, step=step)
+        def record(step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
+            current = model_ref()
+            float64 = current is not None and maps.model_dtype(current) == torch.float64
+            self._enqueue(build, tuple(infos), stats, float64, step=step)
+
+        return record
 
     def _extras_recorder(
         self, chosen: Sequence[tuple[int, str, nn.Module]], bins: int

@@ -253,6 +253,25 @@ def test_statistics_of_a_normal_run_are_float32(logdir: Path) -> None:
     assert saliency["map_ranges"] == {float32} and saliency["probe_predictions"] == {float32}
 
 
+def test_statistics_of_a_float64_model_stay_float64(tmp_path: Path) -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).double()
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(model, every=1)
+        for step in range(4):
+            if step == 2:
+                model.float()  # a model may change dtype after watch(): checked at every record
+            dtype = torch.float64 if step < 2 else torch.float32
+            model(torch.randn(5, 4, dtype=dtype)).sum().backward()
+    by_step: dict[tuple[str, int], set[int]] = {}
+    for event in read_events(tmp_path):
+        for value in event.summary.value:
+            kind = value.tag.split("/")[1]
+            if kind in ("activation_stats", "gradient_stats"):
+                by_step.setdefault((kind, event.step), set()).add(value.tensor.dtype)
+    for kind in ("activation_stats", "gradient_stats"):
+        assert by_step[(kind, 0)] == {2} and by_step[(kind, 3)] == {1}, kind  # DT_DOUBLE, DT_FLOAT
+
+
 def stats_vector(numel: float, std: float = 0.5) -> np.ndarray:
     return np.array([0.25, std, -1.0, 2.0, 0.5, 0.0, float("nan"), numel])
 

@@ -20,7 +20,7 @@ from tb_plugin_insight.capture import feature_maps as fmaps
 from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import histogram as histogram_mod
-from tb_plugin_insight.capture import hooks, maps, wrappers
+from tb_plugin_insight.capture import hooks, maps, pooling, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import model_table as model_table_mod
 from tb_plugin_insight.capture import probe as probe_mod
@@ -331,6 +331,7 @@ class InsightWriter(SummaryWriter):
                 raise TypeError(f"{flag_name} must be True or False, got {flag!r}")
         if not isinstance(model_table, bool):
             raise TypeError(f"model_table must be True or False, got {model_table!r}")
+        pooling.check_max_side("saliency_max_side", saliency_max_side)  # also when saliency is off
         reducers: list[hooks.LayerReducer] = []
         if units:
             reducers.append(units_mod.UnitReducer())

@@ -202,6 +202,7 @@ def test_eight_bits_codes_are_unchanged_six_bits_are_multiples_of_five() -> None
         ({"maps_bits": 9}, "maps_bits must be an int from 1 to 8"),
         ({"maps_bits": 0}, "maps_bits must be an int from 1 to 8"),
         ({"saliency_max_side": -1, "saliency_methods": "gradient"}, "saliency_max_side must be a positive"),
+        ({"saliency_max_side": "64"}, "saliency_max_side must be a positive"),
     ],
 )
 def test_bad_size_options_name_the_fix(tmp_path: Path, options: dict, message: str) -> None:

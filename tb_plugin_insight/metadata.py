@@ -62,6 +62,24 @@ HISTOGRAM_HEAD: tuple[str, ...] = ("low", "high", "underflow", "overflow")
 # (NaN for unbounded ones), and the number of channels (capture/units.py has the rules).
 UNIT_FIELDS: tuple[str, ...] = ("deadFraction", "saturatedFraction", "channels")
 
+# Entries of the vectors above that count things: stored as float32 only while float32 holds them exactly
+# (below 2^24), see summary.compact_floats.
+COUNT_FIELDS: frozenset[str] = frozenset(
+    {
+        "nanCount",
+        "infCount",
+        "numel",
+        "gradNanCount",
+        "gradInfCount",
+        "gradNumel",
+        "actGradNanCount",
+        "actGradInfCount",
+        "actGradNumel",
+        "channels",
+        "class",
+    }
+)
+
 _TAG_PREFIX = {
     RecordKind.ACTIVATION_STATS: "insight/activation_stats/",
     RecordKind.GRADIENT_STATS: "insight/gradient_stats/",

@@ -26,20 +26,26 @@ FirstTime = Callable[[str], bool]
 
 
 def activation_stats(
-    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray
+    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray, float64: bool = False
 ) -> summary_pb2.Summary:
-    """Every recorded layer's activation statistics at one step (one row of `stats` per layer)."""
+    """Every recorded layer's activation statistics at one step (one row of `stats` per layer);
+    `float64` keeps float64 whatever the values (see summary.compact_floats)."""
     return _per_layer(
-        first_time, metadata.RecordKind.ACTIVATION_STATS, summary.activation_stats_value, infos, stats
+        first_time,
+        metadata.RecordKind.ACTIVATION_STATS,
+        summary.activation_stats_value,
+        infos,
+        stats,
+        float64,
     )
 
 
 def gradient_stats(
-    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray
+    first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray, float64: bool = False
 ) -> summary_pb2.Summary:
     """Every recorded layer's gradient statistics at one step (metadata.GRAD_FIELDS rows)."""
     return _per_layer(
-        first_time, metadata.RecordKind.GRADIENT_STATS, summary.gradient_stats_value, infos, stats
+        first_time, metadata.RecordKind.GRADIENT_STATS, summary.gradient_stats_value, infos, stats, float64
     )
 
 
@@ -49,6 +55,7 @@ def _per_layer(
     value_of: Callable[..., summary_pb2.Summary.Value],
     infos: Sequence[LayerInfo],
     stats: HostArray,
+    float64: bool,
 ) -> summary_pb2.Summary:
     """One value per layer from its row of `stats`, with the metadata on each tag's first value."""
     rows = host_numpy(stats)
@@ -61,6 +68,7 @@ def _per_layer(
                 shape=info.shape,
                 order=info.order,
                 with_metadata=first_time(metadata.tag_for(kind, info.name)),
+                float64=float64,
             )
             for info, row in zip(infos, rows)
         ]
@@ -96,6 +104,9 @@ def maps(
                 width=w,
                 auto_selected=auto_selected,
                 with_metadata=first_time(tag),
+                pool_factor=record.pool_factor,
+                source_height=record.source_size[0],
+                source_width=record.source_size[1],
             )
         )
         if method in record.ranges:
@@ -195,7 +206,7 @@ def feature_maps(
     store_images: bool,
 ) -> summary_pb2.Summary:
     """One maps step: each layer's feature maps of the probe and each recorded convolution's filters,
-    as PNG grids of 8-bit tiles with their [min, max] scales (and the probe images when `store_images`)."""
+    as PNG grids of 8-bit codes with their [min, max] scales (and the probe images when `store_images`)."""
     probe_name = probe.name if probe is not None else metadata.DEFAULT_PROBE
     values = [probe_images(probe)] if store_images and probe is not None else []
     kind, scale_kind = metadata.RecordKind.FEATURE_MAPS, metadata.RecordKind.FEATURE_MAP_SCALES
@@ -217,13 +228,17 @@ def feature_maps(
                 layout=view.layout,
                 channels=list(record.channels),
                 num_channels=view.num_channels,
-                grid_side=view.grid_side,
+                grid_side=record.pooling.grid_side or view.grid_side,
                 class_tokens=view.class_tokens,
                 depth_index=max(view.depth_index, 0),
                 user_channels=record.user_channels,
                 order=view.order,
                 module_type=view.module_type,
                 shape=view.shape,
+                pool_factor=record.pooling.factor,
+                source_height=record.source_size[0],
+                source_width=record.source_size[1],
+                bits=record.bits,
             )
         )
         scale_tag = metadata.tag_for(scale_kind, layer, probe=probe_name)

@@ -63,12 +63,13 @@ import numbers
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tb_plugin_insight.capture import pooling
 from tb_plugin_insight.explain.guided import guided_relus
 from tb_plugin_insight.explain.targets import TargetSpec, model_output, predicted_classes, target_scores
 
@@ -153,10 +154,13 @@ def saliency_map(attribution: torch.Tensor, *, percentile: float = 99.0) -> torc
 
 
 def saliency_map_and_scale(
-    attribution: torch.Tensor, *, percentile: float = 99.0
+    attribution: torch.Tensor, *, percentile: float = 99.0, max_side: Optional[int] = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """`saliency_map(attribution)` and the (N,) value each sample's map was divided by (its percentile,
-    else its maximum, else 1): map * scale recovers the unscaled map below the clip."""
+    else its maximum, else 1): map * scale recovers the unscaled map below the clip.
+
+    With `max_side`, (N, H, W) maps larger than it are average-pooled (capture/pooling.py) after the
+    channel reduction and before the normalisation, so the percentile is that of the stored map."""
     if not isinstance(attribution, torch.Tensor) or attribution.dim() < 2:
         raise ValueError("attribution must be a tensor (N, ...) with a batch dimension")
     if not 0 < percentile <= 100:
@@ -165,6 +169,8 @@ def saliency_map_and_scale(
     a = a.to(torch.promote_types(a.dtype, torch.float32))
     if a.dim() == 4:
         a = a.amax(dim=1)
+    if a.dim() == 3:
+        a = pooling.pool_2d(a, pooling.pool_factor(max(a.shape[1:]), max_side))
     flat = a.flatten(1)
     if flat.shape[1] == 0:
         return a, a.new_ones(a.shape[0])

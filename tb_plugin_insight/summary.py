@@ -2,14 +2,21 @@
 
 Stored layout (a promise: later versions keep reading it):
 
+Float vectors and tables (statistics, scales, ranges, predictions) are stored as float32 when that loses
+nothing that matters, else as float64, per value (`compact_floats`): float32 when every count entry
+(metadata.COUNT_FIELDS) is below 2^24, so exact, and every non-zero finite value stays a normal float32
+(neither overflows to Inf nor underflows to 0). Activation and gradient statistics of a model whose
+parameters are float64 stay float64 (their digits matter). Records written before this rule are
+float64; readers take either.
+
 ACTIVATION_STATS, tag `insight/activation_stats/<layer>`, data class TENSOR:
-    float64 tensor of shape [len(metadata.STAT_FIELDS)], in that order:
+    float32/float64 tensor of shape [len(metadata.STAT_FIELDS)], in that order:
     mean, std (population, ddof=0), min, max over the finite elements; fraction of elements equal to
     zero over all elements; count of NaN; count of +/-Inf; number of elements. Statistics over an
     empty set are NaN.
 
 GRADIENT_STATS, tag `insight/gradient_stats/<layer>`, data class TENSOR:
-    float64 tensor of shape [len(metadata.GRAD_FIELDS)], in that order: over the layer's own parameters
+    float32/64 tensor of shape [len(metadata.GRAD_FIELDS)], in that order: over the layer's own parameters
     together, the gradients' L2 norm, mean |g| and max |g| over the finite elements, NaN count, Inf
     count, element count; the parameters' L2 norm before the step's update and the update ratio
     ||w_after - w_before|| / ||w_before||; then the L2 norm, NaN count, Inf count and element count of
@@ -23,15 +30,18 @@ PROBE_IMAGES, tag `insight/probe_images/<probe>`, data class BLOB_SEQUENCE, writ
 
 CAM, tag `insight/cam/<probe>/<method>/<layer>`, and SALIENCY, tag `insight/saliency/<probe>/<method>`,
 BLOB_SEQUENCE: one grayscale PNG per recorded step, the N maps stacked vertically; pixel v means v/255
-of the map's per-image [0, 1] range.
+of the map's per-image [0, 1] range. CAMs are stored at the explained layer's resolution; saliency maps
+at the probe's, or average-pooled to at most `saliency_max_side` (`height`/`width` in the metadata give
+the stored size, `source_height`/`source_width` the probe's, `pool_factor` the block side). The tab
+upsamples both over the probe images.
 
 Raw map ranges, tag `insight/map_ranges/<cam|saliency>/<probe>/<method>[/<layer>]`, TENSOR with the
-metadata kind of the maps it describes: float64 [N, 2] per map step, each map's min and max before it was
+metadata kind of the maps it describes: float32/64 [N, 2] per map step, each map's min and max before it was
 scaled to [0, 1] (so a viewer can put all images on one shared scale). Saliency maps are divided by their
 99th percentile and clipped, so their range is (0, that percentile).
 
 PROBE_PREDICTIONS, tag `insight/probe_predictions/<probe>`, TENSOR:
-    float64 [N, 2] per map step: predicted class index and its softmax probability.
+    float32/64 [N, 2] per map step: predicted class index and its softmax probability.
 
 ACTIVATION_HISTOGRAM, tag `insight/activation_histogram/<layer>`, TENSOR:
     float32 [4 + bins] per recorded step (earlier runs: float64; readers take either): low, high (the
@@ -40,7 +50,7 @@ ACTIVATION_HISTOGRAM, tag `insight/activation_histogram/<layer>`, TENSOR:
     convention). NaN/Inf are not counted. `bins` is also in the metadata.
 
 UNIT_STATS, tag `insight/unit_stats/<layer>`, TENSOR:
-    float64 [len(metadata.UNIT_FIELDS)] per recorded step: fraction of dead channels, fraction of
+    float32/64 [len(metadata.UNIT_FIELDS)] per recorded step: fraction of dead channels, fraction of
     saturated channels (NaN unless the metadata says `bounded`), number of channels.
 
 MODEL_TABLE, tag `insight/model_table`, BLOB_SEQUENCE, written once per watch at its first recorded
@@ -50,15 +60,19 @@ a list/dict of them, or a type name; null if the module did not run), "calls"}]}
 `model.named_modules()` order.
 FEATURE_MAPS, tag `insight/feature_maps/<probe>/<layer>`, BLOB_SEQUENCE: one grayscale PNG per maps
 step, a grid of N rows (probe images) by K columns (the stored channels, `channels` in the metadata, in
-that order) of tiles `height` x `width` at the layer's resolution (see capture/feature_maps.py for the
-layouts). FEATURE_MAP_SCALES, tag `insight/feature_map_scales/<probe>/<layer>`, TENSOR: float64
+that order) of tiles `height` x `width`: the layer's resolution, or average-pooled by `pool_factor`
+from `source_height` x `source_width` (maps_max_side; see capture/feature_maps.py for the layouts and
+the pooling). FEATURE_MAP_SCALES, tag `insight/feature_map_scales/<probe>/<layer>`, TENSOR: float32/64
 [N, K, 2] per step, each tile's [min, max]: pixel q stands for min + q / 255 * (max - min), within
-(max - min) / 510 of the recorded value.
+(max - min) / (2 L) of the (pooled) recorded value, where the codes are the multiples of 255 / L and L
+is the largest divisor of 255 not above 2^bits - 1, `bits` in the metadata (0 in records written
+before it: 8 bits; capture/quantize.py).
 
 FILTERS, tag `insight/filters/<layer>`, BLOB_SEQUENCE: one PNG per maps step, a grid of tiles kh x kw:
 layout "rgb": O rows x 1 column of RGB tiles (one per filter); layout "gray": O rows (filters) x I
 columns (input channels) of grayscale tiles. FILTER_SCALES, tag `insight/filter_scales/<layer>`,
-TENSOR: float64 [O, 1 or I, 2] per step, quantised like feature maps (an RGB tile shares one scale).
+TENSOR: float32/64 [O, 1 or I, 2] per step, quantised like feature maps with 8 bits (an RGB tile shares
+one scale).
 """
 
 from __future__ import annotations
@@ -82,8 +96,10 @@ def activation_stats_value(
     shape: Sequence[int],
     order: int,
     with_metadata: bool,
+    float64: bool = False,
 ) -> summary_pb2.Summary.Value:
-    """One layer's statistics at one step; metadata is only needed on a tag's first value."""
+    """One layer's statistics at one step; metadata is only needed on a tag's first value. float32 as
+    `compact_floats` allows, or float64 when `float64` (statistics of a float64 model)."""
     return _layer_vector_value(
         metadata.RecordKind.ACTIVATION_STATS,
         layer,
@@ -94,6 +110,7 @@ def activation_stats_value(
         order=order,
         fields=metadata.STAT_FIELDS,
         with_metadata=with_metadata,
+        dtype=np.float64 if float64 else None,
     )
 
 
@@ -105,8 +122,10 @@ def gradient_stats_value(
     shape: Sequence[int],
     order: int,
     with_metadata: bool,
+    float64: bool = False,
 ) -> summary_pb2.Summary.Value:
-    """One layer's gradient statistics at one step (metadata.GRAD_FIELDS order)."""
+    """One layer's gradient statistics at one step (metadata.GRAD_FIELDS order; dtype as
+    `activation_stats_value`)."""
     return _layer_vector_value(
         metadata.RecordKind.GRADIENT_STATS,
         layer,
@@ -117,7 +136,30 @@ def gradient_stats_value(
         order=order,
         fields=metadata.GRAD_FIELDS,
         with_metadata=with_metadata,
+        dtype=np.float64 if float64 else None,
     )
+
+
+_F32 = np.finfo(np.float32)
+_EXACT_COUNT = float(1 << 24)  # every integer below it is exact in float32
+
+
+def compact_floats(values: np.ndarray, counts: Sequence[int] = ()) -> np.ndarray:
+    """`values` as float32 when that loses nothing that matters, else as float64 (the whole array).
+
+    float32 holds ~7 significant digits, plenty for statistics shown on charts, at half the bytes. It
+    is chosen unless an entry in a `counts` column (last axis) is 2^24 or more (counts must stay exact)
+    or a non-zero finite value falls outside float32's normal range (it would become Inf, 0 or lose
+    digits as a subnormal: a vanishing gradient norm of 1e-40 must not read as 0). NaN and Inf stay.
+    """
+    array = np.asarray(values, dtype=np.float64)
+    magnitude = np.abs(array[np.isfinite(array)])
+    magnitude = magnitude[magnitude != 0]
+    fits = not magnitude.size or (magnitude.min() >= _F32.tiny and magnitude.max() <= _F32.max)
+    if fits and len(counts) and array.size:
+        column = np.abs(array[..., list(counts)])
+        fits = not bool((column[np.isfinite(column)] >= _EXACT_COUNT).any())
+    return array.astype(np.float32) if fits else array
 
 
 def summary_of(values: Sequence[summary_pb2.Summary.Value]) -> summary_pb2.Summary:
@@ -173,8 +215,12 @@ def map_value(
     width: int,
     auto_selected: bool = False,
     with_metadata: bool,
+    pool_factor: int = 1,
+    source_height: int = 0,
+    source_width: int = 0,
 ) -> summary_pb2.Summary.Value:
-    """CAM or saliency maps of the probe at one step: one grayscale PNG sprite (0..255 = 0..1)."""
+    """CAM or saliency maps of the probe at one step: one grayscale PNG sprite (0..255 = 0..1), maps of
+    `height` x `width` (pooled by `pool_factor` from `source_height` x `source_width`, if > 1)."""
     value = _blob_value(metadata.tag_for(kind, layer, method, probe), sprite_png)
     if with_metadata:
         value.metadata.CopyFrom(
@@ -188,6 +234,9 @@ def map_value(
                 height=height,
                 width=width,
                 auto_selected=auto_selected,
+                pool_factor=pool_factor,
+                source_height=source_height,
+                source_width=source_width,
             )
         )
     return value
@@ -196,8 +245,9 @@ def map_value(
 def predictions_value(
     probe: str, predicted: np.ndarray, probability: np.ndarray, *, with_metadata: bool
 ) -> summary_pb2.Summary.Value:
-    """Predicted class and its probability per probe image: float64 tensor [N, 2]."""
+    """Predicted class and its probability per probe image: tensor [N, 2] (see `compact_floats`)."""
     table = np.stack([np.asarray(predicted, np.float64), np.asarray(probability, np.float64)], axis=1)
+    table = compact_floats(table, counts=(0,))
     kind = metadata.RecordKind.PROBE_PREDICTIONS
     tag = metadata.tag_for(kind, probe=probe)
     value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
@@ -213,8 +263,8 @@ def predictions_value(
 def map_ranges_value(
     kind: int, probe: str, layer: str, method: str, ranges: np.ndarray, *, with_metadata: bool
 ) -> summary_pb2.Summary.Value:
-    """Each map's raw [min, max] before per-image scaling: float64 tensor [N, 2]."""
-    table = np.asarray(ranges, dtype=np.float64).reshape(-1, 2)
+    """Each map's raw [min, max] before per-image scaling: tensor [N, 2] (see `compact_floats`)."""
+    table = compact_floats(np.asarray(ranges, dtype=np.float64).reshape(-1, 2))
     tag = metadata.ranges_tag_for(kind, layer, method, probe)
     value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
     if with_metadata:
@@ -237,10 +287,15 @@ def _layer_vector_value(
     order: int,
     fields: Sequence[str],
     with_metadata: bool,
-    dtype: type = np.float64,
+    dtype: type | None = None,
     **extra: Any,
 ) -> summary_pb2.Summary.Value:
-    vector = np.asarray(vector, dtype=dtype)
+    """A per-layer vector value: in `dtype`, or by default float32/float64 as `compact_floats` says."""
+    if dtype is None:
+        counts = [i for i, field in enumerate(fields) if field in metadata.COUNT_FIELDS]
+        vector = compact_floats(np.asarray(vector, dtype=np.float64), counts=counts)
+    else:
+        vector = np.asarray(vector, dtype=dtype)
     if vector.shape != (length,):
         raise ValueError(f"record of layer {layer!r} must have shape ({length},), got {vector.shape}")
     value = summary_pb2.Summary.Value(
@@ -340,8 +395,9 @@ def model_table_value(document: dict[str, Any]) -> summary_pb2.Summary.Value:
 def tile_scales_value(
     kind: int, tag: str, scales: np.ndarray, *, layer: str, with_metadata: bool, probe: str = ""
 ) -> summary_pb2.Summary.Value:
-    """The [min, max] each tile of a FEATURE_MAPS / FILTERS grid was quantised from: float64 [R, C, 2]."""
-    table = np.asarray(scales, dtype=np.float64)
+    """The [min, max] each tile of a FEATURE_MAPS / FILTERS grid was quantised from: [R, C, 2] (float32
+    unless a value needs float64, see `compact_floats`)."""
+    table = compact_floats(np.asarray(scales, dtype=np.float64))
     if table.ndim != 3 or table.shape[-1] != 2:
         raise ValueError(f"tile scales must have shape (rows, columns, 2), got {table.shape}")
     value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))

@@ -20,7 +20,7 @@ from tb_plugin_insight.capture import feature_maps as fmaps
 from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import histogram as histogram_mod
-from tb_plugin_insight.capture import hooks, maps, wrappers
+from tb_plugin_insight.capture import hooks, maps, pooling, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import model_table as model_table_mod
 from tb_plugin_insight.capture import probe as probe_mod
@@ -202,6 +202,7 @@ class InsightWriter(SummaryWriter):
         saliency_methods: Sequence[str] | str | None = None,
         saliency_target: Optional[str] = None,
         saliency_options: Optional[dict[str, dict[str, Any]]] = None,
+        saliency_max_side: Optional[int] = 64,
         histograms: bool = True,
         histogram_bins: int = histogram_mod.DEFAULT_BINS,
         units: bool = True,
@@ -212,6 +213,8 @@ class InsightWriter(SummaryWriter):
         maps_channels: Optional[dict[str, Sequence[int]]] = None,
         maps_depth: Any = None,
         filters_layers: Optional[Sequence[str]] = None,
+        maps_max_side: Optional[int] = 32,
+        maps_bits: int = 6,
     ) -> WatchHandle:
         """Record activation statistics and gradient flow of `model`'s layers every `every` steps, and CAMs
         and input saliency of a probe.
@@ -258,10 +261,15 @@ class InsightWriter(SummaryWriter):
             saliency_target: "predicted" or "label"; default `cam_target`.
             saliency_options: per method, options of `compute_saliency`, e.g.
                 `{"smoothgrad": {"samples": 8}}`; guided_gradcam's `target_layer` defaults to the CAM layer.
+            saliency_max_side: saliency maps with a side above it are stored average-pooled (before
+                their normalisation) by the smallest integer factor that brings both sides within it: a
+                112 x 112 probe gets 56 x 56 maps (a quarter of the bytes), which the tab draws over the
+                full-size images, upsampled. None stores them at the probe's resolution.
             histograms: record an activation histogram of every watched layer at the statistics' steps,
                 on the device, with bin edges fixed at the layer's first recorded step (rule in
                 `tb_plugin_insight.capture.histogram`) plus underflow/overflow counts.
-            histogram_bins: number of equal-width bins (1..4096).
+            histogram_bins: number of equal-width bins (1..4096; default 32, about the 30 buckets of
+                TensorBoard's own histogram dashboard).
             units: record, at the same steps and on the same (training) batch, the fraction of dead
                 channels (never > 0) and, for bounded modules (Sigmoid, Tanh, ReLU6, ...), of saturated
                 channels (rules in `tb_plugin_insight.capture.units`).
@@ -284,6 +292,16 @@ class InsightWriter(SummaryWriter):
                 layer or `{"layer": index}` (default: the middle slice).
             filters_layers: further convolutions whose weights are recorded as image tiles (the first
                 convolution always is).
+            maps_max_side: feature maps with a side above it are average-pooled on the device, before
+                quantisation, by the smallest integer factor f that brings both sides within it (the same
+                f for height and width, edge blocks average the pixels they cover): with the default 32 a
+                56 x 56 stem map is stored as 28 x 28, and the tab says "pooled 2x from 56x56". Token
+                grids are pooled as grids; 1-row maps (sequences, tokens without a grid) only when longer
+                than maps_max_side²; vector strips never. None stores full resolution.
+            maps_bits: precision of the stored feature maps, 1..8: L + 1 evenly spaced levels per map's
+                [min, max], L the largest divisor of 255 not above 2^bits - 1 (default 6: 52 levels,
+                within (max - min) / 102 of the value, PNGs about 35% smaller than with 8 bits, which
+                stay within (max - min) / 510; see `capture/quantize.py`). Filters keep 8 bits.
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.
@@ -313,6 +331,7 @@ class InsightWriter(SummaryWriter):
                 raise TypeError(f"{flag_name} must be True or False, got {flag!r}")
         if not isinstance(model_table, bool):
             raise TypeError(f"model_table must be True or False, got {model_table!r}")
+        pooling.check_max_side("saliency_max_side", saliency_max_side)  # also when saliency is off
         reducers: list[hooks.LayerReducer] = []
         if units:
             reducers.append(units_mod.UnitReducer())
@@ -340,6 +359,7 @@ class InsightWriter(SummaryWriter):
                 target=saliency_target or cam_target,
                 options=saliency_options,
                 cam_layer=plan.layer if plan else None,
+                max_side=saliency_max_side,
             )
         map_layers = chosen if maps_layers is None else layer_selection.select_layers(model, maps_layers)
         maps_plan = fmaps.plan_feature_maps(
@@ -353,6 +373,8 @@ class InsightWriter(SummaryWriter):
             filter_layers=filters_layers,
             device=maps.model_device(model),
             stage_ends_only=maps_layers is None and layers is None,
+            max_side=maps_max_side,
+            bits=maps_bits,
         )
         maps_recorder = fmaps.FeatureMapRecorder(maps_plan) if maps_plan else None
         self.unwatch(model)
@@ -364,10 +386,10 @@ class InsightWriter(SummaryWriter):
             chosen,
             every=every,
             mode=mode,
-            on_record=self._record_activation_stats,
+            on_record=self._stats_recorder(model, records.activation_stats),
             on_step_start=starter,
             gradients=grad_options,
-            on_gradient_record=self._record_gradient_stats,
+            on_gradient_record=self._stats_recorder(model, records.gradient_stats),
             reducers=reducers,
             on_extras=self._extras_recorder(chosen, histogram_bins) if reducers else None,
             on_model_table=self._record_model_table if model_table else None,
@@ -588,11 +610,18 @@ class InsightWriter(SummaryWriter):
             )
         super().close()
 
-    def _record_activation_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
-        self._enqueue(records.activation_stats, tuple(infos), stats, step=step)
+    def _stats_recorder(self, model: nn.Module, build: Callable[..., Any]) -> hooks.RecordCallback:
+        """The callback writing one step's statistics with `build`: float64 while the model computes in
+        float64 (its statistics then carry digits float32 would drop), else as summary.compact_floats
+        says. Checked at every record: a model may change dtype after watch()."""
+        model_ref = weakref.ref(model)
 
-    def _record_gradient_stats(self, step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
-        self._enqueue(records.gradient_stats, tuple(infos), stats, step=step)
+        def record(step: int, infos: Sequence[LayerInfo], stats: HostArray) -> None:
+            current = model_ref()
+            float64 = current is not None and maps.model_dtype(current) == torch.float64
+            self._enqueue(build, tuple(infos), stats, float64, step=step)
+
+        return record
 
     def _extras_recorder(
         self, chosen: Sequence[tuple[int, str, nn.Module]], bins: int

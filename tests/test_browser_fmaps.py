@@ -74,6 +74,10 @@ def test_feature_maps_view(server: str, browser) -> None:
         assert len(frame.query_selector_all(f'{GRID} [data-testid="fmap-cell"]')) == PROBE_SIZE * K
         heads = [h.inner_text() for h in frame.query_selector_all(f'{GRID} [data-testid="fmap-colhead"]')]
         assert len(heads) == K and all(h.startswith("ch ") for h in heads), heads
+        # How the tiles were stored, at the defaults (maps_max_side=32, maps_bits=6): conv1's 64 x 64
+        # maps are pooled 2x, the others fit.
+        stored = {"features.conv1": "pooled 2× from 64×64 · 6-bit"}
+        assert frame.inner_text('[data-testid="fmap-storage"]').strip(" ·") == stored.get(layer, "6-bit")
         filters = frame.query_selector('[data-testid="filters-grid"]')
         assert filters is not None and filters.get_attribute("data-layout") == "rgb"
         _wait_for(page, lambda: filters.query_selector("canvas"), "the filters drawn")

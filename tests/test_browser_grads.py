@@ -10,7 +10,9 @@ opens on its saliency maps. Nothing is logged to the console. Screenshots go to 
 
 from __future__ import annotations
 
+import json
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -72,6 +74,7 @@ def _train_saliency(run_dir: Path) -> None:
             model, every=2, probe=(probe.images, probe.labels), class_names=list(ShapesData.CLASSES),
             cam_every=0, saliency_every=2, saliency_methods=["gradient", "smoothgrad"],
             saliency_options={"smoothgrad": {"samples": 4}},
+            saliency_max_side=32,  # stored pooled 2x (32 x 32) and drawn over the 64 x 64 images
         )  # fmt: skip
         train_on_slices(model, opt, data.images, data.labels, 4)
 
@@ -93,6 +96,20 @@ CANVAS_INK = """(sel) => {
   let ink = 0;
   for (let i = 3; i < d.length; i += 4) if (d[i] > 0) ink++;
   return ink;
+}"""
+
+
+QUADRANT_SUMS = """(sel) => {
+  const c = document.querySelector(sel);  // an overlay tile is a canvas
+  if (!c || !c.width) return null;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const sums = [0, 0, 0, 0];
+  for (let y = 0; y < c.height; y++)
+    for (let x = 0; x < c.width; x++) {
+      const i = (y * c.width + x) * 4;
+      sums[(y >= c.height / 2 ? 2 : 0) + (x >= c.width / 2 ? 1 : 0)] += d[i] + d[i + 1] + d[i + 2];
+    }
+  return sums;
 }"""
 
 
@@ -188,6 +205,21 @@ def test_gradient_view(server: str, browser) -> None:
         )
         tiles = frame.query_selector_all(f'{grid} [data-testid="overlay-tile"][data-method="gradient"]')
         assert len(tiles) == 8
+        # Pooled maps (32 x 32) cover the whole 64 x 64 image: the overlay changes every quadrant.
+        with urllib.request.urlopen(f"{server}/data/plugin/insight/maps?run={RUN_SALIENCY}") as resp:
+            stored = json.load(resp)["series"][0]
+        assert (stored["height"], stored["poolFactor"], stored["sourceHeight"]) == (32, 2, 64)
+        tile = f'{grid} [data-testid="overlay-tile"]'
+        shown = frame.evaluate(QUADRANT_SUMS, tile)
+        assert shown and min(shown) > 0, shown
+        frame.fill('[data-testid="cam-opacity"]', "0")
+        bare = _wait_for(
+            page,
+            lambda: (q := frame.evaluate(QUADRANT_SUMS, tile)) != shown and q,
+            "a redraw without the overlay",
+        )
+        assert all(a != b for a, b in zip(shown, bare)), (shown, bare)
+        frame.fill('[data-testid="cam-opacity"]', "0.7")
         assert "Saliency" in frame.inner_text('[data-view="cam"] .ins-card-title')
         assert (
             frame.evaluate(CANVAS_INK.replace(" + ' canvas'", ""), f'{grid} [data-testid="overlay-tile"]') > 0

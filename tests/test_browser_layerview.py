@@ -178,7 +178,7 @@ def test_model_view(server: str, browser) -> None:
         )
         assert (
             heat.get_attribute("data-steps") == str(STEPS // EVERY)
-            and heat.get_attribute("data-bins") == "64"
+            and heat.get_attribute("data-bins") == "32"
         )
         assert _hist_step(frame) == STEPS - EVERY  # the last recorded step
         served = _served_histograms(server)

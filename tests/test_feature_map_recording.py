@@ -14,12 +14,13 @@ from test_plugin import PREFIX, get_json, make_client
 from werkzeug.test import Client
 
 from tb_plugin_insight import InsightWriter
-from tb_plugin_insight.capture.quantize import dequantize
+from tb_plugin_insight.capture.quantize import dequantize, error_bound
 from tb_plugin_insight.render import png
 
 
-def bound(scale_min: list, scale_max: list) -> float:
-    return max(b - a for a, b in zip(np.ravel(scale_min), np.ravel(scale_max))) / 510 + 1e-6
+def bound(scale_min: list, scale_max: list, bits: int = 8) -> float:
+    """The stated round-trip bound of the widest tile (capture/quantize.py): (max - min) / 510 at 8 bits."""
+    return error_bound(max(b - a for a, b in zip(np.ravel(scale_min), np.ravel(scale_max))), bits) + 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +81,14 @@ def test_step_zero_maps_are_the_initial_model_on_the_probe_within_the_bound(
     with torch.no_grad():
         out = model[:4](images)  # conv 3's output
     body = get_json(client, "/feature_maps?run=run&layer=3&step=0")
-    assert body["step"] == 0 and body["channels"] == [7, 0]
+    assert body["step"] == 0 and body["channels"] == [7, 0] and body["bits"] == 6  # the default
     grid = png.decode(client.get(PREFIX + "/feature_map_image?run=run&layer=3&step=0").get_data())
     assert grid.shape == (4 * 6, 2 * 6)
     codes = png.ungrid(grid, 6, 6)
     scales = np.stack([np.array(body["scaleMin"]), np.array(body["scaleMax"])], axis=-1)
     back = dequantize(codes, scales)
     expected = out[:, [7, 0]].numpy()
-    assert np.abs(back - expected).max() <= bound(body["scaleMin"], body["scaleMax"])
+    assert np.abs(back - expected).max() <= bound(body["scaleMin"], body["scaleMax"], body["bits"])
 
 
 def test_channels_fixed_and_pixels_change_over_steps(client: Client) -> None:

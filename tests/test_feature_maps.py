@@ -10,14 +10,15 @@ from torch import nn
 from tb_plugin_insight import InsightWriter
 from tb_plugin_insight.capture import feature_maps as fm
 from tb_plugin_insight.capture import filters
-from tb_plugin_insight.capture.quantize import dequantize, quantize
+from tb_plugin_insight.capture.quantize import dequantize, levels, quantize
 from tb_plugin_insight.render import png
 
 
-def bound(scales: np.ndarray) -> np.ndarray:
-    """The stated round-trip bound (max - min) / 510 per map (plus float32 rounding: 0.1% of it)."""
-    span = scales[..., 1] - scales[..., 0]
-    return span / 510 * 1.001 + 1e-12
+def bound(scales: np.ndarray, bits: int = 8) -> np.ndarray:
+    """The stated round-trip bound per map, (max - min) / (2 L) with L = quantize.levels(bits):
+    (max - min) / 510 for 8 bits (plus float32 rounding: 0.1% of it)."""
+    span = np.asarray(scales, dtype=np.float64)[..., 1] - np.asarray(scales, dtype=np.float64)[..., 0]
+    return span / (2 * levels(bits)) * 1.001 + 1e-12
 
 
 # ---- quantisation ---------------------------------------------------------------------------------
@@ -142,7 +143,7 @@ def test_choice_is_made_once_and_kept_while_activity_changes() -> None:
     assert second.channels == (1, 3)  # channel 0 is now the most active, the choice stays
     expected = (images * 0.1).numpy()[:, 0]
     np.testing.assert_allclose(
-        dequantize(second.codes, second.scales)[:, 0], expected, atol=bound(second.scales).max()
+        dequantize(second.codes, second.scales)[:, 0], expected, atol=bound(second.scales, second.bits).max()
     )
 
 
@@ -166,7 +167,9 @@ def test_user_channels_are_honoured_in_their_order(tmp_path) -> None:
     for column, channel in enumerate((2, 0, 3)):
         expected = (images[:, 0] * weights[channel]).numpy()
         got = dequantize(records["1"].codes, records["1"].scales)[:, column]
-        np.testing.assert_allclose(got, expected, atol=bound(records["1"].scales).max() + 1e-6)
+        np.testing.assert_allclose(
+            got, expected, atol=bound(records["1"].scales, records["1"].bits).max() + 1e-6
+        )
 
 
 @pytest.mark.parametrize(
@@ -296,7 +299,9 @@ def test_token_layers_recorded_as_token_by_channel_with_grid_metadata() -> None:
         out = model.mlp(torch.cat([model.cls.expand(3, -1, -1), x], dim=1))
     for column, channel in enumerate(mlp.channels):
         got = dequantize(mlp.codes, mlp.scales)[:, column, 0]
-        np.testing.assert_allclose(got, out[:, :, channel].numpy(), atol=bound(mlp.scales).max() + 1e-6)
+        np.testing.assert_allclose(
+            got, out[:, :, channel].numpy(), atol=bound(mlp.scales, mlp.bits).max() + 1e-6
+        )
     head = records["head"]
     assert head.codes.shape == (3, 1, 1, 2) and head.channels == ()
 
@@ -324,7 +329,7 @@ def test_sequence_layers_end_to_end_channel_by_position() -> None:
     with torch.no_grad():
         expected = torch.relu(model[0](seq))[:, [4, 0]].unsqueeze(2).numpy()
     np.testing.assert_allclose(
-        dequantize(record.codes, record.scales), expected, atol=bound(record.scales).max()
+        dequantize(record.codes, record.scales), expected, atol=bound(record.scales, record.bits).max()
     )
     assert plan.filter_layers == ("0",)
     weights = filters.filter_record(model[0])
@@ -345,7 +350,7 @@ def test_volume_layers_show_the_chosen_depth_slice(depth, index) -> None:
     with torch.no_grad():
         expected = model[0](vol)[:, list(record.channels), index].numpy()
     np.testing.assert_allclose(
-        dequantize(record.codes, record.scales), expected, atol=bound(record.scales).max()
+        dequantize(record.codes, record.scales), expected, atol=bound(record.scales, record.bits).max()
     )
 
 

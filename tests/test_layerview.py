@@ -304,10 +304,10 @@ def client(tmp_path_factory: pytest.TempPathFactory):
 
 def test_histograms_route(client) -> None:
     body = get_json(client, "/histograms?run=run%3Cb%3E&layer=2")
-    assert body["bins"] == 64 and body["steps"] == [0, 2, 4] and body["moduleType"] == "ReLU"
+    assert body["bins"] == 32 and body["steps"] == [0, 2, 4] and body["moduleType"] == "ReLU"
     assert body["low"] == [0.0] * 3 and len(set(body["high"])) == 1
     for counts, under, over in zip(body["counts"], body["underflow"], body["overflow"]):
-        assert len(counts) == 64 and sum(counts) + under + over == 4 * 4 * 8 * 8
+        assert len(counts) == 32 and sum(counts) + under + over == 4 * 4 * 8 * 8
 
 
 @pytest.mark.parametrize(

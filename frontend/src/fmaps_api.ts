@@ -23,6 +23,12 @@ export interface FeatureMapLayer {
   gridSide: number;
   classTokens: number;
   depthIndex: number | null;
+  /** Tiles are block means over poolFactor × poolFactor blocks (1: not pooled) of sourceHeight × sourceWidth maps. */
+  poolFactor?: number;
+  sourceHeight?: number;
+  sourceWidth?: number;
+  /** maps_bits: the codes are multiples of 255 / L, L the largest divisor of 255 ≤ 2^bits − 1 (8 in older runs). */
+  bits?: number;
   steps: number[];
 }
 

@@ -192,3 +192,44 @@ export function stepFor(steps: readonly number[], wanted: number | null): number
   for (const s of steps) if (s <= wanted && (best === null || s > best)) best = s;
   return best ?? steps[0];
 }
+
+/** How a layer's tiles were stored (the /feature_map_layers fields; absent in older runs). */
+export interface StorageInfo extends LayoutInfo {
+  poolFactor?: number;
+  sourceHeight?: number;
+  sourceWidth?: number;
+  bits?: number;
+}
+
+/** L of `maps_bits` (capture/quantize.py): the largest divisor of 255 not above 2^bits − 1. */
+export function levelsOf(bits: number): number {
+  return [255, 85, 51, 17, 15, 5, 3, 1].find((d) => d <= 2 ** bits - 1) ?? 1;
+}
+
+/**
+ * Short text for the panel header on how the tiles were stored, e.g. "pooled 2× from 56×56 · 6-bit",
+ * and a longer tooltip; empty text for maps stored at full resolution with 8 bits.
+ */
+export function storageNote(info: StorageInfo): { text: string; title: string } {
+  const parts: string[] = [];
+  const titles: string[] = [];
+  const f = info.poolFactor ?? 1;
+  if (f > 1) {
+    const sh = info.sourceHeight ?? 0;
+    const sw = info.sourceWidth ?? 0;
+    let from = `${sh}×${sw}`;
+    if (info.layout === "tokens" && info.gridSide > 0) {
+      const side = Math.round(Math.sqrt(Math.max(0, sw - info.classTokens)));
+      from = `a ${side}×${side} token grid`;
+    } else if (sh === 1) from = `length ${sw}`;
+    parts.push(`pooled ${f}× from ${from}`);
+    titles.push(`Each stored value is the mean of a block of ${sh === 1 && info.layout !== "tokens" ? f : `${f}×${f}`} values of the layer's output (maps_max_side), so the tiles are ${info.height}×${info.width}.`);
+  }
+  const bits = info.bits ?? 8;
+  if (bits < 8) {
+    parts.push(`${bits}-bit`);
+    const levels = levelsOf(bits);
+    titles.push(`Each map is stored with ${levels + 1} levels between its min and max (maps_bits=${bits}): values within (max − min) / ${2 * levels}.`);
+  }
+  return { text: parts.join(" · "), title: titles.join(" ") };
+}

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, tileLut, type LayoutInfo } from "../src/fmaps_math";
+import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, storageNote, tileLut, type LayoutInfo } from "../src/fmaps_math";
 
 /** A grid of 2 rows (images) × 3 columns of h × w tiles whose code is 100*row + 10*column + pixel. */
 function grid(h: number, w: number): { data: Uint8Array; width: number } {
@@ -100,4 +100,20 @@ test("stepFor shows the last recorded step at or before the wanted one", () => {
   assert.equal(stepFor([0, 100, 200], 150), 100);
   assert.equal(stepFor([100, 200], 50), 100);
   assert.equal(stepFor([], 5), null);
+});
+
+test("the storage note says how tiles were pooled and quantised, nothing for full-resolution 8-bit maps", () => {
+  const spatial: LayoutInfo = { layout: "spatial", height: 28, width: 28, gridSide: 0, classTokens: 0 };
+  assert.deepEqual(storageNote(spatial), { text: "", title: "" });
+  assert.equal(storageNote({ ...spatial, poolFactor: 1, sourceHeight: 28, sourceWidth: 28, bits: 8 }).text, "");
+  const pooled = storageNote({ ...spatial, poolFactor: 2, sourceHeight: 56, sourceWidth: 56, bits: 6 });
+  assert.equal(pooled.text, "pooled 2× from 56×56 · 6-bit");
+  assert.match(pooled.title, /block of 2×2 values/);
+  assert.match(pooled.title, /52 levels .* \(max − min\) \/ 102/);
+  const tokens: LayoutInfo = { layout: "tokens", height: 1, width: 1 + 32 * 32, gridSide: 32, classTokens: 1 };
+  assert.equal(storageNote({ ...tokens, poolFactor: 2, sourceHeight: 1, sourceWidth: 1 + 64 * 64, bits: 8 }).text, "pooled 2× from a 64×64 token grid");
+  const row: LayoutInfo = { layout: "sequence", height: 1, width: 1000, gridSide: 0, classTokens: 0 };
+  const note = storageNote({ ...row, poolFactor: 3, sourceHeight: 1, sourceWidth: 3000, bits: 8 });
+  assert.equal(note.text, "pooled 3× from length 3000");
+  assert.match(note.title, /block of 3 values/);
 });

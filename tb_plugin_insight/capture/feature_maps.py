@@ -13,8 +13,14 @@ Every layer output is brought to channel maps (N, C, h, w), by its layout:
 
 Of the C channels, K are stored: the user's (`maps_channels`), or the `maps_k` with the highest mean
 activation over the probe at the first maps step. That choice is kept for the whole run, so the step
-slider compares the same channels. Maps are quantised to 8 bits with a per-map [min, max]
-(see `quantize`).
+slider compares the same channels.
+
+Maps larger than `maps_max_side` are average-pooled on the device before they are stored (see
+`pooling`): spatial and volume maps over f x f blocks, a token grid as an s x s map (class tokens kept
+as they are), and 1 x L rows (sequences, tokens without a grid) along L when L exceeds maps_max_side²
+(so a row never holds more pixels than a maps_max_side² map). Vector strips are never pooled: their
+entries are channels, not positions. Maps are then quantised to `maps_bits` levels with a per-map
+[min, max] (see `quantize`).
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ import torch
 from torch import nn
 
 from tb_plugin_insight.capture import filters as filters_mod
+from tb_plugin_insight.capture import pooling
 from tb_plugin_insight.capture.outputs import primary_tensor
 from tb_plugin_insight.capture.probe import Probe
-from tb_plugin_insight.capture.quantize import quantize
+from tb_plugin_insight.capture.quantize import check_bits, quantize
 from tb_plugin_insight.explain.capture import side_effect_free
 
 logger = logging.getLogger(__name__)
@@ -120,6 +127,39 @@ def channel_maps(output: torch.Tensor, view: LayerView) -> torch.Tensor:
     raise ValueError(f"unknown layout {view.layout!r}; expected one of {', '.join(LAYOUTS)}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Pooling:
+    """How one layer's channel maps (N, C, h, w) are pooled before storage (factor 1: not at all)."""
+
+    factor: int = 1
+    grid_side: int = 0  # tokens with a grid: the side of the stored (pooled) grid
+
+    def apply(self, maps: torch.Tensor, view: LayerView) -> torch.Tensor:
+        """The stored maps: (N, C, h', w') block means (see the module docstring)."""
+        if self.factor <= 1:
+            return maps
+        if view.layout == "tokens" and view.grid_side:
+            head = maps[..., : view.class_tokens].float()
+            grid = maps[..., view.class_tokens :].reshape(*maps.shape[:2], view.grid_side, view.grid_side)
+            pooled = pooling.pool_2d(grid, self.factor).flatten(start_dim=2).unsqueeze(2)
+            return torch.cat([head, pooled], dim=-1)
+        if maps.shape[-2] == 1:
+            return pooling.pool_rows(maps, self.factor)
+        return pooling.pool_2d(maps, self.factor)
+
+
+def pooling_of(view: LayerView, height: int, width: int, max_side: Optional[int]) -> Pooling:
+    """The pooling of a layer's h x w channel maps under `maps_max_side` (see the module docstring)."""
+    if max_side is None or view.layout == "vector":
+        return Pooling()
+    if view.layout == "tokens" and view.grid_side:
+        factor = pooling.pool_factor(view.grid_side, max_side)
+        return Pooling(factor, pooling.pooled_side(view.grid_side, factor))
+    if height == 1:
+        return Pooling(pooling.pool_factor(width, max_side * max_side))
+    return Pooling(pooling.pool_factor(max(height, width), max_side))
+
+
 def most_active(maps: torch.Tensor, k: int) -> list[int]:
     """Indices of the k channels of (N, C, h, w) maps with the highest mean activation (NaN counts as 0),
     most active first; ties go to the lower index."""
@@ -158,13 +198,19 @@ def check_channels(layer: str, indices: Any, num_channels: int) -> tuple[int, ..
 
 @dataclasses.dataclass
 class FeatureMapRecord:
-    """One layer's stored maps at one step: codes (N, K, h, w) uint8 and scales (N, K, 2) float64."""
+    """One layer's stored maps at one step: codes (N, K, h, w) uint8 and scales (N, K, 2) float32.
+
+    `source_size` is the (h, w) of a map before pooling, `pooling` how it was pooled to (h, w).
+    """
 
     codes: np.ndarray
     scales: np.ndarray
     channels: tuple[int, ...]
     view: LayerView
     user_channels: bool
+    source_size: tuple[int, int] = (0, 0)
+    pooling: Pooling = Pooling()
+    bits: int = 8
 
 
 @dataclasses.dataclass
@@ -176,6 +222,8 @@ class MapsPlan:
     views: dict[str, LayerView]  # layer name -> view, in model order
     user_channels: dict[str, tuple[int, ...]]
     filter_layers: tuple[str, ...]
+    max_side: Optional[int] = 32  # maps_max_side (None: full resolution)
+    bits: int = 6  # maps_bits
 
 
 def _check_every(value: Any) -> int:
@@ -244,13 +292,15 @@ def plan_feature_maps(
     filter_layers: Any,
     device: torch.device,
     stage_ends_only: bool = False,
+    max_side: Any = 32,
+    bits: Any = 6,
 ) -> Optional[MapsPlan]:
     """Validate feature-map and filter options with a dry run on one probe image (None: nothing to record).
 
     Raises:
-        ValueError / TypeError: bad maps_every / maps_k, maps_channels or maps_depth naming layers that
-            have no feature maps or bad indices, filters_layers that are not convolutions, maps options
-            without a probe (each message names the fix).
+        ValueError / TypeError: bad maps_every / maps_k / maps_max_side / maps_bits, maps_channels or
+            maps_depth naming layers that have no feature maps or bad indices, filters_layers that are
+            not convolutions, maps options without a probe (each message names the fix).
 
     With `stage_ends_only`, only the last layer of each stage keeps its maps (see `stage_ends`), plus
     the layers named in `channels`.
@@ -258,6 +308,8 @@ def plan_feature_maps(
     every = _check_every(every)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"maps_k must be a positive int (channels per layer), got {k!r}")
+    max_side = pooling.check_max_side("maps_max_side", max_side)
+    bits = check_bits("maps_bits", bits)
     filters = filters_mod.plan_filters(model, filter_layers)
     if not every:
         return None
@@ -267,7 +319,9 @@ def plan_feature_maps(
                 "maps_channels needs a probe batch: pass probe=(images, labels) or call set_probe"
             )
         # Without a probe, filters only when asked for by name (a run without a probe stays stats-only).
-        return MapsPlan(every, k, {}, {}, filters) if filters and filter_layers else None
+        if filters and filter_layers:
+            return MapsPlan(every, k, {}, {}, filters, max_side, bits)
+        return None
     names = [name for name, _ in layers]
     depths = _check_depth(names, depth)
     shapes = output_shapes(model, probe.on(device)[:1], layers)
@@ -306,7 +360,7 @@ def plan_feature_maps(
     if stage_ends_only:
         keep = set(stage_ends(views)) | set(user)
         views = {name: view for name, view in views.items() if name in keep}
-    return MapsPlan(every, k, views, user, filters)
+    return MapsPlan(every, k, views, user, filters, max_side, bits)
 
 
 def stage_ends(views: Mapping[str, LayerView]) -> list[str]:
@@ -338,8 +392,9 @@ class FeatureMapRecorder:
         if not self.plan.views:
             return {}
         modules = dict(model.named_modules())
-        pending: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        pending: dict[str, tuple[torch.Tensor, torch.Tensor, tuple[int, int], Pooling]] = {}
         handles = []
+        plan = self.plan
 
         def hook_for(name: str, view: LayerView) -> Any:
             def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -352,7 +407,11 @@ class FeatureMapRecorder:
                         self.channels[name] = tuple(most_active(maps, self.plan.k))
                     index = torch.tensor(self.channels[name], device=maps.device)
                     maps = maps.index_select(1, index)
-                pending[name] = quantize(maps)  # copies now: later in-place ops cannot change it
+                source = (int(maps.shape[-2]), int(maps.shape[-1]))
+                pool = pooling_of(view, *source, plan.max_side)
+                # Both copy now: later in-place ops of the model cannot change what is stored.
+                codes, scales = quantize(pool.apply(maps, view), bits=plan.bits)
+                pending[name] = (codes, scales, source, pool)
 
             return hook
 
@@ -369,13 +428,16 @@ class FeatureMapRecorder:
         for name, view in self.plan.views.items():
             if name not in pending:
                 continue
-            codes, scales = pending.pop(name)
+            codes, scales, source, pool = pending.pop(name)
             channels = self.channels.get(name, ()) if view.layout != "vector" else ()
             records[name] = FeatureMapRecord(
                 codes.cpu().numpy(),
-                scales.double().cpu().numpy(),
+                scales.cpu().numpy(),
                 channels,
                 view,
                 name in self.plan.user_channels,
+                source,
+                pool,
+                plan.bits,
             )
         return records

@@ -29,7 +29,7 @@ import torch
 
 from tb_plugin_insight import metadata
 
-DEFAULT_BINS = 64
+DEFAULT_BINS = 32
 # Entries before the counts in a stored histogram vector (metadata.HISTOGRAM_HEAD).
 HEAD = len(metadata.HISTOGRAM_HEAD)
 

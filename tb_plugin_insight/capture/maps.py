@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import cam
+from tb_plugin_insight.capture import pooling
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.explain.capture import resolve_layer
@@ -54,6 +55,7 @@ class SaliencyPlan:
     methods: tuple[str, ...]
     target: str  # "predicted" or "label"
     options: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict, hash=False)
+    max_side: Optional[int] = None  # saliency_max_side: larger maps are average-pooled (None: full size)
 
 
 @dataclasses.dataclass
@@ -65,6 +67,9 @@ class MapRecord:
     probability: Optional[np.ndarray]  # (N,)
     # method -> (N, 2) min and max of each map before per-image scaling (for a shared scale in the tab)
     ranges: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    # Saliency maps pooled to fit saliency_max_side: the block side and the (H, W) before pooling.
+    pool_factor: int = 1
+    source_size: tuple[int, int] = (0, 0)
 
 
 def record_from_cams(result: cam.CamResult) -> MapRecord:
@@ -158,20 +163,24 @@ def plan_saliency(
     target: str,
     options: Optional[dict[str, dict[str, Any]]] = None,
     cam_layer: Optional[str] = None,
+    max_side: Any = None,
 ) -> SaliencyPlan:
     """Validate saliency options once, at watch() time, with a dry run on one probe image.
 
     `guided_gradcam` needs a `target_layer`: without one in `options`, the CAM layer (or the last spatial
-    layer) is used.
+    layer) is used. Maps with a side above `max_side` are average-pooled before they are normalised and
+    stored (capture/pooling.py; None: full size).
 
     Raises:
-        ValueError / TypeError: bad `every`, unknown method, an option the method does not take, target
-            "label" without labels, or a dry run that fails (each message says what to pass instead).
+        ValueError / TypeError: bad `every` or `max_side`, unknown method, an option the method does not
+            take, target "label" without labels, or a dry run that fails (each message says what to pass
+            instead).
     """
     from tb_plugin_insight import saliency
 
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"saliency_every must be a positive int (steps between maps), got {every!r}")
+    max_side = pooling.check_max_side("saliency_max_side", max_side)
     if target not in CAM_TARGETS:
         raise ValueError(f"saliency target must be one of {', '.join(CAM_TARGETS)}, got {target!r}")
     if target == "label" and probe.labels is None:
@@ -191,7 +200,7 @@ def plan_saliency(
         per_method["guided_gradcam"]["target_layer"] = cam_layer or probe_mod.find_last_spatial_layer(
             model, sample
         )
-    plan = SaliencyPlan(every, names, target, per_method)
+    plan = SaliencyPlan(every, names, target, per_method, max_side)
     run_saliency(
         model, dataclasses.replace(probe, images=probe.images[:1], _on_device={}), plan, predict=False
     )
@@ -210,23 +219,39 @@ def run_saliency(model: nn.Module, probe: Probe, plan: SaliencyPlan, *, predict:
         for m in plan.methods
     }
     predicted, probability = predictions(model, images) if predict else (None, None)
-    return record_from_attributions(result, predicted, probability)
+    return record_from_attributions(result, predicted, probability, max_side=plan.max_side)
 
 
 def record_from_attributions(
-    attributions: dict[str, torch.Tensor], predicted: Optional[np.ndarray], probability: Optional[np.ndarray]
+    attributions: dict[str, torch.Tensor],
+    predicted: Optional[np.ndarray],
+    probability: Optional[np.ndarray],
+    *,
+    max_side: Optional[int] = None,
 ) -> MapRecord:
-    """The stored form of saliency: uint8 maps and, as raw range, (0, the value each map was divided by)
-    so a shared scale compares images (pixels above their image's 99th percentile stay clipped)."""
+    """The stored form of saliency: uint8 maps (average-pooled to `max_side` first, if larger) and, as
+    raw range, (0, the value each map was divided by) so a shared scale compares images (pixels above
+    their image's 99th percentile stay clipped)."""
     from tb_plugin_insight import saliency
 
     maps, ranges = {}, {}
+    factor, source = 1, (0, 0)
     for method, attribution in attributions.items():
-        heat, scale = saliency.saliency_map_and_scale(attribution)
+        if attribution.dim() == 4:
+            source = (int(attribution.shape[2]), int(attribution.shape[3]))
+            factor = pooling.pool_factor(max(source), max_side)
+        heat, scale = saliency.saliency_map_and_scale(attribution, max_side=max_side)
         maps[method] = probe_mod.maps_to_uint8(heat)
         scale = scale.detach().double().cpu().numpy()
         ranges[method] = np.stack([np.zeros_like(scale), scale], axis=1)
-    return MapRecord(maps=maps, predicted=predicted, probability=probability, ranges=ranges)
+    return MapRecord(
+        maps=maps,
+        predicted=predicted,
+        probability=probability,
+        ranges=ranges,
+        pool_factor=factor,
+        source_size=source,
+    )
 
 
 def predictions(model: nn.Module, images: torch.Tensor) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:

@@ -37,6 +37,17 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def _pooling_json(data: metadata.PluginData) -> dict[str, int]:
+    """How stored maps were pooled: the block side (1: not) and the size before (the stored size when
+    not pooled, or in records written before pooling existed)."""
+    pooled = data.pool_factor > 1
+    return {
+        "poolFactor": data.pool_factor if pooled else 1,
+        "sourceHeight": data.source_height if pooled else data.height,
+        "sourceWidth": data.source_width if pooled else data.width,
+    }
+
+
 def _layer_json(data: metadata.PluginData, max_step: int) -> dict[str, Any]:
     return {
         "name": data.layer,
@@ -375,6 +386,7 @@ class MapQueries:
                 "auto": data.auto_selected,
                 "height": data.height,
                 "width": data.width,
+                **_pooling_json(data),
                 "numImages": data.num_images,
                 "steps": steps,
             }

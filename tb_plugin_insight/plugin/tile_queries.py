@@ -1,7 +1,7 @@
 """Feature maps and filters: their series, per-step scales and PNG grids, read via the data provider.
 
 Both are stored the same way (summary.py): one PNG grid of 8-bit tiles per step (a blob sequence) and a
-float64 [rows, columns, 2] tensor of each tile's [min, max] at the same step.
+float32 (older runs: float64) [rows, columns, 2] tensor of each tile's [min, max] at the same step.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin.http import not_found
-from tb_plugin_insight.plugin.queries import ALL_POINTS, _finite_or_none, _parse
+from tb_plugin_insight.plugin.queries import ALL_POINTS, _finite_or_none, _parse, _pooling_json
 
 FEATURE_MAPS = metadata.RecordKind.FEATURE_MAPS
 FILTERS = metadata.RecordKind.FILTERS
@@ -36,6 +36,8 @@ def _feature_map_json(data: metadata.PluginData, steps: list[int]) -> dict[str, 
         "gridSide": data.grid_side,
         "classTokens": data.class_tokens,
         "depthIndex": data.depth_index if data.layout == "volume" else None,
+        **_pooling_json(data),
+        "bits": data.bits or 8,
         "steps": steps,
     }
 

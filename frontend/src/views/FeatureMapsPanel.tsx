@@ -9,7 +9,7 @@ import { DEFAULT_PROBE } from "../api";
 import { colormapLUT } from "../colormaps";
 import { describe } from "../data";
 import type { FeatureMapLayer, FeatureMapLayersResponse, FilterLayer } from "../fmaps_api";
-import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, tileLut, type Cell } from "../fmaps_math";
+import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, storageNote, tileLut, type Cell } from "../fmaps_math";
 import {
   fmChannelText,
   fmColormap,
@@ -352,6 +352,17 @@ function Toolbar(props: { info: FeatureMapLayer | null; steps: number[]; index: 
   );
 }
 
+function StorageNote(props: { info: FeatureMapLayer }) {
+  const note = storageNote(props.info);
+  if (!note.text) return null;
+  return (
+    <span class="ins-muted" data-testid="fmap-storage" title={note.title}>
+      {" · "}
+      {note.text}
+    </span>
+  );
+}
+
 function describeLayer(info: FeatureMapLayer): string {
   const chosen = info.userChannels ? "channels chosen by index" : `the ${info.channels.length} most active of ${info.numChannels} channels (chosen at step ${info.steps[0]})`;
   switch (info.layout) {
@@ -411,7 +422,12 @@ export function FeatureMapsPanel(props: FeatureMapsPanelProps) {
   return (
     <div class="ins-fm-panel" data-testid="fmap-panel" data-layer={layer}>
       <Toolbar info={info} steps={steps} index={index} onStep={(i) => setWanted(steps[i] ?? null)} playing={playing} onPlay={() => setPlaying((p) => !p)} />
-      {info ? <div class="ins-fm-sub">{describeLayer(info)}</div> : null}
+      {info ? (
+        <div class="ins-fm-sub">
+          {describeLayer(info)}
+          <StorageNote info={info} />
+        </div>
+      ) : null}
       {info && shown !== null ? <MapsGrid run={run} info={info} step={stepFor(info.steps, shown) ?? shown} probe={probe} columns={columns} /> : null}
       {filters && shown !== null ? <FiltersGrid run={run} info={filters} step={stepFor(filters.steps, shown) ?? shown} /> : null}
     </div>

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import read_events
 from test_cam_recording import cam_model, probe_batch
 from test_feature_maps import TinyTokens, raw_probe, writer_probe
 from test_plugin import PREFIX, get_json, make_client
-from test_writer import read_events
 from torch import nn
 from torch.nn import functional
 from torch.utils.tensorboard import SummaryWriter

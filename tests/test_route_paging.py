@@ -108,12 +108,14 @@ def _write_grads(run_dir: Path, steps: list[int]) -> None:
 
 
 def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
-    """Routes reuse one read per run until the run gets new records; then they show them."""
+    """Routes reuse one read per run until the run gets new records; then they show them (once the
+    run's listing is older than its reuse time, listings.LISTING_TTL)."""
     from tensorboard.backend import application
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
     from werkzeug.test import Client
 
+    from tb_plugin_insight.plugin import listings
     from tb_plugin_insight.plugin.plugin import InsightPlugin
 
     _write_grads(tmp_path / "run", [0, 5])
@@ -124,11 +126,16 @@ def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
     context = base_plugin.TBContext(
         data_provider=provider, logdir=str(tmp_path), sampling_hints={"insight": 0}
     )
-    client = Client(application.TensorBoardWSGI([InsightPlugin(context)]))
+    plugin = InsightPlugin(context)
+    client = Client(application.TensorBoardWSGI([plugin]))
+    now = [0.0]
+    plugin._queries.listings.clock = lambda: now[0]
     assert get_json(client, "/gradients?run=run")["steps"] == [0, 5]
     assert get_json(client, "/gradients?run=run&layer=fc")["steps"] == [0, 5]
     _write_grads(tmp_path / "run", [10, 15])
     mux.Reload()
+    assert get_json(client, "/gradients?run=run")["steps"] == [0, 5]  # the listing is reused a while
+    now[0] += listings.LISTING_TTL
     assert get_json(client, "/gradients?run=run")["steps"] == [0, 5, 10, 15]
     assert get_json(client, "/gradients?run=run&step=12&fields=gradNorm")["values"]["gradNorm"][2] == [
         pytest.approx(200.010)

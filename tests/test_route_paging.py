@@ -159,3 +159,81 @@ def test_stats_heatmap_max_steps(tmp_path: Path) -> None:
     assert nans["values"] == [[0.0, 2.0, 0.0]]  # step 3's NaNs show in the column of step 5
     bad = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=0", 400)
     assert "'max_steps' must be an integer" in bad["error"]["message"]
+
+
+def _f32(matrix: dict) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(matrix["f32"]), dtype="<f4").reshape(matrix["shape"])
+
+
+def test_f32_encoding_carries_the_same_values(logdir: Path) -> None:
+    """encoding=f32: each matrix as base64 float32 with its shape; NaN where JSON has null."""
+    client = make_client(logdir)
+    query = "/gradients?run=run&max_steps=4&fields=gradNorm,gradNanCount,updateRatio"
+    plain = get_json(client, query)
+    packed = get_json(client, query + "&encoding=f32")
+    assert packed["steps"] == plain["steps"] and packed["layers"] == plain["layers"]
+    for field, rows in plain["values"].items():
+        decoded = _f32(packed["values"][field])
+        expected = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float32)
+        np.testing.assert_array_equal(decoded, expected)
+    empty_layer = get_json(client, "/gradients?run=run&layer=nope&encoding=f32", 404)
+    assert "nope" in empty_layer["error"]["message"]
+    bad = get_json(client, "/gradients?run=run&encoding=f64", 400)
+    assert "'encoding' must be one of f32, json" in bad["error"]["message"]
+
+
+def test_f32_heatmap_marks_missing_values_nan(tmp_path: Path) -> None:
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in range(4):
+            values = [
+                summary.activation_stats_value(
+                    name, np.full(8, float(step + i)), module_type="ReLU", shape=(1,), order=i,
+                    with_metadata=step == 2 * i,
+                )
+                for i, name in enumerate(("a", "b"))
+                if name == "a" or step >= 2  # layer b is recorded from step 2 on
+            ]  # fmt: skip
+            writer._write(summary.summary_of(values), step)
+    body = get_json(make_client(tmp_path), "/stats_heatmap?run=run&stat=mean&encoding=f32")
+    assert body["layers"] == ["a", "b"] and body["steps"] == [0, 1, 2, 3]
+    np.testing.assert_array_equal(_f32(body["values"]), [[0, 1, 2, 3], [np.nan, np.nan, 3, 4]])
+
+
+def test_units_thinned_keep_spikes_and_exact_first_steps(tmp_path: Path) -> None:
+    """/units?max_steps: each column is its steps' maximum; deadSince is the exact first step."""
+    dead = {step: (0.5 if step == 13 else 0.25 if step >= 17 else 0.0) for step in range(20)}
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in range(20):
+            values = [
+                summary.activation_stats_value(
+                    "relu", np.zeros(8), module_type="ReLU", shape=(1,), order=0, with_metadata=step == 0
+                ),
+                summary.unit_stats_value(
+                    "relu", np.array([dead[step], 0.0, 4.0]), bounded=False, module_type="ReLU",
+                    shape=(1,), order=0, with_metadata=step == 0,
+                ),
+            ]  # fmt: skip
+            writer._write(summary.summary_of(values), step)
+    client = make_client(tmp_path)
+    full = get_json(client, "/units?run=run")
+    assert full["steps"] == list(range(20)) and full["dead"] == [[dead[s] for s in range(20)]]
+    thin = get_json(client, "/units?run=run&max_steps=4")
+    assert thin["steps"] == [4, 9, 14, 19] and thin["totalSteps"] == 20
+    assert thin["dead"] == [[0.0, 0.0, 0.5, 0.25]]  # the spike at step 13 is kept
+    assert thin["deadSince"] == [13] and thin["saturatedSince"] == [None] and thin["channels"] == [4]
+    packed = get_json(client, "/units?run=run&max_steps=4&encoding=f32")
+    np.testing.assert_array_equal(_f32(packed["dead"]), [[0.0, 0.0, 0.5, 0.25]])
+    assert (
+        "'max_steps' must be an integer"
+        in get_json(client, "/units?run=run&max_steps=0", 400)["error"]["message"]
+    )
+
+
+def test_json_bodies_with_nan_are_still_valid_json() -> None:
+    """Bodies are dumped without TensorBoard's Cleanse; one holding NaN falls back to it."""
+    from tb_plugin_insight.plugin import encode
+
+    assert encode.json_bytes({"a": [1.5, None], "b": "x"}) == b'{"a":[1.5,null],"b":"x"}'
+    assert encode.json_bytes({"a": float("nan")}) is None

@@ -237,3 +237,48 @@ def test_json_bodies_with_nan_are_still_valid_json() -> None:
 
     assert encode.json_bytes({"a": [1.5, None], "b": "x"}) == b'{"a":[1.5,null],"b":"x"}'
     assert encode.json_bytes({"a": float("nan")}) is None
+
+
+def _write_stats(run_dir: Path) -> None:
+    with InsightWriter(str(run_dir)) as writer:
+        value = summary.activation_stats_value(
+            "conv", np.zeros(8), module_type="Conv2d", shape=(1,), order=0, with_metadata=True
+        )
+        writer._write(summary.summary_of([value]), 0)
+
+
+def test_a_slow_runs_listing_is_refreshed_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/runs: reused RUNS_TTL seconds; then a fast listing is redone at once, a slow one (SLOW_LISTING or
+    more) in the background while the previous answer is served."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    from tb_plugin_insight.plugin import queries as queries_mod
+
+    _write_stats(tmp_path / "a")
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"insight": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    queries = queries_mod.InsightQueries(data_provider.MultiplexerDataProvider(mux, str(tmp_path)), 0)
+    now = [0.0]
+    queries.listings.clock = lambda: now[0]
+    ctx = context.RequestContext()
+    names = lambda: [r["run"] for r in queries.runs(ctx, "")["runs"]]  # noqa: E731
+    assert names() == ["a"]
+    _write_stats(tmp_path / "b")
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    assert names() == ["a"]  # reused
+    now[0] += queries_mod.RUNS_TTL
+    assert names() == ["a", "b"]  # a fast listing is redone at once
+    _write_stats(tmp_path / "c")
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    monkeypatch.setattr(queries_mod, "SLOW_LISTING", 0.0)  # every listing counts as slow
+    now[0] += queries_mod.RUNS_TTL
+    assert names() == ["a", "b"]  # the previous answer, while the refresh runs
+    for thread in [t for t in __import__("threading").enumerate() if t.name == "insight-runs-refresh"]:
+        thread.join(10)
+    assert names() == ["a", "b", "c"]

@@ -7,7 +7,9 @@ and remote log directories behave the same.
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -24,6 +26,11 @@ from tb_plugin_insight.plugin.listings import LruCache, RunListings, signature
 
 # Seconds a /runs answer is reused (listing every run's tags is the slowest read of a large logdir).
 RUNS_TTL = 2.0
+# A /runs listing that took longer (seconds) is refreshed in the background once older than RUNS_TTL:
+# the request gets the previous answer at once, a later one the new answer.
+SLOW_LISTING = 0.5
+
+logger = logging.getLogger(__name__)
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
@@ -57,7 +64,10 @@ class InsightQueries:
         self.listings = listings or RunListings(data_provider)
         self._tables = LruCache(tables.MAX_TABLES)
         self.results = LruCache()
-        self._runs_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        # eid -> (listed at, body, seconds the listing took)
+        self._runs_cache: dict[str, tuple[float, dict[str, Any], float]] = {}
+        self._runs_lock = threading.Lock()
+        self._refreshing: set[str] = set()
 
     def _stats_series(
         self,
@@ -96,15 +106,44 @@ class InsightQueries:
     def runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam).
 
-        Listing every tag of every run costs ~1 s for 100 runs x 100 tags, so the answer is reused for
-        RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default)."""
-        now = time.monotonic()
+        Listing every tag of every run costs ~1-3 s for 100 runs x 200 tags, so the answer is reused for
+        RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default); after that, a listing
+        that took SLOW_LISTING or more is refreshed in the background while the previous answer is
+        served (the tab asks again on TensorBoard's next reload)."""
         cached = self._runs_cache.get(eid)
-        if cached is not None and now - cached[0] < RUNS_TTL:
-            return cached[1]
+        if cached is not None:
+            listed_at, body, cost = cached
+            if self.listings.clock() - listed_at < RUNS_TTL:
+                return body
+            if cost >= SLOW_LISTING:
+                self._refresh_runs(ctx, eid)
+                return body
+        return self._timed_list_runs(ctx, eid)
+
+    def _timed_list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
+        start = self.listings.clock()
+        began = time.perf_counter()
         body = self._list_runs(ctx, eid)
-        self._runs_cache[eid] = (now, body)
+        self._runs_cache[eid] = (start, body, time.perf_counter() - began)
         return body
+
+    def _refresh_runs(self, ctx: Any, eid: str) -> None:
+        """List the runs again on a background thread (one at a time per experiment)."""
+        with self._runs_lock:
+            if eid in self._refreshing:
+                return
+            self._refreshing.add(eid)
+
+        def refresh() -> None:
+            try:
+                self._timed_list_runs(ctx, eid)
+            except Exception:  # noqa: BLE001 - a failed refresh keeps the previous answer; the next retries
+                logger.exception("Insight: listing the runs failed")
+            finally:
+                with self._runs_lock:
+                    self._refreshing.discard(eid)
+
+        threading.Thread(target=refresh, name="insight-runs-refresh", daemon=True).start()
 
     def _list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         listing = self._stats_series(ctx, eid)

@@ -14,10 +14,11 @@ from tensorboard.data import provider as tb_provider
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import encode
 from tb_plugin_insight.plugin.http import not_found
-from tb_plugin_insight.plugin.listings import signature
+from tb_plugin_insight.plugin.listings import LruCache, signature
 from tb_plugin_insight.plugin.queries import InsightQueries, _bucket_starts, _parse
 
 _HEAD = len(metadata.HISTOGRAM_HEAD)
+MAX_HISTOGRAMS = 64  # layers whose histograms are kept (1,000 steps x 64 bins: 0.5 MB each)
 
 
 class LayerViewQueries:
@@ -27,6 +28,7 @@ class LayerViewQueries:
         self._queries = queries
         self._provider = queries._provider
         self._downsample = queries._downsample
+        self._histogram_cache = LruCache(MAX_HISTOGRAMS)
 
     def _read(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
         return self._queries._read(ctx, eid, run, tags)
@@ -45,7 +47,8 @@ class LayerViewQueries:
         data, series_info = found
         tag = metadata.tag_for(data.kind, layer)
         key = ("histograms", eid, run, layer, signature([(tag, series_info)]))
-        return self._queries.results.get_or_make(key, lambda: self._histograms(ctx, eid, run, data, tag))
+        body = self._histogram_cache.get_or_make(key, lambda: self._histograms(ctx, eid, run, data, tag))
+        return {**body, "counts": body["counts"].tolist()}  # kept as an array: 8x less memory
 
     def _histograms(
         self, ctx: Any, eid: str, run: str, data: metadata.PluginData, tag: str
@@ -66,7 +69,7 @@ class LayerViewQueries:
             "high": encode.json_values(table[:, 1]),
             "underflow": np.nan_to_num(table[:, 2]).astype(np.int64).tolist(),
             "overflow": np.nan_to_num(table[:, 3]).astype(np.int64).tolist(),
-            "counts": counts.astype(np.int64).tolist(),
+            "counts": counts.astype(np.int64),
         }
 
     def units(

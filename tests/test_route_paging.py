@@ -277,6 +277,7 @@ def test_a_slow_runs_listing_is_refreshed_in_the_background(
     mux.AddRunsFromDirectory(str(tmp_path))
     mux.Reload()
     monkeypatch.setattr(queries_mod, "SLOW_LISTING", 0.0)  # every listing counts as slow
+    monkeypatch.setattr(queries_mod, "REFRESH_DELAY", 0.0)
     now[0] += queries_mod.RUNS_TTL
     assert names() == ["a", "b"]  # the previous answer, while the refresh runs
     for thread in [t for t in __import__("threading").enumerate() if t.name == "insight-runs-refresh"]:

@@ -29,6 +29,9 @@ RUNS_TTL = 2.0
 # A /runs listing that took longer (seconds) is refreshed in the background once older than RUNS_TTL:
 # the request gets the previous answer at once, a later one the new answer.
 SLOW_LISTING = 0.5
+# Seconds before that background listing starts: it is seen only on the tab's next request anyway, and
+# it costs the data server a second or more of CPU, which the requests of a view just opened need.
+REFRESH_DELAY = 3.0
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +111,8 @@ class InsightQueries:
 
         Listing every tag of every run costs ~1-3 s for 100 runs x 200 tags, so the answer is reused for
         RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default); after that, a listing
-        that took SLOW_LISTING or more is refreshed in the background while the previous answer is
-        served (the tab asks again on TensorBoard's next reload)."""
+        that took SLOW_LISTING or more is refreshed in the background (REFRESH_DELAY seconds later)
+        while the previous answer is served (the tab asks again on TensorBoard's next reload)."""
         cached = self._runs_cache.get(eid)
         if cached is not None:
             listed_at, body, cost = cached
@@ -143,7 +146,10 @@ class InsightQueries:
                 with self._runs_lock:
                     self._refreshing.discard(eid)
 
-        threading.Thread(target=refresh, name="insight-runs-refresh", daemon=True).start()
+        timer = threading.Timer(REFRESH_DELAY, refresh)
+        timer.name = "insight-runs-refresh"
+        timer.daemon = True
+        timer.start()
 
     def _list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         listing = self._stats_series(ctx, eid)

@@ -188,8 +188,8 @@ def measure_routes(
         "/predictions": f"{p}/predictions?run={q(cam_run)}",
         "/feature_map_layers": f"{p}/feature_map_layers?run={q(cam_run)}",
         "/index.js": f"{p}/index.js",
-        "/gradients (overview as JSON lists)": f"{p}/gradients?run={q(stats_run)}&max_steps=300"
-        f"&{GRAD_OVERVIEW}",
+        "/gradients (overview as JSON, not used by the tab)": f"{p}/gradients?run={q(stats_run)}"
+        f"&max_steps=300&{GRAD_OVERVIEW}",
         "/gradients (unpaged, not used by the tab)": f"{p}/gradients?run={q(stats_run)}",
     }
     for name, url in routes.items():

@@ -5,10 +5,14 @@ default 100 runs x 50 layers x 1,000 steps + 20 CAM runs into a temporary direct
 
 1. `tensorboard --logdir DIR` (default --load_fast): seconds from the process start to the first
    `/runs` answer listing a run (target < 10 s), and to all runs listed.
-2. Warm server: every route `--requests` times on a stats run and a CAM run; p95 per route (target
-   < 200 ms). `/gradients` unpaged is measured too, for reference (the tab no longer asks for it).
-3. Headless Chromium (/usr/bin/chromium): from navigation to `/#insight` to the heatmap of the first
-   run drawn (target < 3 s), on a fresh page after the server is warm.
+2. Warm server: every route `--requests` times on a stats run and a CAM run, as the tab asks for it
+   (gzip accepted, like a browser); p95 per route (target < 200 ms), with the body and gzipped sizes.
+   `/gradients` unpaged is measured too, for reference (the tab does not ask for it). Then the first
+   request of each route of the Model and statistics views on runs not asked for before (a user
+   opening another run: nothing of that run read yet): median and max over `COLD_RUNS` runs.
+3. Headless Chromium (/usr/bin/chromium), fresh pages after the server is warm, on runs not opened
+   before: from navigation to `/#insight` to the Model view's table drawn (the tab's default view),
+   and to the statistics view's heatmap drawn (target < 3 s each); with the slowest requests.
 4. Scrubbing the CAM step slider over 100 steps: time from moving the slider to the grid of that
    step drawn, per frame (first pass: fetch + decode; second pass: cached), and the overlay draw
    time the tab measures itself (target < 50 ms per frame).
@@ -58,6 +62,10 @@ SCRUB_JS = """async ({index, step}) => {
 }"""
 
 
+COLD_RUNS = 5
+GZIP = {"Accept-Encoding": "gzip"}  # as every browser asks; TensorBoard then gzips JSON
+
+
 @dataclasses.dataclass
 class TabResult:
     first_listing_s: float = float("nan")
@@ -65,17 +73,23 @@ class TabResult:
     runs_listed: int = 0
     route_p95_ms: dict[str, float] = dataclasses.field(default_factory=dict)
     route_bytes: dict[str, int] = dataclasses.field(default_factory=dict)
-    first_render_s: float = float("nan")
-    plugin_render_s: float = float("nan")  # the Insight iframe's own part: its start to the heatmap drawn
+    route_gzip_bytes: dict[str, int] = dataclasses.field(default_factory=dict)
+    cold_ms: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # (median, max)
+    first_render_s: float = float("nan")  # default (Model) view: its table drawn
+    plugin_render_s: float = float("nan")  # the Insight iframe's own part: its start to the table drawn
+    stats_render_s: float = float("nan")  # statistics view: its heatmap drawn
+    slowest: list[str] = dataclasses.field(default_factory=list)  # the first render's slowest requests
     scrub_first_ms: float = float("nan")  # median per frame, steps never seen
     scrub_cached_ms: float = float("nan")  # median per frame, second pass
     scrub_p95_ms: float = float("nan")  # p95 over both passes
     draw_ms: float = float("nan")  # median overlay draw time measured by the tab
 
 
-def _get(url: str, timeout: float = 60) -> tuple[int, bytes]:
+def _get(url: str, timeout: float = 60, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers=headers or {}), timeout=timeout
+        ) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as err:
         return err.code, err.read()
@@ -127,6 +141,32 @@ def wait_until_loaded(base: str, timeout: float) -> None:
         time.sleep(1.0)
 
 
+GRAD_OVERVIEW = (
+    "fields=gradNorm,gradMeanAbs,gradMaxAbs,gradNanCount,gradInfCount,weightNorm,updateRatio,"
+    "actGradNorm,actGradNanCount,actGradInfCount"
+)
+
+
+def stats_routes(p: str, run: str, layer: str) -> dict[str, str]:
+    """The requests of the Model view (the default) and of the statistics and gradient views, as the
+    tab makes them (frontend/src/api.ts)."""
+    q = urllib.parse.quote
+    r = q(run)
+    return {
+        "/layers": f"{p}/layers?run={r}",
+        "/model": f"{p}/model?run={r}",
+        "/units (max_steps=300)": f"{p}/units?run={r}&max_steps=300&encoding=f32",
+        "/histograms (one layer)": f"{p}/histograms?run={r}&layer={q(layer)}",
+        "/layer_stats": f"{p}/layer_stats?run={r}&layer={q(layer)}",
+        "/stats_heatmap (max_steps=300)": f"{p}/stats_heatmap?run={r}&stat=mean&max_steps=300&encoding=f32",
+        "/gradients (overview, max_steps=300)": f"{p}/gradients?run={r}&max_steps=300&encoding=f32"
+        f"&{GRAD_OVERVIEW}",
+        "/gradients (one layer)": f"{p}/gradients?run={r}&layer={q(layer)}&encoding=f32"
+        "&fields=gradNorm,actGradNorm,updateRatio",
+        "/gradients (one step)": f"{p}/gradients?run={r}&step=500&encoding=f32",
+    }
+
+
 def measure_routes(
     base: str, stats_run: str, cam_run: str, layer: str, requests: int, result: TabResult
 ) -> None:
@@ -139,25 +179,18 @@ def measure_routes(
     cam_step = series["steps"][len(series["steps"]) // 2]
     routes = {
         "/runs": f"{p}/runs",
-        "/layers": f"{p}/layers?run={q(stats_run)}",
-        "/stats_heatmap (max_steps=300, as the tab asks)": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean"
-        "&max_steps=300",
-        "/layer_stats": f"{p}/layer_stats?run={q(stats_run)}&layer={q(layer)}",
-        "/gradients (overview, max_steps=300)": f"{p}/gradients?run={q(stats_run)}&max_steps=300"
-        "&fields=gradNorm,gradMeanAbs,gradMaxAbs,gradNanCount,gradInfCount,weightNorm,updateRatio,"
-        "actGradNorm,actGradNanCount,actGradInfCount",
-        "/gradients (one layer)": f"{p}/gradients?run={q(stats_run)}&layer={q(layer)}"
-        "&fields=gradNorm,actGradNorm,updateRatio",
-        "/gradients (one step)": f"{p}/gradients?run={q(stats_run)}&step=500",
+        **stats_routes(p, stats_run, layer),
         "/probe": f"{p}/probe?run={q(cam_run)}",
         "/probe_image": f"{p}/probe_image?run={q(cam_run)}",
         "/maps": f"{p}/maps?run={q(cam_run)}",
         "/map_image": f"{p}/map_image?run={q(cam_run)}&kind=cam&layer={q(series['layer'])}"
         f"&method={q(series['method'])}&step={cam_step}",
         "/predictions": f"{p}/predictions?run={q(cam_run)}",
+        "/feature_map_layers": f"{p}/feature_map_layers?run={q(cam_run)}",
         "/index.js": f"{p}/index.js",
+        "/gradients (overview as JSON, not used by the tab)": f"{p}/gradients?run={q(stats_run)}"
+        f"&max_steps=300&{GRAD_OVERVIEW}",
         "/gradients (unpaged, not used by the tab)": f"{p}/gradients?run={q(stats_run)}",
-        "/stats_heatmap (unthinned, not used by the tab)": f"{p}/stats_heatmap?run={q(stats_run)}&stat=mean",
     }
     for name, url in routes.items():
         status, body = _get(url)
@@ -166,13 +199,31 @@ def measure_routes(
         times = []
         for _ in range(requests):
             t = time.perf_counter()
-            _get(url)
+            _, packed = _get(url, headers=GZIP)
             times.append((time.perf_counter() - t) * 1000)
         result.route_p95_ms[name] = _p95(times)
         result.route_bytes[name] = len(body)
+        result.route_gzip_bytes[name] = len(packed)
 
 
-def measure_browser(base: str, stats_run: str, cam_run: str, result: TabResult) -> None:
+def measure_cold(base: str, runs: list[str], layer: str, result: TabResult) -> None:
+    """The first request of each view route on runs nothing was read from yet."""
+    times: dict[str, list[float]] = {}
+    for run in runs:
+        for name, url in stats_routes(f"{base}/data/plugin/insight", run, layer).items():
+            t = time.perf_counter()
+            status, body = _get(url, headers=GZIP)
+            if status != 200:
+                raise RuntimeError(f"{name} answered {status}: {body[:200]!r}")
+            times.setdefault(name, []).append((time.perf_counter() - t) * 1000)
+    result.cold_ms = {name: (statistics.median(ts), max(ts)) for name, ts in times.items()}
+
+
+SLOWEST_JS = """() => performance.getEntriesByType('resource')
+  .map((e) => [e.duration, e.name.replace(location.origin, '')]).sort((a, b) => b[0] - a[0]).slice(0, 4)"""
+
+
+def measure_browser(base: str, model_run: str, stats_run: str, cam_run: str, result: TabResult) -> None:
     from playwright.sync_api import sync_playwright
 
     q = urllib.parse.quote
@@ -181,11 +232,23 @@ def measure_browser(base: str, stats_run: str, cam_run: str, result: TabResult) 
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             start = time.perf_counter()
-            page.goto(f"{base}/#insight&p.insight.run={q(stats_run)}")
+            page.goto(f"{base}/#insight&p.insight.run={q(model_run)}")
             frame = _wait(page, lambda: next((f for f in page.frames if FRAME_MARK in f.url), None))
-            _wait(page, lambda: _heatmap_drawn(frame, stats_run), poll_ms=5)
+            _wait(page, lambda: _model_table_drawn(frame, model_run), poll_ms=5)
             result.first_render_s = time.perf_counter() - start
             result.plugin_render_s = frame.evaluate("performance.now()") / 1000  # since the iframe began
+            result.slowest = [
+                f"{ms:.0f} ms {url[:90]}"
+                for ms, url in page.evaluate(SLOWEST_JS) + frame.evaluate(SLOWEST_JS)
+            ]
+            page.close()
+
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            start = time.perf_counter()
+            page.goto(f"{base}/#insight&p.insight.run={q(stats_run)}&p.insight.view=stats")
+            frame = _wait(page, lambda: next((f for f in page.frames if FRAME_MARK in f.url), None))
+            _wait(page, lambda: _heatmap_drawn(frame, stats_run), poll_ms=5)
+            result.stats_render_s = time.perf_counter() - start
             page.close()
 
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -211,6 +274,11 @@ def measure_browser(base: str, stats_run: str, cam_run: str, result: TabResult) 
             result.draw_ms = statistics.median(draws) if draws else float("nan")
         finally:
             browser.close()
+
+
+def _model_table_drawn(frame: Any, run: str) -> bool:
+    el = frame.query_selector('[data-testid="model-table"]')
+    return bool(el and el.get_attribute("data-run") == run and int(el.get_attribute("data-rows") or 0) > 0)
 
 
 def _heatmap_drawn(frame: Any, run: str) -> bool:
@@ -243,7 +311,8 @@ def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> 
             logdir = Path(tmp) / "large"
             make_large_logdir.generate(logdir)
         runs = sorted(p.name for p in logdir.iterdir() if p.is_dir())
-        stats_run = next(r for r in runs if r.startswith("stats_"))
+        stats_runs = [r for r in runs if r.startswith("stats_")]
+        stats_run = stats_runs[0]
         cam_run = next(r for r in runs if r.startswith("cams_"))
         layer = make_large_logdir.layer_names(50)[5]
         port = _free_port()
@@ -259,9 +328,11 @@ def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> 
                     )
                 wait_until_loaded(base, timeout=600)
                 measure_routes(base, stats_run, cam_run, layer, requests, result)
+                measure_cold(base, stats_runs[3 : 3 + COLD_RUNS], layer, result)
                 if not quiet:
+                    report_routes(result)
                     print("  routes measured", flush=True)
-                measure_browser(base, stats_run, cam_run, result)
+                measure_browser(base, stats_runs[1], stats_runs[2], cam_run, result)
             finally:
                 proc.terminate()
                 try:
@@ -279,17 +350,25 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def report_routes(result: TabResult) -> None:
+    print(f"{'route (warm server, gzip accepted)':45s} {'p95 ms':>8s} {'bytes':>10s} {'gzipped':>10s}")
+    for name, ms in result.route_p95_ms.items():
+        print(f"{name:45s} {ms:8.1f} {result.route_bytes[name]:10,d} {result.route_gzip_bytes[name]:10,d}")
+    print(f"{'first request on a run not read before':45s} {'median':>8s} {'max ms':>10s}")
+    for name, (median, top) in result.cold_ms.items():
+        print(f"{name:45s} {median:8.1f} {top:10.1f}")
+
+
 def report(result: TabResult) -> None:
     print(f"TensorBoard start -> first Insight listing: {result.first_listing_s:.1f} s (target < 10 s)")
     print(f"TensorBoard start -> all {result.runs_listed} runs listed: {result.all_runs_s:.1f} s")
-    print(f"{'route (warm server)':45s} {'p95 ms':>8s} {'bytes':>10s}")
-    for name, ms in result.route_p95_ms.items():
-        print(f"{name:45s} {ms:8.1f} {result.route_bytes[name]:10,d}")
+    report_routes(result)
     print(
-        f"first meaningful render (heatmap drawn): {result.first_render_s:.2f} s from navigation"
-        " (target < 3 s),"
-        f" {result.plugin_render_s:.2f} s of it in the Insight iframe"
+        f"first meaningful render (Model view, its table drawn): {result.first_render_s:.2f} s from"
+        f" navigation (target < 3 s), {result.plugin_render_s:.2f} s of it in the Insight iframe;"
+        f" statistics view (heatmap drawn): {result.stats_render_s:.2f} s"
     )
+    print("  slowest requests of the first render: " + "; ".join(result.slowest))
     print(
         f"CAM slider, per frame: {result.scrub_first_ms:.0f} ms first pass (fetch + decode),"
         f" {result.scrub_cached_ms:.0f} ms cached, p95 {result.scrub_p95_ms:.0f} ms;"

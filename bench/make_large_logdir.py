@@ -2,8 +2,9 @@
 
 Run: `python -m bench.make_large_logdir OUT [--runs 100 --layers 50 --steps 1000 --cam-runs 20]`.
 
-* `--runs` runs x `--layers` layers x `--steps` recorded steps of activation statistics and gradient
-  statistics (one event per step and kind, as InsightWriter writes them);
+* `--runs` runs x `--layers` layers x `--steps` recorded steps of activation statistics, gradient
+  statistics, dead/saturated unit fractions and activation histograms (one event per step and kind, as
+  InsightWriter writes them), plus the model table the Model view opens with;
 * `--cam-runs` runs with a 16-image probe and Grad-CAM maps over `--cam-steps` steps (+ raw ranges and
   predictions).
 
@@ -21,13 +22,16 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
 
 from bench.event_files import event_bytes
 from tb_plugin_insight import crc, metadata, summary
+from tb_plugin_insight.capture.histogram import DEFAULT_BINS
 from tb_plugin_insight.render import png
 
 MODULE_TYPES = ("Conv2d", "BatchNorm2d", "ReLU")
@@ -56,6 +60,17 @@ def _grad_numbers(rng: np.random.Generator, layer: int, step: int, steps: int) -
     )
 
 
+def _unit_numbers(rng: np.random.Generator, layer: int, step: int, steps: int) -> np.ndarray:
+    dead = 0.02 * (layer % 3 == 2) * (1 + step / max(steps, 1)) * rng.uniform(0.5, 1.5)
+    return np.array([dead, 0.0, 64.0])
+
+
+def _histogram_numbers(rng: np.random.Generator, layer: int, step: int, steps: int) -> np.ndarray:
+    centre = DEFAULT_BINS * (0.5 + 0.1 * np.sin(layer + step / max(steps, 1)))
+    counts = 1e5 * np.exp(-0.5 * ((np.arange(DEFAULT_BINS) - centre) / (DEFAULT_BINS / 8)) ** 2)
+    return np.concatenate([[-4.0, 4.0, 10.0, 3.0], np.round(counts * rng.uniform(0.9, 1.1))])
+
+
 LAYER_RECORDS: tuple[LayerRecord, ...] = (
     LayerRecord(
         metadata.RecordKind.ACTIVATION_STATS,
@@ -71,6 +86,26 @@ LAYER_RECORDS: tuple[LayerRecord, ...] = (
         ),
         _grad_numbers,
     ),
+    LayerRecord(
+        metadata.RecordKind.UNIT_STATS,
+        lambda name, row, module_type, shape, order: summary.unit_stats_value(
+            name, row, bounded=False, module_type=module_type, shape=shape, order=order, with_metadata=True
+        ),
+        _unit_numbers,
+    ),
+    LayerRecord(
+        metadata.RecordKind.ACTIVATION_HISTOGRAM,
+        lambda name, row, module_type, shape, order: summary.histogram_value(
+            name,
+            row,
+            bins=DEFAULT_BINS,
+            module_type=module_type,
+            shape=shape,
+            order=order,
+            with_metadata=True,
+        ),
+        _histogram_numbers,
+    ),
 )
 
 
@@ -78,30 +113,54 @@ def layer_names(layers: int) -> list[str]:
     return [f"stage{i // 10}.block{(i // 3) % 4}.{MODULE_TYPES[i % 3].lower()}{i}" for i in range(layers)]
 
 
+def _shape(layer: int) -> tuple[int, ...]:
+    return (16, 64, max(1, 56 >> (layer // 10)), max(1, 56 >> (layer // 10)))
+
+
+def model_document(names: list[str]) -> dict[str, Any]:
+    """A model table (capture/model_table.py's document) whose leaves are the recorded layers."""
+    rows = [{"name": "", "type": "LargeNet", "depth": 0, "params": 0, "trainableParams": 0, "ownParams": 0,
+             "watched": False, "output": [16, 10], "calls": 1}]  # fmt: skip
+    for i, name in enumerate(names):
+        params = 64 * 64 * 9 if i % 3 == 0 else 128 if i % 3 == 1 else 0
+        rows.append(
+            {"name": name, "type": MODULE_TYPES[i % 3], "depth": 1, "params": params,
+             "trainableParams": params, "ownParams": params, "watched": True, "output": list(_shape(i)),
+             "calls": 1}
+        )  # fmt: skip
+    total = sum(r["params"] for r in rows)
+    rows[0].update(params=total, trainableParams=total)
+    return {"modelType": "LargeNet", "params": total, "trainableParams": total, "rows": rows}
+
+
 def write_stats_run(run_dir: Path, layers: int, steps: int, seed: int) -> None:
-    """One run: every LAYER_RECORDS kind for every layer at every step, one event per step and kind."""
+    """One run: the model table, then every LAYER_RECORDS kind for every layer at every step, one event
+    per step and kind."""
     rng = np.random.default_rng(seed)
     names = layer_names(layers)
     writer = EventFileWriter(str(run_dir), max_queue_size=1024, flush_secs=120)
-    templates: dict[tuple[int, int], summary_pb2.Summary.Value] = {}
+    templates: dict[tuple[int, int], tuple[summary_pb2.Summary.Value, np.dtype]] = {}
     wall = 1.7e9 + seed * 1e4
+    table = summary.summary_of([summary.model_table_value(model_document(names))])
+    writer.add_event(event_pb2.Event(step=0, wall_time=wall, summary=table))
     for step in range(steps):
         for record in LAYER_RECORDS:
             values = []
             for i, name in enumerate(names):
                 row = np.asarray(record.numbers(rng, i, step, steps), dtype=np.float64)
-                template = templates.get((record.kind, i))
-                if template is None:
-                    shape = (16, 64, max(1, 56 >> (i // 10)), max(1, 56 >> (i // 10)))
-                    value = record.first_value(name, row, MODULE_TYPES[i % 3], shape, i)
+                found = templates.get((record.kind, i))
+                if found is None:
+                    value = record.first_value(name, row, MODULE_TYPES[i % 3], _shape(i), i)
                     template = summary_pb2.Summary.Value()
                     template.CopyFrom(value)
                     template.ClearField("metadata")
-                    templates[(record.kind, i)] = template
+                    # the stored dtype (the builder's choice: float64 or float32) for the later values
+                    templates[(record.kind, i)] = (template, tensor_util.make_ndarray(template.tensor).dtype)
                 else:
+                    template, dtype = found
                     value = summary_pb2.Summary.Value()
                     value.CopyFrom(template)
-                    value.tensor.tensor_content = row.tobytes()
+                    value.tensor.tensor_content = row.astype(dtype).tobytes()
                 values.append(value)
             event = event_pb2.Event(step=step, wall_time=wall + step, summary=summary.summary_of(values))
             writer.add_event(event)

@@ -130,9 +130,22 @@ def main() -> None:
         rows.append(_row(f"route p95, worst ({worst[1]})", f"{worst[0]:.0f} ms", "< 200 ms", worst[0] < 200))
         for name, ms in tab.route_p95_ms.items():
             rows.append(_row(f"route p95 {name}", f"{ms:.0f} ms ({tab.route_bytes[name]:,d} B)", "", None))
+        for name, (median, top) in tab.cold_ms.items():
+            rows.append(
+                _row(f"first request on an unread run {name}", f"{median:.0f} ms (max {top:.0f})", "", None)
+            )
         rows.append(
-            _row("first meaningful render", f"{tab.first_render_s:.2f} s", "< 3 s", tab.first_render_s < 3)
+            _row(
+                "first meaningful render (Model view)",
+                f"{tab.first_render_s:.2f} s",
+                "< 3 s",
+                tab.first_render_s < 3,
+            )
         )
+        rows.append(
+            _row("first render of the statistics view (heatmap)", f"{tab.stats_render_s:.2f} s", "< 3 s",
+                 tab.stats_render_s < 3)
+        )  # fmt: skip
         rows.append(
             _row(
                 "CAM slider scrub per frame (median cached / first pass / p95)",

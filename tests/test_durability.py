@@ -154,14 +154,18 @@ def test_a_growing_file_is_read_on_once_its_last_record_is_complete(
     provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path / "logs"))
     from tensorboard import context
 
+    from tb_plugin_insight.plugin.listings import LISTING_TTL
     from tb_plugin_insight.plugin.queries import InsightQueries
 
     queries = InsightQueries(provider, 0)
+    now = [0.0]
+    queries.listings.clock = lambda: now[0]
     ctx = context.RequestContext()
     before = queries.layer_stats(ctx, "", "growing", "0")["steps"]
     with path.open("ab") as f:
         f.write(data[cut:])  # the writer completes the record, and the rest
     mux.Reload()
+    now[0] += LISTING_TTL  # once the run's listing is no longer reused
     after = queries.layer_stats(ctx, "", "growing", "0")["steps"]
     assert before == list(range(len(before))) and len(before) < 10
     assert after == list(range(10))

@@ -108,12 +108,14 @@ def _write_grads(run_dir: Path, steps: list[int]) -> None:
 
 
 def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
-    """Routes reuse one read per run until the run gets new records; then they show them."""
+    """Routes reuse one read per run until the run gets new records; then they show them (once the
+    run's listing is older than its reuse time, listings.LISTING_TTL)."""
     from tensorboard.backend import application
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.plugins import base_plugin
     from werkzeug.test import Client
 
+    from tb_plugin_insight.plugin import listings
     from tb_plugin_insight.plugin.plugin import InsightPlugin
 
     _write_grads(tmp_path / "run", [0, 5])
@@ -124,11 +126,16 @@ def test_cached_tables_follow_new_data(tmp_path: Path) -> None:
     context = base_plugin.TBContext(
         data_provider=provider, logdir=str(tmp_path), sampling_hints={"insight": 0}
     )
-    client = Client(application.TensorBoardWSGI([InsightPlugin(context)]))
+    plugin = InsightPlugin(context)
+    client = Client(application.TensorBoardWSGI([plugin]))
+    now = [0.0]
+    plugin._queries.listings.clock = lambda: now[0]
     assert get_json(client, "/gradients?run=run")["steps"] == [0, 5]
     assert get_json(client, "/gradients?run=run&layer=fc")["steps"] == [0, 5]
     _write_grads(tmp_path / "run", [10, 15])
     mux.Reload()
+    assert get_json(client, "/gradients?run=run")["steps"] == [0, 5]  # the listing is reused a while
+    now[0] += listings.LISTING_TTL
     assert get_json(client, "/gradients?run=run")["steps"] == [0, 5, 10, 15]
     assert get_json(client, "/gradients?run=run&step=12&fields=gradNorm")["values"]["gradNorm"][2] == [
         pytest.approx(200.010)
@@ -152,3 +159,127 @@ def test_stats_heatmap_max_steps(tmp_path: Path) -> None:
     assert nans["values"] == [[0.0, 2.0, 0.0]]  # step 3's NaNs show in the column of step 5
     bad = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=0", 400)
     assert "'max_steps' must be an integer" in bad["error"]["message"]
+
+
+def _f32(matrix: dict) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(matrix["f32"]), dtype="<f4").reshape(matrix["shape"])
+
+
+def test_f32_encoding_carries_the_same_values(logdir: Path) -> None:
+    """encoding=f32: each matrix as base64 float32 with its shape; NaN where JSON has null."""
+    client = make_client(logdir)
+    query = "/gradients?run=run&max_steps=4&fields=gradNorm,gradNanCount,updateRatio"
+    plain = get_json(client, query)
+    packed = get_json(client, query + "&encoding=f32")
+    assert packed["steps"] == plain["steps"] and packed["layers"] == plain["layers"]
+    for field, rows in plain["values"].items():
+        decoded = _f32(packed["values"][field])
+        expected = np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float32)
+        np.testing.assert_array_equal(decoded, expected)
+    empty_layer = get_json(client, "/gradients?run=run&layer=nope&encoding=f32", 404)
+    assert "nope" in empty_layer["error"]["message"]
+    bad = get_json(client, "/gradients?run=run&encoding=f64", 400)
+    assert "'encoding' must be one of f32, json" in bad["error"]["message"]
+
+
+def test_f32_heatmap_marks_missing_values_nan(tmp_path: Path) -> None:
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in range(4):
+            values = [
+                summary.activation_stats_value(
+                    name, np.full(8, float(step + i)), module_type="ReLU", shape=(1,), order=i,
+                    with_metadata=step == 2 * i,
+                )
+                for i, name in enumerate(("a", "b"))
+                if name == "a" or step >= 2  # layer b is recorded from step 2 on
+            ]  # fmt: skip
+            writer._write(summary.summary_of(values), step)
+    body = get_json(make_client(tmp_path), "/stats_heatmap?run=run&stat=mean&encoding=f32")
+    assert body["layers"] == ["a", "b"] and body["steps"] == [0, 1, 2, 3]
+    np.testing.assert_array_equal(_f32(body["values"]), [[0, 1, 2, 3], [np.nan, np.nan, 3, 4]])
+
+
+def test_units_thinned_keep_spikes_and_exact_first_steps(tmp_path: Path) -> None:
+    """/units?max_steps: each column is its steps' maximum; deadSince is the exact first step."""
+    dead = {step: (0.5 if step == 13 else 0.25 if step >= 17 else 0.0) for step in range(20)}
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in range(20):
+            values = [
+                summary.activation_stats_value(
+                    "relu", np.zeros(8), module_type="ReLU", shape=(1,), order=0, with_metadata=step == 0
+                ),
+                summary.unit_stats_value(
+                    "relu", np.array([dead[step], 0.0, 4.0]), bounded=False, module_type="ReLU",
+                    shape=(1,), order=0, with_metadata=step == 0,
+                ),
+            ]  # fmt: skip
+            writer._write(summary.summary_of(values), step)
+    client = make_client(tmp_path)
+    full = get_json(client, "/units?run=run")
+    assert full["steps"] == list(range(20)) and full["dead"] == [[dead[s] for s in range(20)]]
+    thin = get_json(client, "/units?run=run&max_steps=4")
+    assert thin["steps"] == [4, 9, 14, 19] and thin["totalSteps"] == 20
+    assert thin["dead"] == [[0.0, 0.0, 0.5, 0.25]]  # the spike at step 13 is kept
+    assert thin["deadSince"] == [13] and thin["saturatedSince"] == [None] and thin["channels"] == [4]
+    packed = get_json(client, "/units?run=run&max_steps=4&encoding=f32")
+    np.testing.assert_array_equal(_f32(packed["dead"]), [[0.0, 0.0, 0.5, 0.25]])
+    assert (
+        "'max_steps' must be an integer"
+        in get_json(client, "/units?run=run&max_steps=0", 400)["error"]["message"]
+    )
+
+
+def test_json_bodies_with_nan_are_still_valid_json() -> None:
+    """Bodies are dumped without TensorBoard's Cleanse; one holding NaN falls back to it."""
+    from tb_plugin_insight.plugin import encode
+
+    assert encode.json_bytes({"a": [1.5, None], "b": "x"}) == b'{"a":[1.5,null],"b":"x"}'
+    assert encode.json_bytes({"a": float("nan")}) is None
+
+
+def _write_stats(run_dir: Path) -> None:
+    with InsightWriter(str(run_dir)) as writer:
+        value = summary.activation_stats_value(
+            "conv", np.zeros(8), module_type="Conv2d", shape=(1,), order=0, with_metadata=True
+        )
+        writer._write(summary.summary_of([value]), 0)
+
+
+def test_a_slow_runs_listing_is_refreshed_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/runs: reused RUNS_TTL seconds; then a fast listing is redone at once, a slow one (SLOW_LISTING or
+    more) in the background while the previous answer is served."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    from tb_plugin_insight.plugin import queries as queries_mod
+
+    _write_stats(tmp_path / "a")
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"insight": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    queries = queries_mod.InsightQueries(data_provider.MultiplexerDataProvider(mux, str(tmp_path)), 0)
+    now = [0.0]
+    queries.listings.clock = lambda: now[0]
+    ctx = context.RequestContext()
+    names = lambda: [r["run"] for r in queries.runs(ctx, "")["runs"]]  # noqa: E731
+    assert names() == ["a"]
+    _write_stats(tmp_path / "b")
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    assert names() == ["a"]  # reused
+    now[0] += queries_mod.RUNS_TTL
+    assert names() == ["a", "b"]  # a fast listing is redone at once
+    _write_stats(tmp_path / "c")
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    monkeypatch.setattr(queries_mod, "SLOW_LISTING", 0.0)  # every listing counts as slow
+    monkeypatch.setattr(queries_mod, "REFRESH_DELAY", 0.0)
+    now[0] += queries_mod.RUNS_TTL
+    assert names() == ["a", "b"]  # the previous answer, while the refresh runs
+    for thread in [t for t in __import__("threading").enumerate() if t.name == "insight-runs-refresh"]:
+        thread.join(10)
+    assert names() == ["a", "b", "c"]

@@ -101,6 +101,43 @@ export async function getJson<T>(
   return body as T;
 }
 
+/** A matrix sent as base64 little-endian float32 (`encoding=f32`); NaN marks a missing value. */
+export interface F32Matrix {
+  f32: string;
+  shape: number[];
+}
+
+export function isF32Matrix(v: unknown): v is F32Matrix {
+  return typeof v === "object" && v !== null && typeof (v as F32Matrix).f32 === "string" && Array.isArray((v as F32Matrix).shape);
+}
+
+/** The float32 values of an encoded matrix, row-major. */
+export function decodeF32(m: F32Matrix): Float32Array {
+  const text = atob(m.f32);
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  const expected = m.shape.reduce((a, b) => a * b, 1);
+  if (bytes.length !== expected * 4) throw new ApiError(0, `Malformed f32 matrix: ${bytes.length} bytes for shape [${m.shape.join(", ")}]`);
+  return new Float32Array(bytes.buffer);
+}
+
+/** A (rows × columns) matrix as nested rows, null where not finite (the JSON encoding's shape). */
+export function matrixRows(m: F32Matrix | (number | null)[][]): (number | null)[][] {
+  if (!isF32Matrix(m)) return m;
+  const values = decodeF32(m);
+  const [rows, cols] = m.shape.length === 2 ? m.shape : [0, 0];
+  const out: (number | null)[][] = new Array(rows);
+  for (let i = 0; i < rows; i++) {
+    const row: (number | null)[] = new Array(cols);
+    for (let j = 0; j < cols; j++) {
+      const v = values[i * cols + j];
+      row[j] = Number.isFinite(v) ? v : null;
+    }
+    out[i] = row;
+  }
+  return out;
+}
+
 export function fetchRuns(signal?: AbortSignal): Promise<RunsResponse> {
   return getJson<RunsResponse>("runs", {}, signal);
 }
@@ -112,8 +149,10 @@ export function fetchLayers(run: string, signal?: AbortSignal): Promise<LayersRe
 /** Columns of the layer × step heatmap: longer runs are thinned by the server (NaN/Inf counts kept). */
 export const HEATMAP_COLUMNS = 300;
 
-export function fetchHeatmap(run: string, stat: string, signal?: AbortSignal): Promise<HeatmapResponse> {
-  return getJson<HeatmapResponse>("stats_heatmap", { run, stat, max_steps: String(HEATMAP_COLUMNS) }, signal);
+export async function fetchHeatmap(run: string, stat: string, signal?: AbortSignal): Promise<HeatmapResponse> {
+  const params = { run, stat, max_steps: String(HEATMAP_COLUMNS), encoding: "f32" };
+  const body = await getJson<HeatmapResponse>("stats_heatmap", params, signal);
+  return { ...body, values: matrixRows(body.values) };
 }
 
 export function fetchLayerStats(run: string, layer: string, signal?: AbortSignal): Promise<LayerStatsResponse> {
@@ -165,13 +204,16 @@ export interface GradientsQuery {
   maxSteps?: number;
 }
 
-export function fetchGradients(run: string, query: GradientsQuery = {}, signal?: AbortSignal): Promise<GradientsResponse> {
-  const params: Record<string, string> = { run };
+export async function fetchGradients(run: string, query: GradientsQuery = {}, signal?: AbortSignal): Promise<GradientsResponse> {
+  const params: Record<string, string> = { run, encoding: "f32" };
   if (query.fields?.length) params.fields = query.fields.join(",");
   if (query.layer !== undefined) params.layer = query.layer;
   if (query.step !== undefined) params.step = String(query.step);
   if (query.maxSteps !== undefined) params.max_steps = String(query.maxSteps);
-  return getJson<GradientsResponse>("gradients", params, signal);
+  const body = await getJson<GradientsResponse>("gradients", params, signal);
+  const values: GradientsResponse["values"] = {};
+  for (const [field, m] of Object.entries(body.values ?? {})) values[field] = matrixRows(m);
+  return { ...body, values };
 }
 
 // ---- Probe images and maps (CAM overlays and saliency) ----
@@ -314,9 +356,14 @@ export interface UnitsResponse {
   run: string;
   layers: UnitLayer[];
   steps: number[];
-  /** dead[i][j] / saturated[i][j]: layer layers[i] at step steps[j]; null = undefined or missing. */
+  /** dead[i][j] / saturated[i][j]: layer layers[i] at step steps[j]; null = undefined or missing.
+   * Thinned to `max_steps` columns: each column is the maximum over its steps. */
   dead: (number | null)[][];
   saturated: (number | null)[][];
+  /** Each layer's first recorded step with a fraction above 0 (over every step); older backends omit it. */
+  deadSince?: (number | null)[];
+  saturatedSince?: (number | null)[];
+  totalSteps?: number;
   channels: (number | null)[];
 }
 
@@ -349,8 +396,13 @@ export function fetchHistograms(run: string, layer: string, signal?: AbortSignal
   return getJson<HistogramsResponse>("histograms", { run, layer }, signal);
 }
 
-export function fetchUnits(run: string, signal?: AbortSignal): Promise<UnitsResponse> {
-  return getJson<UnitsResponse>("units", { run }, signal);
+/** Columns of the dead/saturated tables (alert sparklines, the layer panel's chart). */
+export const UNIT_COLUMNS = 300;
+
+export async function fetchUnits(run: string, signal?: AbortSignal): Promise<UnitsResponse> {
+  const params = { run, max_steps: String(UNIT_COLUMNS), encoding: "f32" };
+  const body = await getJson<UnitsResponse>("units", params, signal);
+  return { ...body, dead: matrixRows(body.dead), saturated: matrixRows(body.saturated) };
 }
 
 export function fetchModelTable(run: string, signal?: AbortSignal): Promise<ModelTableResponse> {

@@ -4,6 +4,7 @@
 import { effect, batch, computed } from "@preact/signals";
 import { fetchHeatmap, fetchLayerStats, fetchLayers, fetchRuns, ApiError } from "./api";
 import {
+  activeView,
   heatmap,
   layerStats,
   layers,
@@ -74,6 +75,9 @@ export function resource<K extends unknown[], T>(
   });
 }
 
+/** The view that shows the activation-statistics heatmap (views/registry.ts). */
+export const STATS_VIEW = "stats";
+
 export function startLoaders(initial: { run?: string; layer?: string }): void {
   let pendingRun = initial.run ?? null;
   let pendingLayer = initial.layer ?? null;
@@ -115,9 +119,10 @@ export function startLoaders(initial: { run?: string; layer?: string }): void {
     }
   });
 
+  // Only while the statistics view shows it (the Model view, the default, does not).
   resource(
     heatmap,
-    () => (selectedRun.value === null ? null : [selectedRun.value, selectedStat.value]),
+    () => (activeView.value !== STATS_VIEW || selectedRun.value === null ? null : [selectedRun.value, selectedStat.value]),
     ([run, stat], signal) => fetchHeatmap(run, stat, signal),
     true,
   );

@@ -129,7 +129,10 @@ export function findUnitAlerts(data: UnitsResponse, threshold = 0): UnitAlert[] 
         }
       });
       if (first >= 0) {
-        out.push({ kind, layer: layer.name, firstStep: data.steps[first], last: row[row.length - 1] ?? null, max, series: row });
+        // The thinned columns show each column's last step: the server's exact first step when given.
+        const since = threshold === 0 ? (kind === "dead" ? data.deadSince : data.saturatedSince)?.[i] : undefined;
+        const firstStep = typeof since === "number" ? since : data.steps[first];
+        out.push({ kind, layer: layer.name, firstStep, last: row[row.length - 1] ?? null, max, series: row });
       }
     }
   });

@@ -67,7 +67,15 @@ export function startModelLoaders(): void {
   started = true;
   const runKey = () => (activeView.value === MODEL_VIEW && selectedRun.value !== null ? [selectedRun.value] : null);
   resource(modelTable, runKey, ([run], signal) => fetchModelTable(run, signal), true);
-  resource(unitStats, runKey, ([run], signal) => fetchUnits(run, signal), true);
+  // The unit statistics (a read of every layer at every step: the slowest request of a large run)
+  // once the model table, the view's index, has arrived: the table is not slowed down by them.
+  const unitKey = computed(() => {
+    const key = runKey();
+    if (key === null) return null;
+    const table = modelTable.value;
+    return (table.data && table.data.run === key[0]) || table.error ? key[0] : null;
+  });
+  resource(unitStats, () => (unitKey.value === null ? null : [unitKey.value]), ([run], signal) => fetchUnits(run, signal), true);
   resource(runMaps, runKey, ([run], signal) => fetchMaps(run, signal), true);
   const layerKey = computed(() => {
     const run = selectedRun.value;

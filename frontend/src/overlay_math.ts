@@ -230,12 +230,29 @@ export function unionSteps(lists: readonly (readonly number[])[]): number[] {
 }
 
 /** Indices to prefetch around `index` (nearest first; further ahead when playing forward). */
+/** Bytes of decoded maps prefetched around the shown step (its neighbours first, both ways). */
+export const PREFETCH_BYTES = 16 * 2 ** 20;
+
+/**
+ * How many steps on each side of the shown one to prefetch: at least 2, and as many as fit
+ * PREFETCH_BYTES when a step's maps take `bytesPerStep` (small maps: every step, so scrubbing a
+ * slider never waits for the network once the first frames have loaded).
+ */
+export function prefetchRadius(bytesPerStep: number, count: number): number {
+  if (bytesPerStep <= 0) return 2;
+  return Math.max(2, Math.min(count, Math.floor(PREFETCH_BYTES / bytesPerStep / 2)));
+}
+
 export function prefetchOrder(index: number, count: number, playing: boolean, radius = 2): number[] {
   const out: number[] = [];
   if (count <= 0 || index < 0) return out;
+  const seen = new Set<number>([index]);
   const push = (i: number) => {
     if (playing) i = ((i % count) + count) % count;
-    if (i >= 0 && i < count && i !== index && !out.includes(i)) out.push(i);
+    if (i >= 0 && i < count && !seen.has(i)) {
+      seen.add(i);
+      out.push(i);
+    }
   };
   if (playing) {
     for (let d = 1; d <= radius + 2; d++) push(index + d);

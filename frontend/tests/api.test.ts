@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ApiError, fetchGradients, fetchHeatmap, fetchRuns } from "../src/api";
+import { ApiError, decodeF32, fetchGradients, fetchHeatmap, fetchRuns, matrixRows } from "../src/api";
 
 function stubFetch(status: number, body: string, seen: string[] = []): void {
   globalThis.fetch = (async (input: RequestInfo | URL) => {
@@ -14,7 +14,7 @@ test("requests are relative to the plugin base and encode parameters", async () 
   stubFetch(200, JSON.stringify({ run: "a b", stat: "mean", layers: [], steps: [], values: [] }), seen);
   const data = await fetchHeatmap("a b&c", "mean");
   assert.equal(data.stat, "mean");
-  assert.deepEqual(seen, ["./stats_heatmap?run=a+b%26c&stat=mean&max_steps=300"]);
+  assert.deepEqual(seen, ["./stats_heatmap?run=a+b%26c&stat=mean&max_steps=300&encoding=f32"]);
 });
 
 test("JSON errors become ApiError with the server's message and status", async () => {
@@ -47,9 +47,24 @@ test("gradient requests ask only for what the view shows", async () => {
   await fetchGradients("r", { layer: "a/b c", fields: ["updateRatio"] });
   await fetchGradients("r", { step: 40 });
   assert.deepEqual(seen, [
-    "./gradients?run=r",
-    "./gradients?run=r&fields=gradNorm%2CgradNanCount&max_steps=300",
-    "./gradients?run=r&fields=updateRatio&layer=a%2Fb+c",
-    "./gradients?run=r&step=40",
+    "./gradients?run=r&encoding=f32",
+    "./gradients?run=r&encoding=f32&fields=gradNorm%2CgradNanCount&max_steps=300",
+    "./gradients?run=r&encoding=f32&fields=updateRatio&layer=a%2Fb+c",
+    "./gradients?run=r&encoding=f32&step=40",
   ]);
+});
+
+test("f32 matrices decode to rows with null where the server sent NaN", async () => {
+  const values = new Float32Array([1.5, Number.NaN, -2, 0.25, Number.POSITIVE_INFINITY, 1e-20]);
+  const f32 = Buffer.from(values.buffer).toString("base64");
+  assert.deepEqual(matrixRows({ f32, shape: [2, 3] }), [
+    [1.5, null, -2],
+    [0.25, null, Math.fround(1e-20)],
+  ]);
+  assert.deepEqual(matrixRows([[1, null]]), [[1, null]], "JSON rows pass through");
+  assert.throws(() => decodeF32({ f32, shape: [4, 3] }), ApiError);
+  const seen: string[] = [];
+  stubFetch(200, JSON.stringify({ run: "r", fields: ["gradNorm"], layers: [], steps: [0, 1], values: { gradNorm: { f32: Buffer.from(new Float32Array([3, Number.NaN]).buffer).toString("base64"), shape: [1, 2] } } }), seen);
+  const data = await fetchGradients("r", { fields: ["gradNorm"] });
+  assert.deepEqual(data.values.gradNorm, [[3, null]]);
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { startLoaders } from "../src/data";
-import { heatmap, layerStats, reloadTick, runs, selectedLayer, selectedRun } from "../src/state";
+import { activeView, heatmap, layerStats, reloadTick, runs, selectedLayer, selectedRun } from "../src/state";
 
 interface Pending {
   url: string;
@@ -31,6 +31,7 @@ const layersBody = (run: string) => ({
 const heatmapBody = (run: string) => ({ run, stat: "mean", layers: ["conv"], steps: [0, 1], values: [[1, 2]] });
 
 test("loaders follow the selection, drop stale responses and keep data across reloads", async () => {
+  activeView.value = "stats"; // the heatmap is fetched only while its view is shown
   startLoaders({ layer: "conv" });
   take("./runs").resolve({ runs: [{ run: "a", numLayers: 1, maxStep: 1 }, { run: "b", numLayers: 1, maxStep: 1 }] });
   await tick();
@@ -72,4 +73,11 @@ test("loaders follow the selection, drop stale responses and keep data across re
   assert.equal(heatmap.value.loading, false);
   assert.equal(runs.value.data?.length, 2);
   assert.deepEqual(pending.map((p) => p.url), [], "no duplicate requests on reload");
+
+  // The Model view does not show the heatmap: leaving the statistics view fetches nothing for it.
+  activeView.value = "model";
+  reloadTick.value++;
+  await tick();
+  assert.ok(!pending.some((p) => p.url.startsWith("./stats_heatmap")), "no heatmap request outside its view");
+  assert.equal(heatmap.value.data, null);
 });

@@ -72,6 +72,15 @@ test("unit alerts: one per (layer, kind) with the first step above the threshold
     ],
   );
   assert.equal(findUnitAlerts(data, 0.3).length, 1);
+  // Thinned columns show their last step: the server's exact first steps win.
+  const thinned = { ...data, deadSince: [7, null], saturatedSince: [null, 3] };
+  assert.deepEqual(
+    findUnitAlerts(thinned).map((a) => [a.kind, a.firstStep]),
+    [
+      ["dead", 7],
+      ["saturated", 3],
+    ],
+  );
 });
 
 test("histogram cells: highest bin on top, each step scaled to its fullest bin", () => {

@@ -11,6 +11,8 @@ import {
   resampleAxis,
   normalizationAffine,
   prefetchOrder,
+  prefetchRadius,
+  PREFETCH_BYTES,
   spriteCount,
   spriteOffset,
   spriteRect,
@@ -120,6 +122,12 @@ test("prefetch order: neighbours first; ahead (wrapping) while playing", () => {
   assert.deepEqual(prefetchOrder(0, 10, false), [1, 2]);
   assert.deepEqual(prefetchOrder(9, 10, true), [0, 1, 2, 3]);
   assert.deepEqual(prefetchOrder(0, 1, true), []);
+  assert.deepEqual(prefetchOrder(1, 4, false, 100), [2, 0, 3], "a radius past the ends stops at them");
+  // Small maps: every step; large ones: as many as fit the byte budget, at least 2 each way.
+  assert.equal(prefetchRadius(16 * 7 * 7, 100), 100);
+  assert.equal(prefetchRadius(PREFETCH_BYTES / 8, 100), 4);
+  assert.equal(prefetchRadius(PREFETCH_BYTES, 100), 2);
+  assert.equal(prefetchRadius(0, 100), 2);
 });
 
 test("LRU: recency, cost bound, eviction callback", () => {

@@ -11,6 +11,8 @@ from tensorboard import errors as tb_errors
 from tensorboard.backend import http_util
 from werkzeug import Request, Response, wrappers
 
+from tb_plugin_insight.plugin import encode
+
 logger = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 4096
@@ -106,7 +108,10 @@ def get_list_param(request: Request, name: str, *, allowed: Collection[str]) -> 
 
 
 def respond_json(request: Request, body: Any) -> Response:
-    return http_util.Respond(request, body, JSON)
+    """`body` as JSON; dumped here (see encode.json_bytes), through TensorBoard's Cleanse only if it
+    holds a non-finite float."""
+    data = encode.json_bytes(body)
+    return http_util.Respond(request, body if data is None else data, JSON)
 
 
 def get_step(request: Request, name: str = "step") -> int:

@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.plugin import encode
 from tb_plugin_insight.plugin.http import not_found
-from tb_plugin_insight.plugin.queries import InsightQueries, _finite_or_none, _parse
+from tb_plugin_insight.plugin.listings import LruCache, signature
+from tb_plugin_insight.plugin.queries import InsightQueries, _bucket_starts, _parse
 
 _HEAD = len(metadata.HISTOGRAM_HEAD)
+MAX_HISTOGRAMS = 64  # layers whose histograms are kept (1,000 steps x 64 bins: 0.5 MB each)
 
 
 class LayerViewQueries:
@@ -24,6 +28,7 @@ class LayerViewQueries:
         self._queries = queries
         self._provider = queries._provider
         self._downsample = queries._downsample
+        self._histogram_cache = LruCache(MAX_HISTOGRAMS)
 
     def _read(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
         return self._queries._read(ctx, eid, run, tags)
@@ -39,78 +44,81 @@ class LayerViewQueries:
             empty: dict[str, Any] = {"steps": [], "low": [], "high": [], "underflow": [], "overflow": []}
             module_type = recorded[layer][0].module_type
             return {"run": run, "layer": layer, "moduleType": module_type, "bins": 0, **empty, "counts": []}
-        data, _ = found
+        data, series_info = found
         tag = metadata.tag_for(data.kind, layer)
+        key = ("histograms", eid, run, layer, signature([(tag, series_info)]))
+        body = self._histogram_cache.get_or_make(key, lambda: self._histograms(ctx, eid, run, data, tag))
+        return {**body, "counts": body["counts"].tolist()}  # kept as an array: 8x less memory
+
+    def _histograms(
+        self, ctx: Any, eid: str, run: str, data: metadata.PluginData, tag: str
+    ) -> dict[str, Any]:
         points = sorted(self._read(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
-        rows = [d.numpy.reshape(-1) for d in points]
-        rows_ok = [(d, r) for d, r in zip(points, rows) if r.shape[0] == _HEAD + data.bins and data.bins > 0]
+        width = _HEAD + data.bins
+        ok = [(d, d.numpy.reshape(-1)) for d in points]
+        ok = [(d, r) for d, r in ok if r.shape[0] == width and data.bins > 0]
+        table = np.array([r for _, r in ok], dtype=np.float64).reshape(len(ok), width)
+        counts = np.nan_to_num(table[:, _HEAD:], nan=0.0, posinf=0.0, neginf=0.0)
         return {
             "run": run,
-            "layer": layer,
+            "layer": data.layer,
             "moduleType": data.module_type,
             "bins": data.bins,
-            "steps": [int(d.step) for d, _ in rows_ok],
-            "low": [_finite_or_none(r[0]) for _, r in rows_ok],
-            "high": [_finite_or_none(r[1]) for _, r in rows_ok],
-            "underflow": [int(r[2]) for _, r in rows_ok],
-            "overflow": [int(r[3]) for _, r in rows_ok],
-            "counts": [[int(c) for c in r[_HEAD:]] for _, r in rows_ok],
+            "steps": [int(d.step) for d, _ in ok],
+            "low": encode.json_values(table[:, 0]),
+            "high": encode.json_values(table[:, 1]),
+            "underflow": np.nan_to_num(table[:, 2]).astype(np.int64).tolist(),
+            "overflow": np.nan_to_num(table[:, 3]).astype(np.int64).tolist(),
+            "counts": counts.astype(np.int64),
         }
 
-    def units(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
-        """Dead and saturated fractions of every layer at every recorded step (layer x step tables)."""
+    def units(
+        self, ctx: Any, eid: str, run: str, *, max_steps: int | None = None, encoding: str = "json"
+    ) -> dict[str, Any]:
+        """Dead and saturated fractions of every layer at every recorded step (layer x step tables), at
+        most `max_steps` columns (each the maximum over its steps, so thinning never hides a dead or
+        saturated spike), and each layer's first step with a fraction above 0 (over all steps)."""
         self._queries._run_layers(ctx, eid, run)
-        series = self._queries._stats_series(ctx, eid, [run], metadata.RecordKind.UNIT_STATS).get(run, {})
-        ordered = sorted(series.values(), key=lambda item: (item[0].order, item[0].layer))
-        tags = [metadata.tag_for(data.kind, data.layer) for data, _ in ordered]
-        by_tag = self._read(ctx, eid, run, tags) if tags else {}
-        per_layer: list[dict[int, Any]] = []
-        steps: set[int] = set()
-        for (data, _), tag in zip(ordered, tags):
-            fields = list(data.fields) or list(metadata.UNIT_FIELDS)
-            values = {}
-            for datum in by_tag.get(tag, []):
-                vector = datum.numpy.reshape(-1)
-                if vector.shape[0] == len(fields):
-                    values[int(datum.step)] = dict(zip(fields, vector))
-            per_layer.append(values)
-            steps.update(values)
-        ordered_steps = sorted(steps)
-
-        def table(field: str) -> list[list[float | None]]:
-            return [
-                [_finite_or_none(v[s][field]) if s in v and field in v[s] else None for s in ordered_steps]
-                for v in per_layer
-            ]
-
-        return {
+        table = self._queries._table(ctx, eid, run, metadata.RecordKind.UNIT_STATS)
+        if table is None:
+            empty = encode.matrix(np.zeros((0, 0)), encoding)
+            return {"run": run, "layers": [], "steps": [], "totalSteps": 0, "dead": empty,
+                    "saturated": empty, "deadSince": [], "saturatedSince": [], "channels": []}  # fmt: skip
+        columns = np.flatnonzero(table.present.any(axis=0))
+        starts = _bucket_starts(len(columns), max_steps)
+        ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
+        body: dict[str, Any] = {
             "run": run,
             "layers": [
                 {"name": d.layer, "moduleType": d.module_type, "order": d.order, "bounded": d.bounded}
-                for d, _ in ordered
+                for d in table.layers
             ],
-            "steps": ordered_steps,
-            "dead": table("deadFraction"),
-            "saturated": table("saturatedFraction"),
-            "channels": [
-                next((int(v[s]["channels"]) for s in v if "channels" in v[s]), None) for v in per_layer
-            ],
+            "steps": table.steps[columns[ends]].tolist(),
+            "totalSteps": len(columns),
         }
+        for field, name in (("deadFraction", "dead"), ("saturatedFraction", "saturated")):
+            values = table.values[:, columns, table.fields.index(field)]
+            thinned = np.fmax.reduceat(values, starts, axis=1) if len(starts) < len(columns) else values
+            body[name] = encode.matrix(thinned, encoding)
+            above = np.nan_to_num(values, nan=0.0) > 0
+            first = np.where(above.any(axis=1), above.argmax(axis=1), -1)
+            body[name + "Since"] = [int(table.steps[columns[j]]) if j >= 0 else None for j in first]
+        channels = table.values[:, :, table.fields.index("channels")]
+        body["channels"] = [_latest_count(row) for row in channels]
+        return body
 
     def model(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
         """The latest model table of a run (a watch writes one; a later watch of the run replaces it);
         empty rows when the run has none (or none readable)."""
         self._queries._run_layers(ctx, eid, run)
         tag = metadata.tag_for(metadata.RecordKind.MODEL_TABLE)
-        listing = self._provider.list_blob_sequences(
-            ctx,
-            experiment_id=eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        series = listing.get(run, {}).get(tag)
+        series = self._queries.listings.blobs(ctx, eid, run).get(tag)
         if series is None or _parse(series.plugin_content) is None:
             return _no_table(run)
+        key = ("model", eid, run, signature([(tag, series)]))
+        return self._queries.results.get_or_make(key, lambda: self._model(ctx, eid, run, tag))
+
+    def _model(self, ctx: Any, eid: str, run: str, tag: str) -> dict[str, Any]:
         blobs = self._provider.read_blob_sequences(
             ctx,
             experiment_id=eid,
@@ -131,13 +139,10 @@ class LayerViewQueries:
         return _no_table(run)
 
 
-def _channels(values: dict[int, dict[str, Any]]) -> int | None:
-    """A layer's channel count from its latest record (None when it has no channel dimension)."""
-    for step in sorted(values, reverse=True):
-        count = _finite_or_none(values[step].get("channels", float("nan")))
-        if count is not None:
-            return int(count)
-    return None
+def _latest_count(row: np.ndarray) -> int | None:
+    """The latest finite value of a layer's per-step count (None when it never had one)."""
+    finite = np.flatnonzero(np.isfinite(row))
+    return int(row[finite[-1]]) if len(finite) else None
 
 
 def _no_table(run: str) -> dict[str, Any]:

@@ -9,8 +9,9 @@ from tensorboard.plugins import base_plugin
 from werkzeug import Request, Response
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import assets, http
+from tb_plugin_insight.plugin import assets, encode, http
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
+from tb_plugin_insight.plugin.listings import RunListings
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
 from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FILTERS, TileQueries
 
@@ -31,10 +32,11 @@ class InsightPlugin(base_plugin.TBPlugin):
     def __init__(self, context: base_plugin.TBContext) -> None:
         hints = context.sampling_hints or {}
         downsample = int(hints.get(self.plugin_name, 0))
-        self._queries = InsightQueries(context.data_provider, downsample)
-        self._maps = MapQueries(context.data_provider, downsample)
+        listings = RunListings(context.data_provider)  # one per TensorBoard, shared by every query
+        self._queries = InsightQueries(context.data_provider, downsample, listings)
+        self._maps = MapQueries(context.data_provider, downsample, listings)
         self._layer_view = LayerViewQueries(self._queries)
-        self._tiles = TileQueries(context.data_provider, downsample)
+        self._tiles = TileQueries(context.data_provider, downsample, listings)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -89,10 +91,11 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
         stat = http.get_param(request, "stat", allowed=metadata.STAT_FIELDS)
-        max_steps = http.get_positive_int(request, "max_steps") if "max_steps" in request.args else None
-        return http.respond_json(
-            request, self._queries.stats_heatmap(ctx, eid, run, stat, max_steps=max_steps)
+        max_steps = _max_steps_param(request)
+        body = self._queries.stats_heatmap(
+            ctx, eid, run, stat, max_steps=max_steps, encoding=_encoding_param(request)
         )
+        return http.respond_json(request, body)
 
     @http.route
     def _serve_layer_stats(self, request: Request) -> Response:
@@ -108,9 +111,15 @@ class InsightPlugin(base_plugin.TBPlugin):
         fields = http.get_list_param(request, "fields", allowed=metadata.GRAD_FIELDS)
         layer = http.get_param(request, "layer", required=False) or None
         step = http.get_step(request) if request.args.get("step") is not None else None
-        max_steps = http.get_positive_int(request, "max_steps") if "max_steps" in request.args else None
         body = self._queries.gradients(
-            ctx, eid, run, fields or list(metadata.GRAD_FIELDS), layer=layer, step=step, max_steps=max_steps
+            ctx,
+            eid,
+            run,
+            fields or list(metadata.GRAD_FIELDS),
+            layer=layer,
+            step=step,
+            max_steps=_max_steps_param(request),
+            encoding=_encoding_param(request),
         )
         return http.respond_json(request, body)
 
@@ -157,7 +166,11 @@ class InsightPlugin(base_plugin.TBPlugin):
     @http.route
     def _serve_units(self, request: Request) -> Response:
         ctx, eid = _request_context(request)
-        return http.respond_json(request, self._layer_view.units(ctx, eid, http.get_param(request, "run")))
+        run = http.get_param(request, "run")
+        body = self._layer_view.units(
+            ctx, eid, run, max_steps=_max_steps_param(request), encoding=_encoding_param(request)
+        )
+        return http.respond_json(request, body)
 
     @http.route
     def _serve_model(self, request: Request) -> Response:
@@ -199,6 +212,15 @@ class InsightPlugin(base_plugin.TBPlugin):
     @http.route
     def _serve_filter_image(self, request: Request) -> Response:
         return self._tile_image(request, FILTERS)
+
+
+def _max_steps_param(request: Request) -> int | None:
+    return http.get_positive_int(request, "max_steps") if "max_steps" in request.args else None
+
+
+def _encoding_param(request: Request) -> str:
+    """How numeric matrices are sent: "json" (nested lists, the default) or "f32" (encode.f32_matrix)."""
+    return http.get_param(request, "encoding", allowed=encode.ENCODINGS, required=False) or "json"
 
 
 def _probe_param(request: Request) -> str:

@@ -7,7 +7,9 @@ and remote log directories behave the same.
 from __future__ import annotations
 
 import functools
+import logging
 import math
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
@@ -18,11 +20,20 @@ from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import tables
+from tb_plugin_insight.plugin import encode, tables
 from tb_plugin_insight.plugin.http import not_found, unreadable
+from tb_plugin_insight.plugin.listings import LruCache, RunListings, signature
 
 # Seconds a /runs answer is reused (listing every run's tags is the slowest read of a large logdir).
 RUNS_TTL = 2.0
+# A /runs listing that took longer (seconds) is refreshed in the background once older than RUNS_TTL:
+# the request gets the previous answer at once, a later one the new answer.
+SLOW_LISTING = 0.5
+# Seconds before that background listing starts: it is seen only on the tab's next request anyway, and
+# it costs the data server a second or more of CPU, which the requests of a view just opened need.
+REFRESH_DELAY = 3.0
+
+logger = logging.getLogger(__name__)
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
@@ -61,11 +72,16 @@ def _layer_json(data: metadata.PluginData, max_step: int) -> dict[str, Any]:
 class InsightQueries:
     """Reads Insight records of one TensorBoard instance (one data provider)."""
 
-    def __init__(self, data_provider: Any, downsample: int) -> None:
+    def __init__(self, data_provider: Any, downsample: int, listings: RunListings | None = None) -> None:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
-        self._tables = tables.TableCache()
-        self._runs_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self.listings = listings or RunListings(data_provider)
+        self._tables = LruCache(tables.MAX_TABLES)
+        self.results = LruCache()
+        # eid -> (listed at, body, seconds the listing took)
+        self._runs_cache: dict[str, tuple[float, dict[str, Any], float]] = {}
+        self._runs_lock = threading.Lock()
+        self._refreshing: set[str] = set()
 
     def _stats_series(
         self,
@@ -74,11 +90,12 @@ class InsightQueries:
         runs: Iterable[str] | None = None,
         kind: int = metadata.RecordKind.ACTIVATION_STATS,
     ) -> dict[str, dict[str, tuple[metadata.PluginData, Any]]]:
-        """{run: {layer: (metadata, time series)}} of per-layer tags of `kind` readable by this version."""
-        run_filter = tb_provider.RunTagFilter(runs=list(runs)) if runs is not None else None
-        listing = self._provider.list_tensors(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=run_filter
-        )
+        """{run: {layer: (metadata, time series)}} of per-layer tags of `kind` readable by this version
+        (named runs: from their cached listings)."""
+        if runs is None:
+            listing = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
+        else:
+            listing = {run: self.listings.tensors(ctx, eid, run) for run in runs}
         result: dict[str, dict[str, tuple[metadata.PluginData, Any]]] = {}
         for run, tags in listing.items():
             for tag, series in tags.items():
@@ -95,28 +112,55 @@ class InsightQueries:
         layers = self._stats_series(ctx, eid, [run]).get(run)
         if layers:
             return layers
-        blobs = self._provider.list_blob_sequences(
-            ctx,
-            experiment_id=eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
-        )
-        if any(_parse(series.plugin_content) is not None for series in blobs.get(run, {}).values()):
+        blobs = self.listings.blobs(ctx, eid, run)
+        if any(_parse(series.plugin_content) is not None for series in blobs.values()):
             return {}
         raise not_found(f"run {run!r} has no Insight data")
 
     def runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         """Every run with Insight data: layer statistics, or only probes and maps (e.g. add_cam).
 
-        Listing every tag of every run costs ~1 s for 100 runs x 100 tags, so the answer is reused for
-        RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default)."""
-        now = time.monotonic()
+        Listing every tag of every run costs ~1-3 s for 100 runs x 200 tags, so the answer is reused for
+        RUNS_TTL seconds (TensorBoard itself reloads data every 5 s by default); after that, a listing
+        that took SLOW_LISTING or more is refreshed in the background (REFRESH_DELAY seconds later)
+        while the previous answer is served (the tab asks again on TensorBoard's next reload)."""
         cached = self._runs_cache.get(eid)
-        if cached is not None and now - cached[0] < RUNS_TTL:
-            return cached[1]
+        if cached is not None:
+            listed_at, body, cost = cached
+            if self.listings.clock() - listed_at < RUNS_TTL:
+                return body
+            if cost >= SLOW_LISTING:
+                self._refresh_runs(ctx, eid)
+                return body
+        return self._timed_list_runs(ctx, eid)
+
+    def _timed_list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
+        start = self.listings.clock()
+        began = time.perf_counter()
         body = self._list_runs(ctx, eid)
-        self._runs_cache[eid] = (now, body)
+        self._runs_cache[eid] = (start, body, time.perf_counter() - began)
         return body
+
+    def _refresh_runs(self, ctx: Any, eid: str) -> None:
+        """List the runs again on a background thread (one at a time per experiment)."""
+        with self._runs_lock:
+            if eid in self._refreshing:
+                return
+            self._refreshing.add(eid)
+
+        def refresh() -> None:
+            try:
+                self._timed_list_runs(ctx, eid)
+            except Exception:  # noqa: BLE001 - a failed refresh keeps the previous answer; the next retries
+                logger.exception("Insight: listing the runs failed")
+            finally:
+                with self._runs_lock:
+                    self._refreshing.discard(eid)
+
+        timer = threading.Timer(REFRESH_DELAY, refresh)
+        timer.name = "insight-runs-refresh"
+        timer.daemon = True
+        timer.start()
 
     def _list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
         listing = self._stats_series(ctx, eid)
@@ -171,22 +215,30 @@ class InsightQueries:
         return table
 
     def stats_heatmap(
-        self, ctx: Any, eid: str, run: str, stat: str, *, max_steps: int | None = None
+        self,
+        ctx: Any,
+        eid: str,
+        run: str,
+        stat: str,
+        *,
+        max_steps: int | None = None,
+        encoding: str = "json",
     ) -> dict[str, Any]:
         table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
         if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
-            return {"run": run, "stat": stat, "layers": [], "steps": [], "totalSteps": 0, "values": []}
+            values: Any = encode.matrix(np.zeros((0, 0)), encoding)
+            return {"run": run, "stat": stat, "layers": [], "steps": [], "totalSteps": 0, "values": values}
         rows = np.arange(len(table.layers))
         columns = np.arange(len(table.steps))
-        steps, values = _thin(table, rows, columns, [stat], max_steps)
+        steps, by_field = _thin(table, rows, columns, [stat], max_steps, encoding)
         return {
             "run": run,
             "stat": stat,
             "layers": [d.layer for d in table.layers],
             "steps": steps,
             "totalSteps": len(columns),
-            "values": values[stat],
+            "values": by_field[stat],
         }
 
     def layer_stats(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
@@ -205,7 +257,7 @@ class InsightQueries:
             "shape": list(data.shape),
             "steps": table.steps[at].tolist(),
             "wallTimes": table.wall_times[i, at].tolist(),
-            "stats": {name: tables.json_values(rows[:, k]) for k, name in enumerate(table.fields)},
+            "stats": {name: encode.json_values(rows[:, k]) for k, name in enumerate(table.fields)},
         }
 
     def gradients(
@@ -218,16 +270,18 @@ class InsightQueries:
         layer: str | None = None,
         step: int | None = None,
         max_steps: int | None = None,
+        encoding: str = "json",
     ) -> dict[str, Any]:
         """Gradient statistics, `values[field][layer][step]`: every layer at every recorded step, or
         only `layer`; only the recorded step at or before `step`; at most `max_steps` columns (see
-        `_bucket_starts`). `totalSteps` counts the recorded steps before any selection."""
+        `_bucket_starts`). `totalSteps` counts the recorded steps before any selection. `encoding`
+        "f32": each field's matrix as encode.f32_matrix."""
         table = self._table(ctx, eid, run, metadata.RecordKind.GRADIENT_STATS)
         if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
             if layer is not None:
                 raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
-            empty: dict[str, list[Any]] = {f: [] for f in fields}
+            empty = {f: encode.matrix(np.zeros((0, 0)), encoding) for f in fields}
             return {"run": run, "fields": fields, "layers": [], "steps": [], "totalSteps": 0, "values": empty}
         rows = np.arange(len(table.layers))
         if layer is not None:
@@ -238,7 +292,7 @@ class InsightQueries:
         total = len(columns)
         if step is not None:
             columns = columns[table.steps[columns] <= step][-1:]
-        steps, values = _thin(table, rows, columns, fields, max_steps)
+        steps, values = _thin(table, rows, columns, fields, max_steps, encoding)
         return {
             "run": run,
             "fields": fields,
@@ -269,20 +323,21 @@ def _thin(
     columns: np.ndarray,
     fields: list[str],
     max_steps: int | None,
-) -> tuple[list[int], dict[str, list[Any]]]:
+    encoding: str = "json",
+) -> tuple[list[int], dict[str, Any]]:
     """(steps, {field: values[row][column]}) of the chosen rows and step columns, at most `max_steps`
-    columns (see `_bucket_starts`)."""
+    columns (see `_bucket_starts`), each field's matrix in `encoding` (encode.matrix)."""
     starts = _bucket_starts(len(columns), max_steps)
     ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
     shown = columns[ends]
     picked = table.values[np.ix_(rows, shown)]
-    values: dict[str, list[Any]] = {}
+    values: dict[str, Any] = {}
     for field in fields:
         k = table.fields.index(field)
         column = picked[:, :, k]
         if field.endswith(("nanCount", "infCount", "NanCount", "InfCount")) and len(starts) < len(columns):
             column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
-        values[field] = tables.json_values(column)
+        values[field] = encode.matrix(column, encoding)
     return table.steps[shown].tolist(), values
 
 
@@ -302,34 +357,60 @@ _MAP_KIND_NAMES = {metadata.RecordKind.CAM: "cam", metadata.RecordKind.SALIENCY:
 class MapQueries:
     """Reads probe images, CAM/saliency map sprites and predictions (blob sequences and tensors)."""
 
-    def __init__(self, data_provider: Any, downsample: int) -> None:
+    def __init__(self, data_provider: Any, downsample: int, listings: RunListings | None = None) -> None:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
+        self._listings = listings or RunListings(data_provider)
+        self._results = LruCache()
 
     def _blob_series(self, ctx: Any, eid: str, run: str) -> dict[str, metadata.PluginData]:
         """{tag: metadata} of this run's readable blob-sequence records (probe images and maps)."""
-        listing = self._provider.list_blob_sequences(
-            ctx,
-            experiment_id=eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
-        )
         found = {}
-        for tag, series in listing.get(run, {}).items():
+        for tag, series in self._listings.blobs(ctx, eid, run).items():
             data = _parse(series.plugin_content)
             if data is not None and data.kind in (metadata.RecordKind.PROBE_IMAGES, *_MAP_KIND_NAMES):
                 found[tag] = data
         return found
 
     def _read_blobs(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
-        result = self._provider.read_blob_sequences(
-            ctx,
-            experiment_id=eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+        """{tag: blob sequence data (steps and blob keys)}; reused while the tags' listing is unchanged."""
+        listing = self._listings.blobs(ctx, eid, run)
+        key = ("blobs", eid, run, self._downsample, signature((t, listing[t]) for t in tags if t in listing))
+
+        def read() -> dict[str, list[Any]]:
+            result = self._provider.read_blob_sequences(
+                ctx,
+                experiment_id=eid,
+                plugin_name=metadata.PLUGIN_NAME,
+                downsample=self._downsample,
+                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+            )
+            return result.get(run, {})
+
+        return self._results.get_or_make(key, read)
+
+    def _read_tensors(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
+        """{tag: tensor data}; reused while the tags' listing is unchanged."""
+        listing = self._listings.tensors(ctx, eid, run)
+        key = (
+            "tensors",
+            eid,
+            run,
+            self._downsample,
+            signature((t, listing[t]) for t in tags if t in listing),
         )
-        return result.get(run, {})
+
+        def read() -> dict[str, list[Any]]:
+            result = self._provider.read_tensors(
+                ctx,
+                experiment_id=eid,
+                plugin_name=metadata.PLUGIN_NAME,
+                downsample=self._downsample,
+                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+            )
+            return result.get(run, {})
+
+        return self._results.get_or_make(key, read)
 
     def _read_blob(self, ctx: Any, run: str, blob_key: str) -> bytes:
         """The stored bytes, or a 422 saying why TensorBoard could not read them."""
@@ -405,16 +486,9 @@ class MapQueries:
         tags = [metadata.ranges_tag_for(d.kind, d.layer, d.method, d.probe) for d in series]
         if not tags:
             return {}
-        result = self._provider.read_tensors(
-            ctx,
-            experiment_id=eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
-        )
         return {
             tag: {int(d.step): d.numpy.reshape(-1, 2) for d in data}
-            for tag, data in result.get(run, {}).items()
+            for tag, data in self._read_tensors(ctx, eid, run, sorted(tags)).items()
         }
 
     def map_image(
@@ -431,14 +505,7 @@ class MapQueries:
     def predictions(self, ctx: Any, eid: str, run: str, probe: str) -> dict[str, Any]:
         self._probe_tag(ctx, eid, run, probe)
         tag = metadata.tag_for(metadata.RecordKind.PROBE_PREDICTIONS, probe=probe)
-        result = self._provider.read_tensors(
-            ctx,
-            experiment_id=eid,
-            plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=[tag]),
-        )
-        points = sorted(result.get(run, {}).get(tag, []), key=lambda d: d.step)
+        points = sorted(self._read_tensors(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
         per_step = [d.numpy.reshape(-1, 2) for d in points]
         return {
             "run": run,

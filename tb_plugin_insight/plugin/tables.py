@@ -3,14 +3,13 @@
 A run's activation (or gradient) statistics are one (layers x steps x fields) float64 array. Building it
 costs one `read_tensors` of all the run's layers; the heatmap of another statistic, one layer's series,
 the gradient overview or one step are then slices of it. A table is keyed by the run's listing (each
-tag's max step and wall time), so new data makes a new table; a few recent tables are kept.
+tag's max step and wall time), so new data makes a new table; the MAX_TABLES most recent are kept
+(listings.LruCache).
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,35 +67,8 @@ def build_table(
     return SeriesTable(tuple(ordered), steps, tuple(fields), values, present, wall_times)
 
 
-class TableCache:
-    """Recent tables by (run, kind, listing signature); thread-safe (TensorBoard serves in threads)."""
-
-    def __init__(self, size: int = MAX_TABLES) -> None:
-        self._size = size
-        self._tables: collections.OrderedDict[Any, SeriesTable] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> SeriesTable | None:
-        with self._lock:
-            table = self._tables.get(key)
-            if table is not None:
-                self._tables.move_to_end(key)
-            return table
-
-    def put(self, key: Any, table: SeriesTable) -> None:
-        with self._lock:
-            self._tables[key] = table
-            self._tables.move_to_end(key)
-            while len(self._tables) > self._size:
-                self._tables.popitem(last=False)
-
-
-def json_values(array: np.ndarray) -> list[Any]:
-    """Nested lists of floats, None where not finite (JSON has no NaN)."""
-    out = array.astype(object)
-    out[~np.isfinite(array)] = None
-    return out.tolist()
-
-
 def fields_for(kind: int) -> tuple[str, ...]:
-    return metadata.STAT_FIELDS if kind == metadata.RecordKind.ACTIVATION_STATS else metadata.GRAD_FIELDS
+    return {
+        metadata.RecordKind.ACTIVATION_STATS: metadata.STAT_FIELDS,
+        metadata.RecordKind.UNIT_STATS: metadata.UNIT_FIELDS,
+    }.get(kind, metadata.GRAD_FIELDS)

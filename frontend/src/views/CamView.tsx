@@ -315,16 +315,24 @@ function StepBar() {
   }, [isPlaying, fps.value]);
 
   if (!steps.length) return null;
+  const show = (i: number) => {
+    const list = sliderSteps.peek();
+    if (i >= 0 && i < list.length) camStep.value = list[i];
+  };
   const onInput = (e: Event) => {
-    pendingIndex.current = Number((e.currentTarget as HTMLInputElement).value);
-    if (raf.current) return;
-    // Coalesce input events to one update per animation frame.
+    const i = Number((e.currentTarget as HTMLInputElement).value);
+    if (raf.current) {
+      pendingIndex.current = i; // more input in this frame: only its last position is drawn
+      return;
+    }
+    // The first input of a frame is shown at once (the engine draws it on the next frame); later
+    // ones until then are coalesced into one update per animation frame.
+    show(i);
     raf.current = requestAnimationFrame(() => {
       raf.current = 0;
-      const i = pendingIndex.current;
+      const next = pendingIndex.current;
       pendingIndex.current = null;
-      const list = sliderSteps.peek();
-      if (i !== null && i >= 0 && i < list.length) camStep.value = list[i];
+      if (next !== null) show(next);
     });
   };
   return (

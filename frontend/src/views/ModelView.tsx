@@ -124,7 +124,7 @@ function ModelTableCard() {
         <>
           <TreeTools depth={maxDepth(data.rows)} />
           <div class="ins-table-wrap">
-            <table class="ins-table" data-testid="model-table" data-rows={shown.length}>
+            <table class="ins-table" data-testid="model-table" data-rows={shown.length} data-run={selectedRun.value ?? ""}>
               <thead>
                 <tr>
                   <th>Module</th>

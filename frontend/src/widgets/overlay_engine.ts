@@ -12,6 +12,7 @@ import {
   colorizeResampled,
   normalizationAffine,
   prefetchOrder,
+  prefetchRadius,
   resampleAxis,
   spriteOffset,
   type MapNormalization,
@@ -142,7 +143,12 @@ export class OverlayEngine {
     imageStore.want(images);
     const urls: string[] = [];
     for (const slot of m.slots) for (const src of slot.sources) if (src.url) urls.push(src.url);
-    for (const i of prefetchOrder(m.index, m.steps.length, play)) urlsAtStep(m, m.steps[i], urls);
+    let bytesPerStep = 0;
+    for (const slot of m.slots) {
+      for (const src of slot.sources) if (src.series) bytesPerStep += src.series.numImages * src.series.height * src.series.width;
+    }
+    const radius = prefetchRadius(bytesPerStep, m.steps.length);
+    for (const i of prefetchOrder(m.index, m.steps.length, play, radius)) urlsAtStep(m, m.steps[i], urls);
     mapStore.want(urls);
   }
 

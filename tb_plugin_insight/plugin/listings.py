@@ -101,3 +101,43 @@ class RunListings:
             while len(self._cache) > MAX_LISTINGS:
                 self._cache.popitem(last=False)
         return listing
+
+
+class CachedReader:
+    """Reads a run's tensors or blob sequences through the data provider, reusing a result while the
+    listing entries of the tags it read are unchanged (shared by the statistics and tile queries)."""
+
+    def __init__(self, data_provider: Any, listings: RunListings, downsample: int) -> None:
+        self._provider = data_provider
+        self._listings = listings
+        self._downsample = downsample
+        self._results = LruCache()
+
+    def tensors(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
+        """{tag: tensor data} of the run's `tags`."""
+        return self._read(ctx, eid, run, tags, "tensors")
+
+    def blobs(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
+        """{tag: blob sequence data (steps and blob keys)} of the run's `tags`."""
+        return self._read(ctx, eid, run, tags, "blobs")
+
+    def _read(self, ctx: Any, eid: str, run: str, tags: list[str], kind: str) -> dict[str, list[Any]]:
+        listing = (
+            self._listings.tensors(ctx, eid, run)
+            if kind == "tensors"
+            else self._listings.blobs(ctx, eid, run)
+        )
+        key = (kind, eid, run, self._downsample, signature((t, listing[t]) for t in tags if t in listing))
+        reader = self._provider.read_tensors if kind == "tensors" else self._provider.read_blob_sequences
+
+        def read() -> dict[str, list[Any]]:
+            result = reader(
+                ctx,
+                experiment_id=eid,
+                plugin_name=metadata.PLUGIN_NAME,
+                downsample=self._downsample,
+                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
+            )
+            return result.get(run, {})
+
+        return self._results.get_or_make(key, read)

@@ -22,7 +22,7 @@ from tensorboard.data import provider as tb_provider
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import encode, tables
 from tb_plugin_insight.plugin.http import not_found, unreadable
-from tb_plugin_insight.plugin.listings import LruCache, RunListings, signature
+from tb_plugin_insight.plugin.listings import CachedReader, LruCache, RunListings
 
 # Seconds a /runs answer is reused (listing every run's tags is the slowest read of a large logdir).
 RUNS_TTL = 2.0
@@ -361,7 +361,7 @@ class MapQueries:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
         self._listings = listings or RunListings(data_provider)
-        self._results = LruCache()
+        self._reader = CachedReader(data_provider, self._listings, self._downsample)
 
     def _blob_series(self, ctx: Any, eid: str, run: str) -> dict[str, metadata.PluginData]:
         """{tag: metadata} of this run's readable blob-sequence records (probe images and maps)."""
@@ -373,44 +373,10 @@ class MapQueries:
         return found
 
     def _read_blobs(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
-        """{tag: blob sequence data (steps and blob keys)}; reused while the tags' listing is unchanged."""
-        listing = self._listings.blobs(ctx, eid, run)
-        key = ("blobs", eid, run, self._downsample, signature((t, listing[t]) for t in tags if t in listing))
-
-        def read() -> dict[str, list[Any]]:
-            result = self._provider.read_blob_sequences(
-                ctx,
-                experiment_id=eid,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=self._downsample,
-                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
-            )
-            return result.get(run, {})
-
-        return self._results.get_or_make(key, read)
+        return self._reader.blobs(ctx, eid, run, tags)
 
     def _read_tensors(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
-        """{tag: tensor data}; reused while the tags' listing is unchanged."""
-        listing = self._listings.tensors(ctx, eid, run)
-        key = (
-            "tensors",
-            eid,
-            run,
-            self._downsample,
-            signature((t, listing[t]) for t in tags if t in listing),
-        )
-
-        def read() -> dict[str, list[Any]]:
-            result = self._provider.read_tensors(
-                ctx,
-                experiment_id=eid,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=self._downsample,
-                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
-            )
-            return result.get(run, {})
-
-        return self._results.get_or_make(key, read)
+        return self._reader.tensors(ctx, eid, run, tags)
 
     def _read_blob(self, ctx: Any, run: str, blob_key: str) -> bytes:
         """The stored bytes, or a 422 saying why TensorBoard could not read them."""

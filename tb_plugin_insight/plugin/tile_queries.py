@@ -12,7 +12,7 @@ from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin.http import not_found
-from tb_plugin_insight.plugin.listings import LruCache, RunListings, signature
+from tb_plugin_insight.plugin.listings import CachedReader, RunListings
 from tb_plugin_insight.plugin.queries import ALL_POINTS, _finite_or_none, _parse, _pooling_json
 
 FEATURE_MAPS = metadata.RecordKind.FEATURE_MAPS
@@ -66,7 +66,7 @@ class TileQueries:
         self._provider = data_provider
         self._downsample = downsample if downsample > 0 else ALL_POINTS
         self._listings = listings or RunListings(data_provider)
-        self._results = LruCache()
+        self._reader = CachedReader(data_provider, self._listings, self._downsample)
 
     def _series(self, ctx: Any, eid: str, run: str, kind: int) -> dict[str, metadata.PluginData]:
         """{tag: metadata} of the run's readable series of `kind`; 404 for a run without Insight data."""
@@ -85,21 +85,7 @@ class TileQueries:
         return bool(self._listings.tensors(ctx, eid, run))
 
     def _blobs(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
-        """{tag: blob sequence data}; reused while the tags' listing is unchanged."""
-        listing = self._listings.blobs(ctx, eid, run)
-        key = ("blobs", eid, run, self._downsample, signature((t, listing[t]) for t in tags if t in listing))
-
-        def read() -> dict[str, list[Any]]:
-            result = self._provider.read_blob_sequences(
-                ctx,
-                experiment_id=eid,
-                plugin_name=metadata.PLUGIN_NAME,
-                downsample=self._downsample,
-                run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
-            )
-            return result.get(run, {})
-
-        return self._results.get_or_make(key, read)
+        return self._reader.blobs(ctx, eid, run, tags)
 
     def _steps(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[int]]:
         blobs = self._blobs(ctx, eid, run, tags) if tags else {}

@@ -5,6 +5,7 @@ Imported by both sides, so it needs only protobuf and tensorboard's protos (neve
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 
@@ -109,6 +110,7 @@ DEFAULT_PROBE = "probe"
 _RANGES_PREFIX = "insight/map_ranges/"
 
 
+@functools.lru_cache(maxsize=8192)  # called per layer and record; protobuf enum lookups are slow
 def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_PROBE) -> str:
     """The tag of one time series: per layer (activation and gradient stats, histograms, units,
     filters), per probe (images, predictions), per probe and method (saliency), per probe and layer

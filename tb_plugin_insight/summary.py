@@ -82,7 +82,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.util import tensor_util
 
 from tb_plugin_insight import metadata
@@ -153,6 +153,8 @@ def compact_floats(values: np.ndarray, counts: Sequence[int] = ()) -> np.ndarray
     digits as a subnormal: a vanishing gradient norm of 1e-40 must not read as 0). NaN and Inf stay.
     """
     array = np.asarray(values, dtype=np.float64)
+    if array.size <= _SMALL and (array.ndim == 1 or not len(counts)):
+        return array.astype(np.float32) if _small_fits(array, counts) else array
     magnitude = np.abs(array[np.isfinite(array)])
     magnitude = magnitude[magnitude != 0]
     fits = not magnitude.size or (magnitude.min() >= _F32.tiny and magnitude.max() <= _F32.max)
@@ -160,6 +162,36 @@ def compact_floats(values: np.ndarray, counts: Sequence[int] = ()) -> np.ndarray
         column = np.abs(array[..., list(counts)])
         fits = not bool((column[np.isfinite(column)] >= _EXACT_COUNT).any())
     return array.astype(np.float32) if fits else array
+
+
+_SMALL = 64  # up to this many values a plain loop beats numpy's per-call overhead (a record per layer)
+_TINY, _HUGE = float(_F32.tiny), float(_F32.max)
+
+
+def _small_fits(array: np.ndarray, counts: Sequence[int]) -> bool:
+    """compact_floats' test for a small array (1-D when `counts` are given), as a loop over floats."""
+    items = array.ravel().tolist()
+    for v in items:
+        m = abs(v)
+        if m != 0.0 and m != float("inf") and m == m and not _TINY <= m <= _HUGE:
+            return False
+    return all(not abs(items[i]) >= _EXACT_COUNT or abs(items[i]) == float("inf") for i in counts)
+
+
+def vector_tensor(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """A float32/float64 numpy array as a TensorProto (little-endian bytes, as make_tensor_proto
+    writes them), built directly: the generic converter costs several times more per small record."""
+    if array.dtype == np.float32:
+        dtype = types_pb2.DT_FLOAT
+    elif array.dtype == np.float64:
+        dtype = types_pb2.DT_DOUBLE
+    else:
+        return tensor_util.make_tensor_proto(array)
+    shape = tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(n)) for n in array.shape]
+    )
+    content = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=content)
 
 
 def summary_of(values: Sequence[summary_pb2.Summary.Value]) -> summary_pb2.Summary:
@@ -250,7 +282,7 @@ def predictions_value(
     table = compact_floats(table, counts=(0,))
     kind = metadata.RecordKind.PROBE_PREDICTIONS
     tag = metadata.tag_for(kind, probe=probe)
-    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
+    value = summary_pb2.Summary.Value(tag=tag, tensor=vector_tensor(table))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
@@ -266,7 +298,7 @@ def map_ranges_value(
     """Each map's raw [min, max] before per-image scaling: tensor [N, 2] (see `compact_floats`)."""
     table = compact_floats(np.asarray(ranges, dtype=np.float64).reshape(-1, 2))
     tag = metadata.ranges_tag_for(kind, layer, method, probe)
-    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
+    value = summary_pb2.Summary.Value(tag=tag, tensor=vector_tensor(table))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
@@ -298,9 +330,7 @@ def _layer_vector_value(
         vector = np.asarray(vector, dtype=dtype)
     if vector.shape != (length,):
         raise ValueError(f"record of layer {layer!r} must have shape ({length},), got {vector.shape}")
-    value = summary_pb2.Summary.Value(
-        tag=metadata.tag_for(kind, layer), tensor=tensor_util.make_tensor_proto(vector)
-    )
+    value = summary_pb2.Summary.Value(tag=metadata.tag_for(kind, layer), tensor=vector_tensor(vector))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
@@ -400,7 +430,7 @@ def tile_scales_value(
     table = compact_floats(np.asarray(scales, dtype=np.float64))
     if table.ndim != 3 or table.shape[-1] != 2:
         raise ValueError(f"tile scales must have shape (rows, columns, 2), got {table.shape}")
-    value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
+    value = summary_pb2.Summary.Value(tag=tag, tensor=vector_tensor(table))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(kind, layer, probe=probe, fields=("min", "max"))

@@ -78,14 +78,21 @@ def test_large_tensors_one_pass_variance_matches_numpy(offset: float, scale: flo
     np.testing.assert_allclose(got, numpy_stats(array), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("negative_zeros", [5, 0])  # with -0.0 the sign bits are cleared; without, not
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
-def test_zero_fraction_counts_negative_zero_and_ignores_tiny_values(dtype: torch.dtype) -> None:
+def test_zero_fraction_counts_negative_zero_and_ignores_tiny_values(
+    dtype: torch.dtype, negative_zeros: int
+) -> None:
     x = torch.ones(300, 300, dtype=dtype)
     x[0, :10] = 0.0
-    x[1, :5] = -0.0
+    x[1, :negative_zeros] = -0.0
     x[2, :7] = torch.finfo(dtype).tiny  # smallest normal: not zero
-    x[3, :3] = -torch.finfo(dtype).tiny
+    x[3, :3] = -torch.finfo(dtype).tiny  # the negative value closest to -0.0 in the bits' order
+    x[4, :2] = torch.finfo(dtype).smallest_normal / 4 if dtype != torch.bfloat16 else 1e-40  # subnormal
+    expected = (10 + negative_zeros) / x.numel()
     zero_fraction = activation_stats(x)[4].item()
-    assert zero_fraction == pytest.approx(15 / x.numel(), rel=1e-12)
+    assert zero_fraction == pytest.approx(expected, rel=1e-12)
     strided = activation_stats(x.t())[4].item()  # not contiguous: the plain count
-    assert strided == pytest.approx(15 / x.numel(), rel=1e-12)
+    assert strided == pytest.approx(expected, rel=1e-12)
+    shifted = activation_stats(x + 2)[4].item()  # min > 0: no zeros, and the count is skipped
+    assert shifted == 0.0

@@ -81,7 +81,7 @@ def histogram(
     numel = x.numel()
     step = sample_step(numel, sample_size)
     if step > 1:
-        x = x[::step]
+        x = x[::step].contiguous()  # histc of a strided view is ~2x slower than a copy + histc
     counts = torch.histc(x, bins=bins, min=low, max=high).to(dtype)  # NaN, Inf, out of range: ignored
     under, over = _outside(x, low, high, stats)
     head = x.new_empty(HEAD, dtype=dtype)  # filled on the device: no host-to-device copy, no sync

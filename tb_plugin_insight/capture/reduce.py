@@ -46,13 +46,16 @@ def _all_finite_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.
     """Fast statistics, or None when x holds NaN/Inf (then the masked path runs).
 
     Only on the CPU, where reading a scalar back costs nothing; on accelerators that would be a sync.
-    Any NaN or Inf makes the sum non-finite, so a finite sum and sum of squares prove there are none.
+    min/max come first: both finite proves there is no NaN or Inf (aminmax propagates NaN), and a range
+    that excludes 0 proves there are no zeros, which skips the zero count (two of the passes below).
     Large tensors get the variance from one pass, E[x^2] - mean^2 with the sum of squares as a BLAS dot
     (no temporary; about 1e-6 relative error), unless the mean dominates the spread (mean^2 > 3 var),
     where that formula cancels: then, as for small tensors, the exact two-pass variance (sum, then
-    squares of deviations) is computed. Reading the tensor 4 times instead of 6 makes the recorded step
-    about a third cheaper.
+    squares of deviations) is computed. A sum that overflows to Inf also falls back to the masked path.
     """
+    lo, hi = (float(v) for v in torch.aminmax(x))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return None
     src = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
     mean = float(src.sum()) / numel
     if not math.isfinite(mean):
@@ -70,9 +73,8 @@ def _all_finite_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.
         var = float((src - mean).square_().sum()) / numel
         if not math.isfinite(var):
             return None
-    lo, hi = torch.aminmax(x)
-    zero_fraction = _count_zeros(x) / numel
-    values = [mean, math.sqrt(var), float(lo), float(hi), zero_fraction, 0, 0, numel]
+    zero_fraction = _count_zeros(x) / numel if lo <= 0.0 <= hi else 0.0
+    values = [mean, math.sqrt(var), lo, hi, zero_fraction, 0, 0, numel]
     return torch.tensor(values, dtype=dtype)
 
 
@@ -89,14 +91,18 @@ def _count_zeros(x: torch.Tensor) -> int:
     """Elements equal to zero (+0.0 and -0.0), exactly.
 
     torch.count_nonzero of a float tensor is ~20x slower on the CPU than of an integer one, so the
-    count runs on the bits with the sign cleared (a float is zero exactly when those bits are all zero):
-    two fast passes instead of one slow one.
+    count runs on the bits: +0.0 is the all-zero pattern, and -0.0 the smallest integer of the same
+    width (sign bit only), so when the bits' integer minimum is above that there is no -0.0 and the
+    zeros are the zero patterns: two reading passes, no temporary. Otherwise (some -0.0, e.g. after
+    dropout) the sign bits are cleared first.
     """
     spec = _MAGNITUDE_BITS.get(x.dtype)
     if spec is None or not x.is_contiguous():
         return x.numel() - int(torch.count_nonzero(x))
-    magnitude = torch.bitwise_and(x.view(spec[0]), spec[1])
-    return x.numel() - int(torch.count_nonzero(magnitude))
+    bits = x.view(spec[0])
+    if int(bits.amin()) != torch.iinfo(spec[0]).min:
+        return x.numel() - int(torch.count_nonzero(bits))
+    return x.numel() - int(torch.count_nonzero(torch.bitwise_and(bits, spec[1])))
 
 
 def _masked_stats(x: torch.Tensor, numel: int, dtype: torch.dtype) -> torch.Tensor:
@@ -147,13 +153,13 @@ def grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
     if g.dtype in (torch.float16, torch.bfloat16) or not g.is_floating_point():
         g = g.float()
     if g.device.type == "cpu":
-        norm = float(torch.linalg.vector_norm(g))
-        if math.isfinite(norm) and not abs_stats:
-            return torch.tensor([norm * norm, math.nan, math.nan, 0, 0, numel], dtype=dtype)
-        if math.isfinite(norm):
+        sum_sq = sum_of_squares(g)
+        if math.isfinite(sum_sq) and not abs_stats:
+            return torch.tensor([sum_sq, math.nan, math.nan, 0, 0, numel], dtype=dtype)
+        if math.isfinite(sum_sq):
             lo, hi = torch.aminmax(g)
-            sum_abs = float(torch.linalg.vector_norm(g, 1))
-            return torch.tensor([norm * norm, sum_abs, max(-float(lo), float(hi)), 0, 0, numel], dtype=dtype)
+            sum_abs = float(g.abs().sum())  # abs + sum: half the time of vector_norm(g, 1)
+            return torch.tensor([sum_sq, sum_abs, max(-float(lo), float(hi)), 0, 0, numel], dtype=dtype)
     is_nan = torch.isnan(g)
     is_inf = torch.isinf(g)
     a = torch.where(is_nan | is_inf, g.new_zeros(()), g).abs_()
@@ -168,6 +174,18 @@ def grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
         a.new_full((), float(numel)),  # not torch.tensor(..., device=): a host-to-device copy syncs
     )
     return torch.stack([p.to(dtype=dtype) for p in parts])
+
+
+def sum_of_squares(t: torch.Tensor) -> float:
+    """sum(t^2) of a CPU tensor as a Python float: Inf or NaN when t holds NaN/Inf (or it overflows).
+
+    A BLAS dot of the flattened tensor with itself: one pass, no temporary, about twice as fast as
+    torch.linalg.vector_norm (float32 accumulation in blocks: about 1e-6 relative error).
+    """
+    if t.is_contiguous() and t.dtype in (torch.float32, torch.float64):
+        flat = t.reshape(-1)
+        return float(torch.dot(flat, flat))
+    return float(torch.linalg.vector_norm(t)) ** 2
 
 
 def add_grad_parts(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -520,7 +520,7 @@ class InsightWriter(SummaryWriter):
             if probe is not None and self._share_probe_passes:
                 fm_shares = maps_now and maps_recorder is not None and bool(maps_recorder.plan.views)
                 if probe_pass.saves_a_forward(
-                    fm_shares, cams_now, sp if saliency_now else None, len(probe.images)
+                    fm_shares, cams_now, sp if saliency_now else None, len(probe.images), predict=not cams_now
                 ):
                     shared = self._shared_probe_pass(
                         model,

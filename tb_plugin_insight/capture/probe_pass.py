@@ -75,11 +75,18 @@ class SharedMaps:
     saliency: MapOutcome = None
 
 
-def saves_a_forward(feature_maps: bool, cams: bool, saliency_plan: Optional[SaliencyPlan], n: int) -> bool:
-    """True when the kinds due can share a forward: two or more of feature maps, CAMs, and saliency with
-    a method that comes from the input gradient."""
-    from_gradient = saliency_plan is not None and bool(_shared_methods(saliency_plan, n))
-    return int(feature_maps) + int(cams) + int(from_gradient) >= 2
+def saves_a_forward(
+    feature_maps: bool, cams: bool, saliency_plan: Optional[SaliencyPlan], n: int, *, predict: bool
+) -> bool:
+    """True when the separate passes of the kinds due would run the probe forward more than once: one
+    forward each for feature maps and CAMs, and for saliency one per method that comes from the input
+    gradient plus one for the predictions (`predict`). (Other saliency methods run their own passes
+    either way.)"""
+    forwards = int(feature_maps) + int(cams)
+    if saliency_plan is not None:
+        shared = len(_shared_methods(saliency_plan, n))
+        forwards += shared + int(predict and shared > 0)
+    return forwards >= 2
 
 
 def run_shared(

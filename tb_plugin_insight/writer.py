@@ -279,7 +279,8 @@ class InsightWriter(SummaryWriter):
             model_table: record once, from the first recorded training forward, one row per module:
                 type, output shape, parameter counts, depth, watched (the Model view of the tab).
             maps_every: every `maps_every` steps (0 = never), record feature maps of the probe (one
-                side-effect-free forward under no_grad, just before that step's training forward) and
+                side-effect-free forward under no_grad, just before that step's training forward, shared
+                with the CAMs and saliency due at the same step: capture/probe_pass.py) and
                 the filters of the first convolution (without a probe: only when `filters_layers` is
                 given).
             maps_k: channels per layer: the `maps_k` most active on the probe (highest mean

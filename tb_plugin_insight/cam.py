@@ -204,7 +204,7 @@ def compute_cams(
 def cams_from_capture(
     model: nn.Module,
     inputs: torch.Tensor,
-    target_layer: str,
+    target_layer: LayerSpec,
     captured: Captured,
     methods: Sequence[str],
     targets: TargetSpec = None,

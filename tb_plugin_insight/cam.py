@@ -196,12 +196,34 @@ def compute_cams(
         captured = capture(
             model, inputs, layer, name, targets, gradient=any(m in GRADIENT_METHODS for m in chosen)
         )
-        run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
-        layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
-        size = run.size if upsample else tuple(layer_maps.shape[-2:])
-        resized = cam_methods.resize(torch.relu(layer_maps.flatten(0, 1).float()), size)
-        low, high = torch.aminmax(resized.flatten(1), dim=1)  # the range the scaling below removes
-        maps = cam_methods.scale_to_unit_(resized).view(len(chosen), len(inputs), *size)
+        return cams_from_capture(
+            model, inputs, name, captured, chosen, targets, reshape_transform, batch_size, upsample
+        )
+
+
+def cams_from_capture(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target_layer: LayerSpec,
+    captured: Captured,
+    methods: Sequence[str],
+    targets: TargetSpec = None,
+    reshape_transform: Optional[ReshapeTransform] = None,
+    batch_size: int = 32,
+    upsample: bool = True,
+) -> CamResult:
+    """`compute_cams` from a capture already made (`explain.capture.capture`, or a probe pass shared
+    with other maps, see `capture/probe_pass.py`): the maps of `methods` (canonical names, checked),
+    plus the extra forwards of scorecam/ablationcam. Call inside `side_effect_free(model, inputs)`;
+    `captured.gradient` must be set when a method of GRADIENT_METHODS is asked for."""
+    chosen = _check_methods(methods)
+    name, layer = resolve_layer(model, target_layer)
+    run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
+    layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
+    size = run.size if upsample else tuple(layer_maps.shape[-2:])
+    resized = cam_methods.resize(torch.relu(layer_maps.flatten(0, 1).float()), size)
+    low, high = torch.aminmax(resized.flatten(1), dim=1)  # the range the scaling below removes
+    maps = cam_methods.scale_to_unit_(resized).view(len(chosen), len(inputs), *size)
     result = CamResult(
         dict(zip(chosen, maps.unbind(0))),
         output=captured.output,

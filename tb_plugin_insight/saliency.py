@@ -369,12 +369,7 @@ def _path_gradients(
             relu_calls += mode.calls
         else:
             out = model(fed)
-        scores = _scores(out, spec, i, leaf.shape[0])
-        if not scores.requires_grad:
-            raise RuntimeError(
-                "the target scores do not depend differentiably on the inputs: does the model's forward"
-                " use torch.no_grad(), .detach() or a non-differentiable step?"
-            )
+        scores = _differentiable(_scores(out, spec, i, leaf.shape[0]))
         (grad,) = torch.autograd.grad(scores.sum(), leaf, allow_unused=True)
         if grad is None:
             continue  # the scores do not depend on the inputs: their attribution is zero
@@ -388,6 +383,45 @@ def _path_gradients(
             stacklevel=3,
         )
     return acc
+
+
+def _differentiable(scores: torch.Tensor) -> torch.Tensor:
+    if not scores.requires_grad:
+        raise RuntimeError(
+            "the target scores do not depend differentiably on the inputs: does the model's forward"
+            " use torch.no_grad(), .detach() or a non-differentiable step?"
+        )
+    return scores
+
+
+# --- one gradient shared with other maps (capture/probe_pass.py) ----------------------------------------
+
+#: Methods whose attribution is one gradient of the target scores with respect to the inputs.
+INPUT_GRADIENT_METHODS = ("gradient", "gradient_x_input")
+
+
+def shares_input_gradient(method: str, options: dict[str, Any], n: int) -> bool:
+    """True when `compute_attribution(model, inputs, method, **options)` of n inputs is one gradient of
+    all n target scores at once, which a forward shared with other maps can give (`from_input_gradient`)."""
+    batch_size = options.get("batch_size", n)
+    return method in INPUT_GRADIENT_METHODS and isinstance(batch_size, int) and batch_size >= n
+
+
+def input_gradient_scores(raw: Any, targets: TargetSpec, n: int, device: torch.device) -> torch.Tensor:
+    """The (n,) target scores `compute_attribution` differentiates, from the model's output `raw` of n
+    inputs (computed with gradients from a leaf copy of the inputs)."""
+    spec = _per_sample_targets(targets, n, device)
+    return _differentiable(_scores(raw, spec, torch.arange(n, device=device), n))
+
+
+def from_input_gradient(method: str, inputs: torch.Tensor, grad: Optional[torch.Tensor]) -> torch.Tensor:
+    """`compute_attribution(model, inputs, method)` for INPUT_GRADIENT_METHODS, from the gradient of the
+    summed target scores with respect to (a copy of) `inputs` (None: the scores do not depend on them)."""
+    acc_dtype = torch.promote_types(inputs.dtype, torch.float32)
+    if grad is None:
+        grad = torch.zeros(inputs.shape, dtype=acc_dtype, device=inputs.device)
+    grad = grad.to(acc_dtype)
+    return (grad * inputs.detach() if method == "gradient_x_input" else grad).to(inputs.dtype)
 
 
 def _row_chunks(

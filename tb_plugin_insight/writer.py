@@ -20,7 +20,7 @@ from tb_plugin_insight.capture import feature_maps as fmaps
 from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture import grads as grads_mod
 from tb_plugin_insight.capture import histogram as histogram_mod
-from tb_plugin_insight.capture import hooks, maps, pooling, wrappers
+from tb_plugin_insight.capture import hooks, maps, pooling, probe_pass, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import model_table as model_table_mod
 from tb_plugin_insight.capture import probe as probe_mod
@@ -150,6 +150,9 @@ class InsightWriter(SummaryWriter):
         self._probe: Optional[Probe] = None
         self._stored_images: dict[str, str] = {}  # probe name -> fingerprint of the stored images
         self._map_failures: set[int] = set()
+        # Maps due at the same step share one forward of the probe (capture/probe_pass.py); False runs
+        # each kind's own pass (kept for tests and benchmarks that compare the two).
+        self._share_probe_passes = True
 
     def _get_file_writer(self) -> Any:
         """torch's FileWriter, or on a rank that does not write (see `ranks`) one that keeps nothing."""
@@ -276,7 +279,8 @@ class InsightWriter(SummaryWriter):
             model_table: record once, from the first recorded training forward, one row per module:
                 type, output shape, parameter counts, depth, watched (the Model view of the tab).
             maps_every: every `maps_every` steps (0 = never), record feature maps of the probe (one
-                side-effect-free forward under no_grad, just before that step's training forward) and
+                side-effect-free forward under no_grad, just before that step's training forward, shared
+                with the CAMs and saliency due at the same step: capture/probe_pass.py) and
                 the filters of the first convolution (without a probe: only when `filters_layers` is
                 given).
             maps_k: channels per layer: the `maps_k` most active on the probe (highest mean
@@ -499,23 +503,54 @@ class InsightWriter(SummaryWriter):
                 run_probe_passes(step, model)
 
         def run_probe_passes(step: int, model: nn.Module) -> None:
-            if maps_recorder is not None and step % maps_recorder.plan.every == 0:
-                self._record_feature_maps(step, model, maps_recorder)
+            probe = self._probe
+            maps_now = (
+                maps_recorder is not None
+                and step % maps_recorder.plan.every == 0
+                and id(maps_recorder) not in self._map_failures
+            )
             cams_now = plan is not None and step % plan.every == 0 and id(plan) not in self._map_failures
-            if cams_now and plan is not None and self._probe is not None:
+            sp = saliency_plan
+            saliency_now = (
+                sp is not None
+                and not step % sp.every
+                and probe is not None
+                and id(sp) not in self._map_failures
+            )
+            shared = None
+            if probe is not None and self._share_probe_passes:
+                fm_shares = maps_now and maps_recorder is not None and bool(maps_recorder.plan.views)
+                if probe_pass.saves_a_forward(
+                    fm_shares, cams_now, sp if saliency_now else None, len(probe.images), predict=not cams_now
+                ):
+                    shared = self._shared_probe_pass(
+                        model,
+                        probe,
+                        maps_recorder if fm_shares else None,
+                        plan if cams_now else None,
+                        sp if saliency_now else None,
+                        predict=not cams_now,
+                    )
+            if maps_now and maps_recorder is not None:
+                self._record_feature_maps(
+                    step, model, maps_recorder, shared.feature_maps if shared is not None else None
+                )
+            if cams_now and plan is not None and probe is not None:
                 try:
-                    record = maps.run_cams(model, self._probe, plan)
-                    self._write_maps(step, self._probe, plan.layer, record, auto_selected=plan.auto_selected)
+                    record = _result(shared.cams) if shared is not None else maps.run_cams(model, probe, plan)
+                    self._write_maps(step, probe, plan.layer, record, auto_selected=plan.auto_selected)
                 except Exception:  # noqa: BLE001 - recording must never break the user's training
                     self._map_failures.add(id(plan))
                     logger.exception("Insight stopped recording CAMs of layer %r", plan.layer)
-            sp = saliency_plan
-            if sp is None or step % sp.every or self._probe is None or id(sp) in self._map_failures:
+            if not saliency_now or sp is None or probe is None:
                 return
             try:
-                record = maps.run_saliency(model, self._probe, sp, predict=not cams_now)
+                if shared is not None:
+                    record = _result(shared.saliency)
+                else:
+                    record = maps.run_saliency(model, probe, sp, predict=not cams_now)
                 self._write_maps(
-                    step, self._probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY
+                    step, probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY
                 )
             except Exception:  # noqa: BLE001 - recording must never break the user's training
                 self._map_failures.add(id(sp))
@@ -523,13 +558,50 @@ class InsightWriter(SummaryWriter):
 
         return on_step_start
 
-    def _record_feature_maps(self, step: int, model: nn.Module, recorder: fmaps.FeatureMapRecorder) -> None:
-        """Feature maps of the probe and the filters at one step; a failure stops them, never training."""
+    def _shared_probe_pass(
+        self,
+        model: nn.Module,
+        probe: Probe,
+        recorder: Optional[fmaps.FeatureMapRecorder],
+        cam_plan: Optional[CamPlan],
+        saliency_plan: Optional[SaliencyPlan],
+        *,
+        predict: bool,
+    ) -> Optional[probe_pass.SharedMaps]:
+        """The maps due at this step from one forward of the probe (capture/probe_pass.py), or None when
+        that forward fails: each kind then runs its own pass, so a failure stops only the kinds it hits."""
+        try:
+            return probe_pass.run_shared(
+                model,
+                probe,
+                feature_maps=recorder,
+                cam_plan=cam_plan,
+                saliency_plan=saliency_plan,
+                predict=predict,
+            )
+        except Exception:  # noqa: BLE001 - the separate passes below report what fails
+            logger.debug(
+                "Insight's shared probe pass failed; running the maps' passes separately", exc_info=True
+            )
+            return None
+
+    def _record_feature_maps(
+        self,
+        step: int,
+        model: nn.Module,
+        recorder: fmaps.FeatureMapRecorder,
+        shared: probe_pass.FeatureMapsOutcome = None,
+    ) -> None:
+        """Feature maps of the probe and the filters at one step; a failure stops them, never training.
+
+        `shared`: the feature maps (or the error) of a shared probe pass, None to run their own pass."""
         if id(recorder) in self._map_failures:
             return
         try:
             feature_maps = {}
-            if self._probe is not None and recorder.plan.views:
+            if shared is not None:
+                feature_maps = _result(shared)
+            elif self._probe is not None and recorder.plan.views:
                 probe_images = self._probe.on(maps.model_device(model), maps.model_dtype(model))
                 feature_maps = recorder.run(model, probe_images)
             modules = dict(model.named_modules())
@@ -686,6 +758,13 @@ def _default_log_dir(comment: str) -> str:
     return os.path.join(
         "runs", datetime.now().strftime("%b%d_%H-%M-%S") + "_" + socket.gethostname() + comment
     )
+
+
+def _result(outcome: Any) -> Any:
+    """A shared probe pass's result for one kind, or raise the exception that stopped that kind."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 def _check_step(value: Any) -> int:

@@ -25,10 +25,11 @@ entries are channels, not positions. Maps are then quantised to `maps_bits` leve
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Optional
 
 import numpy as np
@@ -391,44 +392,64 @@ class FeatureMapRecorder:
         """One side-effect-free forward of the probe under no_grad with a hook on each mapped layer."""
         if not self.plan.views:
             return {}
+        with self.hooked(model) as taken, side_effect_free(model, images), torch.no_grad():
+            model(images)
+        return self.records(taken)
+
+    @contextlib.contextmanager
+    def hooked(self, model: nn.Module) -> Iterator[TakenMaps]:
+        """Hooks on the mapped layers while inside: the first call of each, in any forward (also one
+        shared with CAMs and saliency, see `probe_pass`), is selected, pooled and quantised at once, so
+        later in-place ops of the model cannot change what is stored. A hook that fails keeps its error
+        in the TakenMaps (raised by `records`) and lets the forward go on."""
+        taken = TakenMaps()
         modules = dict(model.named_modules())
-        pending: dict[str, tuple[torch.Tensor, torch.Tensor, tuple[int, int], Pooling]] = {}
-        handles = []
+        handles = [
+            modules[name].register_forward_hook(self._hook(name, view, taken))
+            for name, view in self.plan.views.items()
+            if name in modules
+        ]
+        try:
+            yield taken
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def _hook(self, name: str, view: LayerView, taken: TakenMaps) -> Any:
         plan = self.plan
 
-        def hook_for(name: str, view: LayerView) -> Any:
-            def hook(module: nn.Module, args: Any, output: Any) -> None:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            if taken.error is not None:
+                return
+            try:
                 tensor = primary_tensor(output)
-                if name in pending or tensor is None:
+                if name in taken.pending or tensor is None:
                     return
                 maps = channel_maps(tensor.detach(), view)
                 if view.layout != "vector":
                     if name not in self.channels:
-                        self.channels[name] = tuple(most_active(maps, self.plan.k))
+                        self.channels[name] = tuple(most_active(maps, plan.k))
                     index = torch.tensor(self.channels[name], device=maps.device)
                     maps = maps.index_select(1, index)
                 source = (int(maps.shape[-2]), int(maps.shape[-1]))
                 pool = pooling_of(view, *source, plan.max_side)
                 # Both copy now: later in-place ops of the model cannot change what is stored.
                 codes, scales = quantize(pool.apply(maps, view), bits=plan.bits)
-                pending[name] = (codes, scales, source, pool)
+                taken.pending[name] = (codes, scales, source, pool)
+            except Exception as err:  # noqa: BLE001 - raised by records(): it stops feature maps only
+                taken.error = err
 
-            return hook
+        return hook
 
-        for name, view in self.plan.views.items():
-            if name in modules:
-                handles.append(modules[name].register_forward_hook(hook_for(name, view)))
-        try:
-            with side_effect_free(model, images), torch.no_grad():
-                model(images)
-        finally:
-            for handle in handles:
-                handle.remove()
+    def records(self, taken: TakenMaps) -> dict[str, FeatureMapRecord]:
+        """The stored form of what the hooks took (host arrays), in plan order."""
+        if taken.error is not None:
+            raise taken.error
         records = {}
         for name, view in self.plan.views.items():
-            if name not in pending:
+            if name not in taken.pending:
                 continue
-            codes, scales, source, pool = pending.pop(name)
+            codes, scales, source, pool = taken.pending.pop(name)
             channels = self.channels.get(name, ()) if view.layout != "vector" else ()
             records[name] = FeatureMapRecord(
                 codes.cpu().numpy(),
@@ -438,6 +459,16 @@ class FeatureMapRecorder:
                 name in self.plan.user_channels,
                 source,
                 pool,
-                plan.bits,
+                self.plan.bits,
             )
         return records
+
+
+@dataclasses.dataclass
+class TakenMaps:
+    """What the hooks of one probe forward took: per layer (codes, scales, source size, pooling)."""
+
+    pending: dict[str, tuple[torch.Tensor, torch.Tensor, tuple[int, int], Pooling]] = dataclasses.field(
+        default_factory=dict
+    )
+    error: Optional[Exception] = None

@@ -26,6 +26,8 @@ __all__ = [
     "plan_cams",
     "plan_saliency",
     "predictions",
+    "predictions_of",
+    "probe_targets",
     "resolve_layer",
     "run_cams",
     "run_saliency",
@@ -129,11 +131,12 @@ def plan_cams(
         )
     else:
         name, auto = resolve_layer(model, layer)[0], False
-    cam.compute_cams(model, sample, name, list(names), targets=_targets(target, probe, sample.device, 1))
+    cam.compute_cams(model, sample, name, list(names), targets=probe_targets(target, probe, sample.device, 1))
     return CamPlan(every, name, names, target, auto)
 
 
-def _targets(target: str, probe: Probe, device: torch.device, n: int) -> Optional[torch.Tensor]:
+def probe_targets(target: str, probe: Probe, device: torch.device, n: int) -> Optional[torch.Tensor]:
+    """The `targets` of the first `n` probe images for a plan's target: the labels, or None (predicted)."""
     if target == "label" and probe.labels is not None:
         return probe.labels[:n].to(device)
     return None
@@ -148,7 +151,7 @@ def run_cams(model: nn.Module, probe: Probe, plan: CamPlan) -> MapRecord:
         images,
         plan.layer,
         list(plan.methods),
-        targets=_targets(plan.target, probe, device, len(images)),
+        targets=probe_targets(plan.target, probe, device, len(images)),
         upsample=False,  # stored at the layer's resolution; the browser upsamples
     )
     return record_from_cams(result)
@@ -213,7 +216,7 @@ def run_saliency(model: nn.Module, probe: Probe, plan: SaliencyPlan, *, predict:
 
     device = model_device(model)
     images = probe.on(device, model_dtype(model))
-    targets = _targets(plan.target, probe, device, len(images))
+    targets = probe_targets(plan.target, probe, device, len(images))
     result = {
         m: saliency.compute_attribution(model, images, m, targets, **plan.options.get(m, {}))
         for m in plan.methods
@@ -264,7 +267,13 @@ def predictions(model: nn.Module, images: torch.Tensor) -> tuple[Optional[np.nda
 
     with side_effect_free(model, images), torch.no_grad():
         output = model_output(model(images))
+    return predictions_of(output)
+
+
+def predictions_of(output: torch.Tensor) -> tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """Predicted class and its softmax probability per image of a model output (None, None unless the
+    output is (N, classes) scores)."""
     if output.dim() != 2:
         return None, None
-    probability, predicted = output.float().softmax(dim=1).max(dim=1)
+    probability, predicted = output.detach().float().softmax(dim=1).max(dim=1)
     return predicted.cpu().numpy(), probability.cpu().numpy()

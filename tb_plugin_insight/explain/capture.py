@@ -188,12 +188,17 @@ def capture(
             if scores.requires_grad:
                 (grad,) = torch.autograd.grad(scores.sum(), activation, allow_unused=True)
     if grad is None:
-        raise ValueError(
-            f"the target scores do not depend on layer {name!r} through differentiable operations (is its"
-            " output detached, or used under no_grad inside the model?): choose another layer, or a method"
-            " without gradients (eigencam, scorecam, ablationcam)"
-        )
+        raise no_gradient_error(name)
     return Captured(output.detach(), activation.detach(), grad, scores.detach())
+
+
+def no_gradient_error(name: str) -> ValueError:
+    """The error of a gradient CAM whose target scores have no gradient at layer `name`."""
+    return ValueError(
+        f"the target scores do not depend on layer {name!r} through differentiable operations (is its"
+        " output detached, or used under no_grad inside the model?): choose another layer, or a method"
+        " without gradients (eigencam, scorecam, ablationcam)"
+    )
 
 
 def forward_substituted(

@@ -2,8 +2,8 @@
 
 Run: `python -m bench.bench_maps [--rounds 7 --threads 2]`. ResNet-18 (bench/models.py), batch 16,
 112x112, a probe of 16 images of that size; Insight watches the default layers with stats every 10
-steps (gradient flow included, as by default) and feature maps of every watched layer plus the first
-convolution's filters every 100 steps (`maps_every=100`, `maps_k=16`, no CAMs).
+steps (gradient flow included, as by default) and feature maps of the default maps layers (one per
+stage) plus the first convolution's filters every 100 steps (`maps_every=100`, `maps_k=16`, no CAMs).
 
 Overhead: one process times, round after round (interleaved, so drift in machine load hits all
 alike), one training step of each kind: a plain model without Insight, a watched model at a step that
@@ -12,7 +12,8 @@ schedule is then (90 unrecorded + 9 stats + 1 maps step) / (100 plain steps) - 1
 of each kind's per-round ratio to the plain step of the same round (and from the medians and minima
 of the times). Timing the kinds separately avoids running hundreds of steps per round.
 
-Bytes: the event bytes of one maps step per layer (PNG grid + scales) against the usual practice:
+Bytes: the event bytes of one maps step per conv layer (a separate run mapping every conv layer with
+`maps_layers`, defaults otherwise; PNG grid + scales) against the usual practice:
 `make_grid` of 16 channels of the first image + `add_image`, per conv layer (bench/practice.py), and
 the same practice repeated for all 16 probe images (the same content as Insight's grid).
 """
@@ -90,6 +91,24 @@ def insight_bytes(logdir: Path, step: int) -> dict[str, int]:
     return {tag: round(statistics.mean(values)) for tag, values in sizes.items()}
 
 
+def conv_map_bytes(probe: torch.Tensor, logdir: Path) -> dict[str, int]:
+    """Bytes per tag of one maps step with every conv layer mapped (`maps_layers`; the default maps one
+    layer per stage), at the defaults otherwise (pooled to maps_max_side, maps_bits levels)."""
+    torch.manual_seed(0)
+    model = resnet18(10)
+    convs = [name for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    writer = InsightWriter(str(logdir))
+    writer.watch(model, every=1000, probe=probe, cam_every=1000, maps_layers=convs)
+    size = probe.shape[-1]
+    train_step(model, torch.optim.SGD(model.parameters(), lr=1e-3), *_batch(size))
+    writer.close()
+    return insight_bytes(logdir, 0)
+
+
+def _batch(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(16, 3, size, size), torch.randint(0, 10, (16,))
+
+
 def practice_bytes(model: nn.Module, probe: torch.Tensor) -> tuple[dict[str, int], dict[str, int]]:
     """add_image of grid16 per conv layer: of the first image, and of each of the probe images."""
     outputs: dict[str, torch.Tensor] = {}
@@ -147,14 +166,20 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     torch.manual_seed(0)
-    model = resnet18(10)
-    first, all_images = practice_bytes(model, torch.randn(16, 3, args.size, args.size))
-    print("\nevent bytes per layer per recorded step (conv layers; Insight: PNG grid + scales tensor)")
+    model = resnet18(10)  # the same weights as conv_map_bytes' model
+    probe = torch.randn(16, 3, args.size, args.size)
+    first, all_images = practice_bytes(model, probe)
+    with tempfile.TemporaryDirectory() as tmp:
+        conv_sizes = conv_map_bytes(probe, Path(tmp))
+    print(
+        "\nevent bytes per layer per maps step, every conv layer mapped (maps_layers; defaults otherwise:"
+        " pooled to maps_max_side=32, 6-bit levels; Insight: PNG grid + scales tensor)"
+    )
     heads = ("insight 16 img", "per image", "practice 1 img", "practice 16 img")
     print(f"{'layer':22s} {heads[0]:>15s} {heads[1]:>10s} {heads[2]:>15s} {heads[3]:>16s}")
     totals = [0, 0, 0]
     for name in first:
-        ours = sizes.get(f"insight/feature_maps/probe/{name}", 0) + sizes.get(
+        ours = conv_sizes.get(f"insight/feature_maps/probe/{name}", 0) + conv_sizes.get(
             f"insight/feature_map_scales/probe/{name}", 0
         )
         totals = [totals[0] + ours, totals[1] + first[name], totals[2] + all_images[name]]
@@ -167,8 +192,8 @@ def main(argv: list[str] | None = None) -> None:
     layers = sum(1 for k in sizes if k.startswith("insight/feature_maps/"))
     filters = sizes.get("insight/filters/conv1", 0) + sizes.get("insight/filter_scales/conv1", 0)
     print(
-        f"all {layers} watched layers with feature maps (conv, BN, ReLU, fc): {everything:,d} bytes per"
-        f" maps step; filters of conv1: {filters:,d}"
+        f"the default maps_layers ({layers} layers, one per stage) in the timed run: {everything:,d} bytes"
+        f" per maps step; filters of conv1: {filters:,d}"
     )
 
 

@@ -9,7 +9,6 @@ see the same machine load. Times are process CPU (all threads) including `writer
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -18,35 +17,25 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
-from bench.models import resnet18  # noqa: E402
+from bench.side_by_side import FixedBatchResNet, cpu_bench_args  # noqa: E402
 from tb_plugin_insight import InsightWriter  # noqa: E402
 
 
 def run(samples: int = 6) -> dict[str, float]:
     """Median and min CPU seconds of a map step, shared and separate, and the saving."""
-    torch.manual_seed(0)
-    model = resnet18(10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(16, 3, 112, 112, generator=gen)
-    y = torch.randint(0, 10, (16,), generator=gen)
-    probe = torch.randn(16, 3, 112, 112, generator=gen)
-    loss_fn = nn.CrossEntropyLoss()
+    net = FixedBatchResNet(16, 112)
+    probe = torch.randn(16, 3, 112, 112, generator=net.gen)
     costs: dict[bool, list[float]] = {True: [], False: []}
     with tempfile.TemporaryDirectory() as tmp:
         writer = InsightWriter(tmp)
-        writer.watch(model, probe=probe, saliency_methods="gradient")
+        writer.watch(net.model, probe=probe, saliency_methods="gradient")
         for r in range(samples + 1):
             for share in (True, False) if r % 2 else (False, True):
                 writer._share_probe_passes = share
                 writer.step = 100 * (2 * r + int(share) + 1)
                 start = time.process_time()
-                loss = loss_fn(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                net.train_step()
                 writer.flush()
                 if r:  # the first round warms up (and stores the probe images)
                     costs[share].append(time.process_time() - start)
@@ -62,11 +51,7 @@ def run(samples: int = 6) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = cpu_bench_args(__doc__)
     for name, value in run(args.samples).items():
         print(f"{name:38s} {value:8.3f} s")
 

@@ -11,7 +11,6 @@ the writer thread is counted. The amortised overhead at the defaults is then
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import tempfile
@@ -20,9 +19,8 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
-from bench.models import resnet18  # noqa: E402
+from bench.side_by_side import FixedBatchResNet, cpu_bench_args  # noqa: E402
 from tb_plugin_insight import InsightWriter  # noqa: E402
 
 KINDS = {"unrecorded": 1, "statistics": 10, "maps": 100}  # a step number of that kind
@@ -30,26 +28,17 @@ KINDS = {"unrecorded": 1, "statistics": 10, "maps": 100}  # a step number of tha
 
 def run(samples: int = 6, quiet: bool = False) -> dict[str, float]:
     """Median CPU seconds per step of each kind, and the amortised overhead ratio at the defaults."""
-    torch.manual_seed(0)
-    model = resnet18(10)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    gen = torch.Generator().manual_seed(1)
-    x = torch.randn(16, 3, 112, 112, generator=gen)
-    y = torch.randint(0, 10, (16,), generator=gen)
-    probe = torch.randn(16, 3, 112, 112, generator=gen)
-    loss_fn = nn.CrossEntropyLoss()
+    net = FixedBatchResNet(16, 112)
+    probe = torch.randn(16, 3, 112, 112, generator=net.gen)
     costs: dict[str, list[float]] = {k: [] for k in KINDS}
     with tempfile.TemporaryDirectory() as tmp:
         writer = InsightWriter(tmp)
-        writer.watch(model, probe=probe, saliency_methods="gradient")
+        writer.watch(net.model, probe=probe, saliency_methods="gradient")
         for r in range(samples + 1):
             for kind, step in KINDS.items():
                 writer.step = step + 1000 * r
                 start = time.process_time()
-                loss = loss_fn(model(x), y)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                loss = net.train_step()
                 writer.add_scalar("loss", loss.item(), step)
                 writer.flush()
                 if r:  # the first round warms up (and stores the probe images)
@@ -70,11 +59,7 @@ def run(samples: int = 6, quiet: bool = False) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=6)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = cpu_bench_args(__doc__)
     result = run(args.samples)
     for name, value in result.items():
         print(f"{name:34s} {value:8.4f}")

@@ -5,6 +5,7 @@ model setup)."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Sequence
 
@@ -31,6 +32,14 @@ class FixedBatchResNet:
             self.loss_fn(self.model(self.x), self.y).backward()
         self.opt.zero_grad()
 
+    def train_step(self) -> torch.Tensor:
+        """One forward, backward and optimizer step on the fixed batch; returns the loss."""
+        loss = self.loss_fn(self.model(self.x), self.y)
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return loss
+
 
 class Trainer(FixedBatchResNet):
     """One configuration: `make_writer(model)` gives its writer (after the warm-up); `step()` runs and
@@ -47,10 +56,7 @@ class Trainer(FixedBatchResNet):
 
     def step(self) -> None:
         start = time.perf_counter()
-        loss = self.loss_fn(self.model(self.x), self.y)
-        self.opt.zero_grad()
-        loss.backward()
-        self.opt.step()
+        loss = self.train_step()
         self.writer.add_scalar("loss", loss.item(), self.global_step)
         self.times.append(time.perf_counter() - start)
         self.global_step += 1
@@ -68,3 +74,14 @@ def train_side_by_side(trainers: Sequence[Trainer], windows: int, every: int) ->
             print(f"  window {(step + 1) // every}/{windows}: s/step {means}", flush=True)
     for t in trainers:
         t.writer.close()
+
+
+def cpu_bench_args(doc: str) -> argparse.Namespace:
+    """--samples and --threads of the CPU-time benchmarks (bench_step_costs, bench_probe_pass), with
+    torch's intra-op threads set."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=6)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 from helpers import random_batch, read_events, sgd_step
+from test_cam_recording import probe_batch
 from torch import nn
 
 from tb_plugin_insight import InsightWriter
@@ -34,11 +35,6 @@ def small_cnn(seed: int = 0) -> nn.Sequential:
         nn.Flatten(),
         nn.Linear(8, 3),
     )
-
-
-def probe_batch() -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(5)
-    return torch.randn(4, 3, 12, 12, generator=gen), torch.tensor([0, 1, 2, 1])
 
 
 def record(

@@ -1,14 +1,16 @@
 """Training-step overhead and event bytes of Insight at its defaults against no logging and the usual
 hand-written practice, side by side in one process.
 
-Run: `python -m bench.bench_overhead [--rounds 3]`. Every configuration trains its own identical
-ResNet-18 (batch 16, 112x112, CPU). A round runs one window of each configuration in turn (the order
-rotates every round, so drift in machine load hits all alike); a window's time includes the
-writer's `flush()` at its end, so work Insight moved to its writer thread is charged to it. Windows
-are 100 steps for configurations with 100-step periods (one CAM/saliency step, ten statistics steps,
-one W&B-style step per window), shorter for the homogeneous hand-written ones. A configuration's
-ratio in a round is its mean step time over the base's in the same round; the table shows the median
-over rounds and the ratio of the fastest windows (least disturbed by other processes).
+Run: `python -m bench.bench_overhead [--rounds 3] [--paired-cycles 3]`. First Insight and no logging
+alone, one step each in turn (`run_paired`: the precise ratio for target 1). Then every configuration
+trains its own identical ResNet-18 (batch 16, 112x112, CPU) in windows. A round runs one window of
+each configuration in turn (the order rotates every round, so drift in machine load hits all alike);
+a window's time includes the writer's `flush()` at its end, so work Insight moved to its writer
+thread is charged to it. Windows are 100 steps for configurations with 100-step periods (one
+CAM/saliency step, ten statistics steps, one W&B-style step per window), shorter for the homogeneous
+hand-written ones. A configuration's ratio in a round is its mean step time over the base's in the
+same round; the table shows the median over rounds and the ratio of the fastest windows (least
+disturbed by other processes).
 
 * no logging: SummaryWriter + add_scalar of the loss (the base);
 * Insight at its defaults: watch(model, probe=16 images) -> activation statistics and gradient flow
@@ -154,14 +156,76 @@ def run(rounds: int, batch: int, size: int, names: tuple[str, ...] = (), quiet: 
     return results
 
 
+@dataclasses.dataclass
+class Paired:
+    ratio: float  # Insight's total step time over the base's, same number of steps
+    steps: int  # steps of each
+    base_seconds: float  # mean step time of the base
+    recorded_ratio: float  # Insight's recorded steps (stats, maps) over the base steps paired with them
+    unrecorded_ratio: float  # the other steps over theirs
+
+
+WARM_UP = 10  # untimed steps of each before the paired run (a multiple of 10 keeps the schedule)
+
+
+def run_paired(cycles: int, batch: int, size: int, quiet: bool = False) -> Paired:
+    """Insight at its defaults against no logging, one training step each in turn (the order
+    alternating), `cycles` x 100 steps each after WARM_UP untimed steps (each 100 hold 10 statistics
+    steps and one map step). Load on the machine hits both alike, step by step, so this is the precise
+    wall-clock ratio (windows of 100 steps drift by 5-10 %). Every step ends with the writer's flush(),
+    so Insight's writer-thread work is charged to its own step, never overlapped with the next."""
+    configs = (Config(BASE, setup_base, 1), Config(INSIGHT, setup_insight, 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        base, ours = (Trainer(c, Path(tmp) / str(i), batch, size) for i, c in enumerate(configs))
+        for _ in range(WARM_UP):  # once-per-run work (probe images, model table, histogram ranges)
+            base.window(), ours.window()
+        base.per_step.clear(), ours.per_step.clear()
+        for step in range(100 * cycles):
+            for trainer in (base, ours) if step % 2 else (ours, base):
+                trainer.window()
+            if not quiet and step % 100 == 99:
+                done = sum(ours.per_step) / sum(base.per_step)
+                print(f"  paired: {step + 1} steps each, Insight / base so far {done:.3f}", flush=True)
+        for trainer in (base, ours):
+            trainer.writer.close()
+    # Insight's step of timed step i is WARM_UP + i; every=10: its stats (and maps) steps
+    recorded = [i for i in range(len(base.per_step)) if (WARM_UP + i) % 10 == 0]
+    others = [i for i in range(len(base.per_step)) if (WARM_UP + i) % 10]
+
+    def ratio(indices: list[int]) -> float:
+        return sum(ours.per_step[i] for i in indices) / sum(base.per_step[i] for i in indices)
+
+    return Paired(
+        ratio=sum(ours.per_step) / sum(base.per_step),
+        steps=len(base.per_step),
+        base_seconds=statistics.mean(base.per_step),
+        recorded_ratio=ratio(recorded),
+        unrecorded_ratio=ratio(others),
+    )
+
+
+def report_paired(p: Paired) -> None:
+    print(
+        f"paired step by step, {p.steps} steps each (base {p.base_seconds:.3f} s/step):"
+        f" Insight defaults / no logging = {p.ratio:.3f}x (target <= 1.03x);"
+        f" recorded steps {p.recorded_ratio:.3f}x, the others {p.unrecorded_ratio:.3f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of windows (0: only the paired run)")
+    parser.add_argument("--paired-cycles", type=int, default=3, help="x 100 steps each, step by step")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--size", type=int, default=112)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    paired = run_paired(args.paired_cycles, args.batch, args.size) if args.paired_cycles else None
+    if paired is not None:
+        report_paired(paired)
+    if not args.rounds:
+        return
     results = run(args.rounds, args.batch, args.size)
     print(
         f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,"
@@ -177,6 +241,8 @@ def main() -> None:
     hand = next(r for r in results if r.name == HAND_10)
     smaller = hand.bytes_per_step / ours.bytes_per_step
     print(f"event bytes per step, hand-written every 10th / Insight defaults: {smaller:.0f}x")
+    if paired is not None:
+        report_paired(paired)
 
 
 if __name__ == "__main__":

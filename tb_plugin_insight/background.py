@@ -5,13 +5,21 @@ Summary protos, PNG encoding, serialising, checksumming and writing happen here,
 A full queue makes the training thread wait (nothing is dropped) and says so once. A job that fails is
 logged (the first failure with its traceback) and the next jobs still run: recording never stops
 training. `drain()` returns when every job submitted before it has finished.
+
+On Linux the thread lowers its own scheduling priority (`WRITER_NICENESS`): on a machine whose cores
+the training's intra-op threads keep busy, a writer at equal priority preempts one of them, and every
+other intra-op thread then waits for it at the next barrier, so a millisecond of writing could cost the
+step several. At a lower priority the writer runs in the gaps; it still gets CPU when training waits
+(a full queue, `flush()`, data loading), so nothing is dropped or starved for good.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -22,6 +30,20 @@ logger = logging.getLogger(__name__)
 Job = Callable[[], None]
 
 DEFAULT_MAX_QUEUE = 64
+WRITER_NICENESS = 10  # added to the writer thread's nice value on Linux (see the module doc)
+
+
+def lower_thread_priority(niceness: int = WRITER_NICENESS) -> bool:
+    """Raise the calling thread's nice value by `niceness` (Linux only: there setpriority with a thread
+    id affects that thread alone). False when not applied (another system, or not permitted)."""
+    if not sys.platform.startswith("linux") or niceness <= 0:
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + niceness))
+    except OSError:
+        return False
+    return True
 
 
 class BackgroundJobs:
@@ -87,6 +109,7 @@ class BackgroundJobs:
                 self._thread.start()
 
     def _run(self) -> None:
+        lower_thread_priority()
         while True:
             job = self._queue.get()
             try:

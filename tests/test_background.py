@@ -4,6 +4,8 @@ wait for them. Gated with threading.Event (no timing)."""
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from helpers import insight_steps, random_batch, read_events, sgd_step
 from torch import nn
 
 from conftest import tiny_cnn
-from tb_plugin_insight import InsightWriter, metadata, records
+from tb_plugin_insight import InsightWriter, background, metadata, records
 from tb_plugin_insight.background import BackgroundJobs
 from tb_plugin_insight.capture import transfer
 
@@ -34,6 +36,21 @@ def test_jobs_run_in_submission_order() -> None:
     jobs.drain()
     assert seen == list(range(200))
     jobs.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux only")
+def test_writer_thread_runs_at_a_lower_priority_than_the_training_thread() -> None:
+    main_tid = threading.get_native_id()
+    main_before = os.getpriority(os.PRIO_PROCESS, main_tid)
+    jobs = BackgroundJobs(max_queue=4)
+    seen: list[tuple[int, int]] = []
+    jobs.submit(lambda: seen.append((threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0))))
+    jobs.drain()
+    jobs.stop()
+    writer_tid, writer_nice = seen[0]
+    assert writer_tid != main_tid
+    assert writer_nice == min(19, main_before + background.WRITER_NICENESS)
+    assert os.getpriority(os.PRIO_PROCESS, main_tid) == main_before  # the training thread keeps its own
 
 
 def test_full_queue_blocks_the_submitter_and_warns_once(caplog: pytest.LogCaptureFixture) -> None:

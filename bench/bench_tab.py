@@ -11,8 +11,14 @@ default 100 runs x 50 layers x 1,000 steps + 20 CAM runs into a temporary direct
    request of each route of the Model and statistics views on runs not asked for before (a user
    opening another run: nothing of that run read yet): median and max over `COLD_RUNS` runs.
 3. Headless Chromium (/usr/bin/chromium), fresh pages after the server is warm, on runs not opened
-   before: from navigation to `/#insight` to the Model view's table drawn (the tab's default view),
-   and to the statistics view's heatmap drawn (target < 3 s each); with the slowest requests.
+   before. The number judged against the < 3 s target is **opening the tab**: TensorBoard loaded on
+   its Scalars tab (`/#scalars&p.insight.run=RUN`, its charts drawn), then a click on "Insight" in
+   TensorBoard's tab bar, like a user, to the Model view's table drawn (the tab's default view); and
+   the same for the statistics view (`&p.insight.view=stats`) to its heatmap drawn, with where the
+   time goes inside the Insight iframe (iframe created, index.js loaded, first data answer, the view's
+   data answer, drawn). Next to it: TensorBoard's own Scalars tab from navigation to its first chart
+   drawn (what TensorBoard's page costs by itself: the reference floor), and from navigation to
+   `/#insight` to the Model table / the heatmap drawn (TensorBoard's page load included).
 4. Scrubbing the CAM step slider over 100 steps: time from moving the slider to the grid of that
    step drawn, per frame (first pass: fetch + decode; second pass: cached), and the overlay draw
    time the tab measures itself (target < 50 ms per frame).
@@ -32,7 +38,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench import make_large_logdir
 
@@ -75,9 +81,15 @@ class TabResult:
     route_bytes: dict[str, int] = dataclasses.field(default_factory=dict)
     route_gzip_bytes: dict[str, int] = dataclasses.field(default_factory=dict)
     cold_ms: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # (median, max)
-    first_render_s: float = float("nan")  # default (Model) view: its table drawn
+    first_render_s: float = float("nan")  # from navigation, default (Model) view: its table drawn
     plugin_render_s: float = float("nan")  # the Insight iframe's own part: its start to the table drawn
-    stats_render_s: float = float("nan")  # statistics view: its heatmap drawn
+    stats_render_s: float = float("nan")  # from navigation, statistics view: its heatmap drawn
+    scalars_ref_s: list[float] = dataclasses.field(default_factory=list)  # TB Scalars: first chart drawn
+    open_model_s: float = float("nan")  # click on the Insight tab -> Model table drawn (the target)
+    open_stats_s: float = float("nan")  # click on the Insight tab -> heatmap drawn (the target)
+    # where the time of opening the tab goes: {step: ms since the click}
+    open_model_steps: dict[str, float] = dataclasses.field(default_factory=dict)
+    open_stats_steps: dict[str, float] = dataclasses.field(default_factory=dict)
     slowest: list[str] = dataclasses.field(default_factory=list)  # the first render's slowest requests
     scrub_first_ms: float = float("nan")  # median per frame, steps never seen
     scrub_cached_ms: float = float("nan")  # median per frame, second pass
@@ -223,13 +235,93 @@ SLOWEST_JS = """() => performance.getEntriesByType('resource')
   .map((e) => [e.duration, e.name.replace(location.origin, '')]).sort((a, b) => b[0] - a[0]).slice(0, 4)"""
 
 
-def measure_browser(base: str, model_run: str, stats_run: str, cam_run: str, result: TabResult) -> None:
+# Drawn lines of TensorBoard's Scalars tab (Polymer cards: open shadow roots, walked here).
+SCALAR_LINES_JS = """() => {
+  let found = 0;
+  const walk = (root) => {
+    for (const el of root.querySelectorAll('path.line')) {
+      if ((el.getAttribute('d') || '').length > 20) found++;
+    }
+    for (const el of root.querySelectorAll('*')) if (el.shadowRoot) walk(el.shadowRoot);
+  };
+  walk(document);
+  return found;
+}"""
+
+# In the Insight iframe: its resource timings (ms since the iframe's time origin).
+FRAME_RESOURCES_JS = """() => performance.getEntriesByType('resource')
+  .map((e) => [e.name.replace(location.origin, ''), e.responseEnd])"""
+
+
+def _open_tab(
+    page: Any, base: str, hash_params: str, drawn: Callable[[Any], bool], data_route: str
+) -> tuple[float, float, dict[str, float]]:
+    """TensorBoard loaded on its Scalars tab (charts drawn), then a click on its "Insight" tab until
+    `drawn(frame)`: (seconds navigation -> first scalar chart, seconds click -> drawn, {step: ms since
+    the click} inside the Insight iframe)."""
+    start = time.perf_counter()
+    page.goto(f"{base}/#scalars&{hash_params}")
+    _wait(page, lambda: page.evaluate(SCALAR_LINES_JS) > 0, poll_ms=5)
+    scalars_s = time.perf_counter() - start
+    tab = page.get_by_role("tab", name="Insight")
+    page.wait_for_timeout(500)  # the page settles (charts' animations), as before a user's click
+    clicked_at = page.evaluate("performance.timeOrigin + performance.now()")
+    start = time.perf_counter()
+    tab.click()
+    frame = _wait(page, lambda: next((f for f in page.frames if FRAME_MARK in f.url), None), poll_ms=5)
+    _wait(page, lambda: drawn(frame), poll_ms=5)
+    open_s = time.perf_counter() - start
+    frame_now = frame.evaluate("performance.now()")
+    origin = frame.evaluate("performance.timeOrigin") - clicked_at  # iframe created, ms after the click
+    ends = frame.evaluate(FRAME_RESOURCES_JS)
+    data = [(url, end) for url, end in ends if "/data/plugin/insight/" in url and "index.js" not in url]
+    steps = {"iframe created": origin}
+    for url, end in ends:
+        if url.endswith("/index.js"):
+            steps["index.js loaded"] = origin + end
+    if data:
+        steps[f"first data answer ({data[0][0].rsplit('/', 1)[-1].split('?')[0]})"] = origin + data[0][1]
+    view = [end for url, end in data if f"/{data_route}?" in url]
+    if view:
+        steps[f"/{data_route} answered"] = origin + view[0]
+        if len(view) > 1:
+            steps[f"/{data_route} answered again (all steps)"] = origin + view[-1]
+    steps["drawn"] = origin + frame_now
+    return scalars_s, open_s, steps
+
+
+def measure_browser(
+    base: str, model_run: str, stats_run: str, cam_run: str, result: TabResult, open_runs: tuple[str, str]
+) -> None:
     from playwright.sync_api import sync_playwright
 
     q = urllib.parse.quote
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
+            # Opening the tab in a loaded TensorBoard (the target), with the Scalars reference.
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            scalars_s, result.open_model_s, result.open_model_steps = _open_tab(
+                page,
+                base,
+                f"p.insight.run={q(open_runs[0])}",
+                lambda frame: _model_table_drawn(frame, open_runs[0]),
+                "model",
+            )
+            result.scalars_ref_s.append(scalars_s)
+            page.close()
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            scalars_s, result.open_stats_s, result.open_stats_steps = _open_tab(
+                page,
+                base,
+                f"p.insight.run={q(open_runs[1])}&p.insight.view=stats",
+                lambda frame: _heatmap_drawn(frame, open_runs[1]),
+                "stats_heatmap",
+            )
+            result.scalars_ref_s.append(scalars_s)
+            page.close()
+
+            # From navigation to /#insight (TensorBoard's page load included).
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             start = time.perf_counter()
             page.goto(f"{base}/#insight&p.insight.run={q(model_run)}")
@@ -310,6 +402,8 @@ def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> 
         if logdir is None:
             logdir = Path(tmp) / "large"
             make_large_logdir.generate(logdir)
+        elif make_large_logdir.add_scalars(logdir) and not quiet:
+            print("  wrote the runs' training scalars (the Scalars tab's reference)")
         runs = sorted(p.name for p in logdir.iterdir() if p.is_dir())
         stats_runs = [r for r in runs if r.startswith("stats_")]
         stats_run = stats_runs[0]
@@ -332,7 +426,9 @@ def run(logdir: Path | None = None, requests: int = 20, quiet: bool = False) -> 
                 if not quiet:
                     report_routes(result)
                     print("  routes measured", flush=True)
-                measure_browser(base, stats_runs[1], stats_runs[2], cam_run, result)
+                measure_browser(
+                    base, stats_runs[1], stats_runs[2], cam_run, result, (stats_runs[-2], stats_runs[-1])
+                )
             finally:
                 proc.terminate()
                 try:
@@ -359,16 +455,29 @@ def report_routes(result: TabResult) -> None:
         print(f"{name:45s} {median:8.1f} {top:10.1f}")
 
 
+def report_render(result: TabResult) -> None:
+    ref = ", ".join(f"{s:.2f}" for s in result.scalars_ref_s)
+    print("first meaningful render in headless Chromium (target < 3 s: opening the tab)")
+    print(f"  {'':48s} {'open the tab':>12s} {'from navigation':>16s}")
+    for name, opened, navigated in (
+        ("Model view (its table drawn)", result.open_model_s, result.first_render_s),
+        ("statistics view (heatmap drawn)", result.open_stats_s, result.stats_render_s),
+    ):
+        print(f"  {name:48s} {opened:10.2f} s {navigated:14.2f} s")
+    print(f"  {'reference: TensorBoard Scalars, first chart drawn':48s} {'':>12s} {ref:>14s} s")
+    print(f"  from navigation, {result.plugin_render_s:.2f} s of the Model view's is in the Insight iframe")
+    timelines = (("Model view", result.open_model_steps), ("statistics view", result.open_stats_steps))
+    for name, steps in timelines:
+        timeline = ", ".join(f"{k} {v:.0f}" for k, v in steps.items())
+        print(f"  opening the tab, {name}, ms after the click: {timeline}")
+    print("  slowest requests of the first render from navigation: " + "; ".join(result.slowest))
+
+
 def report(result: TabResult) -> None:
     print(f"TensorBoard start -> first Insight listing: {result.first_listing_s:.1f} s (target < 10 s)")
     print(f"TensorBoard start -> all {result.runs_listed} runs listed: {result.all_runs_s:.1f} s")
     report_routes(result)
-    print(
-        f"first meaningful render (Model view, its table drawn): {result.first_render_s:.2f} s from"
-        f" navigation (target < 3 s), {result.plugin_render_s:.2f} s of it in the Insight iframe;"
-        f" statistics view (heatmap drawn): {result.stats_render_s:.2f} s"
-    )
-    print("  slowest requests of the first render: " + "; ".join(result.slowest))
+    report_render(result)
     print(
         f"CAM slider, per frame: {result.scrub_first_ms:.0f} ms first pass (fetch + decode),"
         f" {result.scrub_cached_ms:.0f} ms cached, p95 {result.scrub_p95_ms:.0f} ms;"
@@ -376,12 +485,29 @@ def report(result: TabResult) -> None:
     )
 
 
+def browser_only(base: str) -> TabResult:
+    """The browser measures against a TensorBoard already running at `base` (its logdir loaded)."""
+    result = TabResult()
+    _, body = _get(f"{base}/data/plugin/insight/runs")
+    runs = [r["run"] for r in json.loads(body)["runs"]]
+    stats_runs = [r for r in runs if r.startswith("stats_")]
+    cam_run = next(r for r in runs if r.startswith("cams_"))
+    measure_browser(base, stats_runs[1], stats_runs[2], cam_run, result, (stats_runs[-2], stats_runs[-1]))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logdir", type=Path, help="an existing large logdir (else one is generated)")
     parser.add_argument("--requests", type=int, default=20, help="requests per route")
+    parser.add_argument(
+        "--server", help="only the browser measures, against this running TensorBoard (e.g. a restarted one)"
+    )
     args = parser.parse_args()
-    report(run(args.logdir, args.requests))
+    if args.server:
+        report_render(browser_only(args.server.rstrip("/")))
+    else:
+        report(run(args.logdir, args.requests))
 
 
 if __name__ == "__main__":

@@ -205,14 +205,13 @@ class InsightQueries:
         ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
         signature = tuple((d.layer, s.max_step, s.max_wall_time) for d, s in ordered)
         key = (eid, run, kind, self._downsample, signature)
-        table = self._tables.get(key)
-        if table is None:
-            tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
-            table = tables.build_table(
+        tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
+        return self._tables.get_or_make(
+            key,
+            lambda: tables.build_table(
                 [d for d, _ in ordered], tags, self._read(ctx, eid, run, tags), tables.fields_for(kind)
-            )
-            self._tables.put(key, table)
-        return table
+            ),
+        )
 
     def stats_heatmap(
         self,

@@ -87,6 +87,8 @@ class TabResult:
     scalars_ref_s: list[float] = dataclasses.field(default_factory=list)  # TB Scalars: first chart drawn
     open_model_s: float = float("nan")  # click on the Insight tab -> Model table drawn (the target)
     open_stats_s: float = float("nan")  # click on the Insight tab -> heatmap drawn (the target)
+    open_stats_exact_s: float = float("nan")  # ... -> heatmap of every step drawn (after a sample)
+    stats_render_exact_s: float = float("nan")  # from navigation, heatmap of every step drawn
     # where the time of opening the tab goes: {step: ms since the click}
     open_model_steps: dict[str, float] = dataclasses.field(default_factory=dict)
     open_stats_steps: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -254,11 +256,17 @@ FRAME_RESOURCES_JS = """() => performance.getEntriesByType('resource')
 
 
 def _open_tab(
-    page: Any, base: str, hash_params: str, drawn: Callable[[Any], bool], data_route: str
+    page: Any,
+    base: str,
+    hash_params: str,
+    drawn: Callable[[Any], bool],
+    data_route: str,
+    exact: Callable[[Any], bool] | None = None,
 ) -> tuple[float, float, dict[str, float]]:
     """TensorBoard loaded on its Scalars tab (charts drawn), then a click on its "Insight" tab until
     `drawn(frame)`: (seconds navigation -> first scalar chart, seconds click -> drawn, {step: ms since
-    the click} inside the Insight iframe)."""
+    the click} inside the Insight iframe). With `exact`, the steps go on until `exact(frame)` (a first
+    answer from a sample of the steps replaced by every step)."""
     start = time.perf_counter()
     page.goto(f"{base}/#scalars&{hash_params}")
     _wait(page, lambda: page.evaluate(SCALAR_LINES_JS) > 0, poll_ms=5)
@@ -272,6 +280,10 @@ def _open_tab(
     _wait(page, lambda: drawn(frame), poll_ms=5)
     open_s = time.perf_counter() - start
     frame_now = frame.evaluate("performance.now()")
+    exact_now = None
+    if exact is not None:
+        _wait(page, lambda: exact(frame), poll_ms=5)
+        exact_now = frame.evaluate("performance.now()")
     origin = frame.evaluate("performance.timeOrigin") - clicked_at  # iframe created, ms after the click
     ends = frame.evaluate(FRAME_RESOURCES_JS)
     data = [(url, end) for url, end in ends if "/data/plugin/insight/" in url and "index.js" not in url]
@@ -287,6 +299,8 @@ def _open_tab(
         if len(view) > 1:
             steps[f"/{data_route} answered again (all steps)"] = origin + view[-1]
     steps["drawn"] = origin + frame_now
+    if exact_now is not None and exact_now - frame_now > 20:
+        steps["every step drawn"] = origin + exact_now
     return scalars_s, open_s, steps
 
 
@@ -317,7 +331,12 @@ def measure_browser(
                 f"p.insight.run={q(open_runs[1])}&p.insight.view=stats",
                 lambda frame: _heatmap_drawn(frame, open_runs[1]),
                 "stats_heatmap",
+                lambda frame: _heatmap_drawn(frame, open_runs[1], every_step=True),
             )
+            result.open_stats_exact_s = result.open_stats_s
+            if "every step drawn" in result.open_stats_steps:
+                drawn_ms = result.open_stats_steps["every step drawn"] - result.open_stats_steps["drawn"]
+                result.open_stats_exact_s += drawn_ms / 1000
             result.scalars_ref_s.append(scalars_s)
             page.close()
 
@@ -341,6 +360,8 @@ def measure_browser(
             frame = _wait(page, lambda: next((f for f in page.frames if FRAME_MARK in f.url), None))
             _wait(page, lambda: _heatmap_drawn(frame, stats_run), poll_ms=5)
             result.stats_render_s = time.perf_counter() - start
+            _wait(page, lambda: _heatmap_drawn(frame, stats_run, every_step=True), poll_ms=5)
+            result.stats_render_exact_s = time.perf_counter() - start
             page.close()
 
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -373,9 +394,13 @@ def _model_table_drawn(frame: Any, run: str) -> bool:
     return bool(el and el.get_attribute("data-run") == run and int(el.get_attribute("data-rows") or 0) > 0)
 
 
-def _heatmap_drawn(frame: Any, run: str) -> bool:
+def _heatmap_drawn(frame: Any, run: str, every_step: bool = False) -> bool:
+    """The heatmap of `run` drawn: its first answer (maybe a sample of the steps), or with
+    `every_step` the exact one."""
     el = frame.query_selector('[data-testid="heatmap"]')
-    return bool(el and el.get_attribute("data-run") == run and el.query_selector("canvas"))
+    if not (el and el.get_attribute("data-run") == run and el.query_selector("canvas")):
+        return False
+    return not every_step or el.get_attribute("data-sampled") != "1"
 
 
 def _grid_at(frame: Any, run: str, step: int | None) -> Any:
@@ -461,7 +486,12 @@ def report_render(result: TabResult) -> None:
     print(f"  {'':48s} {'open the tab':>12s} {'from navigation':>16s}")
     for name, opened, navigated in (
         ("Model view (its table drawn)", result.open_model_s, result.first_render_s),
-        ("statistics view (heatmap drawn)", result.open_stats_s, result.stats_render_s),
+        ("statistics view (heatmap drawn, first answer)", result.open_stats_s, result.stats_render_s),
+        (
+            "statistics view (heatmap of every step drawn)",
+            result.open_stats_exact_s,
+            result.stats_render_exact_s,
+        ),
     ):
         print(f"  {name:48s} {opened:10.2f} s {navigated:14.2f} s")
     print(f"  {'reference: TensorBoard Scalars, first chart drawn':48s} {'':>12s} {ref:>14s} s")

@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
+# Steps in the first answer of a heatmap on a run not read yet (`max_steps` if fewer): reading 100 of
+# 1,000 steps costs a tenth of reading them all, and the full read follows at once.
+FIRST_SAMPLE = 100
 
 
 @functools.lru_cache(maxsize=65536)
@@ -228,8 +231,8 @@ class InsightQueries:
         self, ctx: Any, eid: str, run: str, kind: int, sample: int | None
     ) -> tuple[tables.SeriesTable | None, bool]:
         """(table, sampled): the run's table of `kind`; or, while nothing read it yet, the table of at
-        most `sample` of its steps (the data provider's own `downsample`: a third of a full read's cost
-        for 300 of 1,000 steps), the full table then being read in the background (sampled=True).
+        most `sample` of its steps (the data provider's own `downsample`: a tenth of a full read's cost
+        for 100 of 1,000 steps), the full table then being read in the background (sampled=True).
         A sample that holds every record (fewer than `sample` per layer) is the table itself. Only
         the first read of a run is sampled: when new data arrives, the tab keeps showing the previous
         answer until the full table is read (no flicker between sampled and exact columns)."""
@@ -271,10 +274,10 @@ class InsightQueries:
         encoding: str = "json",
     ) -> dict[str, Any]:
         """The layer x step matrix of `stat`, at most `max_steps` columns. The first answer on a run not
-        read yet is a sample of `max_steps` of its steps ("sampled": true, the data provider's own
+        read yet is a sample of FIRST_SAMPLE of its steps ("sampled": true, the data provider's own
         downsample, never for NaN/Inf counts, which must see every step); the full table is read in
         the background meanwhile, and the next request gets the exact columns."""
-        sample = None if _is_count(stat) else max_steps
+        sample = None if _is_count(stat) or max_steps is None else min(max_steps, FIRST_SAMPLE)
         table, sampled = self._first_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, sample)
         if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data

@@ -85,6 +85,9 @@ export const STATS_VIEW = "stats";
 export function startLoaders(initial: { run?: string; layer?: string }): void {
   let pendingRun = initial.run ?? null;
   let pendingLayer = initial.layer ?? null;
+  // A deep-linked run is selected at once: its view's requests go out together with /runs instead of
+  // after it (one round trip less on opening the tab). /runs then confirms it, or picks another run.
+  if (pendingRun !== null) selectedRun.value = pendingRun;
 
   // Runs; pick (or keep) the selected run.
   resource(runs, () => [] as [], async (_k, signal) => (await fetchRuns(signal)).runs);

@@ -14,7 +14,8 @@ default 100 runs x 50 layers x 1,000 steps + 20 CAM runs into a temporary direct
    before. The number judged against the < 3 s target is **opening the tab**: TensorBoard loaded on
    its Scalars tab (`/#scalars&p.insight.run=RUN`, its charts drawn), then a click on "Insight" in
    TensorBoard's tab bar, like a user, to the Model view's table drawn (the tab's default view); and
-   the same for the statistics view (`&p.insight.view=stats`) to its heatmap drawn, with where the
+   the same for the statistics view (`&p.insight.view=stats`) to its heatmap drawn (its first answer
+   on an unread run is a sample of the steps; the heatmap of every step is timed too), with where the
    time goes inside the Insight iframe (iframe created, index.js loaded, first data answer, the view's
    data answer, drawn). Next to it: TensorBoard's own Scalars tab from navigation to its first chart
    drawn (what TensorBoard's page costs by itself: the reference floor), and from navigation to

@@ -332,3 +332,58 @@ def test_a_slow_runs_listing_is_refreshed_in_the_background(
     for thread in [t for t in __import__("threading").enumerate() if t.name == "insight-runs-refresh"]:
         thread.join(10)
     assert names() == ["a", "b", "c"]
+
+
+def test_concurrent_first_requests_share_one_table_read(tmp_path: Path) -> None:
+    """Several routes asking for one unread table at once (the tab does) wait for a single read."""
+    import json
+    import threading
+    import time
+
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+
+    from tb_plugin_insight.plugin.plugin import InsightPlugin
+
+    _write_long_stats(tmp_path / "run", steps=30, nan_at=3)
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"insight": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path))
+    reads = []
+
+    class SlowCountingProvider:
+        def __getattr__(self, name: str):  # everything else as the real provider
+            return getattr(provider, name)
+
+        def read_tensors(self, ctx, **kwargs):
+            reads.append(kwargs["run_tag_filter"].tags)
+            time.sleep(0.3)  # a slow read: the other requests arrive meanwhile
+            return provider.read_tensors(ctx, **kwargs)
+
+    context = base_plugin.TBContext(
+        data_provider=SlowCountingProvider(), logdir=str(tmp_path), multiplexer=mux,
+        sampling_hints={"insight": 0},
+    )  # fmt: skip
+    client = Client(application.TensorBoardWSGI([InsightPlugin(context)]))
+    urls = [
+        "/stats_heatmap?run=run&stat=mean",
+        "/layer_stats?run=run&layer=conv",
+        "/stats_heatmap?run=run&stat=std",
+    ]
+    bodies: dict[str, dict] = {}
+
+    def get(url: str) -> None:
+        response = client.get("/data/plugin/insight" + url)
+        bodies[url] = json.loads(response.get_data(as_text=True))
+
+    threads = [threading.Thread(target=get, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1  # one read of the run's statistics table for all three requests
+    assert bodies[urls[0]]["steps"] == list(range(30)) and bodies[urls[1]]["steps"] == list(range(30))
+    assert bodies[urls[2]]["values"][0] == [1.0] * 30

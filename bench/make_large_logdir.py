@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
 
 from bench.event_files import event_bytes
@@ -198,6 +199,39 @@ def write_cam_run(run_dir: Path, steps: int, images: int, seed: int, size: int =
     writer.close()
 
 
+SCALARS_FILE = "events.out.tfevents.1900000000.scalars"  # sorts after the run's own events file
+SCALAR_TAGS = ("train/loss", "train/accuracy")
+
+
+def write_scalars(run_dir: Path, steps: int, seed: int) -> None:
+    """A training job's own scalars (loss, accuracy at every step) in a second event file of the run,
+    as a user logs them next to Insight: TensorBoard's Scalars tab is the reference for the tab's
+    first render (bench_tab)."""
+    rng = np.random.default_rng(seed)
+    with open(run_dir / SCALARS_FILE, "wb") as out:
+        record_writer = RecordWriter(out)
+        version = event_pb2.Event(wall_time=1.7e9 + seed * 1e4, file_version="brain.Event:2")
+        record_writer.write(version.SerializeToString())
+        for step in range(steps):
+            loss = 2.0 * np.exp(-3 * step / max(steps, 1)) + 0.05 * rng.standard_normal()
+            accuracy = 1 - 0.6 * np.exp(-3 * step / max(steps, 1)) + 0.01 * rng.standard_normal()
+            values = [summary_pb2.Summary.Value(tag=tag, simple_value=float(v))
+                      for tag, v in zip(SCALAR_TAGS, (loss, accuracy))]  # fmt: skip
+            event = event_pb2.Event(step=step, wall_time=1.7e9 + seed * 1e4 + step,
+                                    summary=summary_pb2.Summary(value=values))  # fmt: skip
+            record_writer.write(event.SerializeToString())
+
+
+def add_scalars(out: Path, steps: int = 1000) -> int:
+    """Write the training scalars of every stats run of `out` that has none yet; returns how many."""
+    added = 0
+    for i, run_dir in enumerate(sorted(out.glob("stats_*"))):
+        if not (run_dir / SCALARS_FILE).exists():
+            write_scalars(run_dir, steps, i)
+            added += 1
+    return added
+
+
 def _job(args: tuple[str, str, int, int, int, int]) -> None:
     crc.install()
     what, run_dir, layers, steps, images, seed = args
@@ -217,7 +251,7 @@ def generate(
     images: int = 16,
     processes: int = 2,
 ) -> None:
-    """Write the logdir under `out` (runs `stats_NNN` and `cams_NN`)."""
+    """Write the logdir under `out` (runs `stats_NNN` with training scalars, and `cams_NN`)."""
     jobs = [("stats", str(out / f"stats_{i:03d}"), layers, steps, images, i) for i in range(runs)]
     jobs += [
         ("cams", str(out / f"cams_{i:02d}"), layers, cam_steps, images, 1000 + i) for i in range(cam_runs)
@@ -225,6 +259,7 @@ def generate(
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
         for _ in pool.imap_unordered(_job, jobs):
             pass
+    add_scalars(out, steps)
 
 
 def main() -> None:

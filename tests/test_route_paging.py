@@ -161,6 +161,55 @@ def test_stats_heatmap_max_steps(tmp_path: Path) -> None:
     assert "'max_steps' must be an integer" in bad["error"]["message"]
 
 
+def _write_long_stats(run_dir: Path, steps: int, nan_at: int) -> None:
+    """Two layers; mean = step + 100 * layer; layer 0 has 2 NaNs at `nan_at`."""
+    with InsightWriter(str(run_dir)) as writer:
+        for step in range(steps):
+            values = [
+                summary.activation_stats_value(
+                    name,
+                    np.array([step + 100 * i, 1, -1, 2, 0.5, 2 if (i, step) == (0, nan_at) else 0, 0, 9]),
+                    module_type="Conv2d", shape=(1,), order=i, with_metadata=step == 0,
+                )
+                for i, name in enumerate(("conv", "relu"))
+            ]  # fmt: skip
+            writer._write(summary.summary_of(values), step)
+
+
+def test_first_heatmap_of_an_unread_run_is_a_sample_then_every_step(tmp_path: Path) -> None:
+    """The first /stats_heatmap?max_steps=K on a run nothing read yet: K of its steps as the data
+    provider samples them (its `downsample`), each column that step's exact values, "sampled": true;
+    the full table is read meanwhile and the next answer has the exact thinned columns."""
+    _write_long_stats(tmp_path / "run", steps=40, nan_at=13)
+    client = make_client(tmp_path)
+    first = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=8")
+    assert first["sampled"] is True and "totalSteps" not in first and first["layers"] == ["conv", "relu"]
+    steps = first["steps"]
+    assert len(steps) == 8 and steps == sorted(set(steps)) and steps[-1] == 39  # the last step is kept
+    assert first["values"] == [[float(s + 100 * i) for s in steps] for i in range(2)]
+    exact = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=8&encoding=f32")
+    assert "sampled" not in exact and exact["totalSteps"] == 40
+    assert exact["steps"] == [4, 9, 14, 19, 24, 29, 34, 39]  # each column shows its last step
+    np.testing.assert_array_equal(
+        _f32(exact["values"]), [[s + 100 * i for s in exact["steps"]] for i in range(2)]
+    )
+    again = get_json(client, "/stats_heatmap?run=run&stat=mean&max_steps=8")
+    assert "sampled" not in again and again["steps"] == exact["steps"]
+
+
+def test_nan_counts_and_short_runs_are_never_sampled(tmp_path: Path) -> None:
+    """NaN/Inf counts need every step (a column is their maximum); a run with fewer steps than asked
+    is read whole by the sample itself."""
+    _write_long_stats(tmp_path / "long", steps=40, nan_at=13)
+    _write_long_stats(tmp_path / "short", steps=6, nan_at=3)
+    client = make_client(tmp_path)
+    nans = get_json(client, "/stats_heatmap?run=long&stat=nanCount&max_steps=8")
+    assert "sampled" not in nans and nans["totalSteps"] == 40
+    assert nans["values"][0] == [0.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # step 13 in the column of 14
+    short = get_json(client, "/stats_heatmap?run=short&stat=mean&max_steps=8")
+    assert "sampled" not in short and short["steps"] == list(range(6)) and short["totalSteps"] == 6
+
+
 def _f32(matrix: dict) -> np.ndarray:
     import base64
 
@@ -283,3 +332,58 @@ def test_a_slow_runs_listing_is_refreshed_in_the_background(
     for thread in [t for t in __import__("threading").enumerate() if t.name == "insight-runs-refresh"]:
         thread.join(10)
     assert names() == ["a", "b", "c"]
+
+
+def test_concurrent_first_requests_share_one_table_read(tmp_path: Path) -> None:
+    """Several routes asking for one unread table at once (the tab does) wait for a single read."""
+    import json
+    import threading
+    import time
+
+    from tensorboard.backend import application
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from werkzeug.test import Client
+
+    from tb_plugin_insight.plugin.plugin import InsightPlugin
+
+    _write_long_stats(tmp_path / "run", steps=30, nan_at=3)
+    mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"insight": 0})
+    mux.AddRunsFromDirectory(str(tmp_path))
+    mux.Reload()
+    provider = data_provider.MultiplexerDataProvider(mux, str(tmp_path))
+    reads = []
+
+    class SlowCountingProvider:
+        def __getattr__(self, name: str):  # everything else as the real provider
+            return getattr(provider, name)
+
+        def read_tensors(self, ctx, **kwargs):
+            reads.append(kwargs["run_tag_filter"].tags)
+            time.sleep(0.3)  # a slow read: the other requests arrive meanwhile
+            return provider.read_tensors(ctx, **kwargs)
+
+    context = base_plugin.TBContext(
+        data_provider=SlowCountingProvider(), logdir=str(tmp_path), multiplexer=mux,
+        sampling_hints={"insight": 0},
+    )  # fmt: skip
+    client = Client(application.TensorBoardWSGI([InsightPlugin(context)]))
+    urls = [
+        "/stats_heatmap?run=run&stat=mean",
+        "/layer_stats?run=run&layer=conv",
+        "/stats_heatmap?run=run&stat=std",
+    ]
+    bodies: dict[str, dict] = {}
+
+    def get(url: str) -> None:
+        response = client.get("/data/plugin/insight" + url)
+        bodies[url] = json.loads(response.get_data(as_text=True))
+
+    threads = [threading.Thread(target=get, args=(url,)) for url in urls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(reads) == 1  # one read of the run's statistics table for all three requests
+    assert bodies[urls[0]]["steps"] == list(range(30)) and bodies[urls[1]]["steps"] == list(range(30))
+    assert bodies[urls[2]]["values"][0] == [1.0] * 30

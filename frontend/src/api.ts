@@ -35,6 +35,8 @@ export interface HeatmapResponse {
   steps: number[];
   /** Recorded steps before thinning to max_steps columns; older backends omit it. */
   totalSteps?: number;
+  /** The first answer on a run not read yet: a sample of its steps (ask again for the exact columns). */
+  sampled?: boolean;
   /** values[i][j]: layer layers[i] at step steps[j]; null = no record or not finite. */
   values: (number | null)[][];
 }

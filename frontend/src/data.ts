@@ -34,7 +34,7 @@ function isAbort(e: unknown): boolean {
 export function resource<K extends unknown[], T>(
   target: { value: Loadable<T>; peek(): Loadable<T> },
   key: () => K | null,
-  load: (k: K, signal: AbortSignal) => Promise<T>,
+  load: (k: K, signal: AbortSignal, show: (partial: T) => void) => Promise<T>,
   keepPrevious = false,
 ): void {
   let seq = 0;
@@ -62,7 +62,11 @@ export function resource<K extends unknown[], T>(
     };
     const ctrl = new AbortController();
     controller = ctrl;
-    load(k, ctrl.signal).then(
+    // A first answer to show while the loader asks for the rest (still loading).
+    const show = (partial: T) => {
+      if (id === seq && !ctrl.signal.aborted) target.value = { data: partial, loading: true, error: null };
+    };
+    load(k, ctrl.signal, show).then(
       (data) => {
         if (id !== seq) return; // stale: the selection changed or a newer request was made
         target.value = { data, loading: false, error: null };
@@ -81,6 +85,9 @@ export const STATS_VIEW = "stats";
 export function startLoaders(initial: { run?: string; layer?: string }): void {
   let pendingRun = initial.run ?? null;
   let pendingLayer = initial.layer ?? null;
+  // A deep-linked run is selected at once: its view's requests go out together with /runs instead of
+  // after it (one round trip less on opening the tab). /runs then confirms it, or picks another run.
+  if (pendingRun !== null) selectedRun.value = pendingRun;
 
   // Runs; pick (or keep) the selected run.
   resource(runs, () => [] as [], async (_k, signal) => (await fetchRuns(signal)).runs);
@@ -123,7 +130,14 @@ export function startLoaders(initial: { run?: string; layer?: string }): void {
   resource(
     heatmap,
     () => (activeView.value !== STATS_VIEW || selectedRun.value === null ? null : [selectedRun.value, selectedStat.value]),
-    ([run, stat], signal) => fetchHeatmap(run, stat, signal),
+    async ([run, stat], signal, show) => {
+      const first = await fetchHeatmap(run, stat, signal);
+      if (!first.sampled) return first;
+      // A sample of the steps (a run nothing read yet): drawn at once; the server reads every step
+      // meanwhile and the next answer (which waits for that read) has the exact columns.
+      show(first);
+      return fetchHeatmap(run, stat, signal);
+    },
     true,
   );
 

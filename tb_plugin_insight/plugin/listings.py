@@ -34,6 +34,7 @@ class LruCache:
         self._size = size
         self._items: collections.OrderedDict[Any, Any] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._making: dict[Any, threading.Lock] = {}  # key -> held while one thread makes its result
 
     def get(self, key: Any) -> Any:
         with self._lock:
@@ -50,12 +51,27 @@ class LruCache:
                 self._items.popitem(last=False)
 
     def get_or_make(self, key: Any, make: Callable[[], T]) -> T:
-        """The cached result of `key`, else `make()` (computed outside the lock, then kept)."""
+        """The cached result of `key`, else `make()` (computed outside the cache's lock, then kept).
+
+        One thread makes a key's result; others asking for it meanwhile wait for that result instead
+        of reading the same data again (the tab asks for a run's table from several routes at once,
+        and a read of a large run costs seconds)."""
         value = self.get(key)
-        if value is None:
-            value = make()
-            self.put(key, value)
-        return value
+        if value is not None:
+            return value
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        try:
+            with making:
+                value = self.get(key)
+                if value is None:
+                    value = make()
+                    self.put(key, value)
+                return value
+        finally:
+            with self._lock:
+                if self._making.get(key) is making and not making.locked():
+                    del self._making[key]
 
 
 def signature(series: Iterable[tuple[str, Any]]) -> tuple[tuple[str, int, float], ...]:

@@ -22,7 +22,7 @@ from tensorboard.data import provider as tb_provider
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import encode, tables
 from tb_plugin_insight.plugin.http import not_found, unreadable
-from tb_plugin_insight.plugin.listings import CachedReader, LruCache, RunListings
+from tb_plugin_insight.plugin.listings import MAX_LISTINGS, CachedReader, LruCache, RunListings
 
 # Seconds a /runs answer is reused (listing every run's tags is the slowest read of a large logdir).
 RUNS_TTL = 2.0
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 # What to ask of the provider when the user keeps everything (sampling hint 0 / unset).
 ALL_POINTS = 1_000_000_000
+# Steps in the first answer of a heatmap on a run not read yet (`max_steps` if fewer): reading 100 of
+# 1,000 steps costs a tenth of reading them all, and the full read follows at once.
+FIRST_SAMPLE = 100
 
 
 @functools.lru_cache(maxsize=65536)
@@ -77,6 +80,8 @@ class InsightQueries:
         self._downsample = downsample if downsample > 0 else ALL_POINTS
         self.listings = listings or RunListings(data_provider)
         self._tables = LruCache(tables.MAX_TABLES)
+        self._samples = LruCache(tables.MAX_TABLES)  # first answers from a sample of the steps
+        self._read_before = LruCache(MAX_LISTINGS)  # (eid, run, kind) whose table was read
         self.results = LruCache()
         # eid -> (listed at, body, seconds the listing took)
         self._runs_cache: dict[str, tuple[float, dict[str, Any], float]] = {}
@@ -187,32 +192,76 @@ class InsightQueries:
             "layers": [_layer_json(data, series.max_step) for data, series in ordered],
         }
 
-    def _read(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
+    def _read(
+        self, ctx: Any, eid: str, run: str, tags: list[str], downsample: int | None = None
+    ) -> dict[str, list[Any]]:
         result = self._provider.read_tensors(
             ctx,
             experiment_id=eid,
             plugin_name=metadata.PLUGIN_NAME,
-            downsample=self._downsample,
+            downsample=downsample or self._downsample,
             run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=tags),
         )
         return result.get(run, {})
 
-    def _table(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
-        """The run's (layers x steps x fields) table of `kind`, from the cache while nothing changed."""
+    def _ordered(self, ctx: Any, eid: str, run: str, kind: int) -> tuple[list[Any], tuple[Any, ...]]:
+        """The run's layers of `kind` in model order, and the cache key of their table."""
         layers = self._stats_series(ctx, eid, [run], kind=kind).get(run, {})
-        if not layers:
-            return None
         ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
         signature = tuple((d.layer, s.max_step, s.max_wall_time) for d, s in ordered)
-        key = (eid, run, kind, self._downsample, signature)
-        table = self._tables.get(key)
-        if table is None:
-            tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
-            table = tables.build_table(
-                [d for d, _ in ordered], tags, self._read(ctx, eid, run, tags), tables.fields_for(kind)
-            )
-            self._tables.put(key, table)
+        return ordered, (eid, run, kind, self._downsample, signature)
+
+    def _build(
+        self, ctx: Any, eid: str, run: str, kind: int, ordered: list[Any], downsample: int | None = None
+    ) -> tables.SeriesTable:
+        tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
+        data = self._read(ctx, eid, run, tags, downsample)
+        return tables.build_table([d for d, _ in ordered], tags, data, tables.fields_for(kind))
+
+    def _table(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
+        """The run's (layers x steps x fields) table of `kind`, from the cache while nothing changed."""
+        ordered, key = self._ordered(ctx, eid, run, kind)
+        if not ordered:
+            return None
+        table = self._tables.get_or_make(key, lambda: self._build(ctx, eid, run, kind, ordered))
+        self._read_before.put((eid, run, kind), True)
         return table
+
+    def _first_table(
+        self, ctx: Any, eid: str, run: str, kind: int, sample: int | None
+    ) -> tuple[tables.SeriesTable | None, bool]:
+        """(table, sampled): the run's table of `kind`; or, while nothing read it yet, the table of at
+        most `sample` of its steps (the data provider's own `downsample`: a tenth of a full read's cost
+        for 100 of 1,000 steps), the full table then being read in the background (sampled=True).
+        A sample that holds every record (fewer than `sample` per layer) is the table itself. Only
+        the first read of a run is sampled: when new data arrives, the tab keeps showing the previous
+        answer until the full table is read (no flicker between sampled and exact columns)."""
+        ordered, key = self._ordered(ctx, eid, run, kind)
+        if not ordered:
+            return None, False
+        first = self._read_before.get((eid, run, kind)) is None
+        if not first or sample is None or sample >= self._downsample or self._tables.get(key) is not None:
+            return self._table(ctx, eid, run, kind), False
+        sampled = self._samples.get_or_make(
+            (key, sample), lambda: self._build(ctx, eid, run, kind, ordered, sample)
+        )
+        if int(sampled.present.sum(axis=1).max(initial=0)) < sample:
+            self._tables.put(key, sampled)
+            return sampled, False
+        self._read_before.put((eid, run, kind), True)  # the next request waits for the full table
+        self._read_in_background(ctx, eid, run, kind)
+        return sampled, True
+
+    def _read_in_background(self, ctx: Any, eid: str, run: str, kind: int) -> None:
+        """Read the run's full table on a thread; a request for it meanwhile waits for that read."""
+
+        def read() -> None:
+            try:
+                self._table(ctx, eid, run, kind)
+            except Exception:  # noqa: BLE001 - the next request reads it again and reports the error
+                logger.exception("Insight: reading the table of run %r failed", run)
+
+        threading.Thread(target=read, name="insight-table", daemon=True).start()
 
     def stats_heatmap(
         self,
@@ -224,7 +273,12 @@ class InsightQueries:
         max_steps: int | None = None,
         encoding: str = "json",
     ) -> dict[str, Any]:
-        table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
+        """The layer x step matrix of `stat`, at most `max_steps` columns. The first answer on a run not
+        read yet is a sample of FIRST_SAMPLE of its steps ("sampled": true, the data provider's own
+        downsample, never for NaN/Inf counts, which must see every step); the full table is read in
+        the background meanwhile, and the next request gets the exact columns."""
+        sample = None if _is_count(stat) or max_steps is None else min(max_steps, FIRST_SAMPLE)
+        table, sampled = self._first_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, sample)
         if table is None:
             self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
             values: Any = encode.matrix(np.zeros((0, 0)), encoding)
@@ -232,7 +286,7 @@ class InsightQueries:
         rows = np.arange(len(table.layers))
         columns = np.arange(len(table.steps))
         steps, by_field = _thin(table, rows, columns, [stat], max_steps, encoding)
-        return {
+        body = {
             "run": run,
             "stat": stat,
             "layers": [d.layer for d in table.layers],
@@ -240,6 +294,10 @@ class InsightQueries:
             "totalSteps": len(columns),
             "values": by_field[stat],
         }
+        if sampled:
+            del body["totalSteps"]  # unknown until every step is read
+            body["sampled"] = True
+        return body
 
     def layer_stats(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
         table = self._table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS)
@@ -335,10 +393,15 @@ def _thin(
     for field in fields:
         k = table.fields.index(field)
         column = picked[:, :, k]
-        if field.endswith(("nanCount", "infCount", "NanCount", "InfCount")) and len(starts) < len(columns):
+        if _is_count(field) and len(starts) < len(columns):
             column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
         values[field] = encode.matrix(column, encoding)
     return table.steps[shown].tolist(), values
+
+
+def _is_count(field: str) -> bool:
+    """NaN/Inf counts: a thinned column shows their maximum over its steps (never a sample)."""
+    return field.endswith(("nanCount", "infCount", "NanCount", "InfCount"))
 
 
 def _bucket_starts(n: int, max_steps: int | None) -> np.ndarray:

@@ -1,4 +1,4 @@
-import { activeView, runs } from "../state";
+import { activeView, runs, selectedRun } from "../state";
 import { ErrorMessage } from "./common";
 import { Sidebar } from "./Sidebar";
 import { VIEWS } from "./registry";
@@ -29,7 +29,9 @@ writer.close()`}
 
 export function App() {
   const r = runs.value;
-  if (!r.data) {
+  // A deep-linked run is shown at once (its requests went out with /runs); the run list fills in
+  // when /runs answers, which then confirms the run or picks another.
+  if (!r.data && (r.error || selectedRun.value === null)) {
     if (r.error) {
       return (
         <div class="ins-main">
@@ -43,7 +45,7 @@ export function App() {
       </div>
     );
   }
-  if (r.data.length === 0) return <EmptyState />;
+  if (r.data && r.data.length === 0) return <EmptyState />;
   const view = VIEWS.find((v) => v.id === activeView.value) ?? VIEWS[0];
   const View = view.component;
   return (

@@ -58,7 +58,12 @@ export function HeatmapView() {
             {data.steps.length} of {data.totalSteps} steps
           </span>
         ) : null}
-        {state.loading ? <span class="ins-loading">Loading…</span> : null}
+        {data && data.sampled ? (
+          <span class="ins-card-sub" data-testid="heatmap-sampled" title="The first answer on a run not read yet: a sample of its steps, replaced by every step once read.">
+            a sample of {data.steps.length} steps, reading all…
+          </span>
+        ) : null}
+        {state.loading && !(data && data.sampled) ? <span class="ins-loading">Loading…</span> : null}
         <span class="ins-spacer" />
         <Legend colormap={colormap.value} />
       </div>

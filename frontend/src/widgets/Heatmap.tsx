@@ -216,7 +216,7 @@ export function Heatmap(props: HeatmapProps) {
   }
 
   return (
-    <div class="ins-hm" data-testid="heatmap" data-layers={rows} data-steps={cols} data-run={data.run} data-stat={data.stat}>
+    <div class="ins-hm" data-testid="heatmap" data-layers={rows} data-steps={cols} data-run={data.run} data-stat={data.stat} data-sampled={data.sampled ? "1" : "0"}>
       <div class="ins-hm-labels" role="list">
         {data.layers.map((name, i) => (
           <div

@@ -1,0 +1,54 @@
+"""The statistics view on a run nothing read yet: a sampled heatmap drawn first, then every step."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+from test_browser import PageWatch, _insight_frame, _wait_for  # noqa: E402
+from test_route_paging import _write_long_stats  # noqa: E402
+
+STEPS = 150  # more than the server's first sample (queries.FIRST_SAMPLE = 100)
+
+# In the Insight iframe, from its start: every (data-sampled:data-steps) state the heatmap went through.
+RECORD_HEATMAP_STATES = """(() => {
+  if (!location.href.includes('plugin_entry.html')) return;
+  const states = (window.__heatmapStates = []);
+  new MutationObserver(() => {
+    const el = document.querySelector('[data-testid="heatmap"]');
+    if (!el || !el.querySelector('canvas')) return;
+    const state = el.getAttribute('data-sampled') + ':' + el.getAttribute('data-steps');
+    if (states[states.length - 1] !== state) states.push(state);
+  }).observe(document, {subtree: true, childList: true, attributes: true});
+})()"""
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("first_render")
+    _write_long_stats(root / "long run", steps=STEPS, nan_at=7)
+    return root
+
+
+def test_unread_run_draws_a_sample_then_every_step(server: str, browser) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_init_script(RECORD_HEATMAP_STATES)
+    try:
+        page = context.new_page()
+        watch = PageWatch(page)
+        page.goto(f"{server}/#insight&p.insight.view=stats&p.insight.run={urllib.parse.quote('long run')}")
+        frame = _wait_for(page, lambda: _insight_frame(page), "the Insight iframe")
+        exact = '[data-testid="heatmap"][data-run="long run"][data-sampled="0"]'
+        heatmap = _wait_for(page, lambda: frame.query_selector(exact), "the heatmap of every step")
+        assert heatmap.get_attribute("data-steps") == str(STEPS)
+        states = frame.evaluate("window.__heatmapStates")
+        assert states[0] == "1:100" and states[-1] == f"0:{STEPS}", states  # a sample of 100 steps first
+        assert frame.query_selector('[data-testid="heatmap-sampled"]') is None
+        stats_requests = [url for url in watch.requests if "/stats_heatmap?" in url]
+        assert len(stats_requests) == 2, stats_requests  # the sample, then every step
+        assert not watch.errors and not watch.dialogs, watch.errors + watch.dialogs
+    finally:
+        context.close()

@@ -58,7 +58,7 @@ def main() -> None:
     if not args.skip_overhead:
         print("== training overhead (bench_overhead) ==", flush=True)
         rounds = args.rounds or (1 if args.quick else 3)
-        paired = bench_overhead.run_paired(1 if args.quick else 3, 16, 112)
+        paired = bench_overhead.run_paired(1 if args.quick else 2, 16, 112)
         bench_overhead.report_paired(paired)
         rows.append(
             _row(

@@ -178,7 +178,7 @@ def _small_fits(array: np.ndarray, counts: Sequence[int]) -> bool:
     return all(not abs(items[i]) >= _EXACT_COUNT or abs(items[i]) == float("inf") for i in counts)
 
 
-def vector_tensor(array: np.ndarray) -> tensor_pb2.TensorProto:
+def float_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
     """A float32/float64 numpy array as a TensorProto (little-endian bytes, as make_tensor_proto
     writes them), built directly: the generic converter costs several times more per small record."""
     if array.dtype == np.float32:
@@ -282,7 +282,7 @@ def predictions_value(
     table = compact_floats(table, counts=(0,))
     kind = metadata.RecordKind.PROBE_PREDICTIONS
     tag = metadata.tag_for(kind, probe=probe)
-    value = summary_pb2.Summary.Value(tag=tag, tensor=vector_tensor(table))
+    value = summary_pb2.Summary.Value(tag=tag, tensor=float_tensor_proto(table))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
@@ -298,7 +298,7 @@ def map_ranges_value(
     """Each map's raw [min, max] before per-image scaling: tensor [N, 2] (see `compact_floats`)."""
     table = compact_floats(np.asarray(ranges, dtype=np.float64).reshape(-1, 2))
     tag = metadata.ranges_tag_for(kind, layer, method, probe)
-    value = summary_pb2.Summary.Value(tag=tag, tensor=vector_tensor(table))
+    value = summary_pb2.Summary.Value(tag=tag, tensor=float_tensor_proto(table))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
@@ -330,7 +330,7 @@ def _layer_vector_value(
         vector = np.asarray(vector, dtype=dtype)
     if vector.shape != (length,):
         raise ValueError(f"record of layer {layer!r} must have shape ({length},), got {vector.shape}")
-    value = summary_pb2.Summary.Value(tag=metadata.tag_for(kind, layer), tensor=vector_tensor(vector))
+    value = summary_pb2.Summary.Value(tag=metadata.tag_for(kind, layer), tensor=float_tensor_proto(vector))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(
@@ -430,7 +430,7 @@ def tile_scales_value(
     table = compact_floats(np.asarray(scales, dtype=np.float64))
     if table.ndim != 3 or table.shape[-1] != 2:
         raise ValueError(f"tile scales must have shape (rows, columns, 2), got {table.shape}")
-    value = summary_pb2.Summary.Value(tag=tag, tensor=vector_tensor(table))
+    value = summary_pb2.Summary.Value(tag=tag, tensor=float_tensor_proto(table))
     if with_metadata:
         value.metadata.CopyFrom(
             metadata.create_summary_metadata(kind, layer, probe=probe, fields=("min", "max"))

@@ -304,6 +304,46 @@ def test_float32_only_when_nothing_that_matters_is_lost(vector: np.ndarray, dtyp
     assert grad_value.tensor.dtype == 2
 
 
+EDGE_ROWS = [
+    [1.0, 2.0**24, 3.0],
+    [1.0, 2.0**24 - 1, 3.0],
+    [1e-40, 1.0, 0.0],
+    [-1e-40, 0.0, -0.0],
+    [float("nan"), float("inf"), -float("inf")],
+    [3e38, -3.4e38, 1.0],
+    [1e39, 1.0, 1.0],
+    [1.0, float("inf"), 2.0**30],
+]
+
+
+@pytest.mark.parametrize("row", EDGE_ROWS)
+@pytest.mark.parametrize("counts", [(), (1,), (1, 2)])
+def test_small_records_take_the_same_dtype_as_the_array_path(row: list[float], counts: tuple) -> None:
+    """compact_floats loops over small 1-D records (its per-layer hot path): it must decide exactly as
+    the numpy path, which larger arrays (and 2-D tables with counts) take."""
+    small = summary.compact_floats(np.array(row), counts=counts)
+    large = summary.compact_floats(np.tile(np.array(row), (100, 1)), counts=counts)  # numpy path
+    assert small.dtype == large.dtype
+    np.testing.assert_array_equal(small, np.array(row).astype(small.dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(8,), (3, 2), (0,), (1, 1)])
+def test_float_tensor_proto_reads_back_as_make_tensor_proto_does(dtype: type, shape: tuple) -> None:
+    """The direct builder always writes tensor_content; make_tensor_proto writes float_val for one
+    element. Every reader decodes both to the same array."""
+    array = np.array([1.5, -0.0, 1e-30, float("nan"), float("inf"), 7.0, 2.0, 3.0])[: int(np.prod(shape))]
+    array = array.astype(dtype).reshape(shape)
+    ours, theirs = summary.float_tensor_proto(array), summary.tensor_util.make_tensor_proto(array)
+    assert (ours.dtype, ours.tensor_shape) == (theirs.dtype, theirs.tensor_shape)
+    read = summary.tensor_util.make_ndarray(ours)
+    assert read.dtype == array.dtype and read.shape == array.shape
+    np.testing.assert_array_equal(read, summary.tensor_util.make_ndarray(theirs))
+    assert np.array_equal(np.signbit(read), np.signbit(array))  # -0.0 kept
+    if array.size > 1:
+        assert ours == theirs  # the same bytes on disk
+
+
 def test_float64_and_float32_records_read_alike(tmp_path: Path) -> None:
     """Old runs hold float64 statistics; big counts are float64 today. The routes read both, exactly."""
     run = tmp_path / "mixed"

@@ -7,8 +7,9 @@ step), so load on a shared machine hits all alike:
 
 * no logging: a SummaryWriter and add_scalar only;
 * Insight statistics: watch(every=10, histograms=False, units=False);
-* + histograms: watch(every=10, histograms=True, units=False);
-* + histograms + units: watch(every=10) (the defaults);
+* + histograms: watch(every=10, histograms=True, histogram_every=10, units=False);
+* + histograms + units: watch(every=10, histogram_every=10) (histograms at every statistics step; by
+  default they come every 100 steps);
 * add_histogram per layer: forward hooks calling SummaryWriter.add_histogram on the same layers and steps.
 
 Gradient flow and the model table are off in every Insight configuration, so the differences are the
@@ -89,7 +90,7 @@ def make_writer(name: str, logdir: Path) -> Callable[[nn.Module], SummaryWriter]
         insight = InsightWriter(str(logdir))
         insight.watch(
             model, every=EVERY, grads=False, model_table=False,
-            histograms=name in (HIST, UNITS), units=name == UNITS,
+            histograms=name in (HIST, UNITS), histogram_every=EVERY, units=name == UNITS,
         )  # fmt: skip
         return insight
 

@@ -2,11 +2,12 @@
 
 Run: `python -m bench.bench_step_costs [--samples 6]`. One ResNet-18 (batch 16, 112x112) trains with
 watch() at its defaults + a 16-image probe + saliency; `writer.step` is set before each step so that
-the step is, in turn, unrecorded, a statistics step (activation statistics + gradient flow) or a map
-step (statistics + Grad-CAM + saliency). Kinds are interleaved; each step's CPU time (all threads,
-with OMP_WAIT_POLICY=PASSIVE so idle threads do not spin) includes `writer.flush()`, so work done on
-the writer thread is counted. The amortised overhead at the defaults is then
-(9 x unrecorded + statistics step) / 10 for every=10, plus (map - statistics step) / 100 for cam_every=100.
+the step is, in turn, unrecorded, a statistics step (activation statistics + gradient flow + unit
+fractions) or a map step (statistics + histograms + feature maps + Grad-CAM + saliency, every 100).
+Kinds are interleaved; each step's CPU time (all threads, with OMP_WAIT_POLICY=PASSIVE so idle threads
+do not spin) includes `writer.flush()`, so work done on the writer thread is counted. The amortised
+overhead at the defaults is then (9 x unrecorded + statistics step) / 10 for every=10, plus
+(map - statistics step) / 100 for the maps every 100.
 """
 
 from __future__ import annotations

@@ -59,6 +59,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="comma-separated input saliency methods recorded with the CAMs ('' for none)",
     )
     p.add_argument("--maps-every", type=int, default=25, help="record feature maps and filters every N steps")
+    p.add_argument(
+        "--histogram-every",
+        type=int,
+        default=10,
+        help="record activation histograms every N steps, a multiple of --every (default: 10)",
+    )
     p.add_argument("--maps-k", type=int, default=16, help="most active channels shown per layer")
     p.add_argument("--probe-size", type=int, default=16, help="held-out images explained by CAMs")
     p.add_argument("--train-size", type=int, default=4800, help="training images (default: 4800)")
@@ -66,9 +72,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     p.add_argument("--log-every", type=int, default=25, help="print progress every N steps")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size", "every", "train_size", "eval_size", "threads", "log_every"):
+    for name in (
+        "epochs",
+        "batch_size",
+        "every",
+        "train_size",
+        "eval_size",
+        "threads",
+        "log_every",
+        "histogram_every",
+    ):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.histogram_every % args.every:
+        p.error("--histogram-every must be a multiple of --every")
     if args.steps is not None and args.steps < 1:
         p.error("--steps must be >= 1")
     if args.batch_size > args.train_size:
@@ -154,6 +171,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:
         saliency_options={"smoothgrad": {"samples": 8}} if "smoothgrad" in args.saliency_methods else None,
         maps_every=args.maps_every,
         maps_k=args.maps_k,
+        histogram_every=args.histogram_every,
     )
     _log(
         f"CAMs ({', '.join(handle.cam_methods)}) of {len(probe)} probe images explain layer "

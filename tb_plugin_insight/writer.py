@@ -208,6 +208,7 @@ class InsightWriter(SummaryWriter):
         saliency_max_side: Optional[int] = 64,
         histograms: bool = True,
         histogram_bins: int = histogram_mod.DEFAULT_BINS,
+        histogram_every: Optional[int] = None,
         units: bool = True,
         model_table: bool = True,
         maps_every: int = 100,
@@ -268,11 +269,15 @@ class InsightWriter(SummaryWriter):
                 their normalisation) by the smallest integer factor that brings both sides within it: a
                 112 x 112 probe gets 56 x 56 maps (a quarter of the bytes), which the tab draws over the
                 full-size images, upsampled. None stores them at the probe's resolution.
-            histograms: record an activation histogram of every watched layer at the statistics' steps,
-                on the device, with bin edges fixed at the layer's first recorded step (rule in
+            histograms: record an activation histogram of every watched layer every `histogram_every`
+                steps, on the device, with bin edges fixed at the layer's first histogram (rule in
                 `tb_plugin_insight.capture.histogram`) plus underflow/overflow counts.
             histogram_bins: number of equal-width bins (1..4096; default 32, about the 30 buckets of
                 TensorBoard's own histogram dashboard).
+            histogram_every: steps between histograms, a multiple of `every`. Default: 100 (rounded up
+                to a multiple of `every`), with the feature maps: a histogram costs about as much as all
+                the statistics of its layer, and 1 in 10 statistics steps is enough to watch the
+                distribution drift. Set it to `every` for a histogram at every statistics step.
             units: record, at the same steps and on the same (training) batch, the fraction of dead
                 channels (never > 0) and, for bounded modules (Sigmoid, Tanh, ReLU6, ...), of saturated
                 channels (rules in `tb_plugin_insight.capture.units`).
@@ -340,7 +345,8 @@ class InsightWriter(SummaryWriter):
         if units:
             reducers.append(units_mod.UnitReducer())
         if histograms:
-            reducers.append(histogram_mod.HistogramReducer(histogram_bins))
+            hist_every = histogram_mod.choose_every(histogram_every, every)
+            reducers.append(histogram_mod.HistogramReducer(histogram_bins, hist_every))
         grad_options = (
             grads_mod.check_options(grad_accumulation, grad_scaler, update_ratio) if grads else None
         )

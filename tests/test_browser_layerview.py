@@ -56,7 +56,7 @@ def _train(run_dir: Path) -> None:
     with InsightWriter(str(run_dir)) as writer:
         writer.watch(
             model, every=EVERY, probe=(probe.images, probe.labels), class_names=list(ShapesData.CLASSES),
-            cam_every=EVERY, maps_every=EVERY,
+            cam_every=EVERY, maps_every=EVERY, histogram_every=EVERY,
         )  # fmt: skip
         train_on_slices(model, opt, data.images, data.labels, STEPS)
 

@@ -116,7 +116,7 @@ def test_edges_fixed_at_the_first_recorded_step(tmp_path: Path) -> None:
     model = nn.Sequential(Scale(), nn.ReLU())
     inputs = [torch.tensor([[-1.0, 0.25, 1.5, 2.0]]), torch.tensor([[0.5, 1.0, NAN, INF]])]
     with InsightWriter(str(tmp_path)) as writer:
-        writer.watch(model, every=1, layers=["0", "1"], histogram_bins=4, grads=False)
+        writer.watch(model, every=1, layers=["0", "1"], histogram_bins=4, histogram_every=1, grads=False)
         for step, factor in enumerate([1.0, 10.0]):
             model[0].factor = factor
             model(inputs[step])
@@ -293,7 +293,7 @@ def client(tmp_path_factory: pytest.TempPathFactory):
     model = tiny_cnn()
     gen = torch.Generator().manual_seed(0)
     with InsightWriter(str(root / "run<b>")) as writer:
-        writer.watch(model, every=2)
+        writer.watch(model, every=2, histogram_every=2)
         for _ in range(5):
             model(torch.randn(4, 3, 8, 8, generator=gen))
     with InsightWriter(str(root / "plain")) as writer:

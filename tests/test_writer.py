@@ -77,8 +77,38 @@ def test_steps_line_up_with_global_step(tmp_path: Path) -> None:
     table_tag = metadata.tag_for(metadata.RecordKind.MODEL_TABLE)
     assert steps.pop(table_tag) == [0]  # once, from the first recorded forward
     assert set(steps) == {metadata.tag_for(kind, n) for kind in kinds for n in "012346"}
-    for recorded in steps.values():
-        assert recorded == [0, 5, 10, 15, 20]  # gradients, histograms, units at the statistics' steps
+    for tag, recorded in steps.items():
+        if tag.startswith(metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, "")):
+            assert recorded == [0]  # histograms every 100 steps by default (100 is a multiple of 5)
+        else:
+            assert recorded == [0, 5, 10, 15, 20]  # gradients and units at the statistics' steps
+
+
+def test_histogram_every(tmp_path: Path) -> None:
+    model = tiny_cnn()
+    with InsightWriter(str(tmp_path / "ten")) as writer:
+        writer.watch(model, layers=["0"], every=5, histogram_every=10)
+        train(model, 23, writer)
+    steps = insight_steps(tmp_path / "ten")
+    assert steps[metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, "0")] == [0, 10, 20]
+    assert steps[metadata.tag_for(metadata.RecordKind.UNIT_STATS, "0")] == [0, 5, 10, 15, 20]
+    assert steps[metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, "0")] == [0, 5, 10, 15, 20]
+    with InsightWriter(str(tmp_path / "default")) as writer:
+        handle = writer.watch(model, layers=["0"], every=30)  # the default 100 rounds up to 120
+        handle.step = 90
+        train(model, 32, writer)
+    steps = insight_steps(tmp_path / "default")
+    assert steps[metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, "0")] == [120]
+    assert steps[metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, "0")] == [90, 120]
+    with InsightWriter(str(tmp_path / "bad")) as writer:
+        with pytest.raises(
+            ValueError, match=r"histogram_every=25 must be a multiple of every=10.*use 20 or 30"
+        ):
+            writer.watch(model, every=10, histogram_every=25)
+        with pytest.raises(ValueError, match="histogram_every must be a positive int"):
+            writer.watch(model, histogram_every=0)
+        with pytest.raises(ValueError, match="histogram_every must be a positive int"):
+            writer.watch(model, histogram_every=True)  # type: ignore[arg-type]
 
 
 def test_step_override(tmp_path: Path) -> None:
@@ -93,7 +123,11 @@ def test_step_override(tmp_path: Path) -> None:
             writer.step = -1
     steps = insight_steps(tmp_path)
     assert steps.pop(metadata.tag_for(metadata.RecordKind.MODEL_TABLE)) == [100]
-    assert list(steps.values()) == [[100, 110]] * 3  # statistics, units, histogram of layer "0"
+    assert steps == {
+        metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, "0"): [100, 110],
+        metadata.tag_for(metadata.RecordKind.UNIT_STATS, "0"): [100, 110],
+        metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, "0"): [100],  # every 100 steps
+    }
 
 
 def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
@@ -122,7 +156,7 @@ def test_recording_never_changes_training(tmp_path: Path) -> None:
         model = nn.Sequential(tiny_cnn(seed=7), nn.Dropout(0.3))  # dropout draws from the global RNG
         writer = InsightWriter(str(tmp_path / ("on" if watch else "off")))
         if watch:
-            writer.watch(model, every=1, histograms=True, units=True, model_table=True)
+            writer.watch(model, every=1, histograms=True, histogram_every=1, units=True, model_table=True)
         train(model, 12)
         writer.close()
         state = model.state_dict()  # includes BatchNorm running statistics

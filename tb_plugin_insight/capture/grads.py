@@ -16,8 +16,11 @@ Nothing is recomputed and `.grad` is only read:
   the host in one transfer, and the parameter hooks are removed.
 
 Cost: nothing at steps that are not recorded. At a recorded step, a few reductions per gradient and a
-copy of the watched parameters that lives from the end of the backward to the next forward (none with
-`update_ratio=False`).
+copy of the watched parameters, taken at the end of the backward and compared at the next forward (none
+with `update_ratio=False`). On the CPU those copies go into buffers kept from one recorded step to the
+next (released by unwatch/close): a fresh 40 MB allocation is page-faulted in by the kernel on every
+write, which made the copy 4x slower than copying into memory already mapped. Accelerators' caching
+allocators reuse memory by themselves, so there the copy is a plain clone, freed after the comparison.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ class GradientRecorder:
         self._on_record = on_record
         self._pending: Optional[_Pending] = None
         self._failed = False
+        self._copies: dict[int, torch.Tensor] = {}  # parameter j -> reused CPU buffer for its copy
 
     # --- called by ActivationRecorder -------------------------------------------------------------
 
@@ -193,12 +197,12 @@ class GradientRecorder:
     def remove(self) -> None:
         """Write a record whose backward has happened, then drop every hook (idempotent)."""
         pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        if pending.params or pending.act:
-            self._finish(pending)
-        else:
-            _remove_handles(pending)
+        if pending is not None:
+            if pending.params or pending.act:
+                self._finish(pending)
+            else:
+                _remove_handles(pending)
+        self._copies.clear()
 
     # --- hooks ----------------------------------------------------------------------------------------
 
@@ -216,17 +220,26 @@ class GradientRecorder:
     def _param_hook(self, pending: _Pending, j: int) -> Callable[[torch.Tensor], None]:
         def hook(param: torch.Tensor) -> None:
             if not self._failed and param.grad is not None:
-                record = self._guarded(self._read_param, param)
+                record = self._guarded(self._read_param, param, j)
                 if record is not None:
                     pending.params[j] = record  # a second backward before the step: the later value
 
         return hook
 
-    def _read_param(self, param: torch.Tensor) -> _ParamRecord:
+    def _read_param(self, param: torch.Tensor, j: int) -> _ParamRecord:
         w = param.detach()
         weight_sq = _norm_sq(w)
-        before = w.clone() if self.options.update_ratio else None
+        before = self._copy_of(w, j) if self.options.update_ratio else None
         return _ParamRecord(reduce.grad_parts(param.grad), weight_sq, before)
+
+    def _copy_of(self, w: torch.Tensor, j: int) -> torch.Tensor:
+        """A copy of parameter j's value: into its kept buffer on the CPU (module doc), else a clone."""
+        if w.device.type != "cpu":
+            return w.clone()
+        buffer = self._copies.get(j)
+        if buffer is None or buffer.shape != w.shape or buffer.dtype != w.dtype:
+            buffer = self._copies[j] = torch.empty_like(w, memory_format=torch.contiguous_format)
+        return buffer.copy_(w)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn; on any error stop recording gradients (never break the user's training)."""

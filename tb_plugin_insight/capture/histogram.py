@@ -30,6 +30,10 @@ import torch
 from tb_plugin_insight import metadata
 
 DEFAULT_BINS = 32
+# Default steps between histograms: like the feature maps, a histogram is a picture of a layer, ten times
+# the cost of its statistics (a sample copy and a binning pass, plus 36 numbers to write), and a ridge
+# every 100 steps still shows a distribution drifting over a run; the statistics come every `every`.
+DEFAULT_EVERY = 100
 # Entries before the counts in a stored histogram vector (metadata.HISTOGRAM_HEAD).
 HEAD = len(metadata.HISTOGRAM_HEAD)
 
@@ -83,13 +87,17 @@ def histogram(
     if step > 1:
         x = x[::step].contiguous()  # histc of a strided view is ~2x slower than a copy + histc
     counts = torch.histc(x, bins=bins, min=low, max=high).to(dtype)  # NaN, Inf, out of range: ignored
+    scale = numel / x.numel() if step > 1 else 1  # sampled: the counts estimate the full ones
     under, over = _outside(x, low, high, stats)
+    if isinstance(under, int) and isinstance(over, int):  # CPU, both known: one small tensor, no sync
+        head = torch.tensor([low, high, under * scale, over * scale], dtype=dtype)
+        return torch.cat([head, counts.mul_(scale) if scale != 1 else counts])
     head = x.new_empty(HEAD, dtype=dtype)  # filled on the device: no host-to-device copy, no sync
     head[0], head[1] = low, high
     head[2], head[3] = under, over
     out = torch.cat([head, counts])
-    if step > 1:
-        out[2:] *= numel / x.numel()  # estimates of the full counts
+    if scale != 1:
+        out[2:] *= scale
     return out
 
 
@@ -106,37 +114,68 @@ def sample_step(numel: int, sample_size: int = SAMPLE_SIZE) -> int:
 
 def _outside(
     x: torch.Tensor, low: float, high: float, stats: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Counts of finite elements below `low` and above `high`."""
-    zero = torch.zeros((), dtype=torch.int64, device=x.device)
+) -> tuple[torch.Tensor | int, torch.Tensor | int]:
+    """Counts of finite elements below `low` and above `high`: ints when known on the host (CPU
+    statistics, read for free), else tensors on x's device (reading them would synchronise)."""
     check_low = check_high = exclude_inf = True
-    if stats is not None and stats.device.type == "cpu":
-        lo, hi, n_inf = float(stats[_MIN]), float(stats[_MAX]), float(stats[_INF])
+    host = stats is not None and stats.device.type == "cpu"
+    if host:
+        lo, hi, n_inf = (float(v) for v in stats[[_MIN, _MAX, _INF]])
         exclude_inf = n_inf > 0
         check_low = not lo >= low  # also True for NaN (no finite value: nothing to find, but cheap)
         check_high = not hi <= high
         if math.isnan(lo) and math.isnan(hi):
-            return zero, zero
-    under = zero
-    over = zero
+            return 0, 0
+    zero = 0 if host else torch.zeros((), dtype=torch.int64, device=x.device)
+    under: torch.Tensor | int = zero
+    over: torch.Tensor | int = zero
     if check_low:
         below = x < low
         under = (below & (x != float("-inf"))).sum() if exclude_inf else below.sum()
     if check_high:
         above = x > high
         over = (above & (x != float("inf"))).sum() if exclude_inf else above.sum()
+    if host:
+        return int(under), int(over)
     return under, over
 
 
+def choose_every(histogram_every: int | None, every: int) -> int:
+    """The steps between histograms: `histogram_every`, which must be a multiple of the statistics'
+    `every` (histograms are taken in the same hooks), or by default DEFAULT_EVERY rounded up to one.
+
+    Raises:
+        ValueError: `histogram_every` is not a positive int, or not a multiple of `every`.
+    """
+    if histogram_every is None:
+        return every * -(-DEFAULT_EVERY // every)
+    if isinstance(histogram_every, bool) or not isinstance(histogram_every, int) or histogram_every < 1:
+        raise ValueError(
+            f"histogram_every must be a positive int (steps between histograms), got {histogram_every!r}"
+        )
+    if histogram_every % every:
+        lower, upper = (
+            max(every, histogram_every - histogram_every % every),
+            every * -(-histogram_every // every),
+        )
+        raise ValueError(
+            f"histogram_every={histogram_every} must be a multiple of every={every} (histograms are taken at"
+            f" the recorded steps): use {lower}" + (f" or {upper}" if upper != lower else "")
+        )
+    return histogram_every
+
+
 class HistogramReducer:
-    """Per-layer histograms with edges fixed at each layer's first recorded step (see module doc)."""
+    """Per-layer histograms with edges fixed at each layer's first recorded step (see module doc),
+    at the recorded steps divisible by `every`."""
 
     name = "histogram"
 
-    def __init__(self, bins: int = DEFAULT_BINS) -> None:
+    def __init__(self, bins: int = DEFAULT_BINS, every: int = 1) -> None:
         if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= 4096:
             raise ValueError(f"histogram_bins must be an int from 1 to 4096, got {bins!r}")
         self.bins = bins
+        self.every = every
         self.width = HEAD + bins
         self._ranges: dict[int, tuple[float, float]] = {}
 

@@ -60,11 +60,13 @@ class LayerReducer(Protocol):
     """A further reduction of a watched output, run in the same hook after the statistics.
 
     Returns `width` numbers (a 1-D tensor with the statistics' dtype, on the output's device); they
-    travel to the host in the statistics' single transfer.
+    travel to the host in the statistics' single transfer. It runs at the recorded steps divisible by
+    its `every` (a multiple of the recorder's).
     """
 
     name: str
     width: int
+    every: int
 
     def __call__(
         self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor
@@ -117,6 +119,7 @@ class ActivationRecorder:
         self._extra_series: dict[tuple[int, str], LayerInfo] = {}
         self._failed: set[int] = set()
         self._reducers = list(reducers) if on_extras is not None else []
+        self._step_reducers: list[LayerReducer] = []  # the reducers due at the forward being recorded
         self._on_extras = on_extras
         self._modules = [module for _, _, module in layers]
         self._on_model_table = on_model_table
@@ -178,6 +181,7 @@ class ActivationRecorder:
             with self.suspended():
                 self._on_step_start(self.step, model)  # probe passes see the weights this step uses
         self._recording = counts and self.step % self.every == 0
+        self._step_reducers = [r for r in self._reducers if self._recording and self.step % r.every == 0]
         self._grad_recording = (
             self._recording and self.gradients is not None and self.gradients.begin(self.step)
         )
@@ -200,12 +204,12 @@ class ActivationRecorder:
                         info.shape = tuple(tensor.shape)
                     if suffix:
                         continue
-                    if self._reducers and index not in self._pending_extras:
+                    if self._step_reducers and index not in self._pending_extras:
                         # histograms and unit fractions describe the primary output's first call
                         self._pending_extras[index] = torch.cat(
                             [
                                 r(index, self._modules[index], outputs.describable(tensor), stats)
-                                for r in self._reducers
+                                for r in self._step_reducers
                             ]
                         )
                     if self._grad_recording and self.gradients is not None:
@@ -264,5 +268,5 @@ class ActivationRecorder:
             indices = sorted(self._pending_extras)
             extras = torch.stack([self._pending_extras[i].to(device) for i in indices])
             self._pending_extras.clear()
-            layout = tuple((reducer.name, reducer.width) for reducer in self._reducers)
+            layout = tuple((reducer.name, reducer.width) for reducer in self._step_reducers)
             self._on_extras(step, [self.layers[i] for i in indices], transfer.start_host_copy(extras), layout)

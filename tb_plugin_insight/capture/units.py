@@ -114,6 +114,7 @@ class UnitReducer:
 
     name = "units"
     width = len(metadata.UNIT_FIELDS)
+    every = 1  # at every recorded step: a few numbers per layer, as cheap as the statistics
 
     def __call__(self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
         dim, bounds = channel_dim(module, x.dim()), output_bounds(module)

@@ -181,6 +181,8 @@ def test_model_view(server: str, browser) -> None:
             and heat.get_attribute("data-bins") == "32"
         )
         assert _hist_step(frame) == STEPS - EVERY  # the last recorded step
+        sub = frame.query_selector('[data-testid="layer-histogram"] .ins-card-sub').inner_text()
+        assert f"every {EVERY} steps" in sub  # the cadence (watch(histogram_every=EVERY)) is named
         served = _served_histograms(server)
         assert _shown_counts(frame) == served["counts"][-1]
         assert f"p.insight.layer={urllib.parse.quote(OPENED)}" in page.evaluate("location.hash")

@@ -168,3 +168,11 @@ export function binRange(data: HistogramsResponse, j: number, b: number): [numbe
   const w = (hi - lo) / data.bins;
   return [lo + b * w, lo + (b + 1) * w];
 }
+
+/** " · every N steps" from the smallest gap between recorded steps (e.g. watch(histogram_every=N)); "" for
+ * fewer than two steps. */
+export function cadence(steps: readonly number[]): string {
+  let gap = Infinity;
+  for (let i = 1; i < steps.length; i++) gap = Math.min(gap, steps[i] - steps[i - 1]);
+  return Number.isFinite(gap) && gap > 0 ? ` · every ${gap} steps` : "";
+}

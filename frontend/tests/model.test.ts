@@ -3,6 +3,7 @@ import { test } from "node:test";
 import type { HistogramsResponse, ModelRow, UnitsResponse } from "../src/api";
 import {
   binRange,
+  cadence,
   findUnitAlerts,
   formatCount,
   formatOutput,
@@ -107,4 +108,11 @@ test("without a model table, the recorded layers make a flat table in model orde
   assert.equal(formatCount(rows[0].params), "–");
   assert.equal(formatCount(1234567), "1,234,567");
   assert.deepEqual(visibleRows(rows, { depth: 0, open: new Map(), filter: "" }), [0, 1]);
+});
+
+test("cadence names the smallest gap between recorded steps", () => {
+  assert.equal(cadence([0, 100, 200, 250]), " · every 50 steps");
+  assert.equal(cadence([0, 100]), " · every 100 steps");
+  assert.equal(cadence([40]), "");
+  assert.equal(cadence([]), "");
 });

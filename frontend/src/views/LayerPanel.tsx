@@ -7,7 +7,7 @@ import { CAM_VIEW } from "../cam_data";
 import { axisStyle, stepAxis } from "../chart_axes";
 import { camKind, camLayer } from "../cam_state";
 import { formatValue } from "../format";
-import { binRange } from "../model_math";
+import { binRange, cadence } from "../model_math";
 import { camLayers, histograms, histStep, unitData } from "../model_state";
 import { activeView, colormap, darkMode, selectedRun } from "../state";
 import { stepIndexAtOrBefore } from "../grad_math";
@@ -58,7 +58,7 @@ function HistogramSection(props: LayerSectionProps) {
     <section class="ins-card" data-testid="layer-histogram" data-layer={d?.layer ?? ""}>
       <div class="ins-card-head">
         <h2 class="ins-card-title">Activation histogram</h2>
-        {d ? <span class="ins-card-sub">{`${d.bins} bins · range fixed at the first recorded step · colour: log count, each step scaled to its fullest bin`}</span> : null}
+        {d ? <span class="ins-card-sub">{`${d.bins} bins${cadence(d.steps)} · range fixed at the first histogram · colour: log count, each step scaled to its fullest bin`}</span> : null}
         <span class="ins-spacer" />
         {state.loading ? <span class="ins-loading">Loading…</span> : null}
       </div>

@@ -30,9 +30,10 @@ import torch
 from tb_plugin_insight import metadata
 
 DEFAULT_BINS = 32
-# Default steps between histograms: like the feature maps, a histogram is a picture of a layer, ten times
-# the cost of its statistics (a sample copy and a binning pass, plus 36 numbers to write), and a ridge
-# every 100 steps still shows a distribution drifting over a run; the statistics come every `every`.
+# Default steps between histograms: like the feature maps, a histogram is a picture of a layer, costing
+# about as much as all of its statistics (a sample copy, a binning pass and 36 numbers to write; on a
+# ResNet-18 step 60 ms against 70 ms), and one every 100 steps still shows a distribution drifting over
+# a run; the statistics come every `every`.
 DEFAULT_EVERY = 100
 # Entries before the counts in a stored histogram vector (metadata.HISTOGRAM_HEAD).
 HEAD = len(metadata.HISTOGRAM_HEAD)
@@ -166,8 +167,8 @@ def choose_every(histogram_every: int | None, every: int) -> int:
 
 
 class HistogramReducer:
-    """Per-layer histograms with edges fixed at each layer's first recorded step (see module doc),
-    at the recorded steps divisible by `every`."""
+    """Per-layer histograms at the recorded steps divisible by `every`, with edges fixed at each layer's
+    first histogram (see module doc)."""
 
     name = "histogram"
 

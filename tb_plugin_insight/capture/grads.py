@@ -19,8 +19,9 @@ Cost: nothing at steps that are not recorded. At a recorded step, a few reductio
 copy of the watched parameters, taken at the end of the backward and compared at the next forward (none
 with `update_ratio=False`). On the CPU those copies go into buffers kept from one recorded step to the
 next (released by unwatch/close): a fresh allocation (45 MB for a ResNet-18) is page-faulted in by the
-kernel on every write, which made the copy 4x slower than copying into memory already mapped. Accelerators' caching
-allocators reuse memory by themselves, so there the copy is a plain clone, freed after the comparison.
+kernel on every write, which made the copy 4x slower than copying into memory already mapped.
+Accelerators' caching allocators reuse memory by themselves, so there the copy is a plain clone, freed
+after the comparison.
 """
 
 from __future__ import annotations

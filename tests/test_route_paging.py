@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tensorboard.backend.event_processing import data_provider
 from test_plugin import get_json, make_client
 
 from tb_plugin_insight import InsightWriter, metadata, summary
@@ -335,7 +336,8 @@ def test_a_slow_runs_listing_is_refreshed_in_the_background(
 
 
 def test_concurrent_first_requests_share_one_table_read(tmp_path: Path) -> None:
-    """Several routes asking for one unread table at once (the tab does) wait for a single read."""
+    """Several routes asking for one unread table at once (the tab does) wait for a single read; a
+    request for one layer meanwhile reads that layer alone rather than wait."""
     import json
     import threading
     import time
@@ -384,6 +386,59 @@ def test_concurrent_first_requests_share_one_table_read(tmp_path: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert len(reads) == 1  # one read of the run's statistics table for all three requests
+    conv = metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, "conv")
+    relu = metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, "relu")
+    # one read of the run's statistics table for both heatmaps, and the clicked layer read alone
+    assert sorted(reads, key=len) == [frozenset({conv}), frozenset({conv, relu})]
     assert bodies[urls[0]]["steps"] == list(range(30)) and bodies[urls[1]]["steps"] == list(range(30))
     assert bodies[urls[2]]["values"][0] == [1.0] * 30
+
+
+def test_one_layer_of_an_unread_run_reads_only_that_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/layer_stats and /gradients?layer= on a run whose table nothing read yet read that layer's tag
+    alone (every step, the same answer as from the run's table); once the run's table is read, they
+    answer from it without reading again."""
+    _write_long_stats(tmp_path / "run", steps=40, nan_at=13)
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        for step in STEPS:
+            values = [
+                summary.gradient_stats_value(
+                    name, grad_row(i, step), module_type="Conv2d", shape=(2, 3), order=i,
+                    with_metadata=step == 0,
+                )
+                for i, name in enumerate(LAYERS)
+            ]  # fmt: skip
+            writer._write(summary.summary_of(values), step)
+    read_tags: list[list[str]] = []
+    original = data_provider.MultiplexerDataProvider.read_tensors
+
+    def recording(self, ctx, *, run_tag_filter, **kwargs):  # noqa: ANN001, ANN202
+        read_tags.append(sorted(run_tag_filter.tags))
+        return original(self, ctx, run_tag_filter=run_tag_filter, **kwargs)
+
+    monkeypatch.setattr(data_provider.MultiplexerDataProvider, "read_tensors", recording)
+    client = make_client(tmp_path)
+    relu = get_json(client, "/layer_stats?run=run&layer=relu")
+    grads = get_json(client, "/gradients?run=run&layer=fc&fields=gradNorm,gradNanCount")
+    assert read_tags == [
+        [metadata.tag_for(metadata.RecordKind.ACTIVATION_STATS, "relu")],
+        [metadata.tag_for(metadata.RecordKind.GRADIENT_STATS, "fc")],
+    ]
+    assert relu["steps"] == list(range(40)) and relu["stats"]["mean"] == [100.0 + s for s in range(40)]
+    assert relu["stats"]["nanCount"] == [0.0] * 40
+    assert grads["steps"] == STEPS and grads["totalSteps"] == len(STEPS)
+    assert grads["values"]["gradNorm"] == [[pytest.approx(200 + s / 1000) for s in STEPS]]
+
+    conv = get_json(client, "/layer_stats?run=run&layer=conv")  # another click: its layer alone again
+    assert conv["stats"]["nanCount"][13] == 2.0 and len(read_tags) == 3
+    whole = get_json(client, "/gradients?run=run")  # the overview reads every layer
+    assert len(read_tags[-1]) == len(LAYERS)
+    get_json(client, "/stats_heatmap?run=run&stat=nanCount")  # counts: the full table, read once
+    count = len(read_tags)
+    assert get_json(client, "/layer_stats?run=run&layer=relu") == relu  # from the run's table
+    assert get_json(client, "/gradients?run=run&layer=fc&fields=gradNorm,gradNanCount") == grads
+    assert len(read_tags) == count and whole["totalSteps"] == len(STEPS)
+    get_json(client, "/layer_stats?run=run&layer=nope", status=404)
+    get_json(client, "/gradients?run=run&layer=nope", status=404)

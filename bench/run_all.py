@@ -79,9 +79,10 @@ def main() -> None:
         for r in overhead.values():
             rows.append(_row(f"event bytes/step: {r.name}", f"{r.bytes_per_step:,.0f} B", "", None))
         smaller = hand10.bytes_per_step / ours.bytes_per_step
-        rows.append(
-            _row("bytes/step, hand-written every 10th / Insight", f"{smaller:.0f}x", ">= 20x", smaller >= 20)
-        )
+        # Not judged here: this run's probe is random noise (PNG's worst case) over a few hundred steps;
+        # target 3 is judged by bench_storage (synthetic-shapes probe, bytes per kind).
+        name = "bytes/step, hand-written every 10th / Insight (random-noise probe; target 3: bench_storage)"
+        rows.append(_row(name, f"{smaller:.0f}x", "", None))
 
     print("== CPU time per step kind (bench_step_costs) ==", flush=True)
     costs = bench_step_costs.run(2 if args.quick else 5)

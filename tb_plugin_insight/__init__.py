@@ -2,28 +2,63 @@
 
 Public surface:
     InsightWriter   drop-in `torch.utils.tensorboard.SummaryWriter` that can `watch(model)`.
-
-Private modules (no stable API): metadata, summary, crc, capture.*, plugin.*, proto.*.
+    WatchHandle     what `watch` returns.
+    CAM, Saliency, FeatureMaps, Gradients, Histograms
+                    grouped options of `watch` (tb_plugin_insight.options).
+    compute_cam, compute_cams, compute_saliency
+                    the explanation functions on their own (tb_plugin_insight.cam, .saliency).
 
 Importing this package does not import torch: TensorBoard imports `tb_plugin_insight.plugin.loader`
-at start-up, and an import error or a slow import there would hurt every TensorBoard user.
+at start-up, and an import error or a slow import there would hurt every TensorBoard user. Each name
+above is imported when first used.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["InsightWriter", "__version__"]
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "InsightWriter": "tb_plugin_insight.writer",
+    "WatchHandle": "tb_plugin_insight.handle",
+    "CAM": "tb_plugin_insight.options",
+    "Saliency": "tb_plugin_insight.options",
+    "FeatureMaps": "tb_plugin_insight.options",
+    "Gradients": "tb_plugin_insight.options",
+    "Histograms": "tb_plugin_insight.options",
+    "compute_cam": "tb_plugin_insight.cam",
+    "compute_cams": "tb_plugin_insight.cam",
+    "compute_saliency": "tb_plugin_insight.saliency",
+}
+
+__all__ = [
+    "CAM",
+    "FeatureMaps",
+    "Gradients",
+    "Histograms",
+    "InsightWriter",
+    "Saliency",
+    "WatchHandle",
+    "__version__",
+    "compute_cam",
+    "compute_cams",
+    "compute_saliency",
+]
 
 if TYPE_CHECKING:
+    from tb_plugin_insight.cam import compute_cam, compute_cams
+    from tb_plugin_insight.handle import WatchHandle
+    from tb_plugin_insight.options import CAM, FeatureMaps, Gradients, Histograms, Saliency
+    from tb_plugin_insight.saliency import compute_saliency
     from tb_plugin_insight.writer import InsightWriter
 
 
 def __getattr__(name: str) -> Any:
     """Import the torch-side API only when it is first used."""
-    if name == "InsightWriter":
-        from tb_plugin_insight.writer import InsightWriter
-
-        return InsightWriter
-    raise AttributeError(f"module 'tb_plugin_insight' has no attribute {name!r}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tb_plugin_insight' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from helpers import hook_count
 from torch import nn
 
-from tb_plugin_insight import cam as cam_module
 from tb_plugin_insight.cam import GRADIENT_METHODS, METHODS, CamResult, compute_cam, compute_cams
+from tb_plugin_insight.explain import cam as cam_module
 from tb_plugin_insight.explain import cam_methods
 
 CAPTURE_METHODS = [m for m in METHODS if m not in ("scorecam", "ablationcam")]

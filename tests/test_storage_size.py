@@ -22,8 +22,8 @@ from werkzeug.test import Client
 from conftest import write_run
 from tb_plugin_insight import InsightWriter, metadata, saliency, summary
 from tb_plugin_insight.capture import feature_maps as fm
-from tb_plugin_insight.capture import pooling
 from tb_plugin_insight.capture.quantize import allowed_codes, dequantize, error_bound, levels, quantize
+from tb_plugin_insight.explain import pooling
 from tb_plugin_insight.render import png
 
 

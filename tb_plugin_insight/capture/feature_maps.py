@@ -37,10 +37,10 @@ import torch
 from torch import nn
 
 from tb_plugin_insight.capture import filters as filters_mod
-from tb_plugin_insight.capture import pooling
 from tb_plugin_insight.capture.outputs import primary_tensor
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.quantize import check_bits, quantize
+from tb_plugin_insight.explain import pooling
 from tb_plugin_insight.explain.capture import side_effect_free
 
 logger = logging.getLogger(__name__)

@@ -1,8 +1,8 @@
-"""One forward (and one backward) of the probe, shared by the map kinds due at the same step.
+"""The probe pass: one forward (and one backward) of the probe for every map kind due at a step.
 
-Separately, feature maps, CAMs and "gradient" saliency each run the probe through the model: a no_grad
-forward, a forward + a backward to the CAM layer, a forward + a backward to the input. When several are
-due at one step, `run_shared` runs one forward instead:
+Feature maps need a no_grad forward, CAMs a forward and a backward to the CAM layer, "gradient" saliency
+a forward and a backward to the input; `run_shared` runs one forward for all of them (the only probe
+path; `WatchSession` calls it before the counted forward of a step when any kind is due):
 
 * feature maps are taken by `FeatureMapRecorder.hooked`'s hooks on that forward (detached, selected,
   pooled and quantised at once);
@@ -18,13 +18,14 @@ When CAMs and saliency explain the same target, one `torch.autograd.grad` call g
 when their targets differ ("predicted" and "label"), the same forward gets two calls, the first keeping
 the graph. Without saliency, gradients are recorded from the CAM layer on only, as in `explain.capture`.
 
-The results are those of the separate passes: the same eval-mode forward of the same inputs
+The results are those of the public functions (`compute_cams`, `compute_saliency`, tested against them):
+the same eval-mode forward of the same inputs
 (`side_effect_free`: every module's flag and the RNG state restored, BatchNorm statistics untouched),
 gradients from `torch.autograd.grad` only (no `.backward()`, no parameter's `.grad` read or written).
 
 Failures stay per kind: what fails in one kind's part (its hook, its scores, its gradient, its maps)
 becomes that kind's error in `SharedMaps`, and the other kinds' results stand. A failure of the shared
-forward itself raises: the caller then runs the separate passes, which find out which kinds fail.
+forward itself raises: every kind due then stops (their recorders log it), training goes on.
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from typing import Any, Optional, TypeVar, Union
 import torch
 from torch import nn
 
-from tb_plugin_insight import cam, saliency
 from tb_plugin_insight.capture.feature_maps import FeatureMapRecord, FeatureMapRecorder
 from tb_plugin_insight.capture.maps import (
     CamPlan,
@@ -51,14 +51,15 @@ from tb_plugin_insight.capture.maps import (
     record_from_cams,
 )
 from tb_plugin_insight.capture.probe import Probe
+from tb_plugin_insight.explain import cam, saliency
 from tb_plugin_insight.explain import targets as targets_mod
 from tb_plugin_insight.explain.capture import (
     Captured,
-    _checked_activation,
-    _split_output,
+    checked_activation,
     no_gradient_error,
     resolve_layer,
     side_effect_free,
+    split_output,
 )
 
 FeatureMapsOutcome = Union[dict[str, FeatureMapRecord], Exception, None]
@@ -75,20 +76,6 @@ class SharedMaps:
     saliency: MapOutcome = None
 
 
-def saves_a_forward(
-    feature_maps: bool, cams: bool, saliency_plan: Optional[SaliencyPlan], n: int, *, predict: bool
-) -> bool:
-    """True when the separate passes of the kinds due would run the probe forward more than once: one
-    forward each for feature maps and CAMs, and for saliency one per method that comes from the input
-    gradient plus one for the predictions (`predict`). (Other saliency methods run their own passes
-    either way.)"""
-    forwards = int(feature_maps) + int(cams)
-    if saliency_plan is not None:
-        shared = len(_shared_methods(saliency_plan, n))
-        forwards += shared + int(predict and shared > 0)
-    return forwards >= 2
-
-
 def run_shared(
     model: nn.Module,
     probe: Probe,
@@ -103,8 +90,7 @@ def run_shared(
     `predict`: whether the saliency record carries the predictions (the CAM record always does).
 
     Raises:
-        Exception: what the shared forward (or one gradient call serving two kinds) raised; the caller
-            then runs the separate passes.
+        Exception: what the shared forward (or one gradient call serving two kinds) raised.
     """
     images = probe.on(model_device(model), model_dtype(model))
     n = len(images)
@@ -188,7 +174,7 @@ class _CamTap:
         if self.activation is not None or self.error is not None:
             return None  # a module called twice in one forward is captured at its first call
         try:
-            tensor, rebuild = _split_output(output)
+            tensor, rebuild = split_output(output)
         except ValueError as err:
             self.error = err
             return None
@@ -206,7 +192,7 @@ class _CamTap:
     def checked(self, name: str) -> torch.Tensor:
         if self.error is not None:
             raise self.error
-        return _checked_activation(self, name)  # type: ignore[arg-type]
+        return checked_activation(self.activation, name)
 
 
 @contextlib.contextmanager
@@ -237,7 +223,7 @@ def _gradients(
     want_input = leaf is not None and isinstance(input_scores, torch.Tensor)
     if want_cam and want_input and same_target:
         # One backward for both: the same scores (same target on the same logits). A failure here is
-        # common to both kinds: it raises, and the caller runs the separate passes.
+        # common to both kinds: it raises, and both stop.
         return torch.autograd.grad(cam_scores.sum(), [activation, leaf], allow_unused=True)
     cam_grad: Any = cam_scores if isinstance(cam_scores, Exception) else None
     input_grad: Any = input_scores if isinstance(input_scores, Exception) else None
@@ -263,7 +249,7 @@ def _cams(
     plan: CamPlan,
     probe: Probe,
 ) -> MapRecord:
-    """What `maps.run_cams` records, from the shared forward's capture (inside `side_effect_free`)."""
+    """The CAM record of the probe, from the shared forward's capture (inside `side_effect_free`)."""
     activation = tap.checked(name)
     output = _value(output)
     if tap.gradient:
@@ -288,7 +274,7 @@ def _saliency(
     probe: Probe,
     predict: bool,
 ) -> MapRecord:
-    """What `maps.run_saliency` records: shared methods from the input gradient, the others from their
+    """The saliency record of the probe: shared methods from the input gradient, the others from their
     own passes, predictions from the shared logits."""
     targets = probe_targets(plan.target, probe, images.device, len(images))
     attributions = {}

@@ -111,7 +111,7 @@ class _Tap:
     def __call__(self, module: nn.Module, args: Any, output: Any) -> Any:
         if self.activation is not None:
             return None  # a module called twice in one forward is captured at its first call
-        tensor, rebuild = _split_output(output)
+        tensor, rebuild = split_output(output)
         kept = tensor.detach()
         if self.gradient:
             torch.set_grad_enabled(True)
@@ -121,7 +121,7 @@ class _Tap:
         return rebuild(onward)
 
 
-def _split_output(output: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+def split_output(output: Any) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
     """The tensor a layer's output stands for, and how to put a replacement back in its place."""
     if isinstance(output, torch.Tensor):
         return output, lambda t: t
@@ -147,10 +147,11 @@ def _tapped(layer: nn.Module, tap: _Tap) -> Iterator[_Tap]:
         torch.set_grad_enabled(grad_mode)
 
 
-def _checked_activation(tap: _Tap, name: str) -> torch.Tensor:
-    if tap.activation is None:
+def checked_activation(activation: Optional[torch.Tensor], name: str) -> torch.Tensor:
+    """The activation a tap kept, or a clear error when the layer never ran in the forward."""
+    if activation is None:
         raise ValueError(f"layer {name!r} was not called in the forward pass: choose a layer the model uses")
-    return tap.activation
+    return activation
 
 
 def capture(
@@ -178,7 +179,7 @@ def capture(
     tap = _Tap(gradient=gradient)
     with _tapped(layer, tap), torch.no_grad():
         raw = model(inputs)
-        activation = _checked_activation(tap, name)
+        activation = checked_activation(tap.activation, name)
         if not gradient:
             return Captured(targets_mod.model_output(raw).detach(), activation)
         with torch.enable_grad():
@@ -208,5 +209,5 @@ def forward_substituted(
     tap = _Tap(substitute=substitute)
     with _tapped(layer, tap), torch.no_grad():
         raw = model(inputs)
-    _checked_activation(tap, name)
+    checked_activation(tap.activation, name)
     return raw

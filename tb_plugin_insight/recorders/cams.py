@@ -1,0 +1,134 @@
+"""CAM overlays of the probe batch (Grad-CAM and eight relatives) every `cam_every` steps, computed in the
+shared probe pass just before that step's training forward, and `add_cam`'s one-off CAMs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from torch import nn
+
+from tb_plugin_insight import metadata, records
+from tb_plugin_insight.capture import maps
+from tb_plugin_insight.capture import probe as probe_mod
+from tb_plugin_insight.capture.maps import CamPlan, MapRecord
+from tb_plugin_insight.capture.probe import Probe
+from tb_plugin_insight.capture.probe_pass import SharedMaps
+from tb_plugin_insight.explain import cam
+from tb_plugin_insight.explain.capture import resolve_layer
+from tb_plugin_insight.options import CAM
+from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
+
+logger = logging.getLogger(__name__)
+
+
+def plan_cams(
+    model: nn.Module, probe: Probe, *, every: int, layer: Any, methods: Sequence[str] | str, target: str
+) -> CamPlan:
+    """Check CAM options once, at watch() time, with a dry run on one probe image.
+
+    Raises:
+        ValueError: unknown method, target "label" without labels, or a layer whose output cannot be
+            explained (each message says what to pass instead).
+    """
+    if target == "label" and probe.labels is None:
+        raise ValueError("cam_target='label' needs probe labels: pass probe=(images, labels)")
+    names = tuple(cam.check_methods(methods))
+    sample = probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
+    if layer is None:
+        name, auto = probe_mod.find_last_spatial_layer(model, sample), True
+        logger.warning(
+            "Insight: CAMs explain layer %r (the last spatial layer; set cam_layer= to change)", name
+        )
+    else:
+        name, auto = resolve_layer(model, layer)[0], False
+    targets = maps.probe_targets(target, probe, sample.device, 1)
+    cam.compute_cams(model, sample, name, list(names), targets=targets)
+    return CamPlan(every, name, names, target, auto)
+
+
+def write_maps(
+    sink: RecordSink,
+    step: int,
+    probe: Probe,
+    layer: str,
+    record: MapRecord,
+    *,
+    auto_selected: bool,
+    kind: int = metadata.RecordKind.CAM,
+) -> None:
+    """Queue one step's CAM or saliency maps of a probe (with its images the first time they are seen)."""
+    store_images = sink.images_changed(probe)
+    sink.enqueue(records.maps, probe, layer, record, auto_selected, kind, store_images, step=step)
+
+
+class CamRecorder(Recorder):
+    """`watch(probe=..., cam_every=..., cam_methods=...)` or `cam=CAM(...)`."""
+
+    name = "cams"
+    options_keyword = "cam"
+    options_group = CAM
+    probe_role = "cams"
+
+    def __init__(self, sink: RecordSink, plan: CamPlan) -> None:
+        super().__init__()
+        self.sink = sink
+        self.plan = plan
+
+    @classmethod
+    def build(cls, ctx: WatchContext) -> Optional[Recorder]:
+        options: CAM = ctx.options["cam"]
+        if ctx.probe is None or not options.every:
+            return None
+        plan = plan_cams(
+            ctx.model,
+            ctx.probe,
+            every=options.every,
+            layer=options.layer,
+            methods=options.methods,
+            target=options.target,
+        )
+        ctx.cam_layer = plan.layer
+        return cls(ctx.sink, plan)
+
+    def due(self, step: int) -> bool:
+        return not self.failed and step % self.plan.every == 0 and self.sink.probe() is not None
+
+    def probe_request(self) -> CamPlan:
+        return self.plan
+
+    def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
+        probe = self.sink.probe()
+        try:
+            if probe is None:
+                raise RuntimeError("the probe batch was removed")
+            record = outcome(shared.cams)
+            write_maps(self.sink, step, probe, self.plan.layer, record, auto_selected=self.plan.auto_selected)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            self.stop("Insight stopped recording CAMs of layer %r", self.plan.layer)
+
+
+def write_once(
+    sink: RecordSink,
+    step: int,
+    tag: str,
+    model: nn.Module,
+    inputs: Any,
+    target_layer: Any,
+    method: Sequence[str] | str,
+    targets: Any,
+    *,
+    labels: Any,
+    class_names: Optional[Sequence[str]],
+) -> None:
+    """`InsightWriter.add_cam`: CAMs of `inputs` at one step, under the probe name `tag`."""
+    probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
+    images = probe.on(maps.model_device(model), maps.model_dtype(model))
+    layer = target_layer
+    auto = layer is None
+    if auto:
+        layer = probe_mod.find_last_spatial_layer(model, images[:1])
+    result = cam.compute_cams(model, images, layer, method, targets=targets, upsample=False)
+    layer_name = resolve_layer(model, layer)[0]
+    write_maps(sink, step, probe, layer_name, maps.record_from_cams(result), auto_selected=auto)

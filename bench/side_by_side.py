@@ -77,7 +77,7 @@ def train_side_by_side(trainers: Sequence[Trainer], windows: int, every: int) ->
 
 
 def cpu_bench_args(doc: str) -> argparse.Namespace:
-    """--samples and --threads of the CPU-time benchmarks (bench_step_costs, bench_probe_pass), with
+    """--samples and --threads of the CPU-time benchmarks (bench_step_costs), with
     torch's intra-op threads set."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--samples", type=int, default=6)

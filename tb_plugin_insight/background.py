@@ -25,6 +25,8 @@ import weakref
 from collections.abc import Callable
 from typing import Optional
 
+from tb_plugin_insight import validate
+
 logger = logging.getLogger(__name__)
 
 Job = Callable[[], None]
@@ -50,10 +52,9 @@ class BackgroundJobs:
     """Runs submitted jobs in order on one daemon thread, started on first use (again after `stop()`)."""
 
     def __init__(self, max_queue: int = DEFAULT_MAX_QUEUE, name: str = "insight-writer") -> None:
-        if isinstance(max_queue, bool) or not isinstance(max_queue, int) or max_queue < 1:
-            raise ValueError(
-                f"max_queue must be a positive int (records waiting to be written), got {max_queue!r}"
-            )
+        validate.int_option(
+            max_queue, f"max_queue must be a positive int (records waiting to be written), got {max_queue!r}"
+        )
         self.max_queue = max_queue
         self._name = name
         self._queue: queue.Queue[Optional[Job]] = queue.Queue(maxsize=max_queue)

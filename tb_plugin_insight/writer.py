@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_plugin_insight import background, crc, metadata, recorders, records
+from tb_plugin_insight import background, crc, metadata, recorders, records, validate
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
@@ -31,6 +30,7 @@ from tb_plugin_insight.recorders import WatchContext
 from tb_plugin_insight.recorders import cams as cam_recorder
 from tb_plugin_insight.recorders import saliency as saliency_recorder
 from tb_plugin_insight.session import WatchSession
+from tb_plugin_insight.sink import WriterSink
 
 logger = logging.getLogger(__name__)
 
@@ -80,11 +80,8 @@ class InsightWriter(SummaryWriter):
         super().__init__(log_dir, *args, **kwargs)
         crc.install()
         self._recorders: dict[int, WatchSession] = {}  # id(model) -> its watch
-        self._metadata_file_writer: object | None = None
-        self._tags_with_metadata: set[str] = set()
         self._probe: Optional[Probe] = None
-        self._stored_images: dict[str, str] = {}  # probe name -> fingerprint of the stored images
-        self._sink = _Sink(self)
+        self._sink = WriterSink(self._jobs, self._get_file_writer, lambda: self._probe)
 
     def _get_file_writer(self) -> Any:
         """torch's FileWriter, or on a rank that does not write (see `ranks`) one that keeps nothing."""
@@ -214,8 +211,7 @@ class InsightWriter(SummaryWriter):
         compiled = bool(wrappers.compile_contexts(model))
         no_graph_breaks = wrappers.compiled_without_graph_breaks(model)
         model = wrappers.unwrap(model)  # DDP, DataParallel, torch.compile: names without their prefix
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(f"every must be a positive int (1 = every step), got {every!r}")
+        validate.int_option(every, f"every must be a positive int (1 = every step), got {every!r}")
         if mode not in hooks.MODES:
             raise ValueError(f"mode must be one of {', '.join(hooks.MODES)}; got {mode!r}")
         chosen = layer_selection.select_layers(model, layers)
@@ -342,67 +338,13 @@ class InsightWriter(SummaryWriter):
             )
         super().close()
 
-    # --- writing: every Insight record goes through _enqueue ---------------------------------------
-
     def _enqueue(self, build_fn: Callable[..., Any], *args: Any, step: int) -> None:
-        """Record one step's Summary off the training thread: THE way Insight writes.
-
-        `build_fn(first_time, *args)` runs on the writer thread, in submission order, and returns the
-        Summary (see `records.py`); `args` should be host numpy arrays or `transfer.HostArray`s whose
-        copies were started with `transfer.start_host_copy` (never tensors still used by training).
-        `first_time(tag)` says whether the tag needs its metadata. The wall time is taken now. A full
-        queue blocks here (see `background.BackgroundJobs`); `flush()`/`close()` wait for the queue.
-        """
-        file_writer = self._get_file_writer()  # on this thread: torch creates it lazily, unlocked
-        walltime = time.time()
-
-        def job() -> None:
-            built = build_fn(lambda tag: self._first_time(tag, file_writer), *args)
-            file_writer.add_summary(built, global_step=step, walltime=walltime)
-
-        self._jobs.submit(job)
-
-    def _first_time(self, key: str, file_writer: object | None = None) -> bool:
-        """True once per tag per event file: metadata is read from a tag's first value only.
-
-        Called on the writer thread only (from builders), so it needs no lock."""
-        if file_writer is None:
-            file_writer = self._get_file_writer()
-        if file_writer is not self._metadata_file_writer:
-            self._metadata_file_writer = file_writer
-            self._tags_with_metadata = set()
-        if key in self._tags_with_metadata:
-            return False
-        self._tags_with_metadata.add(key)
-        return True
-
-    def _images_changed(self, probe: Probe) -> bool:
-        """True when the probe's images are not stored yet in this run (or changed since)."""
-        fingerprint = probe.fingerprint()
-        if self._stored_images.get(probe.name) == fingerprint:
-            return False
-        self._stored_images[probe.name] = fingerprint
-        return True
+        """Queue one record builder for the writer thread (see `sink.WriterSink.enqueue`)."""
+        self._sink.enqueue(build_fn, *args, step=step)
 
     def _write(self, summary_proto: Any, step: int) -> None:
         """Write an already built Summary, in order with the queued records."""
-        self._enqueue(records.prebuilt, summary_proto, step=step)
-
-
-class _Sink:
-    """The writer as its recorders see it (`recorders.RecordSink`)."""
-
-    def __init__(self, writer: InsightWriter) -> None:
-        self._writer = writer
-
-    def enqueue(self, build_fn: Callable[..., Any], *args: Any, step: int) -> None:
-        self._writer._enqueue(build_fn, *args, step=step)
-
-    def images_changed(self, probe: Probe) -> bool:
-        return self._writer._images_changed(probe)
-
-    def probe(self) -> Optional[Probe]:
-        return self._writer._probe
+        self._sink.enqueue(records.prebuilt, summary_proto, step=step)
 
 
 def _default_log_dir(comment: str) -> str:

@@ -65,13 +65,13 @@ def _record(
     map_step_forwards = 0
     queued: list[tuple[str, tuple, int]] = []
     with InsightWriter(str(run_dir)) as writer:
-        enqueue = writer._enqueue
+        enqueue = writer._sink.enqueue
 
         def spy(build_fn: Any, *args: Any, step: int) -> None:
             queued.append((build_fn.__name__, args, step))
             enqueue(build_fn, *args, step=step)
 
-        writer._enqueue = spy  # type: ignore[method-assign]
+        writer._sink.enqueue = spy  # type: ignore[method-assign]
         handle = writer.watch(model, **watch)
         after_watch()  # the watch's dry runs went well
         weights: dict[str, torch.Tensor] = {}

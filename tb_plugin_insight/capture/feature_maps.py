@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from tb_plugin_insight import validate
 from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture.outputs import primary_tensor
 from tb_plugin_insight.capture.probe import Probe
@@ -228,11 +229,8 @@ class MapsPlan:
 
 
 def _check_every(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"maps_every must be a non-negative int (steps between feature maps, 0 = never), got {value!r}"
-        )
-    return value
+    message = f"maps_every must be a non-negative int (steps between feature maps, 0 = never), got {value!r}"
+    return validate.int_option(value, message, low=0)
 
 
 def _check_depth(layer_names: Sequence[str], depth: Any) -> dict[str, int]:
@@ -307,8 +305,7 @@ def plan_feature_maps(
     the layers named in `channels`.
     """
     every = _check_every(every)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"maps_k must be a positive int (channels per layer), got {k!r}")
+    validate.int_option(k, f"maps_k must be a positive int (channels per layer), got {k!r}")
     max_side = pooling.check_max_side("maps_max_side", max_side)
     bits = check_bits("maps_bits", bits)
     filters = filters_mod.plan_filters(model, filter_layers)

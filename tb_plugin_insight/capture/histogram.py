@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from tb_plugin_insight import metadata
+from tb_plugin_insight import metadata, validate
 
 DEFAULT_BINS = 32
 # Default steps between histograms: like the feature maps, a histogram is a picture of a layer, costing
@@ -150,10 +150,10 @@ def choose_every(histogram_every: int | None, every: int) -> int:
     """
     if histogram_every is None:
         return every * -(-DEFAULT_EVERY // every)
-    if isinstance(histogram_every, bool) or not isinstance(histogram_every, int) or histogram_every < 1:
-        raise ValueError(
-            f"histogram_every must be a positive int (steps between histograms), got {histogram_every!r}"
-        )
+    validate.int_option(
+        histogram_every,
+        f"histogram_every must be a positive int (steps between histograms), got {histogram_every!r}",
+    )
     if histogram_every % every:
         lower, upper = (
             max(every, histogram_every - histogram_every % every),
@@ -173,8 +173,7 @@ class HistogramReducer:
     name = "histogram"
 
     def __init__(self, bins: int = DEFAULT_BINS, every: int = 1) -> None:
-        if isinstance(bins, bool) or not isinstance(bins, int) or not 1 <= bins <= 4096:
-            raise ValueError(f"histogram_bins must be an int from 1 to 4096, got {bins!r}")
+        validate.int_option(bins, f"histogram_bins must be an int from 1 to 4096, got {bins!r}", high=4096)
         self.bins = bins
         self.every = every
         self.width = HEAD + bins

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tb_plugin_insight import validate
+
 MAX_BITS = 8
 _DIVISORS_OF_255 = (1, 3, 5, 15, 17, 51, 85, 255)
 
@@ -32,9 +34,8 @@ def check_bits(name: str, value: Any) -> int:
     Raises:
         ValueError: anything else (the message names the option and the range).
     """
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_BITS:
-        raise ValueError(f"{name} must be an int from 1 to {MAX_BITS} (bits per stored value), got {value!r}")
-    return value
+    message = f"{name} must be an int from 1 to {MAX_BITS} (bits per stored value), got {value!r}"
+    return validate.int_option(value, message, high=MAX_BITS)
 
 
 def levels(bits: int) -> int:

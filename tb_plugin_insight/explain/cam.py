@@ -44,6 +44,7 @@ from typing import Any, Callable, Optional, Union
 import torch
 from torch import nn
 
+from tb_plugin_insight import validate
 from tb_plugin_insight.explain import cam_methods
 from tb_plugin_insight.explain import targets as targets_mod
 from tb_plugin_insight.explain.capture import (
@@ -189,8 +190,7 @@ def compute_cams(
     """
     chosen = check_methods(methods)
     _check_inputs(inputs)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    validate.int_option(batch_size, f"batch_size must be a positive int, got {batch_size!r}")
     name, layer = resolve_layer(model, target_layer)
     with side_effect_free(model, inputs):
         captured = capture(

@@ -17,6 +17,8 @@ from typing import Any, Optional
 import torch
 from torch.nn import functional
 
+from tb_plugin_insight import validate
+
 
 def check_max_side(name: str, value: Any) -> Optional[int]:
     """`value` as a maximum side (None = no pooling).
@@ -26,9 +28,9 @@ def check_max_side(name: str, value: Any) -> Optional[int]:
     """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int (pixels) or None for full resolution, got {value!r}")
-    return value
+    return validate.int_option(
+        value, f"{name} must be a positive int (pixels) or None for full resolution, got {value!r}"
+    )
 
 
 def pool_factor(side: int, max_side: Optional[int]) -> int:

@@ -69,6 +69,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tb_plugin_insight import validate
 from tb_plugin_insight.explain import pooling
 from tb_plugin_insight.explain.guided import guided_relus
 from tb_plugin_insight.explain.targets import TargetSpec, model_output, predicted_classes, target_scores
@@ -535,9 +536,7 @@ def _baseline(baseline: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+    return validate.int_option(value, f"{name} must be a positive int, got {value!r}")
 
 
 def _nonnegative_float(value: Any, name: str) -> float:

@@ -1,7 +1,7 @@
 """Regenerate tb_plugin_insight/proto/plugin_data_pb2.py from plugin_data.proto.
 
 Run from anywhere: `python scripts/gen_proto.py [--out DIR]`. Needs `grpcio-tools<1.76` (libprotoc 31,
-gencode 6.31.1), so the generated module imports under the oldest protobuf setup.py allows. The proto is
+gencode 6.31.1), so the generated module imports under the oldest protobuf pyproject.toml allows. The proto is
 compiled with the repository root as include path, which registers it in the global descriptor pool under
 the namespaced name `tb_plugin_insight/proto/plugin_data.proto` (no clash with other plugins' protos).
 """

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up everything and run every check: lint, format, frontend types, bundle freshness, all tests.
+# Set up everything and run every check: lint, format, docs, frontend types, bundle freshness, all tests.
 # Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,10 @@ fi
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== mkdocs build --strict"
+# A broken link, anchor or API reference fails the build (not with --quiet: it hides the warnings that
+# --strict counts); the site goes to the gitignored site/.
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 if [ -f frontend/tsconfig.json ]; then
   echo "== tsc --noEmit"
   (cd frontend && npx --no-install tsc --noEmit)

@@ -21,7 +21,7 @@ from tb_plugin_insight.plugin.plugin import InsightPlugin
 
 STEPS = 150  # more than either backend's default reservoir for custom plugins (10 / 100)
 PREFIX = "/data/plugin/insight"
-HTTP_API = Path(__file__).resolve().parent.parent / "tb_plugin_insight" / "plugin" / "http_api.md"
+HTTP_API = Path(__file__).resolve().parent.parent / "docs" / "http-api.md"
 
 
 @pytest.fixture(scope="module")

@@ -64,7 +64,13 @@ class BackgroundJobs:
         self.failures = 0
         # A script that never calls close(): write what is queued before the interpreter exits.
         ref = weakref.ref(self)
-        atexit.register(lambda: (jobs := ref()) is not None and jobs.stop())
+
+        def stop_at_exit() -> None:
+            jobs = ref()
+            if jobs is not None:
+                jobs.stop()
+
+        atexit.register(stop_at_exit)
 
     def submit(self, job: Job) -> None:
         """Queue `job`; if the queue is full, wait for room (warning once per instance)."""

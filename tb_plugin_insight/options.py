@@ -23,7 +23,7 @@ __all__ = ["CAM", "FeatureMaps", "Gradients", "Histograms", "Saliency", "resolve
 TARGETS = ("predicted", "label")
 
 
-class _Group:
+class OptionGroup:
     """Shared behaviour of the option groups: self-checks with the flat keyword names in messages."""
 
     # field name -> flat keyword of watch()
@@ -40,7 +40,7 @@ class _Group:
 
 
 @dataclasses.dataclass(frozen=True)
-class CAM(_Group):
+class CAM(OptionGroup):
     """Class-activation maps of the probe (Grad-CAM and relatives), `watch(..., cam=CAM(...))`.
 
     Attributes:
@@ -73,7 +73,7 @@ class CAM(_Group):
 
 
 @dataclasses.dataclass(frozen=True)
-class Saliency(_Group):
+class Saliency(OptionGroup):
     """Input saliency maps of the probe, `watch(..., saliency=Saliency(...))`.
 
     Attributes:
@@ -118,7 +118,7 @@ class Saliency(_Group):
 
 
 @dataclasses.dataclass(frozen=True)
-class FeatureMaps(_Group):
+class FeatureMaps(OptionGroup):
     """Feature maps of the probe and filters of convolutions, `watch(..., feature_maps=FeatureMaps(...))`.
 
     Attributes:
@@ -173,7 +173,7 @@ class FeatureMaps(_Group):
 
 
 @dataclasses.dataclass(frozen=True)
-class Gradients(_Group):
+class Gradients(OptionGroup):
     """Gradient flow from the user's own backward, `watch(..., gradients=Gradients(...))`.
 
     Attributes:
@@ -218,7 +218,7 @@ class Gradients(_Group):
 
 
 @dataclasses.dataclass(frozen=True)
-class Histograms(_Group):
+class Histograms(OptionGroup):
     """Activation histograms of the watched layers, `watch(..., histograms=Histograms(...))`.
 
     Attributes:
@@ -259,7 +259,7 @@ def _check_max_side(name: str, value: Any) -> None:
         )
 
 
-GROUPS: dict[str, type[_Group]] = {
+GROUPS: dict[str, type[OptionGroup]] = {
     "cam": CAM,
     "saliency": Saliency,
     "feature_maps": FeatureMaps,
@@ -269,8 +269,8 @@ GROUPS: dict[str, type[_Group]] = {
 
 
 def resolve(
-    flat: Mapping[str, Any], grouped: Mapping[str, Any], groups: Mapping[str, type[_Group]] = GROUPS
-) -> dict[str, _Group]:
+    flat: Mapping[str, Any], grouped: Mapping[str, Any], groups: Mapping[str, type[OptionGroup]] = GROUPS
+) -> dict[str, OptionGroup]:
     """One instance per group from watch()'s flat keywords and grouped options (see the module doc).
 
     `flat` holds flat keywords as passed (absent ones take their defaults); `grouped` the group keywords
@@ -281,7 +281,7 @@ def resolve(
         ValueError: a flat keyword and its grouped twin given with different values (names both), or a
             value no option accepts (from the groups' own checks).
     """
-    resolved: dict[str, _Group] = {}
+    resolved: dict[str, OptionGroup] = {}
     for key, cls in groups.items():
         given = grouped.get(key)
         if given is not None and not isinstance(given, cls):
@@ -303,7 +303,7 @@ def resolve(
     return resolved
 
 
-def _checked(cls: Callable[..., _Group], values: dict[str, Any]) -> _Group:
+def _checked(cls: Callable[..., OptionGroup], values: dict[str, Any]) -> OptionGroup:
     """cls(**values), with the flat keywords' messages (without the class prefix of a grouped option)."""
     try:
         return cls(**values)

@@ -13,7 +13,8 @@ def is_int(value: Any, low: Optional[int] = None, high: Optional[int] = None) ->
     """True for an integer (numpy's too, never a bool) within [low, high] (either bound may be None)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         return False
-    return (low is None or value >= low) and (high is None or value <= high)
+    number = int(value)
+    return (low is None or number >= low) and (high is None or number <= high)
 
 
 def int_option(value: Any, message: str, *, low: Optional[int] = 1, high: Optional[int] = None) -> int:

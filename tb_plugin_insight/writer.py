@@ -88,8 +88,9 @@ class InsightWriter(SummaryWriter):
         if self.writes:
             return super()._get_file_writer()
         if self.all_writers is None or self.file_writer is None:
-            self.file_writer = ranks_mod.NullFileWriter(self.log_dir)
-            self.all_writers = {self.log_dir: self.file_writer}
+            # SummaryWriter annotates both attributes as None; torch assigns its own writers the same way
+            self.file_writer = ranks_mod.NullFileWriter(self.log_dir)  # type: ignore[assignment]
+            self.all_writers = {self.log_dir: self.file_writer}  # type: ignore[assignment]
         return self.file_writer
 
     def set_probe(

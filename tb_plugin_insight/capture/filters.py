@@ -89,8 +89,10 @@ def kernel_tiles(weight: torch.Tensor) -> torch.Tensor:
 
 def filter_record(module: nn.Module) -> FilterRecord:
     """The stored tiles of a convolution's current weights."""
-    shape = tuple(module.weight.shape)
-    weight = kernel_tiles(module.weight)
+    conv_weight = module.weight
+    assert isinstance(conv_weight, torch.Tensor)  # plan_filters chose convolutions
+    shape = tuple(conv_weight.shape)
+    weight = kernel_tiles(conv_weight)
     if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
         weight = weight.transpose(0, 1)  # (in, out, ...) -> (out, in, ...)
     num_filters = int(weight.shape[0])

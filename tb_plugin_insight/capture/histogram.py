@@ -120,7 +120,7 @@ def _outside(
     statistics, read for free), else tensors on x's device (reading them would synchronise)."""
     check_low = check_high = exclude_inf = True
     host = stats is not None and stats.device.type == "cpu"
-    if host:
+    if stats is not None and host:
         lo, hi, n_inf = (float(v) for v in stats[[_MIN, _MAX, _INF]])
         exclude_inf = n_inf > 0
         check_low = not lo >= low  # also True for NaN (no finite value: nothing to find, but cheap)

@@ -74,10 +74,10 @@ def record_from_cams(result: cam.CamResult) -> MapRecord:
 
 def model_device(model: nn.Module) -> torch.device:
     """Where the model's parameters live now (it may have moved since watch())."""
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for param in model.parameters():
+        return param.device
+    for buffer in model.buffers():
+        return buffer.device
     return torch.device("cpu")
 
 
@@ -114,8 +114,8 @@ def record_from_attributions(
             factor = pooling.pool_factor(max(source), max_side)
         heat, scale = saliency.saliency_map_and_scale(attribution, max_side=max_side)
         maps[method] = probe_mod.maps_to_uint8(heat)
-        scale = scale.detach().double().cpu().numpy()
-        ranges[method] = np.stack([np.zeros_like(scale), scale], axis=1)
+        divisors = scale.detach().double().cpu().numpy()
+        ranges[method] = np.stack([np.zeros_like(divisors), divisors], axis=1)
     return MapRecord(
         maps=maps,
         predicted=predicted,

@@ -96,7 +96,8 @@ def run_shared(
     n = len(images)
     shared = _shared_methods(saliency_plan, n) if saliency_plan is not None else []
     results = SharedMaps()
-    cam_layer = _outcome(lambda: resolve_layer(model, cam_plan.layer)) if cam_plan is not None else None
+    cam_name = cam_plan.layer if cam_plan is not None else None
+    cam_layer = _outcome(lambda: resolve_layer(model, cam_name)) if cam_name is not None else None
     if isinstance(cam_layer, Exception):
         results.cams, cam_plan = cam_layer, None
     tap = _CamTap(any(m in cam.GRADIENT_METHODS for m in cam_plan.methods)) if cam_plan else None
@@ -222,18 +223,20 @@ def _gradients(
     )
     want_input = leaf is not None and isinstance(input_scores, torch.Tensor)
     if want_cam and want_input and same_target:
+        assert activation is not None and leaf is not None
         # One backward for both: the same scores (same target on the same logits). A failure here is
         # common to both kinds: it raises, and both stop.
-        return torch.autograd.grad(cam_scores.sum(), [activation, leaf], allow_unused=True)
+        both = torch.autograd.grad(cam_scores.sum(), [activation, leaf], allow_unused=True)
+        return both[0], both[1]
     cam_grad: Any = cam_scores if isinstance(cam_scores, Exception) else None
     input_grad: Any = input_scores if isinstance(input_scores, Exception) else None
-    if want_cam:
+    if want_cam and activation is not None:
         cam_grad = _outcome(
             lambda: torch.autograd.grad(
                 cam_scores.sum(), activation, allow_unused=True, retain_graph=want_input
             )[0]
         )
-    if want_input:
+    if want_input and leaf is not None:
         input_grad = _outcome(lambda: torch.autograd.grad(input_scores.sum(), leaf, allow_unused=True)[0])
     return cam_grad, input_grad
 

@@ -39,7 +39,7 @@ A is the target layer's activation, G the gradient of the explained score S with
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Optional, Union, cast
 
 import torch
 from torch import nn
@@ -220,7 +220,7 @@ def cams_from_capture(
     name, layer = resolve_layer(model, target_layer)
     run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
     layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
-    size = run.size if upsample else tuple(layer_maps.shape[-2:])
+    size = run.size if upsample else (int(layer_maps.shape[-2]), int(layer_maps.shape[-1]))
     resized = cam_methods.resize(torch.relu(layer_maps.flatten(0, 1).float()), size)
     low, high = torch.aminmax(resized.flatten(1), dim=1)  # the range the scaling below removes
     maps = cam_methods.scale_to_unit_(resized).view(len(chosen), len(inputs), *size)
@@ -270,7 +270,8 @@ class _Run:
         """The method's (N, h, w) map at the layer's resolution, before ReLU and scaling."""
         a = self.activation
         if method in cam_methods.FROM_CAPTURE:
-            return cam_methods.FROM_CAPTURE[method](a, self.gradient)
+            # eigencam reads no gradient; the gradient methods' capture always has one
+            return cam_methods.FROM_CAPTURE[method](a, cast(torch.Tensor, self.gradient))
         if method == "scorecam":
             masked = _masked_scores(self.model, self.inputs, a, self.scorer, self.batch_size)
             return cam_methods.weighted_sum(cam_methods.scorecam_weights(masked), a)
@@ -403,7 +404,7 @@ def _ablated_scores(
             if not expand:
                 image = image.expand(rows.shape[0], *inputs.shape[1:])
             ablated = rows.reshape(rows.shape[0], *sample_shape)
-            raw = forward_substituted(model, image, layer, name, lambda t, a=ablated: a.to(t))
+            raw = forward_substituted(model, image, layer, name, _substitute_with(ablated))
             samples = torch.full((rows.shape[0],), i, dtype=torch.long, device=raw_activation.device)
             result[i, channels] = score(raw, samples).to(result)
     return result
@@ -440,3 +441,12 @@ def _try_expanded(
         return None
     close = torch.isclose(got[0], expected, rtol=1e-3, atol=1e-4 * (1.0 + float(expected.abs())))
     return got[1:] if bool(close) else None
+
+
+def _substitute_with(values: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A substitute for a layer's output: `values`, on the output's device and dtype."""
+
+    def substitute(output: torch.Tensor) -> torch.Tensor:
+        return values.to(output)
+
+    return substitute

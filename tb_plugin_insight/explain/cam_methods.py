@@ -232,9 +232,7 @@ def spatial_transform(
         for skip in (0, 1):
             side = math.isqrt(max(tokens - skip, 0))
             if side > 0 and side * side == tokens - skip:
-                return lambda t, skip=skip, side=side: (
-                    t[:, skip:].reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
-                )
+                return _token_grid(skip, side)
     raise ValueError(
         f"layer {layer_name!r} outputs shape {tuple(shape)}, which cannot be laid out as an image: choose a"
         " convolutional layer (output (N, C, H, W)), a token layer (N, tokens, C) whose tokens form a square"
@@ -273,3 +271,12 @@ def channel_elements(sample_shape: tuple[int, ...], spatial: ReshapeTransform) -
             " permute), so that each channel of its result is a set of elements of the layer output"
         )
     return index
+
+
+def _token_grid(skip: int, side: int) -> Callable[[Tensor], Tensor]:
+    """(N, tokens, C) -> (N, C, side, side), the first `skip` tokens (a class token) left out."""
+
+    def transform(t: Tensor) -> Tensor:
+        return t[:, skip:].reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
+
+    return transform

@@ -540,6 +540,6 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _nonnegative_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) >= 0:
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
     return float(value)

@@ -45,7 +45,9 @@ def resolve_options(keywords: Mapping[str, Any]) -> dict[str, Any]:
         TypeError: a keyword no recorder declares (naming the closest ones), or a group of the wrong type.
         ValueError: a flat keyword and its grouped twin that disagree, or a bad value.
     """
-    groups = {r.options_keyword: r.options_group for r in REGISTRY if r.options_keyword and r.options_group}
+    groups: dict[str, type[options.OptionGroup]] = {
+        r.options_keyword: r.options_group for r in REGISTRY if r.options_keyword and r.options_group
+    }
     flat_names = {flat for group in groups.values() for flat in group.FLAT.values()}
     flags = {name: default for r in REGISTRY for name, default in r.flags.items()}
     known = set(groups) | flat_names | set(flags)

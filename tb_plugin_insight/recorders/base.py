@@ -22,6 +22,7 @@ from tb_plugin_insight.capture.grads import GradientOptions
 from tb_plugin_insight.capture.hooks import LayerReducer, ModelTableCallback, RecordCallback
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.probe_pass import SharedMaps
+from tb_plugin_insight.options import OptionGroup
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ class Recorder:
     probe_role: ClassVar[Optional[str]] = None
     # Its options in watch(): a group keyword and class (options.py), and flat flags with their defaults.
     options_keyword: ClassVar[Optional[str]] = None
-    options_group: ClassVar[Optional[type]] = None
+    options_group: ClassVar[Optional[type[OptionGroup]]] = None
     flags: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self) -> None:

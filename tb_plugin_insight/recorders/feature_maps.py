@@ -62,7 +62,7 @@ class FeatureMapsRecorder(Recorder):
 
     def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
         try:
-            feature_maps = {}
+            feature_maps: dict[str, fmaps.FeatureMapRecord] = {}
             if self.probe_request() is not None:
                 feature_maps = outcome(shared.feature_maps) or {}
             modules = dict(model.named_modules())

@@ -20,7 +20,8 @@ def sprite(images: np.ndarray) -> bytes:
         raise TypeError(f"sprite() needs uint8 images, got {array.dtype}")
     if array.ndim == 3:
         n, h, w = array.shape
-        tall, mode = array.reshape(n * h, w), "L"
+        tall: np.ndarray = array.reshape(n * h, w)
+        mode = "L"
     elif array.ndim == 4 and array.shape[-1] == 3:
         n, h, w, _ = array.shape
         tall, mode = array.reshape(n * h, w, 3), "RGB"
@@ -53,7 +54,8 @@ def grid(tiles: np.ndarray) -> bytes:
         raise TypeError(f"grid() needs uint8 tiles, got {array.dtype}")
     if array.ndim == 4:
         r, c, h, w = array.shape
-        flat, mode = array.transpose(0, 2, 1, 3).reshape(r * h, c * w), "L"
+        flat: np.ndarray = array.transpose(0, 2, 1, 3).reshape(r * h, c * w)
+        mode = "L"
     elif array.ndim == 5 and array.shape[-1] == 3:
         r, c, h, w, _ = array.shape
         flat, mode = array.transpose(0, 2, 1, 3, 4).reshape(r * h, c * w, 3), "RGB"

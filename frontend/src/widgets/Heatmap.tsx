@@ -2,10 +2,10 @@
 // LUT) scaled onto a canvas with smoothing off. Missing cells are transparent in the bitmap and
 // show a hatch pattern painted underneath. Layer names are DOM text down the left.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { HeatmapResponse } from "../api";
-import { colormapLUT, colormapRGB, type ColormapName } from "../colormaps";
-import { formatValue } from "../format";
-import { cellAt, colorize, normalize, tickColumns, type Normalization, type Normalized } from "../heatmap_math";
+import type { HeatmapResponse } from "../views/stats/api";
+import { colormapLUT, colormapRGB, type ColormapName } from "../lib/colormaps";
+import { formatValue } from "../lib/format";
+import { cellAt, colorize, normalize, tickColumns, type Normalization, type Normalized } from "../lib/heatmap_math";
 
 export interface HeatmapProps {
   data: HeatmapResponse;

@@ -17,7 +17,7 @@ import {
   sliderSteps,
   urlsAtStep,
 } from "../src/views/cam/state";
-import { SpriteStore } from "../src/lib/sprites";
+import { SpriteStore } from "../src/core/sprites";
 import { activeView, reloadTick, runs, selectedRun } from "../src/core/state";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));

@@ -5,6 +5,7 @@ import { effect, untracked } from "@preact/signals";
 import { activeView, colormap, runs, selectedLayer, selectedRun } from "../core/state";
 import { DEFAULT_COLORMAP, isColormapName } from "../lib/colormaps";
 import { onUrlStateChange, readUrlState, writeUrlState } from "../lib/urlstate";
+import { MODEL_VIEW } from "../views/model/state";
 import { isStatName, normalization, selectedStat } from "../views/stats/state";
 import { isViewId, VIEWS, viewById } from "./registry";
 
@@ -29,7 +30,7 @@ function currentUrlState(): UrlState | null {
   if (run === null) return null;
   const state: UrlState = {
     run,
-    view: activeView.value === "model" ? null : activeView.value,
+    view: activeView.value === MODEL_VIEW ? null : activeView.value,
     stat: selectedStat.value,
     layer: selectedLayer.value,
     cmap: colormap.value === DEFAULT_COLORMAP ? null : colormap.value,

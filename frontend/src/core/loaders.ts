@@ -1,5 +1,5 @@
 // Tab-wide loaders: the run list (and the selected run), the selected run's layers (and the selected
-// layer), and TensorBoard's reload. Each view starts its own loaders (views/<view>/state.ts).
+// layer), and TensorBoard's reload. Each view starts its own loaders (ViewDef.start, app/registry.ts).
 import { batch, effect } from "@preact/signals";
 import { fetchLayers, fetchRuns } from "./api";
 import { resource } from "./resource";

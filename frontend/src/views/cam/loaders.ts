@@ -21,14 +21,13 @@ import {
   predsB,
   probeA,
   probeB,
+  CAM_VIEW,
   probeOf,
   runSeries,
   selectedImage,
 } from "./state";
 import { resource } from "../../core/resource";
 import { activeView, runs, selectedRun } from "../../core/state";
-
-export const CAM_VIEW = "cam";
 
 const PREFERRED_METHODS = ["gradcam", "gradient"];
 

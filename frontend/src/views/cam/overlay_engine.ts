@@ -8,7 +8,7 @@ import { effect } from "@preact/signals";
 import { colormapRGB, type ColormapName } from "../../lib/colormaps";
 import { buildFrameLut, colorizeMap, colorizeResampled, normalizationAffine, prefetchOrder, prefetchRadius, resampleAxis, type MapNormalization, type ResampleAxis } from "./overlay_math";
 import { spriteOffset } from "../../lib/sprite_math";
-import { decodeImageSprite, decodeMapSprite, mapMaxima, SpriteStore, type DecodedImages, type DecodedMaps } from "../../lib/sprites";
+import { decodeImageSprite, decodeMapSprite, mapMaxima, SpriteStore, type DecodedImages, type DecodedMaps } from "../../core/sprites";
 import { reloadTick } from "../../core/state";
 import { urlsAtStep, type FrameModel, type Slot, type TileSource } from "./state";
 

@@ -3,11 +3,13 @@
 import { computed, signal } from "@preact/signals";
 import { DEFAULT_PROBE, probeImageUrl, type ProbeResponse } from "../../core/api";
 import { mapImageUrl, type MapKind, type MapSeries, type MapsResponse, type PredictionsResponse } from "./api";
+import { MAP_KINDS } from "../../generated/fields";
 import type { ColormapName } from "../../lib/colormaps";
 import { stepAtOrBefore, stepIndex, unionSteps } from "../../lib/steps";
 import { type MapNormalization } from "./overlay_math";
-import { idle, selectedRun, type Loadable } from "../../core/state";
+import { activeView, idle, selectedRun, type Loadable } from "../../core/state";
 
+export const CAM_VIEW = "cam";
 export const DEFAULT_CAM_COLORMAP: ColormapName = "jet";
 export const DEFAULT_OPACITY = 0.5;
 export const DEFAULT_THRESHOLD = 0;
@@ -40,6 +42,11 @@ export const mapsB = signal<Loadable<MapsResponse>>(idle());
 export const probeB = signal<Loadable<ProbeResponse>>(idle());
 export const predsB = signal<Loadable<PredictionsResponse>>(idle());
 
+/** Whether `s` names a kind of map (a deep link's `cam.kind`). */
+export function isMapKind(s: string | undefined): s is MapKind {
+  return (MAP_KINDS as readonly (string | undefined)[]).includes(s);
+}
+
 export const KIND_LABELS: Record<MapKind, string> = { cam: "CAM", saliency: "Saliency" };
 
 export function probeOf(s: { probe?: string }): string {
@@ -57,7 +64,7 @@ export const availableProbes = computed(() => [...new Set(runSeries.value.map(pr
 export const availableKinds = computed<MapKind[]>(() => {
   const probe = camProbe.value;
   const kinds = new Set(runSeries.value.filter((s) => probeOf(s) === probe).map((s) => s.kind));
-  return (["cam", "saliency"] as MapKind[]).filter((k) => kinds.has(k));
+  return MAP_KINDS.filter((k) => kinds.has(k));
 });
 
 export const availableLayers = computed(() => {
@@ -237,4 +244,11 @@ export function predictionAt(
 
 export function className(names: string[] | null, cls: number): string {
   return names && cls >= 0 && cls < names.length ? names[cls] : `class ${cls}`;
+}
+
+/** Show the CAM view with the CAMs of `layer` (the layer panel's link). */
+export function showLayerCams(layer: string): void {
+  camKind.value = "cam";
+  camLayer.value = layer;
+  activeView.value = CAM_VIEW;
 }

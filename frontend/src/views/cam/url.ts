@@ -19,13 +19,15 @@ import {
   DEFAULT_OPACITY,
   DEFAULT_THRESHOLD,
   DEFAULT_TILE_SIZE,
+  isMapKind,
   MAX_TILE_SIZE,
   MIN_TILE_SIZE,
   selectedImage,
 } from "./state";
 
 function apply(url: Record<string, string>): void {
-  if (url["cam.kind"] === "cam" || url["cam.kind"] === "saliency") camKind.value = url["cam.kind"];
+  const kind = url["cam.kind"];
+  if (isMapKind(kind)) camKind.value = kind;
   if (url["cam.probe"]) camProbe.value = url["cam.probe"];
   if (url["cam.layer"] !== undefined) camLayer.value = url["cam.layer"];
   if (url["cam.methods"]) camMethods.value = url["cam.methods"].split(",").filter(Boolean);

@@ -3,7 +3,7 @@
 import { useLayoutEffect, useMemo, useRef } from "preact/hooks";
 import { reloadTick } from "../../core/state";
 import { colormapLUT } from "../../lib/colormaps";
-import type { DecodedImages } from "../../lib/sprites";
+import type { DecodedImages } from "../../core/sprites";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
 import type { FeatureMapLayer } from "./api";
 import { cellsFor, paintCell, sharedRange, tileLut, type Cell } from "./math";

@@ -7,7 +7,7 @@ import type { ColormapName } from "../../lib/colormaps";
 import { fetchFeatureMapLayers, fetchTileScales, tileImageUrl, type FeatureMapLayersResponse, type TileKind, type TileScales } from "./api";
 import type { Scale, TokenView } from "./math";
 import { LruCache } from "../../lib/lru";
-import { decodeImageSprite, decodeMapSprite, type DecodedImages, type DecodedMaps } from "../../lib/sprites";
+import { decodeImageSprite, decodeMapSprite, type DecodedImages, type DecodedMaps } from "../../core/sprites";
 
 export const FMAPS_VIEW = "fmaps";
 export const DEFAULT_FMAP_COLORMAP: ColormapName = "viridis";

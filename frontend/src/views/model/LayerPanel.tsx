@@ -1,9 +1,8 @@
 // The layer panel: everything Insight recorded about one layer, one section after another. A new
 // section is one entry in LAYER_SECTIONS (a component taking {run, layer}).
 import type { ComponentType } from "preact";
-import { activeView, selectedRun } from "../../core/state";
-import { CAM_VIEW } from "../cam/loaders";
-import { camKind, camLayer } from "../cam/state";
+import { selectedRun } from "../../core/state";
+import { showLayerCams } from "../cam/state";
 import { FeatureMapsPanel } from "../fmaps/FeatureMapsPanel";
 import { LayerChartsView } from "../stats/LayerCharts";
 import { HistogramSection } from "./HistogramSection";
@@ -28,11 +27,7 @@ function CamLinkSection(props: LayerSectionProps) {
       <button
         type="button"
         class="ins-link"
-        onClick={() => {
-          camKind.value = "cam";
-          camLayer.value = props.layer;
-          activeView.value = CAM_VIEW;
-        }}
+        onClick={() => showLayerCams(props.layer)}
       >
         Open the CAMs recorded for this layer
       </button>

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { SpriteStore } from "../src/core/sprites";
+import { activeView, reloadTick, runs, selectedRun } from "../src/core/state";
 import type { MapSeries } from "../src/views/cam/api";
 import { startCamLoaders } from "../src/views/cam/loaders";
 import {
@@ -17,8 +19,6 @@ import {
   sliderSteps,
   urlsAtStep,
 } from "../src/views/cam/state";
-import { SpriteStore } from "../src/core/sprites";
-import { activeView, reloadTick, runs, selectedRun } from "../src/core/state";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 

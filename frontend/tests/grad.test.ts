@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { stepIndexAtOrBefore } from "../src/lib/steps";
 import type { GradientsResponse } from "../src/views/grads/api";
 import { findAlerts, flowColumns, log10Rows, median, rowsWithData, stepMedians } from "../src/views/grads/math";
-import { stepIndexAtOrBefore } from "../src/lib/steps";
 
 function response(values: Record<string, (number | null)[][]>, steps = [0, 10, 20]): GradientsResponse {
   const names = ["conv", "relu", "fc", "head"];

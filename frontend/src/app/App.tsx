@@ -1,7 +1,7 @@
 import { activeView, runs, selectedRun } from "../core/state";
 import { ErrorMessage } from "../widgets/ErrorMessage";
-import { Sidebar } from "./Sidebar";
 import { VIEWS } from "./registry";
+import { Sidebar } from "./Sidebar";
 
 function EmptyState() {
   return (

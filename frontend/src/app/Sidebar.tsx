@@ -1,6 +1,6 @@
 // Left panel: run picker, view index, the active view's settings and the selected layer's details.
-import { formatShape } from "../lib/format";
 import { activeView, darkMode, layerInfoByName, runs, selectedLayer, selectedRun } from "../core/state";
+import { formatShape } from "../lib/format";
 import type { ViewDef } from "./registry";
 
 // TensorBoard's run colour palette (webapp/util/colors.ts), assigned in run order.

@@ -2,9 +2,9 @@
 // `want(urls)` states what the current frame and its prefetch need, most important first: fetches
 // of anything no longer wanted are aborted (stale slider positions), at most `concurrency` run at
 // once, and listeners hear about every finished decode so the engine can redraw.
-import { ApiError, fetchBlob } from "./api";
 import { LruCache } from "../lib/lru";
 import { extractChannel, imageMaxima, spriteCount } from "../lib/sprite_math";
+import { ApiError, fetchBlob } from "./api";
 
 export type Decoder<T> = (url: string, signal: AbortSignal) => Promise<T>;
 

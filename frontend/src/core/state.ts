@@ -2,8 +2,8 @@
 // the run and layer lists. Each view keeps its own state in views/<view>/state.ts. Components read
 // signals; loaders write them. Canvas code subscribes directly, so the component tree need not re-render.
 import { signal, computed } from "@preact/signals";
-import type { LayersResponse, RunInfo } from "./api";
 import { DEFAULT_COLORMAP, type ColormapName } from "../lib/colormaps";
+import type { LayersResponse, RunInfo } from "./api";
 
 /** A value loaded from the API: data (kept while refreshing), loading flag, error message. */
 export interface Loadable<T> {

@@ -1,5 +1,7 @@
 // Left-panel settings of the overlay viewer: kind, probe, layer, methods, comparison run, and the
 // display (colormap, opacity, threshold, normalisation, image size).
+import { runs, selectedRun } from "../../core/state";
+import { ColormapField, RangeField, SelectField, Toggle } from "../../widgets/fields";
 import {
   availableKinds,
   availableLayers,
@@ -20,8 +22,6 @@ import {
   MIN_TILE_SIZE,
   mapsB,
 } from "./state";
-import { runs, selectedRun } from "../../core/state";
-import { ColormapField, RangeField, SelectField, Toggle } from "../../widgets/fields";
 
 function MethodList() {
   const methods = availableMethods.value;

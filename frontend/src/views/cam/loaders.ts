@@ -2,8 +2,10 @@
 // comparison run's), fetched only while the CAM view is shown; plus the selection fix-ups once a
 // run's series are known (a deep-linked layer/method is kept when the run has it).
 import { batch, computed, effect } from "@preact/signals";
-import { fetchMaps, fetchPredictions, type MapsResponse } from "./api";
 import { fetchProbe } from "../../core/api";
+import { resource } from "../../core/resource";
+import { activeView, runs, selectedRun } from "../../core/state";
+import { fetchMaps, fetchPredictions, type MapsResponse } from "./api";
 import {
   availableKinds,
   availableLayers,
@@ -26,8 +28,6 @@ import {
   runSeries,
   selectedImage,
 } from "./state";
-import { resource } from "../../core/resource";
-import { activeView, runs, selectedRun } from "../../core/state";
 
 const PREFERRED_METHODS = ["gradcam", "gradient"];
 

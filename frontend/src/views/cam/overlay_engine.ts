@@ -5,11 +5,11 @@
 // colormap) via putImageData on an offscreen canvas of the map's size, scaled with bilinear
 // smoothing. Buffers are cached per map size, so a frame allocates no pixel memory.
 import { effect } from "@preact/signals";
-import { colormapRGB, type ColormapName } from "../../lib/colormaps";
-import { buildFrameLut, colorizeMap, colorizeResampled, normalizationAffine, prefetchOrder, prefetchRadius, resampleAxis, type MapNormalization, type ResampleAxis } from "./overlay_math";
-import { spriteOffset } from "../../lib/sprite_math";
 import { decodeImageSprite, decodeMapSprite, mapMaxima, SpriteStore, type DecodedImages, type DecodedMaps } from "../../core/sprites";
 import { reloadTick } from "../../core/state";
+import { colormapRGB, type ColormapName } from "../../lib/colormaps";
+import { spriteOffset } from "../../lib/sprite_math";
+import { buildFrameLut, colorizeMap, colorizeResampled, normalizationAffine, prefetchOrder, prefetchRadius, resampleAxis, type MapNormalization, type ResampleAxis } from "./overlay_math";
 import { urlsAtStep, type FrameModel, type Slot, type TileSource } from "./state";
 
 export interface Settings {

@@ -1,8 +1,8 @@
 // PNG export of composed overlays: one image (its tiles side by side, headed by method/run and
 // captioned with the labels) or the whole grid, rendered offscreen at the probe's resolution
 // (at least 224 px per tile) and saved through canvas.toBlob -> <a download>.
-import { className, predictionAt, type FrameModel } from "./state";
 import type { OverlayEngine, Settings } from "./overlay_engine";
+import { className, predictionAt, type FrameModel } from "./state";
 
 const HEADER = 18;
 const CAPTION = 34;

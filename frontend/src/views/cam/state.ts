@@ -2,12 +2,12 @@
 // loaded data, and the derived frame model the drawing engine and the components read.
 import { computed, signal } from "@preact/signals";
 import { DEFAULT_PROBE, probeImageUrl, type ProbeResponse } from "../../core/api";
-import { mapImageUrl, type MapKind, type MapSeries, type MapsResponse, type PredictionsResponse } from "./api";
+import { activeView, idle, selectedRun, type Loadable } from "../../core/state";
 import { MAP_KINDS } from "../../generated/fields";
 import type { ColormapName } from "../../lib/colormaps";
 import { stepAtOrBefore, stepIndex, unionSteps } from "../../lib/steps";
+import { mapImageUrl, type MapKind, type MapSeries, type MapsResponse, type PredictionsResponse } from "./api";
 import { type MapNormalization } from "./overlay_math";
-import { activeView, idle, selectedRun, type Loadable } from "../../core/state";
 
 export const CAM_VIEW = "cam";
 export const DEFAULT_CAM_COLORMAP: ColormapName = "jet";

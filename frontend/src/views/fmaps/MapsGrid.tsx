@@ -1,9 +1,9 @@
 // The feature maps of one layer at one step: probe images (rows) × the chosen channels (columns),
 // each stored 8-bit tile coloured through its own table (per-map or shared scale).
 import { useLayoutEffect, useMemo, useRef } from "preact/hooks";
+import type { DecodedImages } from "../../core/sprites";
 import { reloadTick } from "../../core/state";
 import { colormapLUT } from "../../lib/colormaps";
-import type { DecodedImages } from "../../core/sprites";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
 import type { FeatureMapLayer } from "./api";
 import { cellsFor, paintCell, sharedRange, tileLut, type Cell } from "./math";

@@ -1,8 +1,8 @@
 // The selected run's feature-map and filter layers, shared by the Feature maps view and its settings:
 // the list (refetched on TensorBoard's reload), the layer picker's entries, and the layer shown.
 import { useEffect, useState } from "preact/hooks";
-import { reloadTick } from "../../core/state";
 import { describe } from "../../core/resource";
+import { reloadTick } from "../../core/state";
 import type { FeatureMapLayersResponse } from "./api";
 import { fmLayer, loadLayers } from "./state";
 

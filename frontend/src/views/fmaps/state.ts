@@ -3,11 +3,11 @@
 // scales and grids never change once written; layer lists are refetched on TensorBoard's reload).
 import { signal } from "@preact/signals";
 import { DEFAULT_PROBE, fetchBlob, fetchProbe, type ProbeResponse } from "../../core/api";
+import { decodeImageSprite, decodeMapSprite, type DecodedImages, type DecodedMaps } from "../../core/sprites";
 import type { ColormapName } from "../../lib/colormaps";
+import { LruCache } from "../../lib/lru";
 import { fetchFeatureMapLayers, fetchTileScales, tileImageUrl, type FeatureMapLayersResponse, type TileKind, type TileScales } from "./api";
 import type { Scale, TokenView } from "./math";
-import { LruCache } from "../../lib/lru";
-import { decodeImageSprite, decodeMapSprite, type DecodedImages, type DecodedMaps } from "../../core/sprites";
 
 export const FMAPS_VIEW = "fmaps";
 export const DEFAULT_FMAP_COLORMAP: ColormapName = "viridis";

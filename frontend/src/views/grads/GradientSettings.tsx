@@ -1,8 +1,8 @@
 // Left-panel settings of the gradient view: the heatmap's statistic and colormap, and the alert
 // thresholds (relative to the model's median gradient norm at each step).
-import { alertMeasure, explodeExp, gradField, HEATMAP_FIELDS, isMeasure, vanishExp } from "./state";
 import { colormap } from "../../core/state";
 import { ColormapField, RangeField, SelectField } from "../../widgets/fields";
+import { alertMeasure, explodeExp, gradField, HEATMAP_FIELDS, isMeasure, vanishExp } from "./state";
 
 function Exponent(props: { id: string; label: string; testid: string; min: number; max: number; value: number; onInput: (v: number) => void }) {
   return (

@@ -1,11 +1,11 @@
 // State of the gradient view: its settings, the run's gradient statistics (fetched only while the
 // view is shown), and what the cards derive from them (the shown step, the alerts).
 import { computed, signal } from "@preact/signals";
-import { fetchGradients, type GradField, type GradientsResponse } from "./api";
 import { resource } from "../../core/resource";
-import { findAlerts, type GradAlert } from "./math";
-import { stepIndexAtOrBefore } from "../../lib/steps";
 import { activeView, idle, selectedLayer, selectedRun, type Loadable } from "../../core/state";
+import { stepIndexAtOrBefore } from "../../lib/steps";
+import { fetchGradients, type GradField, type GradientsResponse } from "./api";
+import { findAlerts, type GradAlert } from "./math";
 
 export const GRAD_VIEW = "grads";
 

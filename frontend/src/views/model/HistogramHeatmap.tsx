@@ -2,10 +2,10 @@
 // each step's column scaled to its own fullest bin, coloured through the tab's colormap LUTs.
 // Hover shows the bin and its count; a click picks the step shown in detail elsewhere.
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import type { HistogramsResponse } from "./api";
 import { colormapLUT, packRGBA, type ColormapName } from "../../lib/colormaps";
 import { formatValue } from "../../lib/format";
 import { tickColumns } from "../../lib/heatmap_math";
+import type { HistogramsResponse } from "./api";
 import { binRange, histogramCells } from "./math";
 
 export interface HistogramHeatmapProps {

@@ -1,7 +1,7 @@
 // Pure helpers of the Model view: the folding tree of the model table, output descriptions,
 // dead/saturated unit alerts and the histogram's colour cells. No DOM here (unit-tested in node).
-import type { HistogramsResponse, ModelRow, OutputDescription, UnitsResponse } from "./api";
 import type { LayerInfo } from "../../core/api";
+import type { HistogramsResponse, ModelRow, OutputDescription, UnitsResponse } from "./api";
 
 /** Whether row i has children (the rows after it whose names start with its name and a dot). */
 export function hasChildren(rows: readonly ModelRow[], i: number): boolean {

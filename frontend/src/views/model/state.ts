@@ -2,11 +2,11 @@
 // the selected layer's histograms. Fetched only while the view is shown; the selected layer is the
 // tab-wide `selectedLayer` (deep link key `layer`).
 import { computed, signal } from "@preact/signals";
-import { fetchHistograms, fetchModelTable, fetchUnits, type HistogramsResponse, type ModelTableResponse, type UnitsResponse } from "./api";
-import { fetchMaps, type MapsResponse } from "../cam/api";
 import { resource } from "../../core/resource";
-import { findUnitAlerts, type UnitAlert } from "./math";
 import { activeView, idle, layers, selectedLayer, selectedRun, type Loadable } from "../../core/state";
+import { fetchMaps, type MapsResponse } from "../cam/api";
+import { fetchHistograms, fetchModelTable, fetchUnits, type HistogramsResponse, type ModelTableResponse, type UnitsResponse } from "./api";
+import { findUnitAlerts, type UnitAlert } from "./math";
 
 export const MODEL_VIEW = "model";
 export const DEFAULT_TREE_DEPTH = 2;

@@ -1,13 +1,12 @@
 // The layer × step heatmap card.
-import type { ColormapName } from "../../lib/colormaps";
-import { formatValue } from "../../lib/format";
-import { normalize } from "../../lib/heatmap_math";
 import { useMemo } from "preact/hooks";
 import { colormap, darkMode, layerInfoByName, selectedLayer, selectedRun } from "../../core/state";
-import { heatmap, normalization, selectedStat, STAT_LABELS } from "./state";
-import { ColorLegend, Heatmap } from "../../widgets/Heatmap";
+import type { ColormapName } from "../../lib/colormaps";
+import { formatShape, formatValue } from "../../lib/format";
+import { normalize } from "../../lib/heatmap_math";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
-import { formatShape } from "../../lib/format";
+import { ColorLegend, Heatmap } from "../../widgets/Heatmap";
+import { heatmap, normalization, selectedStat, STAT_LABELS } from "./state";
 
 function Legend(props: { colormap: ColormapName }) {
   const state = heatmap.value;
@@ -32,7 +31,7 @@ function Legend(props: { colormap: ColormapName }) {
   return <ColorLegend colormap={props.colormap} low={formatValue(range.min)} high={formatValue(range.max)} />;
 }
 
-export function HeatmapView() {
+export function HeatmapCard() {
   const state = heatmap.value;
   const run = selectedRun.value;
   const stat = selectedStat.value;

@@ -1,13 +1,13 @@
 // Line charts over steps for the selected layer (uPlot, cursor and x-zoom synced across charts).
 import { useMemo } from "preact/hooks";
 import uPlot from "uplot";
-import type { LayerStatsResponse } from "./api";
+import { darkMode, selectedLayer, selectedRun } from "../../core/state";
 import { axisStyle, stepAxis, stepSeries } from "../../lib/chart_axes";
 import { formatShape, formatValue } from "../../lib/format";
-import { darkMode, selectedLayer, selectedRun } from "../../core/state";
-import { layerStats } from "./state";
-import { UPlotChart } from "../../widgets/UPlotChart";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
+import { UPlotChart } from "../../widgets/UPlotChart";
+import type { LayerStatsResponse } from "./api";
+import { layerStats } from "./state";
 
 const SYNC_KEY = "insight-layer";
 

@@ -1,11 +1,11 @@
 // The activation-statistics view: the layer × step heatmap, and the selected layer's statistics over steps.
-import { HeatmapView } from "./HeatmapCard";
+import { HeatmapCard } from "./HeatmapCard";
 import { LayerChartsView } from "./LayerCharts";
 
 export function ActivationStatsView() {
   return (
     <>
-      <HeatmapView />
+      <HeatmapCard />
       <LayerChartsView />
     </>
   );

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Build the Insight tab's browser bundle into tb_plugin_insight/plugin/static/index.js.
-# Idempotent: installs the exact locked dependencies (npm ci) only when they are missing or stale,
-# then runs esbuild. The output is deterministic, so re-running on a clean tree changes nothing.
+# Idempotent: regenerates frontend/src/generated/fields.ts from tb_plugin_insight/metadata.py (the
+# record field lists have one source), installs the exact locked dependencies (npm ci) only when they
+# are missing or stale, then runs esbuild. The output is deterministic, so re-running on a clean tree
+# changes nothing.
 #   scripts/build_frontend.sh            build
 #   scripts/build_frontend.sh --check    also type-check (tsc --noEmit)
 set -euo pipefail
-cd "$(dirname "$0")/../frontend"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT/frontend"
+
+# The repository's virtual environment when there is one (it has tensorboard, which metadata.py needs).
+PYTHON="${PYTHON:-}"
+if [ -z "$PYTHON" ]; then
+  if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
+fi
+"$PYTHON" "$ROOT/scripts/gen_frontend_fields.py"
 
 command -v node >/dev/null || { echo "node is required (Node >= 20.19)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "npm is required" >&2; exit 1; }

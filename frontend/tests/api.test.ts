@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ApiError, decodeF32, fetchGradients, fetchHeatmap, fetchRuns, matrixRows } from "../src/api";
+import { ApiError, decodeF32, fetchRuns, matrixRows } from "../src/core/api";
+import { fetchGradients } from "../src/views/grads/api";
+import { fetchHeatmap } from "../src/views/stats/api";
 
 function stubFetch(status: number, body: string, seen: string[] = []): void {
   globalThis.fetch = (async (input: RequestInfo | URL) => {

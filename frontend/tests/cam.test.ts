@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { MapSeries } from "../src/api";
-import { startCamLoaders } from "../src/cam_data";
+import { SpriteStore } from "../src/core/sprites";
+import { activeView, reloadTick, runs, selectedRun } from "../src/core/state";
+import type { MapSeries } from "../src/views/cam/api";
+import { startCamLoaders } from "../src/views/cam/loaders";
 import {
   camKind,
   camLayer,
@@ -16,9 +18,7 @@ import {
   probeA,
   sliderSteps,
   urlsAtStep,
-} from "../src/cam_state";
-import { SpriteStore } from "../src/sprites";
-import { activeView, reloadTick, runs, selectedRun } from "../src/state";
+} from "../src/views/cam/state";
 
 const tick = () => new Promise((r) => setTimeout(r, 0));
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { axisStyle, STEP_INCRS, stepAxis } from "../src/chart_axes";
+import { axisStyle, STEP_INCRS, stepAxis } from "../src/lib/chart_axes";
 
 /** The tick positions uPlot draws for a spacing: the multiples of it inside [min, max]. */
 function ticks(min: number, max: number, incr: number): number[] {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { COLORMAP_NAMES, colormapLUT, colormapRGB, packRGBA } from "../src/colormaps";
+import { COLORMAP_NAMES, colormapLUT, colormapRGB, packRGBA } from "../src/lib/colormaps";
 
 const rgbAt = (name: Parameters<typeof colormapRGB>[0], i: number) => Array.from(colormapRGB(name).slice(i * 3, i * 3 + 3));
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { startLoaders } from "../src/data";
-import { activeView, heatmap, layerStats, reloadTick, runs, selectedLayer, selectedRun } from "../src/state";
+import { startLoaders } from "../src/core/loaders";
+import { activeView, reloadTick, runs, selectedLayer, selectedRun } from "../src/core/state";
+import { heatmap, layerStats, startStatsLoaders } from "../src/views/stats/state";
 
 interface Pending {
   url: string;
@@ -33,6 +34,7 @@ const heatmapBody = (run: string) => ({ run, stat: "mean", layers: ["conv"], ste
 test("loaders follow the selection, drop stale responses and keep data across reloads", async () => {
   activeView.value = "stats"; // the heatmap is fetched only while its view is shown
   startLoaders({ layer: "conv" });
+  startStatsLoaders();
   take("./runs").resolve({ runs: [{ run: "a", numLayers: 1, maxStep: 1 }, { run: "b", numLayers: 1, maxStep: 1 }] });
   await tick();
   assert.equal(selectedRun.value, "a");

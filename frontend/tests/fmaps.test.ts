@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, storageNote, tileLut, type LayoutInfo } from "../src/fmaps_math";
+import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, storageNote, tileLut, type LayoutInfo } from "../src/views/fmaps/math";
 
 /** A grid of 2 rows (images) × 3 columns of h × w tiles whose code is 100*row + 10*column + pixel. */
 function grid(h: number, w: number): { data: Uint8Array; width: number } {

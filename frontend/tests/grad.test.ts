@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { GradientsResponse } from "../src/api";
-import { findAlerts, flowColumns, log10Rows, median, rowsWithData, stepIndexAtOrBefore, stepMedians } from "../src/grad_math";
+import { stepIndexAtOrBefore } from "../src/lib/steps";
+import type { GradientsResponse } from "../src/views/grads/api";
+import { findAlerts, flowColumns, log10Rows, median, rowsWithData, stepMedians } from "../src/views/grads/math";
 
 function response(values: Record<string, (number | null)[][]>, steps = [0, 10, 20]): GradientsResponse {
   const names = ["conv", "relu", "fc", "head"];

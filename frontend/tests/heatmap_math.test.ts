@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { cellAt, colorize, normalize, tickColumns } from "../src/heatmap_math";
-import { colormapLUT, packRGBA } from "../src/colormaps";
+import { colormapLUT, packRGBA } from "../src/lib/colormaps";
+import { cellAt, colorize, normalize, tickColumns } from "../src/lib/heatmap_math";
 
 test("global normalisation maps min→0 and max→255, nulls invalid", () => {
   const n = normalize([[0, 5, null], [10, Number.NaN, 2.5]], 3, "global");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { HostIpc, type IpcMessage } from "../src/ipc";
+import { HostIpc, type IpcMessage } from "../src/lib/ipc";
 
 function nextMessage(port: MessagePort): Promise<IpcMessage> {
   return new Promise((resolve) => {

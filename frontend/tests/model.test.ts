@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { HistogramsResponse, ModelRow, UnitsResponse } from "../src/api";
+import type { HistogramsResponse, ModelRow, UnitsResponse } from "../src/views/model/api";
 import {
   binRange,
   cadence,
@@ -12,7 +12,7 @@ import {
   parentIndices,
   rowsFromLayers,
   visibleRows,
-} from "../src/model_math";
+} from "../src/views/model/math";
 
 function row(name: string, type = "M"): ModelRow {
   return { name, type, depth: name ? name.split(".").length : 0, params: 0, trainableParams: 0, ownParams: 0, watched: false, output: null, calls: 0 };

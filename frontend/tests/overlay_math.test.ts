@@ -1,25 +1,10 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { colormapRGB, packRGBA } from "../src/colormaps";
-import {
-  buildFrameLut,
-  colorizeMap,
-  extractChannel,
-  imageMaxima,
-  colorizeResampled,
-  LruCache,
-  resampleAxis,
-  normalizationAffine,
-  prefetchOrder,
-  prefetchRadius,
-  PREFETCH_BYTES,
-  spriteCount,
-  spriteOffset,
-  spriteRect,
-  stepAtOrBefore,
-  stepIndex,
-  unionSteps,
-} from "../src/overlay_math";
+import { colormapRGB, packRGBA } from "../src/lib/colormaps";
+import { LruCache } from "../src/lib/lru";
+import { extractChannel, imageMaxima, spriteCount, spriteOffset, spriteRect } from "../src/lib/sprite_math";
+import { stepAtOrBefore, stepIndex, unionSteps } from "../src/lib/steps";
+import { buildFrameLut, colorizeMap, colorizeResampled, resampleAxis, normalizationAffine, prefetchOrder, prefetchRadius, PREFETCH_BYTES } from "../src/views/cam/overlay_math";
 
 const rgbAt = (rgb: Uint8Array, i: number) => [rgb[i * 3], rgb[i * 3 + 1], rgb[i * 3 + 2]] as const;
 

@@ -2,13 +2,23 @@
 // LUT) scaled onto a canvas with smoothing off. Missing cells are transparent in the bitmap and
 // show a hatch pattern painted underneath. Layer names are DOM text down the left.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/hooks";
-import type { HeatmapResponse } from "../api";
-import { colormapLUT, colormapRGB, type ColormapName } from "../colormaps";
-import { formatValue } from "../format";
-import { cellAt, colorize, normalize, tickColumns, type Normalization, type Normalized } from "../heatmap_math";
+import { colormapLUT, colormapRGB, type ColormapName } from "../lib/colormaps";
+import { formatValue } from "../lib/format";
+import { cellAt, colorize, normalize, tickColumns, type Normalization, type Normalized } from "../lib/heatmap_math";
+
+/** A layer × step matrix: values[i][j] is layer layers[i] at step steps[j] (null: none, or not finite). */
+export interface HeatmapData {
+  run: string;
+  stat: string;
+  layers: string[];
+  steps: number[];
+  values: (number | null)[][];
+  /** The first answer on a run not read yet: a sample of its steps. */
+  sampled?: boolean;
+}
 
 export interface HeatmapProps {
-  data: HeatmapResponse;
+  data: HeatmapData;
   colormap: ColormapName;
   normalization: Normalization;
   selectedLayer: string | null;

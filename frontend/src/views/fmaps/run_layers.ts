@@ -1,0 +1,47 @@
+// The selected run's feature-map and filter layers, shared by the Feature maps view and its settings:
+// the list (refetched on TensorBoard's reload), the layer picker's entries, and the layer shown.
+import { useEffect, useState } from "preact/hooks";
+import { describe } from "../../core/resource";
+import { reloadTick } from "../../core/state";
+import type { FeatureMapLayersResponse } from "./api";
+import { fmLayer, loadLayers } from "./state";
+
+/** The selected run's layers list (shared by the view and its settings). */
+export function useRunLayers(run: string | null): { data: FeatureMapLayersResponse | null; error: string | null } {
+  const reload = reloadTick.value;
+  const [state, setState] = useState<{ data: FeatureMapLayersResponse | null; error: string | null }>({ data: null, error: null });
+  useEffect(() => {
+    if (run === null) return;
+    let live = true;
+    loadLayers(run, reload).then(
+      (data) => live && setState({ data, error: null }),
+      (e: unknown) => live && setState({ data: null, error: describe(e) }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [run, reload]);
+  return state.data && state.data.run === run ? state : { data: null, error: state.error };
+}
+
+/** The picker's entries: every layer with feature maps or filters, in model order. */
+export function layerNames(data: FeatureMapLayersResponse): { name: string; note: string }[] {
+  const out = new Map<string, { name: string; note: string; order: number }>();
+  for (const l of data.featureMaps) out.set(l.layer, { name: l.layer, note: l.moduleType, order: l.order });
+  for (const f of data.filters) {
+    const e = out.get(f.layer);
+    if (e) e.note += " + filters";
+    else out.set(f.layer, { name: f.layer, note: f.moduleType + " filters", order: f.order });
+  }
+  return [...out.values()].sort((a, b) => a.order - b.order || a.name.localeCompare(b.name));
+}
+
+/** The layer to show: the chosen one if the run has it, else the first layer with feature maps and filters,
+ * else the first with feature maps, else the first (filters only). */
+export function shownLayer(data: FeatureMapLayersResponse): string | null {
+  const names = layerNames(data).map((l) => l.name);
+  const chosen = fmLayer.value;
+  if (chosen !== null && names.includes(chosen)) return chosen;
+  const withFilters = data.featureMaps.find((l) => data.filters.some((f) => f.layer === l.layer));
+  return withFilters?.layer ?? data.featureMaps[0]?.layer ?? names[0] ?? null;
+}

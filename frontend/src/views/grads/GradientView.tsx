@@ -1,0 +1,46 @@
+// The gradient view: the gradient-flow chart at a chosen step, a layer × step heatmap of a gradient
+// statistic, the alerts panel (vanishing / exploding / NaN / Inf) and the selected layer over steps.
+import { selectedRun } from "../../core/state";
+import { ErrorMessage } from "../../widgets/ErrorMessage";
+import { AlertsCard } from "./AlertsCard";
+import { FlowCard } from "./FlowCard";
+import { GradHeatmapCard } from "./GradHeatmapCard";
+import { LayerCard } from "./LayerCard";
+import { gradData, gradients } from "./state";
+
+function NoGradients() {
+  return (
+    <section class="ins-card" data-testid="grad-empty">
+      <h2 class="ins-card-title">No gradient records in this run</h2>
+      <p class="ins-muted">
+        Gradients are read from your own <code>loss.backward()</code> at the recorded steps of{" "}
+        <code>writer.watch(model, every=10)</code> (on by default; <code>grads=False</code> turns it off). Steps
+        run under <code>torch.no_grad()</code> have none.
+      </p>
+    </section>
+  );
+}
+
+export function GradientView() {
+  const state = gradients.value;
+  const data = gradData.value;
+  const run = selectedRun.value;
+  if (state.error && !data) return <ErrorMessage title="Could not load the gradients" message={state.error} />;
+  if (!data) return <div class="ins-loading">{state.loading ? "Loading gradients…" : ""}</div>;
+  if (!data.steps.length) return <NoGradients />;
+  return (
+    <div class={data.run !== run ? "ins-stale" : ""} data-testid="grad-view" data-run={data.run}>
+      {state.error ? <ErrorMessage title="Could not refresh the gradients" message={state.error} /> : null}
+      {data.totalSteps !== undefined && data.totalSteps > data.steps.length ? (
+        <div class="ins-hint" data-testid="grad-thinned">
+          {data.steps.length} of {data.totalSteps} recorded steps shown in the overview (each column shows its last
+          step; NaN/Inf are counted over the whole column). The layer charts show every step.
+        </div>
+      ) : null}
+      <AlertsCard data={data} />
+      <FlowCard data={data} />
+      <GradHeatmapCard data={data} />
+      <LayerCard data={data} />
+    </div>
+  );
+}

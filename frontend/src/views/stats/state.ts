@@ -1,0 +1,83 @@
+// State of the activation-statistics view: the heatmap's statistic and scaling, the heatmap and the
+// selected layer's statistics over steps (also shown by the Model view's layer panel).
+import { computed, signal } from "@preact/signals";
+import { resource } from "../../core/resource";
+import { activeView, idle, layers, selectedLayer, selectedRun, type Loadable } from "../../core/state";
+import { STAT_FIELDS, type StatField } from "../../generated/fields";
+import type { Normalization } from "../../lib/heatmap_math";
+import { fetchHeatmap, fetchLayerStats, type HeatmapResponse, type LayerStatsResponse } from "./api";
+
+/** The view that shows the activation-statistics heatmap (app/registry.ts). */
+export const STATS_VIEW = "stats";
+
+export type StatName = Exclude<StatField, "numel">;
+/** Statistics the heatmap can colour: every stored one but `numel` (the tensor's size). */
+export const STATS = STAT_FIELDS.filter((s): s is StatName => s !== "numel");
+export const DEFAULT_STAT: StatName = "mean";
+
+export const STAT_LABELS: Record<StatName, string> = {
+  mean: "Mean",
+  std: "Std deviation",
+  min: "Min",
+  max: "Max",
+  zeroFraction: "Zero fraction",
+  nanCount: "NaN count",
+  infCount: "Inf count",
+};
+
+export function isStatName(s: string): s is StatName {
+  return (STATS as readonly string[]).includes(s);
+}
+
+// Selection
+export const selectedStat = signal<StatName>(DEFAULT_STAT);
+export const normalization = signal<Normalization>("row");
+
+// Data
+export const heatmap = signal<Loadable<HeatmapResponse>>(idle());
+export const layerStats = signal<Loadable<LayerStatsResponse>>(idle());
+
+/** Statistics offered by the picker: the fixed list, narrowed to what the run recorded. */
+export const availableStats = computed<StatName[]>(() => {
+  const recorded = layers.value.data?.stats;
+  if (!recorded || !recorded.length) return [...STATS];
+  const narrowed = STATS.filter((s) => recorded.includes(s));
+  return narrowed.length ? narrowed : [...STATS];
+});
+
+let started = false;
+
+export function startStatsLoaders(): void {
+  if (started) return;
+  started = true;
+  // Only while the statistics view shows it (the Model view, the default, does not).
+  resource(
+    heatmap,
+    () => (activeView.value !== STATS_VIEW || selectedRun.value === null ? null : [selectedRun.value, selectedStat.value]),
+    async ([run, stat], signal, show) => {
+      const first = await fetchHeatmap(run, stat, signal);
+      if (!first.sampled) return first;
+      // A sample of the steps (a run nothing read yet): drawn at once; the server reads every step
+      // meanwhile and the next answer (which waits for that read) has the exact columns.
+      show(first);
+      return fetchHeatmap(run, stat, signal);
+    },
+    true,
+  );
+
+  // Only ask for a layer's stats once the run's layer list confirms the layer exists. The key is
+  // a computed string, so refreshing the layer list on reload does not trigger a second fetch.
+  const layerStatsKey = computed(() => {
+    const run = selectedRun.value;
+    const layer = selectedLayer.value;
+    const info = layers.value.data;
+    if (run === null || layer === null || !info || info.run !== run) return null;
+    return info.layers.some((l) => l.name === layer) ? JSON.stringify([run, layer]) : null;
+  });
+  resource(
+    layerStats,
+    () => (layerStatsKey.value === null ? null : (JSON.parse(layerStatsKey.value) as [string, string])),
+    ([run, layer], signal) => fetchLayerStats(run, layer, signal),
+    true,
+  );
+}

@@ -1,4 +1,4 @@
-// Typed client for the Insight plugin's HTTP API (tb_plugin_insight/plugin/http_api.md): the request and
+// Typed client for the Insight plugin's HTTP API (docs/http-api.md): the request and
 // error handling every view uses, the run and layer lists, and the probe. Each view's own routes are in
 // its folder (views/<view>/api.ts).
 // Every route is relative to the iframe's <base href="plugin/insight/">, so --path_prefix and

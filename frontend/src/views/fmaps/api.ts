@@ -1,4 +1,4 @@
-// Client of the feature-map and filter routes (tb_plugin_insight/plugin/http_api.md, "Feature maps and
+// Client of the feature-map and filter routes (docs/http-api.md, "Feature maps and
 // filters"). Grids are PNGs of 8-bit tiles; each tile's [min, max] comes with the step's JSON.
 import { DEFAULT_PROBE, getJson } from "../../core/api";
 

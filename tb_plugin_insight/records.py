@@ -139,9 +139,7 @@ def layer_extras(
         kind = metadata.RecordKind.UNIT_STATS_TABLE
         layers = _layer_rows(infos, bounded)
         tag = summary.layer_table_tag(kind, layers)
-        values.append(
-            summary.layer_table_value(kind, blocks["units"], layers, with_metadata=first_time(tag))
-        )
+        values.append(summary.layer_table_value(kind, blocks["units"], layers, with_metadata=first_time(tag)))
     if "histogram" in blocks:
         kind = metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE
         layers = _layer_rows(infos)

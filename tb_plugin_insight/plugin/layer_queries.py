@@ -53,7 +53,7 @@ class LayerViewQueries:
         stacks = {}
         for part in source.parts:  # a v2 table is read once for all its layers
             if part.row != layer_index.V1:
-                key = ("stack", eid, run, part.tag, int(part.series.max_step), float(part.series.max_wall_time))
+                key = ("stack", eid, run, part.tag, *part_signature(part))
                 stacks[part.tag] = self._stacks.get_or_make(key, lambda p=part: self._stack(ctx, eid, run, p))
         v1_tags = [p.tag for p in source.parts if p.row == layer_index.V1]
         points = self._queries.read(ctx, eid, run, v1_tags) if v1_tags else {}
@@ -152,6 +152,10 @@ class LayerViewQueries:
             if isinstance(document, dict) and isinstance(document.get("rows"), list):
                 return {**document, "run": run, "step": int(datum.step)}
         return _no_table(run)
+
+
+def part_signature(part: layer_index.Part) -> tuple[int, float]:
+    return int(part.series.max_step), float(part.series.max_wall_time)
 
 
 def _latest_count(row: np.ndarray) -> int | None:

@@ -12,8 +12,8 @@ from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin.http import not_found
-from tb_plugin_insight.plugin.listings import CachedReader, RunListings
 from tb_plugin_insight.plugin.layer_index import parse
+from tb_plugin_insight.plugin.listings import CachedReader, RunListings
 from tb_plugin_insight.plugin.queries import ALL_POINTS, finite_or_none, pooling_json
 
 FEATURE_MAPS = metadata.RecordKind.FEATURE_MAPS

@@ -35,12 +35,26 @@ def read_events(run_dir: Path) -> list:
 
 
 def insight_steps(run_dir: Path) -> dict[str, list[int]]:
-    """The steps written under each `insight/` tag of the run."""
+    """The steps written under each `insight/` tag of the run, a layer table's under each of its layers'
+    per-layer (v1) tags instead, e.g. `insight/activation_stats/<layer>`: the steps each layer was
+    recorded at, whichever schema stored them (`read_events` shows the tables' own tags)."""
+    from tb_plugin_insight import metadata
+
     steps: dict[str, list[int]] = {}
+    table_layers: dict[str, tuple[int, list[str]]] = {}  # table tag -> (layer kind, its rows' layers)
     for event in read_events(run_dir):
         for value in event.summary.value:
-            if value.tag.startswith("insight/"):
+            if not value.tag.startswith("insight/"):
+                continue
+            if not value.tag.startswith("insight/layer_table/"):
                 steps.setdefault(value.tag, []).append(event.step)
+                continue
+            if value.metadata.plugin_data.content:
+                data = metadata.PluginData.FromString(value.metadata.plugin_data.content)
+                table_layers[value.tag] = (metadata.LAYER_KINDS[data.kind], [e.name for e in data.layers])
+            kind, names = table_layers[value.tag]
+            for name in names:
+                steps.setdefault(metadata.tag_for(kind, name), []).append(event.step)
     return steps
 
 

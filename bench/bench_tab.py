@@ -482,7 +482,7 @@ def run(
         runs = sorted(p.name for p in logdir.iterdir() if p.is_dir())
         stats_runs = [r for r in runs if r.startswith("stats_")]
         big_runs = [r for r in runs if r.startswith("big_")]
-        stats_run = stats_runs[0]
+        stats_run = stats_runs[0] if stats_runs else ""
         cam_run = next((r for r in runs if r.startswith("cams_")), None)
         layer = make_large_logdir.layer_names(50)[5]
         port = _free_port()
@@ -500,7 +500,8 @@ def run(
                 if not cold_only:
                     measure_routes(base, stats_run, cam_run, layer, requests, result)
                 cold = stats_runs[3 : 3 + COLD_RUNS * len(stats_routes("", "", layer))]
-                measure_cold(base, cold if not cold_only else stats_runs, layer, result)
+                if stats_runs:
+                    measure_cold(base, cold if not cold_only else stats_runs, layer, result)
                 if big_runs:
                     measure_cold(base, big_runs, layer, result, big=True)
                 if not quiet:

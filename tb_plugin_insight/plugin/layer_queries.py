@@ -112,8 +112,11 @@ class LayerViewQueries:
             "totalSteps": len(columns),
         }
         for field, name in (("deadFraction", "dead"), ("saturatedFraction", "saturated")):
-            values = table.values[:, columns, table.fields.index(field)]
-            thinned = np.fmax.reduceat(values, starts, axis=1) if len(starts) < len(columns) else values
+            every_layer = np.arange(len(table.layers))
+            values = tables.field_matrix(table, field, every_layer, columns)
+            thinned = values
+            if len(starts) < len(columns):
+                thinned = tables.field_max(table, field, every_layer, columns, starts)
             body[name] = encode.matrix(thinned, encoding)
             above = np.nan_to_num(values, nan=0.0) > 0
             first = np.where(above.any(axis=1), above.argmax(axis=1), -1)

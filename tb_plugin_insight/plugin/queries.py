@@ -418,13 +418,12 @@ def _thin(
     starts = bucket_starts(len(columns), max_steps)
     ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
     shown = columns[ends]
-    picked = table.values[np.ix_(rows, shown)]
     values: dict[str, Any] = {}
     for field in fields:
-        k = table.fields.index(field)
-        column = picked[:, :, k]
         if _is_count(field) and len(starts) < len(columns):
-            column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
+            column = tables.field_max(table, field, rows, columns, starts)
+        else:
+            column = tables.field_matrix(table, field, rows, shown)
         values[field] = encode.matrix(column, encoding)
     return table.steps[shown].tolist(), values
 

@@ -153,3 +153,41 @@ def test_layer_table_records_per_step_do_not_grow_with_layers() -> None:
     assert parsed.version == metadata.PROTO_VERSION and [e.name for e in parsed.layers][-1] == "l299"
     with pytest.raises(ValueError, match="must have shape"):
         summary.layer_table_value(STATS, np.zeros((3, 8)), layer_rows(["a", "b"]), with_metadata=False)
+
+
+def test_a_single_table_view_equals_each_layers_own_rows() -> None:
+    """build_table's no-copy view of one layer table (rows in another order than the layers', records
+    read out of step order) holds what each layer's own rows say (tables.source_rows)."""
+    from collections import namedtuple
+
+    from tb_plugin_insight.plugin import layer_index, tables
+
+    datum = namedtuple("datum", "step wall_time numpy")
+    series = namedtuple("series", "max_step max_wall_time plugin_content")
+    rng = np.random.default_rng(0)
+    layers = [(f"l{i}", "Linear", (2,), order, False) for i, order in enumerate([2, 0, 1, 3])]
+    value = summary.layer_table_value(STATS, np.zeros((4, 8)), layers, with_metadata=True)
+    listing = {value.tag: series(9, 9.0, value.metadata.plugin_data.content)}
+    records = [datum(s, 100.0 + s, rng.standard_normal((4, 8)).astype(np.float32)) for s in (3, 0, 9, 5)]
+    sources = layer_index.layer_sources(listing, metadata.RecordKind.ACTIVATION_STATS)
+    ordered = sorted(sources.values(), key=lambda s: s.data.order)
+    table = tables.build_table(ordered, {value.tag: records}, metadata.STAT_FIELDS)
+    assert [d.layer for d in table.layers] == ["l1", "l2", "l0", "l3"] and table.steps.tolist() == [
+        0,
+        3,
+        5,
+        9,
+    ]
+    for i, source in enumerate(ordered):
+        steps, rows, walls = tables.source_rows(source, {value.tag: records}, {})
+        assert steps.tolist() == table.steps[table.present[i]].tolist()
+        np.testing.assert_array_equal(table.values[i][table.present[i]], rows)
+        np.testing.assert_array_equal(table.wall_times[i][table.present[i]], walls)
+        by_step = {d.step: d.numpy for d in records}
+        np.testing.assert_array_equal(rows, [by_step[s][int(source.data.layer[1:])] for s in steps])
+    picked = tables.field_matrix(table, "std", np.array([2, 0]), np.array([1, 3]))
+    np.testing.assert_array_equal(picked, table.values[[2, 0]][:, [1, 3], 1])
+    top = tables.field_max(table, "max", np.arange(4), np.arange(4), np.array([0, 2]))
+    np.testing.assert_array_equal(
+        top, np.stack([table.values[:, :2, 3].max(1), table.values[:, 2:, 3].max(1)], 1)
+    )

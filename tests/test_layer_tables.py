@@ -191,3 +191,36 @@ def test_a_single_table_view_equals_each_layers_own_rows() -> None:
     np.testing.assert_array_equal(
         top, np.stack([table.values[:, :2, 3].max(1), table.values[:, 2:, 3].max(1)], 1)
     )
+
+
+def test_a_layer_that_runs_only_at_some_steps(tmp_path: Path) -> None:
+    """The watched layers that ran differ between steps: each set is its own layer table, and every
+    layer's series has exactly the steps it ran at."""
+    import torch
+    from torch import nn
+
+    from tb_plugin_insight import InsightWriter
+
+    class Branchy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(3, 3), nn.Linear(3, 3)
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            x = self.a(x)
+            return self.b(x) if self.calls % 2 else x  # b runs at steps 0, 2, 4
+
+    torch.manual_seed(0)
+    model = Branchy()
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        writer.watch(model, every=1, grads=False)
+        for _ in range(6):
+            model(torch.randn(4, 3))
+    client = make_client(tmp_path)
+    assert get_json(client, "/layer_stats?run=run&layer=a")["steps"] == [0, 1, 2, 3, 4, 5]
+    assert get_json(client, "/layer_stats?run=run&layer=b")["steps"] == [0, 2, 4]
+    heatmap = get_json(client, "/stats_heatmap?run=run&stat=mean")
+    assert heatmap["layers"] == ["a", "b"]
+    assert [v is None for v in heatmap["values"][1]] == [False, True, False, True, False, True]

@@ -6,6 +6,7 @@ Imported by both sides, so it needs only protobuf and tensorboard's protos (neve
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Sequence
 
@@ -16,10 +17,13 @@ from tb_plugin_insight.proto import plugin_data_pb2
 PLUGIN_NAME = "insight"
 
 # Bumped when a reader must not interpret newer records; readers skip records newer than this.
-PROTO_VERSION = 0
+# 0: v1, one record per layer per step and kind. 1: v2, the layer tables (*_TABLE kinds, one record per
+# step and kind for every layer); readers of version 1 read both.
+PROTO_VERSION = 1
 
 RecordKind = plugin_data_pb2.RecordKind
 PluginData = plugin_data_pb2.InsightPluginData
+LayerEntry = plugin_data_pb2.LayerEntry
 
 # Entries of the per-step activation statistics vector, in stored order (JSON/camelCase names).
 STAT_FIELDS: tuple[str, ...] = (
@@ -95,7 +99,19 @@ _TAG_PREFIX = {
     RecordKind.FEATURE_MAP_SCALES: "insight/feature_map_scales/",
     RecordKind.FILTERS: "insight/filters/",
     RecordKind.FILTER_SCALES: "insight/filter_scales/",
+    RecordKind.ACTIVATION_STATS_TABLE: "insight/layer_table/activation_stats/",
+    RecordKind.GRADIENT_STATS_TABLE: "insight/layer_table/gradient_stats/",
+    RecordKind.UNIT_STATS_TABLE: "insight/layer_table/unit_stats/",
+    RecordKind.ACTIVATION_HISTOGRAM_TABLE: "insight/layer_table/activation_histogram/",
 }
+# v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
+TABLE_KINDS = {
+    RecordKind.ACTIVATION_STATS: RecordKind.ACTIVATION_STATS_TABLE,
+    RecordKind.GRADIENT_STATS: RecordKind.GRADIENT_STATS_TABLE,
+    RecordKind.UNIT_STATS: RecordKind.UNIT_STATS_TABLE,
+    RecordKind.ACTIVATION_HISTOGRAM: RecordKind.ACTIVATION_HISTOGRAM_TABLE,
+}
+LAYER_KINDS = {table: layer for layer, table in TABLE_KINDS.items()}
 # Feature maps and filters: the blob kind and the kind of the scales tensor that goes with it.
 SCALE_KINDS = {
     RecordKind.FEATURE_MAPS: RecordKind.FEATURE_MAP_SCALES,
@@ -127,6 +143,15 @@ def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_P
     if kind == RecordKind.MODEL_TABLE:
         return prefix
     return prefix + layer
+
+
+def layer_set_key(layers: Sequence[tuple[str, str, int, bool]]) -> str:
+    """The tag suffix of a layer table: 12 hex digits of a hash of its layers' (name, module type, order,
+    bounded), in row order. Constant while the watched layers are (so a run has one tag per table kind),
+    new when they change (a new watch): each tag's metadata then lists exactly its rows' layers. Shapes
+    are left out: a layer's shape is the one seen at the tag's first record, as in v1."""
+    digest = hashlib.sha1(repr([tuple(layer) for layer in layers]).encode("utf-8"))
+    return digest.hexdigest()[:12]
 
 
 def create_summary_metadata(

@@ -28,51 +28,33 @@ FirstTime = Callable[[str], bool]
 def activation_stats(
     first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray, float64: bool = False
 ) -> summary_pb2.Summary:
-    """Every recorded layer's activation statistics at one step (one row of `stats` per layer);
-    `float64` keeps float64 whatever the values (see summary.compact_floats)."""
-    return _per_layer(
-        first_time,
-        metadata.RecordKind.ACTIVATION_STATS,
-        summary.activation_stats_value,
-        infos,
-        stats,
-        float64,
-    )
+    """Every recorded layer's activation statistics at one step (one row of `stats` per layer), as one
+    layer table (summary.py); `float64` keeps float64 whatever the values (see summary.compact_floats)."""
+    return _table(first_time, metadata.RecordKind.ACTIVATION_STATS_TABLE, infos, stats, float64)
 
 
 def gradient_stats(
     first_time: FirstTime, infos: Sequence[LayerInfo], stats: HostArray, float64: bool = False
 ) -> summary_pb2.Summary:
-    """Every recorded layer's gradient statistics at one step (metadata.GRAD_FIELDS rows)."""
-    return _per_layer(
-        first_time, metadata.RecordKind.GRADIENT_STATS, summary.gradient_stats_value, infos, stats, float64
-    )
+    """Every recorded layer's gradient statistics at one step (metadata.GRAD_FIELDS rows), one table."""
+    return _table(first_time, metadata.RecordKind.GRADIENT_STATS_TABLE, infos, stats, float64)
 
 
-def _per_layer(
-    first_time: FirstTime,
-    kind: int,
-    value_of: Callable[..., summary_pb2.Summary.Value],
-    infos: Sequence[LayerInfo],
-    stats: HostArray,
-    float64: bool,
+def _layer_rows(infos: Sequence[LayerInfo], bounded: dict[str, bool] | None = None) -> list[summary.LayerRow]:
+    flags = bounded or {}
+    return [(i.name, i.module_type, i.shape, i.order, flags.get(i.name, False)) for i in infos]
+
+
+def _table(
+    first_time: FirstTime, kind: int, infos: Sequence[LayerInfo], stats: HostArray, float64: bool
 ) -> summary_pb2.Summary:
-    """One value per layer from its row of `stats`, with the metadata on each tag's first value."""
-    rows = host_numpy(stats)
-    return summary.summary_of(
-        [
-            value_of(
-                info.name,
-                row,
-                module_type=info.module_type,
-                shape=info.shape,
-                order=info.order,
-                with_metadata=first_time(metadata.tag_for(kind, info.name)),
-                float64=float64,
-            )
-            for info, row in zip(infos, rows)
-        ]
+    """One value holding every layer's row, with the metadata (the layer list) on its tag's first value."""
+    layers = _layer_rows(infos)
+    tag = summary.layer_table_tag(kind, layers)
+    value = summary.layer_table_value(
+        kind, host_numpy(stats), layers, with_metadata=first_time(tag), float64=float64
     )
+    return summary.summary_of([value])
 
 
 def maps(
@@ -145,37 +127,28 @@ def layer_extras(
     bins: int,
 ) -> summary_pb2.Summary:
     """Every recorded layer's further reductions at one step: dead/saturated unit fractions and the
-    activation histogram. A row of `extras` holds the reducers' numbers side by side, as `layout` says."""
+    activation histogram, one layer table each. A row of `extras` holds the reducers' numbers side by
+    side, as `layout` says."""
     rows = host_numpy(extras)
     blocks, start = {}, 0
     for name, width in layout:
         blocks[name] = rows[:, start : start + width]
         start += width
     values = []
-    for row, info in enumerate(infos):
-        common = {"module_type": info.module_type, "shape": info.shape, "order": info.order}
-        if "units" in blocks:
-            tag = metadata.tag_for(metadata.RecordKind.UNIT_STATS, info.name)
-            values.append(
-                summary.unit_stats_value(
-                    info.name,
-                    blocks["units"][row],
-                    bounded=bounded.get(info.name, False),
-                    with_metadata=first_time(tag),
-                    **common,
-                )
+    if "units" in blocks:
+        kind = metadata.RecordKind.UNIT_STATS_TABLE
+        layers = _layer_rows(infos, bounded)
+        tag = summary.layer_table_tag(kind, layers)
+        values.append(summary.layer_table_value(kind, blocks["units"], layers, with_metadata=first_time(tag)))
+    if "histogram" in blocks:
+        kind = metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE
+        layers = _layer_rows(infos)
+        tag = summary.layer_table_tag(kind, layers)
+        values.append(
+            summary.layer_table_value(
+                kind, blocks["histogram"], layers, with_metadata=first_time(tag), bins=bins
             )
-        if "histogram" in blocks:
-            tag = metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, info.name)
-            values.append(
-                summary.histogram_value(
-                    info.name,
-                    blocks["histogram"][row],
-                    bins=bins,
-                    with_metadata=first_time(tag),
-                    **common,
-                )
-            )
+        )
     return summary.summary_of(values)
 
 

@@ -58,6 +58,20 @@ step: one UTF-8 JSON document {"modelType", "params", "trainableParams", "rows":
 "depth", "params" (with children), "trainableParams", "ownParams", "watched", "output" (a shape list,
 a list/dict of them, or a type name; null if the module did not run), "calls"}]} in
 `model.named_modules()` order.
+Layer tables (schema v2, metadata version 1; what InsightWriter writes since): ACTIVATION_STATS_TABLE,
+GRADIENT_STATS_TABLE, UNIT_STATS_TABLE and ACTIVATION_HISTOGRAM_TABLE, tag
+`insight/layer_table/<activation_stats|gradient_stats|unit_stats|activation_histogram>/<key>`, TENSOR:
+one record per recorded step holding every watched layer, float32/64 [layers, width]: row i is what the
+per-layer kind above (ACTIVATION_STATS, GRADIENT_STATS, UNIT_STATS, ACTIVATION_HISTOGRAM) stores for
+`layers[i]` of the metadata (its name, module type, shape, order, and `bounded` for units), dtype chosen
+for the whole table (`compact_floats`; histograms float32). The layer list lives in the tag's metadata
+(so in each event file's first record of the tag, never in the per-step records): it is constant per
+watch, TensorBoard keeps a tag's metadata once per series, and `key` (metadata.layer_set_key: a hash of
+the list) gives a run whose watched layers change a new tag with its own list, so a row is never read
+against the wrong list. Steps that record more layers no longer write more records: 50 layers x 1,000
+steps is 1,000 records per kind (v1: 50,000, read one by one by TensorBoard's data provider).
+The per-layer kinds above (v1, metadata version 0) are still read.
+
 FEATURE_MAPS, tag `insight/feature_maps/<probe>/<layer>`, BLOB_SEQUENCE: one grayscale PNG per maps
 step, a grid of N rows (probe images) by K columns (the stored channels, `channels` in the metadata, in
 that order) of tiles `height` x `width`: the layer's resolution, or average-pooled by `pool_factor`
@@ -77,6 +91,7 @@ one scale).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -138,6 +153,61 @@ def gradient_stats_value(
         with_metadata=with_metadata,
         dtype=np.float64 if float64 else None,
     )
+
+
+# (name, module type, output shape, order, bounded): a layer of a layer table, in row order.
+LayerRow = tuple[str, str, Sequence[int], int, bool]
+
+TABLE_FIELDS: dict[int, tuple[str, ...]] = {
+    metadata.RecordKind.ACTIVATION_STATS_TABLE: metadata.STAT_FIELDS,
+    metadata.RecordKind.GRADIENT_STATS_TABLE: metadata.GRAD_FIELDS,
+    metadata.RecordKind.UNIT_STATS_TABLE: metadata.UNIT_FIELDS,
+    metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE: metadata.HISTOGRAM_HEAD,
+}
+
+
+@functools.lru_cache(maxsize=256)  # one key per watched layer list, asked at every recorded step
+def _table_tag(kind: int, identity: tuple[tuple[str, str, int, bool], ...]) -> str:
+    return metadata.tag_for(kind, metadata.layer_set_key(identity))
+
+
+def layer_table_tag(kind: int, layers: Sequence[LayerRow]) -> str:
+    """The tag of a layer table of `kind` over `layers` (see the module docstring)."""
+    return _table_tag(kind, tuple((n, t, int(o), bool(b)) for n, t, _, o, b in layers))
+
+
+def layer_table_value(
+    kind: int,
+    rows: np.ndarray,
+    layers: Sequence[LayerRow],
+    *,
+    with_metadata: bool,
+    float64: bool = False,
+    bins: int = 0,
+) -> summary_pb2.Summary.Value:
+    """Every layer's row of one step as one [layers, width] tensor (a *_TABLE kind); float32 for
+    histograms, float64 when `float64`, else as `compact_floats` says for the whole table."""
+    fields = TABLE_FIELDS[kind]
+    width = len(fields) + (bins if kind == metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE else 0)
+    if kind == metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE:
+        table = np.asarray(rows, dtype=np.float32)
+    elif float64:
+        table = np.asarray(rows, dtype=np.float64)
+    else:
+        counts = [i for i, field in enumerate(fields) if field in metadata.COUNT_FIELDS]
+        table = compact_floats(np.asarray(rows, dtype=np.float64), counts=counts)
+    if table.shape != (len(layers), width):
+        raise ValueError(f"layer table must have shape ({len(layers)}, {width}), got {table.shape}")
+    value = summary_pb2.Summary.Value(tag=layer_table_tag(kind, layers), tensor=float_tensor_proto(table))
+    if with_metadata:
+        entries = [
+            metadata.LayerEntry(name=n, module_type=t, shape=list(s), order=int(o), bounded=bool(b))
+            for n, t, s, o, b in layers
+        ]
+        value.metadata.CopyFrom(
+            metadata.create_summary_metadata(kind, "", fields=fields, layers=entries, bins=bins)
+        )
+    return value
 
 
 _F32 = np.finfo(np.float32)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from tensorboard.backend.event_processing import event_file_loader
 from torch import nn
@@ -35,13 +36,54 @@ def read_events(run_dir: Path) -> list:
 
 
 def insight_steps(run_dir: Path) -> dict[str, list[int]]:
-    """The steps written under each `insight/` tag of the run."""
+    """The steps written under each `insight/` tag of the run, a layer table's under each of its layers'
+    per-layer (v1) tags instead, e.g. `insight/activation_stats/<layer>`: the steps each layer was
+    recorded at, whichever schema stored them (`read_events` shows the tables' own tags)."""
+    from tb_plugin_insight import metadata
+
     steps: dict[str, list[int]] = {}
+    table_layers: dict[str, tuple[int, list[str]]] = {}  # table tag -> (layer kind, its rows' layers)
     for event in read_events(run_dir):
         for value in event.summary.value:
-            if value.tag.startswith("insight/"):
+            if not value.tag.startswith("insight/"):
+                continue
+            if not value.tag.startswith("insight/layer_table/"):
                 steps.setdefault(value.tag, []).append(event.step)
+                continue
+            if value.metadata.plugin_data.content:
+                data = metadata.PluginData.FromString(value.metadata.plugin_data.content)
+                table_layers[value.tag] = (metadata.LAYER_KINDS[data.kind], [e.name for e in data.layers])
+            kind, names = table_layers[value.tag]
+            for name in names:
+                steps.setdefault(metadata.tag_for(kind, name), []).append(event.step)
     return steps
+
+
+def layer_records(run_dir: Path, kind: int) -> dict[str, dict[int, np.ndarray]]:
+    """{layer: {step: stored vector}} of a per-layer record kind (e.g. metadata.RecordKind.GRADIENT_STATS),
+    from v1 per-layer tags and v2 layer tables (a table's row of the layer) alike."""
+    from tensorboard.util import tensor_util
+
+    from tb_plugin_insight import metadata
+
+    prefix = metadata.tag_for(kind, "")
+    table_prefix = metadata.tag_for(metadata.TABLE_KINDS[kind], "")
+    names: dict[str, list[str]] = {}  # table tag -> its rows' layers
+    out: dict[str, dict[int, np.ndarray]] = {}
+    for event in read_events(run_dir):
+        for value in event.summary.value:
+            if value.tag.startswith(prefix):
+                out.setdefault(value.tag[len(prefix) :], {})[event.step] = tensor_util.make_ndarray(
+                    value.tensor
+                )
+            elif value.tag.startswith(table_prefix):
+                if value.metadata.plugin_data.content:
+                    data = metadata.PluginData.FromString(value.metadata.plugin_data.content)
+                    names[value.tag] = [layer.name for layer in data.layers]
+                table = tensor_util.make_ndarray(value.tensor)
+                for name, row in zip(names[value.tag], table):
+                    out.setdefault(name, {})[event.step] = row
+    return out
 
 
 def random_batch(

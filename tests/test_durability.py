@@ -259,7 +259,7 @@ def test_newer_schema_records_are_skipped_with_one_warning(
     from torch.utils.tensorboard import SummaryWriter
 
     from tb_plugin_insight import metadata
-    from tb_plugin_insight.plugin import queries
+    from tb_plugin_insight.plugin import layer_index
 
     write_run(tmp_path / "old", steps=2)
     with SummaryWriter(str(tmp_path / "new")) as writer:
@@ -272,7 +272,7 @@ def test_newer_schema_records_are_skipped_with_one_warning(
             value.tensor.CopyFrom(summary_pb2.Summary.Value().tensor)
             writer._get_file_writer().add_summary(summary_pb2.Summary(value=[value]), global_step=0)
     monkeypatch.setattr(metadata._NewerVersionWarning, "warned", False)
-    queries._parse.cache_clear()
+    layer_index.parse.cache_clear()
     client = make_client(tmp_path)
     with caplog.at_level(logging.WARNING, logger="tb_plugin_insight"):
         assert [r["run"] for r in served(client, "/runs")["runs"]] == ["old"]

@@ -13,11 +13,10 @@ from helpers import (
     assert_training_unchanged,
     edit_gradient,
     hook_count,
+    layer_records,
     random_batch,
-    read_events,
     state_copy,
 )
-from tensorboard.util import tensor_util
 from test_plugin import get_json, make_client
 from torch import nn
 
@@ -31,16 +30,8 @@ LR = 0.1
 def records(
     run_dir: Path, kind: int = metadata.RecordKind.GRADIENT_STATS
 ) -> dict[str, dict[int, np.ndarray]]:
-    """{layer: {step: stored vector}} of one record kind."""
-    prefix = metadata.tag_for(kind, "")
-    out: dict[str, dict[int, np.ndarray]] = {}
-    for event in read_events(run_dir):
-        for value in event.summary.value:
-            if value.tag.startswith(prefix):
-                out.setdefault(value.tag[len(prefix) :], {})[event.step] = tensor_util.make_ndarray(
-                    value.tensor
-                )
-    return out
+    """{layer: {step: stored vector}} of one record kind (v1 tags or v2 layer tables)."""
+    return layer_records(run_dir, kind)
 
 
 def grad_hook_count(model: nn.Module) -> int:

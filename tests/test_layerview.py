@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import hook_count, read_events
+from helpers import hook_count, layer_records, read_events
 from tensorboard.util import tensor_util
 from test_plugin import PREFIX, get_json, make_client
 from torch import nn
@@ -103,13 +103,7 @@ class Scale(nn.Module):
 
 
 def histograms_of(run_dir: Path, layer: str) -> dict[int, np.ndarray]:
-    tag = metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, layer)
-    return {
-        e.step: tensor_util.make_ndarray(v.tensor)
-        for e in read_events(run_dir)
-        for v in e.summary.value
-        if v.tag == tag
-    }
+    return layer_records(run_dir, metadata.RecordKind.ACTIVATION_HISTOGRAM).get(layer, {})
 
 
 def test_edges_fixed_at_the_first_recorded_step(tmp_path: Path) -> None:

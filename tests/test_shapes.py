@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import insight_steps
 
 from demo import train as demo_train
 from demo.models import ShapesCNN
@@ -219,8 +220,8 @@ def test_demo_train_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
                 tags.setdefault(value.tag, set()).add(event.step)
     assert tags["train/loss"] == {0, 1, 2}
     assert tags["eval/accuracy"] == {2}
-    activation_tags = [t for t in tags if t == "insight/activation_stats/features.conv_last"]
-    assert activation_tags and tags[activation_tags[0]] == {0, 1, 2}  # Insight steps == global_step
+    layer_steps = insight_steps(tmp_path / "smoke")  # each layer's steps, v1 tags or v2 layer tables
+    assert layer_steps["insight/activation_stats/features.conv_last"] == [0, 1, 2]  # == global_step
     assert tags["insight/feature_maps/probe/features.relu_last"] == {0}  # maps_every=25: step 0
     mapped = {t.rsplit("/", 1)[1] for t in tags if t.startswith("insight/feature_maps/")}
     # by default the last layer of each stage: one per resolution, and the classifier's output strip

@@ -233,12 +233,18 @@ def test_saliency_maps_pooled_to_max_side_and_listed_with_their_stored_size(clie
 # ---- float32 statistics -----------------------------------------------------------------------------
 
 
+def kind_of(tag: str) -> str:
+    """The record kind's name in a tag: `insight/<kind>/...`, `insight/layer_table/<kind>/<key>`."""
+    parts = tag.split("/")
+    return parts[2] if parts[1] == "layer_table" else parts[1]
+
+
 def dtypes_by_kind(run_dir: Path) -> dict[str, set[int]]:
     found: dict[str, set[int]] = {}
     for event in read_events(run_dir):
         for value in event.summary.value:
             if value.tag.startswith("insight/") and value.HasField("tensor"):
-                kind = value.tag.split("/")[1]
+                kind = kind_of(value.tag)
                 if value.tensor.dtype != 7:  # DT_STRING: blobs
                     found.setdefault(kind, set()).add(value.tensor.dtype)
     return found
@@ -266,7 +272,7 @@ def test_statistics_of_a_float64_model_stay_float64(tmp_path: Path) -> None:
     by_step: dict[tuple[str, int], set[int]] = {}
     for event in read_events(tmp_path):
         for value in event.summary.value:
-            kind = value.tag.split("/")[1]
+            kind = kind_of(value.tag)
             if kind in ("activation_stats", "gradient_stats"):
                 by_step.setdefault((kind, event.step), set()).add(value.tensor.dtype)
     for kind in ("activation_stats", "gradient_stats"):

@@ -145,9 +145,10 @@ def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
                 with_metadata[value.tag] = with_metadata.get(value.tag, 0) + 1
                 parsed = metadata.parse_plugin_metadata(value.metadata.plugin_data.content)
                 assert value.metadata.data_class == 2  # DATA_CLASS_TENSOR
-                assert parsed is not None and parsed.module_type and list(parsed.shape)
-    # activation statistics, gradient statistics, histograms, units: 4 tags per layer, metadata once each
-    assert len(with_metadata) == 24 and set(with_metadata.values()) == {1}
+                assert parsed is not None and len(parsed.layers) == 6  # a layer table: every layer
+                assert all(layer.module_type and list(layer.shape) for layer in parsed.layers)
+    # activation statistics, gradient statistics, histograms, units: one layer table each, metadata once
+    assert len(with_metadata) == 4 and set(with_metadata.values()) == {1}
 
 
 def test_recording_never_changes_training(tmp_path: Path) -> None:

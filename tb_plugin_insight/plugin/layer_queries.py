@@ -12,13 +12,15 @@ import numpy as np
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import encode
+from tb_plugin_insight.plugin import encode, layer_index, tables
 from tb_plugin_insight.plugin.http import not_found
 from tb_plugin_insight.plugin.listings import LruCache, signature
-from tb_plugin_insight.plugin.queries import InsightQueries, _bucket_starts, _parse
+from tb_plugin_insight.plugin.queries import InsightQueries, bucket_starts
 
 _HEAD = len(metadata.HISTOGRAM_HEAD)
 MAX_HISTOGRAMS = 64  # layers whose histograms are kept (1,000 steps x 64 bins: 0.5 MB each)
+# v2 histogram tables kept whole (steps x layers x bins): the next layer clicked is a slice of one.
+MAX_HISTOGRAM_TABLES = 4
 
 
 class LayerViewQueries:
@@ -26,45 +28,54 @@ class LayerViewQueries:
 
     def __init__(self, queries: InsightQueries) -> None:
         self._queries = queries
-        self._provider = queries._provider
-        self._downsample = queries._downsample
+        self._provider = queries.provider
+        self._downsample = queries.downsample
         self._histogram_cache = LruCache(MAX_HISTOGRAMS)
-
-    def _read(self, ctx: Any, eid: str, run: str, tags: list[str]) -> dict[str, list[Any]]:
-        return self._queries._read(ctx, eid, run, tags)
+        self._stacks = LruCache(MAX_HISTOGRAM_TABLES)
 
     def histograms(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
         """Every recorded histogram of one layer, oldest first."""
-        recorded = self._queries._run_layers(ctx, eid, run)  # 404 for a run without Insight data
-        series = self._queries._stats_series(ctx, eid, [run], metadata.RecordKind.ACTIVATION_HISTOGRAM)
-        found = series.get(run, {}).get(layer)
-        if found is None:
+        recorded = self._queries.run_layers(ctx, eid, run)  # 404 for a run without Insight data
+        kind = metadata.RecordKind.ACTIVATION_HISTOGRAM
+        source = self._queries.layer_sources(ctx, eid, [run], kind).get(run, {}).get(layer)
+        if source is None:
             if layer not in recorded:
                 raise not_found(f"run {run!r} has no layer {layer!r}")
             empty: dict[str, Any] = {"steps": [], "low": [], "high": [], "underflow": [], "overflow": []}
-            module_type = recorded[layer][0].module_type
+            module_type = recorded[layer].data.module_type
             return {"run": run, "layer": layer, "moduleType": module_type, "bins": 0, **empty, "counts": []}
-        data, series_info = found
-        tag = metadata.tag_for(data.kind, layer)
-        key = ("histograms", eid, run, layer, signature([(tag, series_info)]))
-        body = self._histogram_cache.get_or_make(key, lambda: self._histograms(ctx, eid, run, data, tag))
+        key = ("histograms", eid, run, layer, source.signature())
+        body = self._histogram_cache.get_or_make(key, lambda: self._histograms(ctx, eid, run, source))
         return {**body, "counts": body["counts"].tolist()}  # kept as an array: 8x less memory
 
-    def _histograms(
-        self, ctx: Any, eid: str, run: str, data: metadata.PluginData, tag: str
-    ) -> dict[str, Any]:
-        points = sorted(self._read(ctx, eid, run, [tag]).get(tag, []), key=lambda d: d.step)
+    def _histograms(self, ctx: Any, eid: str, run: str, source: layer_index.LayerSource) -> dict[str, Any]:
+        data = source.data
+        stacks = {}
+        for part in source.parts:  # a v2 table is read once for all its layers
+            if part.row != layer_index.V1:
+                key = ("stack", eid, run, part.tag, *part_signature(part))
+                stacks[part.tag] = self._stacks.get_or_make(key, lambda p=part: self._stack(ctx, eid, run, p))
+        v1_tags = [p.tag for p in source.parts if p.row == layer_index.V1]
+        points = self._queries.read(ctx, eid, run, v1_tags) if v1_tags else {}
         width = _HEAD + data.bins
-        ok = [(d, d.numpy.reshape(-1)) for d in points]
-        ok = [(d, r) for d, r in ok if r.shape[0] == width and data.bins > 0]
-        table = np.array([r for _, r in ok], dtype=np.float64).reshape(len(ok), width)
+        if source.is_v1 and len(source.parts) == 1:  # v1: records of another width are left out
+            records = sorted(points.get(v1_tags[0], []), key=lambda d: d.step)
+            kept = [(d.step, d.numpy.reshape(-1)) for d in records]
+            kept = [(step, r) for step, r in kept if r.shape[0] == width and data.bins > 0]
+            steps = np.array([step for step, _ in kept], dtype=np.int64)
+            table = np.array([r for _, r in kept], dtype=np.float64).reshape(len(kept), width)
+        else:
+            steps, rows, _ = tables.source_rows(source, points, stacks)
+            if data.bins <= 0 or rows.shape[1] != width:
+                steps, rows = steps[:0], np.zeros((0, width))
+            table = rows.astype(np.float64).reshape(len(steps), width)
         counts = np.nan_to_num(table[:, _HEAD:], nan=0.0, posinf=0.0, neginf=0.0)
         return {
             "run": run,
             "layer": data.layer,
             "moduleType": data.module_type,
             "bins": data.bins,
-            "steps": [int(d.step) for d, _ in ok],
+            "steps": [int(step) for step in steps],
             "low": encode.json_values(table[:, 0]),
             "high": encode.json_values(table[:, 1]),
             "underflow": np.nan_to_num(table[:, 2]).astype(np.int64).tolist(),
@@ -72,20 +83,24 @@ class LayerViewQueries:
             "counts": counts.astype(np.int64),
         }
 
+    def _stack(self, ctx: Any, eid: str, run: str, part: layer_index.Part) -> Any:
+        points = self._queries.read(ctx, eid, run, [part.tag]).get(part.tag, [])
+        return tables.table_rows(points, part.rows)
+
     def units(
         self, ctx: Any, eid: str, run: str, *, max_steps: int | None = None, encoding: str = "json"
     ) -> dict[str, Any]:
         """Dead and saturated fractions of every layer at every recorded step (layer x step tables), at
         most `max_steps` columns (each the maximum over its steps, so thinning never hides a dead or
         saturated spike), and each layer's first step with a fraction above 0 (over all steps)."""
-        self._queries._run_layers(ctx, eid, run)
-        table = self._queries._table(ctx, eid, run, metadata.RecordKind.UNIT_STATS)
+        self._queries.run_layers(ctx, eid, run)
+        table = self._queries.table(ctx, eid, run, metadata.RecordKind.UNIT_STATS)
         if table is None:
             empty = encode.matrix(np.zeros((0, 0)), encoding)
             return {"run": run, "layers": [], "steps": [], "totalSteps": 0, "dead": empty,
                     "saturated": empty, "deadSince": [], "saturatedSince": [], "channels": []}  # fmt: skip
         columns = np.flatnonzero(table.present.any(axis=0))
-        starts = _bucket_starts(len(columns), max_steps)
+        starts = bucket_starts(len(columns), max_steps)
         ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
         body: dict[str, Any] = {
             "run": run,
@@ -97,8 +112,11 @@ class LayerViewQueries:
             "totalSteps": len(columns),
         }
         for field, name in (("deadFraction", "dead"), ("saturatedFraction", "saturated")):
-            values = table.values[:, columns, table.fields.index(field)]
-            thinned = np.fmax.reduceat(values, starts, axis=1) if len(starts) < len(columns) else values
+            every_layer = np.arange(len(table.layers))
+            values = tables.field_matrix(table, field, every_layer, columns)
+            thinned = values
+            if len(starts) < len(columns):
+                thinned = tables.field_max(table, field, every_layer, columns, starts)
             body[name] = encode.matrix(thinned, encoding)
             above = np.nan_to_num(values, nan=0.0) > 0
             first = np.where(above.any(axis=1), above.argmax(axis=1), -1)
@@ -110,10 +128,10 @@ class LayerViewQueries:
     def model(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
         """The latest model table of a run (a watch writes one; a later watch of the run replaces it);
         empty rows when the run has none (or none readable)."""
-        self._queries._run_layers(ctx, eid, run)
+        self._queries.run_layers(ctx, eid, run)
         tag = metadata.tag_for(metadata.RecordKind.MODEL_TABLE)
         series = self._queries.listings.blobs(ctx, eid, run).get(tag)
-        if series is None or _parse(series.plugin_content) is None:
+        if series is None or layer_index.parse(series.plugin_content) is None:
             return _no_table(run)
         key = ("model", eid, run, signature([(tag, series)]))
         return self._queries.results.get_or_make(key, lambda: self._model(ctx, eid, run, tag))
@@ -137,6 +155,10 @@ class LayerViewQueries:
             if isinstance(document, dict) and isinstance(document.get("rows"), list):
                 return {**document, "run": run, "step": int(datum.step)}
         return _no_table(run)
+
+
+def part_signature(part: layer_index.Part) -> tuple[int, float]:
+    return int(part.series.max_step), float(part.series.max_wall_time)
 
 
 def _latest_count(row: np.ndarray) -> int | None:

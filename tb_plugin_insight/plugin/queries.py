@@ -6,7 +6,6 @@ and remote log directories behave the same.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import threading
@@ -20,7 +19,7 @@ from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import encode, tables
+from tb_plugin_insight.plugin import encode, layer_index, tables
 from tb_plugin_insight.plugin.http import not_found, unreadable
 from tb_plugin_insight.plugin.listings import MAX_LISTINGS, CachedReader, LruCache, RunListings
 
@@ -44,16 +43,11 @@ FIRST_SAMPLE = 100
 MAX_SINGLE_LAYER_TABLES = 64
 
 
-@functools.lru_cache(maxsize=65536)
-def _parse(content: bytes) -> metadata.PluginData | None:
-    return metadata.parse_plugin_metadata(content)
-
-
-def _finite_or_none(value: float) -> float | None:
+def finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _pooling_json(data: metadata.PluginData) -> dict[str, int]:
+def pooling_json(data: metadata.PluginData) -> dict[str, int]:
     """How stored maps were pooled: the block side (1: not) and the size before (the stored size when
     not pooled, or in records written before pooling existed)."""
     pooled = data.pool_factor > 1
@@ -91,37 +85,43 @@ class InsightQueries:
         self._runs_lock = threading.Lock()
         self._refreshing: set[str] = set()
 
-    def _stats_series(
+    @property
+    def provider(self) -> Any:
+        """The data provider every read goes through."""
+        return self._provider
+
+    @property
+    def downsample(self) -> int:
+        """What reads ask of the provider (ALL_POINTS when the user keeps everything)."""
+        return self._downsample
+
+    def layer_sources(
         self,
         ctx: Any,
         eid: str,
         runs: Iterable[str] | None = None,
         kind: int = metadata.RecordKind.ACTIVATION_STATS,
-    ) -> dict[str, dict[str, tuple[metadata.PluginData, Any]]]:
-        """{run: {layer: (metadata, time series)}} of per-layer tags of `kind` readable by this version
-        (named runs: from their cached listings)."""
+    ) -> dict[str, dict[str, layer_index.LayerSource]]:
+        """{run: {layer: source}} of the per-layer `kind`'s layers readable by this version, from v1
+        tags and v2 layer tables alike (named runs: from their cached listings)."""
         if runs is None:
             listing = self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
         else:
             listing = {run: self.listings.tensors(ctx, eid, run) for run in runs}
-        result: dict[str, dict[str, tuple[metadata.PluginData, Any]]] = {}
+        result = {}
         for run, tags in listing.items():
-            for tag, series in tags.items():
-                data = _parse(series.plugin_content)
-                if data is None or data.kind != kind:
-                    continue
-                if tag != metadata.tag_for(data.kind, data.layer):
-                    continue
-                result.setdefault(run, {})[data.layer] = (data, series)
+            sources = layer_index.layer_sources(tags, kind)
+            if sources:
+                result[run] = sources
         return result
 
-    def _run_layers(self, ctx: Any, eid: str, run: str) -> dict[str, tuple[Any, Any]]:
+    def run_layers(self, ctx: Any, eid: str, run: str) -> dict[str, layer_index.LayerSource]:
         """The run's stats layers; {} for a run with only probes/maps; 404 for a run without Insight data."""
-        layers = self._stats_series(ctx, eid, [run]).get(run)
+        layers = self.layer_sources(ctx, eid, [run]).get(run)
         if layers:
             return layers
         blobs = self.listings.blobs(ctx, eid, run)
-        if any(_parse(series.plugin_content) is not None for series in blobs.values()):
+        if any(layer_index.parse(series.plugin_content) is not None for series in blobs.values()):
             return {}
         raise not_found(f"run {run!r} has no Insight data")
 
@@ -171,13 +171,11 @@ class InsightQueries:
         timer.start()
 
     def _list_runs(self, ctx: Any, eid: str) -> dict[str, Any]:
-        listing = self._stats_series(ctx, eid)
-        max_steps = {
-            run: max(series.max_step for _, series in layers.values()) for run, layers in listing.items()
-        }
+        listing = self.layer_sources(ctx, eid)
+        max_steps = {run: max(s.max_step for s in layers.values()) for run, layers in listing.items()}
         blobs = self._provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME)
         for run, tags in blobs.items():
-            readable = [s.max_step for s in tags.values() if _parse(s.plugin_content) is not None]
+            readable = [s.max_step for s in tags.values() if layer_index.parse(s.plugin_content) is not None]
             if readable:
                 max_steps[run] = max(max_steps.get(run, 0), *readable)
         runs = [
@@ -187,15 +185,15 @@ class InsightQueries:
         return {"runs": runs}
 
     def layers(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
-        layers = self._run_layers(ctx, eid, run)
-        ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
+        layers = self.run_layers(ctx, eid, run)
+        ordered = sorted(layers.values(), key=lambda s: (s.data.order, s.data.layer))
         return {
             "run": run,
             "stats": list(metadata.STAT_FIELDS),
-            "layers": [_layer_json(data, series.max_step) for data, series in ordered],
+            "layers": [_layer_json(s.data, s.max_step) for s in ordered],
         }
 
-    def _read(
+    def read(
         self, ctx: Any, eid: str, run: str, tags: list[str], downsample: int | None = None
     ) -> dict[str, list[Any]]:
         result = self._provider.read_tensors(
@@ -207,21 +205,28 @@ class InsightQueries:
         )
         return result.get(run, {})
 
-    def _ordered(self, ctx: Any, eid: str, run: str, kind: int) -> tuple[list[Any], tuple[Any, ...]]:
+    def _ordered(
+        self, ctx: Any, eid: str, run: str, kind: int
+    ) -> tuple[list[layer_index.LayerSource], tuple[Any, ...]]:
         """The run's layers of `kind` in model order, and the cache key of their table."""
-        layers = self._stats_series(ctx, eid, [run], kind=kind).get(run, {})
-        ordered = sorted(layers.values(), key=lambda item: (item[0].order, item[0].layer))
-        signature = tuple((d.layer, s.max_step, s.max_wall_time) for d, s in ordered)
+        layers = self.layer_sources(ctx, eid, [run], kind=kind).get(run, {})
+        ordered = sorted(layers.values(), key=lambda s: (s.data.order, s.data.layer))
+        signature = tuple((s.data.layer, s.signature()) for s in ordered)
         return ordered, (eid, run, kind, self._downsample, signature)
 
     def _build(
-        self, ctx: Any, eid: str, run: str, kind: int, ordered: list[Any], downsample: int | None = None
+        self,
+        ctx: Any,
+        eid: str,
+        run: str,
+        kind: int,
+        ordered: list[layer_index.LayerSource],
+        downsample: int | None = None,
     ) -> tables.SeriesTable:
-        tags = [metadata.tag_for(d.kind, d.layer) for d, _ in ordered]
-        data = self._read(ctx, eid, run, tags, downsample)
-        return tables.build_table([d for d, _ in ordered], tags, data, tables.fields_for(kind))
+        data = self.read(ctx, eid, run, layer_index.tags_of(ordered), downsample)
+        return tables.build_table(ordered, data, tables.fields_for(kind))
 
-    def _table(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
+    def table(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
         """The run's (layers x steps x fields) table of `kind`, from the cache while nothing changed."""
         ordered, key = self._ordered(ctx, eid, run, kind)
         if not ordered:
@@ -239,9 +244,11 @@ class InsightQueries:
         full = self._tables.get(key) if ordered else None
         if full is not None:
             return full
-        one = [item for item in ordered if item[0].layer == layer]
+        one = [s for s in ordered if s.data.layer == layer]
         if not one:
             return None
+        if not one[0].is_v1:  # its rows are in layer tables: reading it is reading every layer
+            return self.table(ctx, eid, run, kind)
         return self._single.get_or_make((key, layer), lambda: self._build(ctx, eid, run, kind, one))
 
     def _first_table(
@@ -258,7 +265,7 @@ class InsightQueries:
             return None, False
         first = self._read_before.get((eid, run, kind)) is None
         if not first or sample is None or sample >= self._downsample or self._tables.get(key) is not None:
-            return self._table(ctx, eid, run, kind), False
+            return self.table(ctx, eid, run, kind), False
         sampled = self._samples.get_or_make(
             (key, sample), lambda: self._build(ctx, eid, run, kind, ordered, sample)
         )
@@ -274,7 +281,7 @@ class InsightQueries:
 
         def read() -> None:
             try:
-                self._table(ctx, eid, run, kind)
+                self.table(ctx, eid, run, kind)
             except Exception:  # noqa: BLE001 - the next request reads it again and reports the error
                 logger.exception("Insight: reading the table of run %r failed", run)
 
@@ -297,7 +304,7 @@ class InsightQueries:
         sample = None if _is_count(stat) or max_steps is None else min(max_steps, FIRST_SAMPLE)
         table, sampled = self._first_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, sample)
         if table is None:
-            self._run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
+            self.run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
             values: Any = encode.matrix(np.zeros((0, 0)), encoding)
             return {"run": run, "stat": stat, "layers": [], "steps": [], "totalSteps": 0, "values": values}
         rows = np.arange(len(table.layers))
@@ -320,7 +327,7 @@ class InsightQueries:
         table = self._layer_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, layer)
         i = -1 if table is None else table.layer_index(layer)
         if table is None or i < 0:
-            self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data
+            self.run_layers(ctx, eid, run)  # 404 unless the run has Insight data
             raise not_found(f"run {run!r} has no layer {layer!r}")
         data = table.layers[i]
         at = table.present[i]
@@ -349,7 +356,7 @@ class InsightQueries:
     ) -> dict[str, Any]:
         """Gradient statistics, `values[field][layer][step]`: every layer at every recorded step, or
         only `layer`; only the recorded step at or before `step`; at most `max_steps` columns (see
-        `_bucket_starts`). `totalSteps` counts the recorded steps before any selection. `encoding`
+        `bucket_starts`). `totalSteps` counts the recorded steps before any selection. `encoding`
         "f32": each field's matrix as encode.f32_matrix."""
         kind = metadata.RecordKind.GRADIENT_STATS
         if layer is not None:
@@ -357,9 +364,9 @@ class InsightQueries:
             if table is None and self._ordered(ctx, eid, run, kind)[0]:
                 raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
         else:
-            table = self._table(ctx, eid, run, kind)
+            table = self.table(ctx, eid, run, kind)
         if table is None:
-            self._run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
+            self.run_layers(ctx, eid, run)  # 404 unless the run has Insight data at all
             if layer is not None:
                 raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
             empty = {f: encode.matrix(np.zeros((0, 0)), encoding) for f in fields}
@@ -407,17 +414,16 @@ def _thin(
     encoding: str = "json",
 ) -> tuple[list[int], dict[str, Any]]:
     """(steps, {field: values[row][column]}) of the chosen rows and step columns, at most `max_steps`
-    columns (see `_bucket_starts`), each field's matrix in `encoding` (encode.matrix)."""
-    starts = _bucket_starts(len(columns), max_steps)
+    columns (see `bucket_starts`), each field's matrix in `encoding` (encode.matrix)."""
+    starts = bucket_starts(len(columns), max_steps)
     ends = np.append(starts[1:], len(columns)) - 1 if len(columns) else starts
     shown = columns[ends]
-    picked = table.values[np.ix_(rows, shown)]
     values: dict[str, Any] = {}
     for field in fields:
-        k = table.fields.index(field)
-        column = picked[:, :, k]
         if _is_count(field) and len(starts) < len(columns):
-            column = np.fmax.reduceat(table.values[np.ix_(rows, columns)][:, :, k], starts, axis=1)
+            column = tables.field_max(table, field, rows, columns, starts)
+        else:
+            column = tables.field_matrix(table, field, rows, shown)
         values[field] = encode.matrix(column, encoding)
     return table.steps[shown].tolist(), values
 
@@ -427,7 +433,7 @@ def _is_count(field: str) -> bool:
     return field.endswith(("nanCount", "infCount", "NanCount", "InfCount"))
 
 
-def _bucket_starts(n: int, max_steps: int | None) -> np.ndarray:
+def bucket_starts(n: int, max_steps: int | None) -> np.ndarray:
     """Where each column starts when `n` consecutive recorded steps become at most `max_steps` columns.
 
     A column shows its last step's values, except NaN/Inf counts, which are the column's maximum,
@@ -453,7 +459,7 @@ class MapQueries:
         """{tag: metadata} of this run's readable blob-sequence records (probe images and maps)."""
         found = {}
         for tag, series in self._listings.blobs(ctx, eid, run).items():
-            data = _parse(series.plugin_content)
+            data = layer_index.parse(series.plugin_content)
             if data is not None and data.kind in (metadata.RecordKind.PROBE_IMAGES, *_MAP_KIND_NAMES):
                 found[tag] = data
         return found
@@ -519,14 +525,14 @@ class MapQueries:
                 "auto": data.auto_selected,
                 "height": data.height,
                 "width": data.width,
-                **_pooling_json(data),
+                **pooling_json(data),
                 "numImages": data.num_images,
                 "steps": steps,
             }
             by_step = ranges.get(metadata.ranges_tag_for(data.kind, data.layer, data.method, data.probe), {})
             if steps and all(step in by_step for step in steps):
-                entry["rawMin"] = [[_finite_or_none(v) for v in by_step[step][:, 0]] for step in steps]
-                entry["rawMax"] = [[_finite_or_none(v) for v in by_step[step][:, 1]] for step in steps]
+                entry["rawMin"] = [[finite_or_none(v) for v in by_step[step][:, 0]] for step in steps]
+                entry["rawMax"] = [[finite_or_none(v) for v in by_step[step][:, 1]] for step in steps]
             series.append(entry)
         series.sort(key=lambda s: (s["kind"], s["probe"], s["layer"], s["method"]))
         return {"run": run, "series": series}
@@ -564,5 +570,5 @@ class MapQueries:
             "probe": probe,
             "steps": [int(d.step) for d in points],
             "predicted": [[int(v) for v in table[:, 0]] for table in per_step],
-            "probability": [[_finite_or_none(v) for v in table[:, 1]] for table in per_step],
+            "probability": [[finite_or_none(v) for v in table[:, 1]] for table in per_step],
         }

@@ -12,8 +12,9 @@ from tensorboard.data import provider as tb_provider
 
 from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin.http import not_found
+from tb_plugin_insight.plugin.layer_index import parse
 from tb_plugin_insight.plugin.listings import CachedReader, RunListings
-from tb_plugin_insight.plugin.queries import ALL_POINTS, _finite_or_none, _parse, _pooling_json
+from tb_plugin_insight.plugin.queries import ALL_POINTS, finite_or_none, pooling_json
 
 FEATURE_MAPS = metadata.RecordKind.FEATURE_MAPS
 FILTERS = metadata.RecordKind.FILTERS
@@ -37,7 +38,7 @@ def _feature_map_json(data: metadata.PluginData, steps: list[int]) -> dict[str, 
         "gridSide": data.grid_side,
         "classTokens": data.class_tokens,
         "depthIndex": data.depth_index if data.layout == "volume" else None,
-        **_pooling_json(data),
+        **pooling_json(data),
         "bits": data.bits or 8,
         "steps": steps,
     }
@@ -73,7 +74,7 @@ class TileQueries:
         found: dict[str, metadata.PluginData] = {}
         readable = False
         for tag, series in self._listings.blobs(ctx, eid, run).items():
-            data = _parse(series.plugin_content)
+            data = parse(series.plugin_content)
             readable = readable or data is not None
             if data is not None and data.kind == kind:
                 found[tag] = data
@@ -129,10 +130,10 @@ class TileQueries:
         body.update(
             run=run,
             step=shown,
-            scaleMin=[[_finite_or_none(v) for v in row] for row in scales[..., 0]]
+            scaleMin=[[finite_or_none(v) for v in row] for row in scales[..., 0]]
             if scales is not None
             else None,
-            scaleMax=[[_finite_or_none(v) for v in row] for row in scales[..., 1]]
+            scaleMax=[[finite_or_none(v) for v in row] for row in scales[..., 1]]
             if scales is not None
             else None,
         )

@@ -9,10 +9,14 @@ import functools
 import hashlib
 import logging
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from tensorboard.compat.proto import summary_pb2
 
 from tb_plugin_insight.proto import plugin_data_pb2
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeAlias
 
 PLUGIN_NAME = "insight"
 
@@ -22,7 +26,7 @@ PLUGIN_NAME = "insight"
 PROTO_VERSION = 1
 
 RecordKind = plugin_data_pb2.RecordKind
-PluginData = plugin_data_pb2.InsightPluginData
+PluginData: TypeAlias = plugin_data_pb2.InsightPluginData
 LayerEntry = plugin_data_pb2.LayerEntry
 
 # Entries of the per-step activation statistics vector, in stored order (JSON/camelCase names).

@@ -417,7 +417,7 @@ def tiles_value(
     *,
     layer: str,
     with_metadata: bool,
-    **extra: object,
+    **extra: Any,
 ) -> summary_pb2.Summary.Value:
     """FEATURE_MAPS or FILTERS at one step: one PNG grid of 8-bit tiles (metadata: layout, channels...)."""
     value = _blob_value(tag, sprite_png)

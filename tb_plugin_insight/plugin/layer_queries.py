@@ -5,6 +5,7 @@ Like queries.py: data_provider reads in, JSON-ready dicts out; user errors raise
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -54,7 +55,9 @@ class LayerViewQueries:
         for part in source.parts:  # a v2 table is read once for all its layers
             if part.row != layer_index.V1:
                 key = ("stack", eid, run, part.tag, *part_signature(part))
-                stacks[part.tag] = self._stacks.get_or_make(key, lambda p=part: self._stack(ctx, eid, run, p))
+                stacks[part.tag] = self._stacks.get_or_make(
+                    key, functools.partial(self._stack, ctx, eid, run, part)
+                )
         v1_tags = [p.tag for p in source.parts if p.row == layer_index.V1]
         points = self._queries.read(ctx, eid, run, v1_tags) if v1_tags else {}
         width = _HEAD + data.bins

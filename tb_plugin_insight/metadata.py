@@ -95,6 +95,7 @@ _TAG_PREFIX = {
     RecordKind.FEATURE_MAP_SCALES: "insight/feature_map_scales/",
     RecordKind.FILTERS: "insight/filters/",
     RecordKind.FILTER_SCALES: "insight/filter_scales/",
+    RecordKind.FEATURE_VIS: "insight/feature_vis/",
 }
 # Feature maps and filters: the blob kind and the kind of the scales tensor that goes with it.
 SCALE_KINDS = {

@@ -40,7 +40,7 @@ from torch import nn
 
 from tb_plugin_insight.explain.capture import LayerSpec, resolve_layer, side_effect_free, split_output
 
-__all__ = ["channel_activations", "check_channels", "visualize"]
+__all__ = ["channel_activations", "check_channels", "input_channels", "visualize"]
 
 # Square root of ImageNet's RGB colour correlation (Lucid / Lucent), columns normalised to at most 1.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -104,7 +104,7 @@ def visualize(
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
-    c = image_channels if image_channels is not None else _input_channels(model)
+    c = image_channels if image_channels is not None else input_channels(model)
     generator = torch.Generator().manual_seed(int(seed))
     image = _FourierImage(len(indices), c, height, width, generator, decorrelate=decorrelate)
     image.to(device)
@@ -165,7 +165,8 @@ def _check_size(size: Any) -> tuple[int, int]:
     return int(sides[0]), int(sides[1])
 
 
-def _input_channels(model: nn.Module) -> int:
+def input_channels(model: nn.Module) -> int:
+    """C of the model's input: `in_channels` of its first convolution (3 without one)."""
     for module in model.modules():
         if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             return int(module.in_channels)

@@ -103,6 +103,14 @@ def test_shape_range_and_options(cnn: nn.Sequential) -> None:
     assert gray.shape == (1, 1, 9, 9)  # C from the first convolution
 
 
+def test_works_inside_no_grad_and_inference_mode(cnn: nn.Sequential) -> None:
+    plain = visualize(cnn, "6", [1], size=8, steps=3)
+    with torch.no_grad():
+        assert torch.equal(visualize(cnn, "6", [1], size=8, steps=3), plain)
+    with torch.inference_mode():
+        assert torch.equal(visualize(cnn, "6", [1], size=8, steps=3, input_range=(torch.zeros(3), 1)), plain)
+
+
 def test_model_left_as_it_was(cnn: nn.Sequential) -> None:
     """Modes restored per module, BatchNorm statistics and parameters unchanged, no `.grad` written, no
     hook left; also with an in-place ReLU (redirected gradients) and the model in train mode."""
@@ -197,6 +205,19 @@ def test_channel_lists_group_option_and_no_probe(tmp_path: Path) -> None:
         )  # fmt: skip
     (only,) = [m for _, _, m, _ in vis_values(tmp_path / "b") if m is not None]
     assert list(only.channels) == [7] and only.height == 8
+
+
+def test_channels_without_feature_maps_are_the_most_active_on_the_probe(tmp_path: Path) -> None:
+    images, labels = probe_batch()
+    means = channel_activations(cam_model(), "3", images, range(8)).mean(dim=0)
+    expected = torch.sort(means, descending=True, stable=True).indices[:3].tolist()
+    with InsightWriter(str(tmp_path)) as writer:
+        train(
+            cam_model(), writer, 1, probe=(images, labels), cam_every=0, maps_every=0,
+            featurevis_every=1, featurevis_layers=["3"], featurevis_channels=3, featurevis_steps=1,
+        )  # fmt: skip
+    (meta,) = [m for _, _, m, _ in vis_values(tmp_path) if m is not None]
+    assert list(meta.channels) == expected and meta.num_images == 3
 
 
 @pytest.mark.parametrize(

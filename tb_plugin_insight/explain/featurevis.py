@@ -105,13 +105,15 @@ def visualize(
     device = param.device if param is not None else torch.device("cpu")
     dtype = param.dtype if param is not None and param.dtype.is_floating_point else torch.float32
     c = image_channels if image_channels is not None else input_channels(model)
-    generator = torch.Generator().manual_seed(int(seed))
-    image = _FourierImage(len(indices), c, height, width, generator, decorrelate=decorrelate)
-    image.to(device)
-    low, high = _range_tensors(input_range, c, device)
-    target = torch.tensor(indices, device=device)
     anchor = torch.empty(0, device=device)
+    # inference_mode(False): the image parameters must be ordinary tensors also inside the caller's
+    # inference_mode (the model's own parameters are ordinary tensors).
     with side_effect_free(model, anchor), torch.inference_mode(False), torch.enable_grad():
+        generator = torch.Generator().manual_seed(int(seed))
+        image = _FourierImage(len(indices), c, height, width, generator, decorrelate=decorrelate)
+        image.to(device)
+        low, high = _range_tensors(input_range, c, device)
+        target = torch.tensor(indices, device=device)
         adam = _Adam(image.spectrum, lr)
         redirect = min(_REDIRECT_STEPS, steps // 4)
         for step in range(steps):
@@ -180,7 +182,7 @@ def _range_tensors(input_range: Any, c: int, device: torch.device) -> tuple[torc
         raise ValueError(f"input_range must be (low, high), got {input_range!r}") from None
     ends = []
     for end in (low, high):
-        t = torch.as_tensor(end, dtype=torch.float32).to(device).reshape(-1)
+        t = torch.as_tensor(end, dtype=torch.float32).to(device).reshape(-1).clone()
         if t.numel() not in (1, c):
             raise ValueError(f"input_range ends must be numbers or {c} per-channel values, got {end!r}")
         ends.append(t.reshape(1, -1, 1, 1))

@@ -266,7 +266,8 @@ class FeatureVis(OptionGroup):
         channels: `featurevis_channels`: an int k: the first k channels the feature-maps view shows for
             that layer (its `maps_channels`, or the most active on the probe), or, for a layer without
             feature maps, the k most active on the probe (channels 0..k-1 without a probe); a list of
-            channel indices for every layer; or `{"layer": [indices]}`.
+            channel indices for every layer; or `{"layer": [indices]}` (its layers are the default
+            `layers`; a layer of `layers` must have an entry).
         size: `featurevis_size`: the images' side. Default: the probe's (height, width); 32 without a
             probe.
         steps: `featurevis_steps`: optimisation steps per visualisation (the same seed each time, so the

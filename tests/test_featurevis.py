@@ -200,8 +200,8 @@ def test_channel_lists_group_option_and_no_probe(tmp_path: Path) -> None:
     assert meta["insight/feature_vis/3"].height == featurevis_recorder.DEFAULT_SIZE  # no probe
     with InsightWriter(str(tmp_path / "b")) as writer:
         train(
-            cam_model(), writer, 1, featurevis_every=1, featurevis_layers="3",
-            featurevis_channels={"3": [7]}, featurevis_size=8, featurevis_steps=1,
+            cam_model(), writer, 1, featurevis_every=1, featurevis_channels={"3": [7]}, featurevis_size=8,
+            featurevis_steps=1,
         )  # fmt: skip
     (only,) = [m for _, _, m, _ in vis_values(tmp_path / "b") if m is not None]
     assert list(only.channels) == [7] and only.height == 8
@@ -229,6 +229,11 @@ def test_channels_without_feature_maps_are_the_most_active_on_the_probe(tmp_path
         ({"featurevis_every": 1, "featurevis_layers": ["nope"]}, ValueError, "featurevis_layers: no layer"),
         ({"featurevis_every": 1, "featurevis_channels": [8]}, ValueError, "outside layer '4'"),
         ({"featurevis_every": 1, "featurevis_channels": "all"}, TypeError, "featurevis_channels"),
+        (
+            {"featurevis_every": 1, "featurevis_layers": ["1", "3"], "featurevis_channels": {"3": [0]}},
+            ValueError,
+            "no entry for layer '1'",
+        ),
         ({"featurevis": 3}, TypeError, "FeatureVis"),
     ],
 )

@@ -77,7 +77,10 @@ def plan_featurevis(
         low, high = torch.zeros(1, c, 1, 1), torch.ones(1, c, 1, 1)
     c, height, width = sample.shape[1:]
     size = (options.size, options.size) if options.size else (int(height), int(width))
-    names = _layer_names(model, options.layers, sample)
+    given = options.layers
+    if given is None and isinstance(options.channels, Mapping):
+        given = list(options.channels)  # {layer: [indices]} names the layers
+    names = _layer_names(model, given, sample)
     modules = dict(model.named_modules())
     orders = {name: i for i, name in enumerate(modules)}
     shapes = {
@@ -117,12 +120,15 @@ def _layer_names(model: nn.Module, layers: Any, sample: torch.Tensor) -> list[st
 
 
 def _user_channels(channels: Any, layer: str, num_channels: int) -> Optional[tuple[int, ...]]:
-    """The channels given for `layer` (None when they are to be chosen: an int k, or a dict without it)."""
+    """The channels given for `layer` (None when they are to be chosen: an int k)."""
     if isinstance(channels, int):
         return None
     if isinstance(channels, Mapping):
         if layer not in channels:
-            return None
+            raise ValueError(
+                f"featurevis_channels has no entry for layer {layer!r} of featurevis_layers: give its"
+                " channels, or an int k for every layer"
+            )
         channels = channels[layer]
     try:
         indices = featurevis.check_channels(channels)

@@ -3,7 +3,7 @@
 Public surface:
     InsightWriter   drop-in `torch.utils.tensorboard.SummaryWriter` that can `watch(model)`.
     WatchHandle     what `watch` returns.
-    CAM, Saliency, FeatureMaps, Gradients, Histograms
+    CAM, Saliency, FeatureMaps, FeatureVis, Gradients, Histograms
                     grouped options of `watch` (tb_plugin_insight.options).
     compute_cam, compute_cams, compute_saliency
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
@@ -27,6 +27,7 @@ _EXPORTS = {
     "CAM": "tb_plugin_insight.options",
     "Saliency": "tb_plugin_insight.options",
     "FeatureMaps": "tb_plugin_insight.options",
+    "FeatureVis": "tb_plugin_insight.options",
     "Gradients": "tb_plugin_insight.options",
     "Histograms": "tb_plugin_insight.options",
     "compute_cam": "tb_plugin_insight.cam",
@@ -37,6 +38,7 @@ _EXPORTS = {
 __all__ = [
     "CAM",
     "FeatureMaps",
+    "FeatureVis",
     "Gradients",
     "Histograms",
     "InsightWriter",
@@ -51,7 +53,7 @@ __all__ = [
 if TYPE_CHECKING:
     from tb_plugin_insight.cam import compute_cam, compute_cams
     from tb_plugin_insight.handle import WatchHandle
-    from tb_plugin_insight.options import CAM, FeatureMaps, Gradients, Histograms, Saliency
+    from tb_plugin_insight.options import CAM, FeatureMaps, FeatureVis, Gradients, Histograms, Saliency
     from tb_plugin_insight.saliency import compute_saliency
     from tb_plugin_insight.writer import InsightWriter
 

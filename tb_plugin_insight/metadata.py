@@ -107,6 +107,7 @@ _TAG_PREFIX = {
     RecordKind.GRADIENT_STATS_TABLE: "insight/layer_table/gradient_stats/",
     RecordKind.UNIT_STATS_TABLE: "insight/layer_table/unit_stats/",
     RecordKind.ACTIVATION_HISTOGRAM_TABLE: "insight/layer_table/activation_histogram/",
+    RecordKind.FEATURE_VIS: "insight/feature_vis/",
 }
 # v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
 TABLE_KINDS = {

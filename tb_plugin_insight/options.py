@@ -18,7 +18,7 @@ from typing import Any, Callable, ClassVar, Optional, Union
 
 from tb_plugin_insight import validate
 
-__all__ = ["CAM", "FeatureMaps", "Gradients", "Histograms", "Saliency", "resolve"]
+__all__ = ["CAM", "FeatureMaps", "FeatureVis", "Gradients", "Histograms", "Saliency", "resolve"]
 
 TARGETS = ("predicted", "label")
 
@@ -252,6 +252,70 @@ class Histograms(OptionGroup):
             )
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureVis(OptionGroup):
+    """Feature visualisation over training, `watch(..., featurevis=FeatureVis(...))`: per layer, for each
+    chosen channel, the input that maximises its mean activation (`tb_plugin_insight.featurevis`).
+
+    Attributes:
+        every: `featurevis_every`: steps between visualisations (0 = never, the default: one costs `steps`
+            forwards and backwards up to the layer for all its channels together; see the guide for a
+            setting within 1% of training time).
+        layers: `featurevis_layers`: a layer name (or module) or a list of them. Default: the last layer
+            with a spatial (N, C, H, W) output, the layer CAMs explain by default.
+        channels: `featurevis_channels`: an int k: the first k channels the feature-maps view shows for
+            that layer (its `maps_channels`, or the most active on the probe), or, for a layer without
+            feature maps, the k most active on the probe (channels 0..k-1 without a probe); a list of
+            channel indices for every layer; or `{"layer": [indices]}` (its layers are the default
+            `layers`; a layer of `layers` must have an entry).
+        size: `featurevis_size`: the images' side. Default: the probe's (height, width); 32 without a
+            probe.
+        steps: `featurevis_steps`: optimisation steps per visualisation (the same seed each time, so the
+            images change only with the model).
+    """
+
+    every: int = 0
+    layers: Any = None
+    channels: Any = 8
+    size: Optional[int] = None
+    steps: int = 64
+
+    FLAT: ClassVar[Mapping[str, str]] = {
+        "every": "featurevis_every",
+        "layers": "featurevis_layers",
+        "channels": "featurevis_channels",
+        "size": "featurevis_size",
+        "steps": "featurevis_steps",
+    }
+
+    def check(self) -> None:
+        validate.int_option(
+            self.every,
+            "featurevis_every must be a non-negative int (steps between visualisations, 0 = never),"
+            f" got {self.every!r}",
+            low=0,
+        )
+        validate.int_option(
+            self.steps, f"featurevis_steps must be a positive int (optimisation steps), got {self.steps!r}"
+        )
+        if self.size is not None:
+            validate.int_option(
+                self.size, f"featurevis_size must be an int >= 2 (pixels) or None, got {self.size!r}", low=2
+            )
+        channels = self.channels
+        if isinstance(channels, bool) or not isinstance(channels, (int, Sequence, Mapping)):
+            raise TypeError(
+                "featurevis_channels must be an int k, a list of channel indices or {layer: [indices]},"
+                f" got {channels!r}"
+            )
+        if isinstance(channels, int):
+            validate.int_option(channels, f"featurevis_channels must be a positive int, got {channels!r}")
+        elif isinstance(channels, str):
+            raise TypeError(
+                f"featurevis_channels must be an int or a list of channel indices, got {channels!r}"
+            )
+
+
 def _check_max_side(name: str, value: Any) -> None:
     if value is not None:
         validate.int_option(
@@ -265,6 +329,7 @@ GROUPS: dict[str, type[OptionGroup]] = {
     "feature_maps": FeatureMaps,
     "gradients": Gradients,
     "histograms": Histograms,
+    "featurevis": FeatureVis,
 }
 
 

@@ -255,3 +255,39 @@ def feature_maps(
             )
         )
     return summary.summary_of(values)
+
+
+def feature_vis(
+    first_time: FirstTime, images: dict[str, tuple[Any, tuple[int, ...]]], layers: Sequence[Any]
+) -> summary_pb2.Summary:
+    """One visualisation step: per layer, the channels' optimised inputs as one PNG strip.
+
+    `images` maps a layer to its (K, h, w[, 3]) uint8 tiles and their channels; `layers` are the plan's
+    `VisLayer`s (name, order, module type, output shape, user channels)."""
+    values = []
+    for layer in layers:
+        if layer.name not in images:
+            continue
+        tiles, channels = images[layer.name]
+        if tiles.ndim not in (3, 4) or len(channels) != tiles.shape[0]:
+            raise ValueError(
+                f"{len(channels)} feature visualisations must be (K, h, w[, 3]), got {tiles.shape}"
+            )
+        tag = metadata.tag_for(metadata.RecordKind.FEATURE_VIS, layer.name)
+        values.append(
+            summary.feature_vis_value(
+                layer.name,
+                png.grid(tiles[None]),
+                channels,
+                height=int(tiles.shape[1]),
+                width=int(tiles.shape[2]),
+                layout="rgb" if tiles.ndim == 4 else "gray",
+                num_channels=int(layer.shape[1]),
+                user_channels=layer.user_channels is not None,
+                module_type=layer.module_type,
+                shape=layer.shape,
+                order=layer.order,
+                with_metadata=first_time(tag),
+            )
+        )
+    return summary.summary_of(values)

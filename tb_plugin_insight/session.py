@@ -23,6 +23,8 @@ from tb_plugin_insight.capture.grads import GradientRecorder
 from tb_plugin_insight.capture.hooks import ActivationRecorder, LayerInfo, Mode
 from tb_plugin_insight.capture.transfer import HostArray
 from tb_plugin_insight.recorders import REGISTRY, Recorder, RecordSink, TrainingNeeds, WatchContext
+from tb_plugin_insight.recorders.feature_maps import FeatureMapsRecorder
+from tb_plugin_insight.recorders.featurevis import FeatureVisRecorder
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +38,9 @@ class WatchSession:
         self.by_name = {recorder.name: recorder for recorder in self.recorders}
         self._probe_side = [r for r in self.recorders if r.probe_role is not None]
         self.engine: Optional[ActivationRecorder] = None
+        featurevis, feature_maps = self.by_name.get("featurevis"), self.by_name.get("feature_maps")
+        if isinstance(featurevis, FeatureVisRecorder) and isinstance(feature_maps, FeatureMapsRecorder):
+            featurevis.maps_channels = feature_maps.maps.channels  # show the channels the maps view shows
 
     @classmethod
     def build(cls, ctx: WatchContext) -> WatchSession:

@@ -87,6 +87,13 @@ layout "rgb": O rows x 1 column of RGB tiles (one per filter); layout "gray": O 
 columns (input channels) of grayscale tiles. FILTER_SCALES, tag `insight/filter_scales/<layer>`,
 TENSOR: float32/64 [O, 1 or I, 2] per step, quantised like feature maps with 8 bits (an RGB tile shares
 one scale).
+
+FEATURE_VIS, tag `insight/feature_vis/<layer>`, BLOB_SEQUENCE: one PNG per visualisation step, a strip of
+1 row x K columns of tiles `height` x `width` (K = `num_images`): the input optimised to maximise the
+mean activation of channel `channels[j]` (metadata, in that order) at the layer
+(tb_plugin_insight.featurevis), each tile min-max stretched on its own over all its colours; layout
+"rgb" (3-channel model inputs) or "gray" (1 channel, or the mean of the input channels). `num_channels`
+is the layer's channel count, `user_channels` true when the channels were given by index.
 """
 
 from __future__ import annotations
@@ -506,3 +513,39 @@ def tile_scales_value(
             metadata.create_summary_metadata(kind, layer, probe=probe, fields=("min", "max"))
         )
     return value
+
+
+def feature_vis_value(
+    layer: str,
+    strip_png: bytes,
+    channels: Sequence[int],
+    *,
+    height: int,
+    width: int,
+    layout: str,
+    num_channels: int,
+    user_channels: bool,
+    module_type: str,
+    shape: Sequence[int],
+    order: int,
+    with_metadata: bool,
+) -> summary_pb2.Summary.Value:
+    """One layer's feature visualisations at one step: a PNG strip of 1 x len(channels) tiles."""
+    kind = metadata.RecordKind.FEATURE_VIS
+    return tiles_value(
+        kind,
+        metadata.tag_for(kind, layer),
+        strip_png,
+        layer=layer,
+        with_metadata=with_metadata,
+        num_images=len(channels),
+        height=height,
+        width=width,
+        layout=layout,
+        channels=[int(c) for c in channels],
+        num_channels=num_channels,
+        user_channels=user_channels,
+        module_type=module_type,
+        shape=list(shape),
+        order=order,
+    )

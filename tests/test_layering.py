@@ -48,6 +48,7 @@ def test_explain_imports_nothing_from_the_recording_side() -> None:
     explain = [p for p in modules() if p.parent.name == "explain"] + [
         PACKAGE / "cam.py",
         PACKAGE / "saliency.py",
+        PACKAGE / "featurevis.py",
     ]
     assert len(explain) >= 8
     bad = []
@@ -105,6 +106,7 @@ def test_every_capability_is_one_recorder_module_in_the_registry() -> None:
         "gradients",
         "model_table",
         "feature_maps",
+        "featurevis",
         "cams",
         "saliency",
     ]

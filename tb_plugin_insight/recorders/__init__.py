@@ -17,6 +17,7 @@ from tb_plugin_insight.recorders.activations import ActivationStatsRecorder
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, TrainingNeeds, WatchContext
 from tb_plugin_insight.recorders.cams import CamRecorder
 from tb_plugin_insight.recorders.feature_maps import FeatureMapsRecorder
+from tb_plugin_insight.recorders.featurevis import FeatureVisRecorder
 from tb_plugin_insight.recorders.gradients import GradientsRecorder
 from tb_plugin_insight.recorders.histograms import HistogramRecorder
 from tb_plugin_insight.recorders.model_table import ModelTableRecorder
@@ -30,6 +31,7 @@ REGISTRY: tuple[type[Recorder], ...] = (
     GradientsRecorder,
     ModelTableRecorder,
     FeatureMapsRecorder,
+    FeatureVisRecorder,
     CamRecorder,
     SaliencyRecorder,
 )

@@ -97,7 +97,9 @@ def _tapped(layers: list[tuple[str, nn.Module]]) -> Iterator[list[_BiasTap]]:
             handle.remove()
 
 
-def fullgrad(model: nn.Module, inputs: torch.Tensor, targets: targets_mod.TargetSpec = None) -> FullGradResult:
+def fullgrad(
+    model: nn.Module, inputs: torch.Tensor, targets: targets_mod.TargetSpec = None
+) -> FullGradResult:
     """The raw FullGrad maps of `inputs` (N, C, H, W). Call inside `side_effect_free(model, inputs)`.
 
     Raises:
@@ -116,11 +118,11 @@ def fullgrad(model: nn.Module, inputs: torch.Tensor, targets: targets_mod.Target
         raw = model(leaf.clone())  # the forward may change its input in place
         output = targets_mod.model_output(raw)
         scores = targets_mod.target_scores(output, targets)
-    kept = [(bias, out) for bias, tap in zip(biases, taps) for out in tap.outputs]
-    if not scores.requires_grad:
-        raise _no_gradient()
-    wrt = [leaf] + [out for _, out in kept]
-    grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
+        kept = [(bias, out) for bias, tap in zip(biases, taps) for out in tap.outputs]
+        if not scores.requires_grad:
+            raise _no_gradient()
+        wrt = [leaf] + [out for _, out in kept]
+        grads = torch.autograd.grad(scores.sum(), wrt, allow_unused=True)
     if all(g is None for g in grads):
         raise _no_gradient()
     size = (int(inputs.shape[-2]), int(inputs.shape[-1]))

@@ -192,7 +192,10 @@ class ModelTableRecorder:
         row["calls"] += 1
         if row["calls"] == 1:
             row["output"] = describe_output(output)
-        macs, size = call_counts(module, output)
+        try:
+            macs, size = call_counts(module, output)
+        except Exception:  # noqa: BLE001 - a hook in the user's training forward must never raise
+            return
         row["outputBytes"] += size
         if self._leaves[index]:  # as torchinfo: only modules without children count mult-adds
             row["ownMultAdds"] += macs

@@ -247,14 +247,22 @@ def test_watch_records_fullgrad_without_a_layer(tmp_path: Path) -> None:
         _train(cam_model(), writer, cam_methods=["fullgrad"])
     with InsightWriter(str(tmp_path / "mixed")) as writer:
         _train(cam_model(), writer, cam_methods=["gradcam", "fullgrad"])
+    with InsightWriter(str(tmp_path / "once")) as writer:
+        writer.add_cam("extra", cam_model(), probe_batch()[0], method="fullgrad", global_step=3)
+    assert insight_steps(tmp_path / "once")["insight/cam/extra/fullgrad/"] == [3]
     assert insight_steps(tmp_path / "alone")["insight/cam/probe/fullgrad/"] == [0, 2, 4]
     assert insight_steps(tmp_path / "mixed")["insight/cam/probe/fullgrad/4"] == [0, 2, 4]
     client = make_client(tmp_path)
     images, _ = probe_batch()
     # step 0's maps come from the freshly initialised weights, before the first update
     expected = compute_cam(cam_model(), images, None, method="fullgrad").numpy()
-    for run, layer in (("alone", ""), ("mixed", "4")):
-        response = client.get(PREFIX + f"/map_image?run={run}&kind=cam&layer={layer}&method=fullgrad&step=0")
+    for run, probe, layer, step in (
+        ("alone", "probe", "", 0),
+        ("mixed", "probe", "4", 0),
+        ("once", "extra", "", 3),
+    ):
+        query = f"run={run}&kind=cam&probe={probe}&layer={layer}&method=fullgrad&step={step}"
+        response = client.get(PREFIX + "/map_image?" + query)
         assert response.status_code == 200, response.get_data()
         stored = png.decode(response.get_data()).reshape(4, 12, 12).astype(np.float64) / 255
         np.testing.assert_allclose(stored, expected, atol=1 / 510 + 1e-6)

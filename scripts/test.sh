@@ -9,6 +9,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt -e . 2>&1 \
   | grep -v "^WARNING: Location" || true
+# pytorch-grad-cam, the reference of tests/test_fullgrad.py, without its dependencies (it declares
+# torchvision, which cannot import beside the pinned torch; see requirements-dev.txt).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps grad-cam==1.5.7 2>&1 \
+  | grep -v "^WARNING: Location" || true
 
 # Headless Chromium for the browser tests (Debian's package; never `playwright install`).
 if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
@@ -24,6 +28,8 @@ fi
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+echo "== mypy"
+.venv/bin/mypy
 echo "== mkdocs build --strict"
 # A broken link, anchor or API reference fails the build (not with --quiet: it hides the warnings that
 # --strict counts); the site goes to the gitignored site/.

@@ -7,6 +7,8 @@ Public surface:
                     grouped options of `watch` (tb_plugin_insight.options).
     compute_cam, compute_cams, compute_saliency
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
+    model_summary, ModelSummary
+                    the model table on its own, like torchinfo.summary (tb_plugin_insight.model_info).
 
 Importing this package does not import torch: TensorBoard imports `tb_plugin_insight.plugin.loader`
 at start-up, and an import error or a slow import there would hurt every TensorBoard user. Each name
@@ -33,6 +35,8 @@ _EXPORTS = {
     "compute_cam": "tb_plugin_insight.cam",
     "compute_cams": "tb_plugin_insight.cam",
     "compute_saliency": "tb_plugin_insight.saliency",
+    "model_summary": "tb_plugin_insight.model_info",
+    "ModelSummary": "tb_plugin_insight.model_info",
 }
 
 __all__ = [
@@ -42,17 +46,20 @@ __all__ = [
     "Gradients",
     "Histograms",
     "InsightWriter",
+    "ModelSummary",
     "Saliency",
     "WatchHandle",
     "__version__",
     "compute_cam",
     "compute_cams",
     "compute_saliency",
+    "model_summary",
 ]
 
 if TYPE_CHECKING:
     from tb_plugin_insight.cam import compute_cam, compute_cams
     from tb_plugin_insight.handle import WatchHandle
+    from tb_plugin_insight.model_info import ModelSummary, model_summary
     from tb_plugin_insight.options import CAM, FeatureMaps, FeatureVis, Gradients, Histograms, Saliency
     from tb_plugin_insight.saliency import compute_saliency
     from tb_plugin_insight.writer import InsightWriter

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tb_plugin_insight.explain.cam import (
     GRADIENT_METHODS,
+    LAYERLESS_METHODS,
     METHODS,
     CamResult,
     cams_from_capture,
@@ -18,6 +19,7 @@ from tb_plugin_insight.explain.cam import (
 
 __all__ = [
     "GRADIENT_METHODS",
+    "LAYERLESS_METHODS",
     "METHODS",
     "CamResult",
     "cams_from_capture",

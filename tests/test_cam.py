@@ -19,7 +19,7 @@ from tb_plugin_insight.cam import GRADIENT_METHODS, METHODS, CamResult, compute_
 from tb_plugin_insight.explain import cam as cam_module
 from tb_plugin_insight.explain import cam_methods
 
-CAPTURE_METHODS = [m for m in METHODS if m not in ("scorecam", "ablationcam")]
+CAPTURE_METHODS = [m for m in METHODS if m not in ("scorecam", "ablationcam", "fullgrad")]
 
 
 # ----------------------------------------------------------------------------------------------- models

@@ -187,7 +187,7 @@ class ActivationRecorder:
         )
         if self._recording and self._on_model_table is not None and self._table is None:
             watched = {info.name for info in self.layers}
-            self._table = ModelTableRecorder(model, watched)  # removed at the end of this forward
+            self._table = ModelTableRecorder(model, watched, args)  # removed at the end of this forward
 
     def _layer_hook(self, index: int) -> Callable[[nn.Module, Any, Any], None]:
         def hook(module: nn.Module, args: Any, output: Any) -> None:

@@ -12,7 +12,9 @@ path; `WatchSession` calls it before the counted forward of a step when any kind
 * saliency methods that are one gradient of the target scores with respect to the input
   (`saliency.INPUT_GRADIENT_METHODS`) take it from the same backward; the others (guided backprop,
   SmoothGrad, integrated gradients, guided Grad-CAM) run their own passes (`compute_attribution`);
-* predictions come from the same logits.
+* predictions come from the same logits;
+* fullgrad (no target layer) runs its own forward and full backward inside `cam.cams_from_capture`,
+  since it needs gradients at every bias layer's output (when it is the only CAM method, nothing is tapped).
 
 When CAMs and saliency explain the same target, one `torch.autograd.grad` call gives both gradients;
 when their targets differ ("predicted" and "label"), the same forward gets two calls, the first keeping
@@ -100,7 +102,11 @@ def run_shared(
     cam_layer = _outcome(lambda: resolve_layer(model, cam_name)) if cam_name is not None else None
     if isinstance(cam_layer, Exception):
         results.cams, cam_plan = cam_layer, None
-    tap = _CamTap(any(m in cam.GRADIENT_METHODS for m in cam_plan.methods)) if cam_plan else None
+    tap = (
+        _CamTap(any(m in cam.GRADIENT_METHODS for m in cam_plan.methods))
+        if cam_plan is not None and _layered(cam_plan)
+        else None
+    )
     with side_effect_free(model, images):
         x = images.detach().clone()  # as compute_attribution: the caller's tensor is never touched
         leaf = x.detach().requires_grad_(True) if shared else None
@@ -127,7 +133,7 @@ def run_shared(
             cam_plan is not None and saliency_plan is not None and cam_plan.target == saliency_plan.target
         )
         cam_grad, input_grad = _gradients(tap, cam_scores, leaf, input_scores, same_target)
-        if tap is not None and cam_plan is not None and isinstance(cam_layer, tuple):
+        if cam_plan is not None and isinstance(cam_layer, tuple):
             name = cam_layer[0]
             results.cams = _outcome(
                 lambda: _cams(model, images, name, tap, output, cam_scores, cam_grad, cam_plan, probe)
@@ -137,6 +143,11 @@ def run_shared(
             lambda: _saliency(model, images, output, input_grad, shared, saliency_plan, probe, predict)
         )
     return results
+
+
+def _layered(plan: Optional[CamPlan]) -> bool:
+    """Whether the plan has a method that explains its layer (fullgrad alone needs no tap)."""
+    return plan is not None and any(m not in cam.LAYERLESS_METHODS for m in plan.methods)
 
 
 def _shared_methods(plan: SaliencyPlan, n: int) -> list[str]:
@@ -245,14 +256,19 @@ def _cams(
     model: nn.Module,
     images: torch.Tensor,
     name: str,
-    tap: _CamTap,
+    tap: Optional[_CamTap],
     output: Any,
     scores: Any,
     gradient: Any,
     plan: CamPlan,
     probe: Probe,
 ) -> MapRecord:
-    """The CAM record of the probe, from the shared forward's capture (inside `side_effect_free`)."""
+    """The CAM record of the probe, from the shared forward's capture (inside `side_effect_free`);
+    fullgrad runs its own forward and backward in `cams_from_capture` (no tap when it is alone)."""
+    targets = probe_targets(plan.target, probe, images.device, len(images))
+    if tap is None:
+        result = cam.cams_from_capture(model, images, None, None, plan.methods, targets, upsample=False)
+        return record_from_cams(result)
     activation = tap.checked(name)
     output = _value(output)
     if tap.gradient:
@@ -262,7 +278,6 @@ def _cams(
         captured = Captured(output.detach(), activation.detach(), gradient, scores.detach())
     else:
         captured = Captured(output.detach(), activation)
-    targets = probe_targets(plan.target, probe, images.device, len(images))
     result = cam.cams_from_capture(model, images, name, captured, plan.methods, targets, upsample=False)
     return record_from_cams(result)
 

@@ -31,9 +31,13 @@ eigencam        A projected on its first principal component             1 forwa
 eigengradcam    G * A projected on its first principal component         1 forward + short backward
 scorecam        sum_c softmax_c(S(x * upsampled A_c)) A_c                + N*C masked forwards
 ablationcam     sum_c [(S - S with A_c zeroed) / S] A_c                  + N*C ablated forwards
+fullgrad        |x dS/dx| + sum over biases b of |b dS/dz| (no layer)    own forward + full backward
 =============== ======================================================== ===========================
 
 A is the target layer's activation, G the gradient of the explained score S with respect to it.
+FullGrad needs no target layer (`target_layer=None` when it is the only method; with other methods it
+ignores the layer): it sums the input term and one term per convolution/BatchNorm bias, each scaled per
+channel, at the input's resolution (see `tb_plugin_insight.explain.fullgrad`).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import validate
-from tb_plugin_insight.explain import cam_methods
+from tb_plugin_insight.explain import cam_methods, fullgrad
 from tb_plugin_insight.explain import targets as targets_mod
 from tb_plugin_insight.explain.capture import (
     Captured,
@@ -57,7 +61,7 @@ from tb_plugin_insight.explain.capture import (
 )
 from tb_plugin_insight.explain.targets import TargetSpec
 
-__all__ = ["METHODS", "GRADIENT_METHODS", "CamResult", "compute_cam", "compute_cams"]
+__all__ = ["METHODS", "GRADIENT_METHODS", "LAYERLESS_METHODS", "CamResult", "compute_cam", "compute_cams"]
 
 ReshapeTransform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -72,7 +76,10 @@ METHODS: tuple[str, ...] = (
     "eigengradcam",
     "scorecam",
     "ablationcam",
+    "fullgrad",
 )
+#: Methods that explain the whole network rather than a target layer.
+LAYERLESS_METHODS: frozenset[str] = frozenset({"fullgrad"})
 #: Methods that need the gradient of the target score (all computed from one forward together).
 GRADIENT_METHODS: frozenset[str] = cam_methods.GRADIENT_METHODS
 
@@ -119,7 +126,7 @@ class CamResult(dict):
 def compute_cam(
     model: nn.Module,
     inputs: torch.Tensor,
-    target_layer: LayerSpec,
+    target_layer: Optional[LayerSpec],
     method: str = "gradcam",
     targets: TargetSpec = None,
     reshape_transform: Optional[ReshapeTransform] = None,
@@ -133,7 +140,8 @@ def compute_cam(
         inputs: images (N, C, H, W); they need not require grad. A single image needs `unsqueeze(0)`.
         target_layer: a module of `model` or its qualified name (as in `model.named_modules()`). Its output
             must be (N, C, h, w), or transformer tokens (N, T, C) on a square grid (T = s*s, or 1 + s*s
-            with a class token first), or anything `reshape_transform` turns into (N, C, h, w).
+            with a class token first), or anything `reshape_transform` turns into (N, C, h, w). None
+            (or anything: it is ignored) for fullgrad, which explains the whole network.
         method: one of `METHODS`.
         targets: what to explain per sample. None: the predicted class; an int: that class for all; a
             sequence/tensor of ints: one class per sample; a callable `output -> (N,)` scores. A class
@@ -154,6 +162,7 @@ def compute_cam(
     Example::
 
         heat = compute_cam(model, images[:8], "features.relu_last", method="gradcam++")
+        full = compute_cam(model, images[:8], None, method="fullgrad")
     """
     return compute_cams(
         model, inputs, target_layer, [method], targets, reshape_transform, batch_size=batch_size
@@ -163,7 +172,7 @@ def compute_cam(
 def compute_cams(
     model: nn.Module,
     inputs: torch.Tensor,
-    target_layer: LayerSpec,
+    target_layer: Optional[LayerSpec],
     methods: Union[str, Sequence[str]] = ("gradcam",),
     targets: TargetSpec = None,
     reshape_transform: Optional[ReshapeTransform] = None,
@@ -175,9 +184,11 @@ def compute_cams(
 
     All of gradcam, hirescam, gradcam++, xgradcam, layercam, eigencam and eigengradcam come from the same
     single forward (and the same backward, which stops at the target layer); scorecam and ablationcam add
-    their perturbed forwards. Arguments are those of `compute_cam`; with `upsample=False` the maps stay at
-    the layer's own resolution (ReLU and min-max scaling still applied), which is what InsightWriter stores:
-    the browser upsamples them bilinearly, and a 7x7 map costs 49 bytes instead of 50k at 224x224.
+    their perturbed forwards, fullgrad its own forward and full backward. Arguments are those of
+    `compute_cam`; with `upsample=False` the maps stay at the layer's own resolution (ReLU and min-max
+    scaling still applied), which is what InsightWriter stores: the browser upsamples them bilinearly, and
+    a 7x7 map costs 49 bytes instead of 50k at 224x224. With fullgrad among the methods all maps come at
+    the input's resolution (fullgrad's map has the input's detail).
 
     Returns:
         A `CamResult`: a dict `method -> (N, H, W)` whose attributes give the model's predicted class and
@@ -191,6 +202,14 @@ def compute_cams(
     chosen = check_methods(methods)
     _check_inputs(inputs)
     validate.int_option(batch_size, f"batch_size must be a positive int, got {batch_size!r}")
+    if all(m in LAYERLESS_METHODS for m in chosen):
+        with side_effect_free(model, inputs):
+            return cams_from_capture(model, inputs, None, None, chosen, targets, None, batch_size, upsample)
+    if target_layer is None:
+        raise ValueError(
+            f"{', '.join(m for m in chosen if m not in LAYERLESS_METHODS)} need a target_layer (a module or"
+            " its qualified name); only fullgrad works without one"
+        )
     name, layer = resolve_layer(model, target_layer)
     with side_effect_free(model, inputs):
         captured = capture(
@@ -204,8 +223,8 @@ def compute_cams(
 def cams_from_capture(
     model: nn.Module,
     inputs: torch.Tensor,
-    target_layer: LayerSpec,
-    captured: Captured,
+    target_layer: Optional[LayerSpec],
+    captured: Optional[Captured],
     methods: Sequence[str],
     targets: TargetSpec = None,
     reshape_transform: Optional[ReshapeTransform] = None,
@@ -214,23 +233,44 @@ def cams_from_capture(
 ) -> CamResult:
     """`compute_cams` from a capture already made (`explain.capture.capture`, or a probe pass shared
     with other maps, see `capture/probe_pass.py`): the maps of `methods` (canonical names, checked),
-    plus the extra forwards of scorecam/ablationcam. Call inside `side_effect_free(model, inputs)`;
-    `captured.gradient` must be set when a method of GRADIENT_METHODS is asked for."""
+    plus the extra forwards of scorecam/ablationcam and fullgrad's own pass. Call inside
+    `side_effect_free(model, inputs)`; `captured.gradient` must be set when a method of GRADIENT_METHODS
+    is asked for. `target_layer` and `captured` may be None when only LAYERLESS_METHODS are asked for.
+
+    With fullgrad among the methods every map comes at the input's resolution, also with
+    `upsample=False` (its map has the input's detail, and all maps of a result share one size)."""
     chosen = check_methods(methods)
-    name, layer = resolve_layer(model, target_layer)
-    run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
-    layer_maps = torch.stack([run.layer_map(method) for method in chosen])  # (methods, N, h, w)
-    size = run.size if upsample else (int(layer_maps.shape[-2]), int(layer_maps.shape[-1]))
-    resized = cam_methods.resize(torch.relu(layer_maps.flatten(0, 1).float()), size)
+    layered = [m for m in chosen if m not in LAYERLESS_METHODS]
+    full = fullgrad.fullgrad(model, inputs, targets) if len(layered) < len(chosen) else None
+    input_size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+    raw: list[torch.Tensor] = []
+    if layered:
+        if captured is None or target_layer is None:
+            raise ValueError(f"{', '.join(layered)} need a target layer and its capture")
+        name, layer = resolve_layer(model, target_layer)
+        run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
+        output, scores, classes = captured.output, run.scores, run.classes
+        layer_maps = torch.stack([run.layer_map(method) for method in layered])  # (methods, N, h, w)
+        own = (int(layer_maps.shape[-2]), int(layer_maps.shape[-1]))
+        size = input_size if upsample or full is not None else own
+        raw.append(cam_methods.resize(torch.relu(layer_maps.flatten(0, 1).float()), size))
+    else:
+        assert full is not None
+        output, scores, size = full.output, full.scores, input_size
+        classes = None if _is_callable(targets) else targets_mod.resolve_classes(output, targets)
+    if full is not None:
+        raw.append(full.raw)
+    order = layered + [m for m in chosen if m in LAYERLESS_METHODS]
+    resized = torch.cat(raw)
     low, high = torch.aminmax(resized.flatten(1), dim=1)  # the range the scaling below removes
-    maps = cam_methods.scale_to_unit_(resized).view(len(chosen), len(inputs), *size)
+    maps = cam_methods.scale_to_unit_(resized).view(len(order), len(inputs), *size)
+    ranges = torch.stack([low, high], dim=1).view(len(order), len(inputs), 2)
+    by_method = dict(zip(order, maps.unbind(0)))
     result = CamResult(
-        dict(zip(chosen, maps.unbind(0))),
-        output=captured.output,
-        target_score=run.scores,
-        target_class=run.classes,
+        {m: by_method[m] for m in chosen}, output=output, target_score=scores, target_class=classes
     )
-    result.raw_range = dict(zip(chosen, torch.stack([low, high], dim=1).view(len(chosen), len(inputs), 2)))
+    range_of = dict(zip(order, ranges.unbind(0)))
+    result.raw_range = {m: range_of[m] for m in chosen}
     return result
 
 

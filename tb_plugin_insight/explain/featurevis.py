@@ -303,12 +303,12 @@ class _Redirect(torch.autograd.Function):
     where it is off but the gradient asks for a larger input (Lucid's redirected ReLU, for ascent)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x)
         return out.detach().clone()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         (x,) = ctx.saved_tensors
         return grad * ((x > 0) | (grad > 0)).to(grad.dtype), None
 

@@ -1,5 +1,8 @@
-"""CAM overlays of the probe batch (Grad-CAM and eight relatives) every `cam_every` steps, computed in the
-shared probe pass just before that step's training forward, and `add_cam`'s one-off CAMs."""
+"""CAM overlays of the probe batch (Grad-CAM and nine relatives) every `cam_every` steps, computed in the
+shared probe pass just before that step's training forward, and `add_cam`'s one-off CAMs.
+
+FullGrad needs no layer: with it alone and no `cam_layer`, the records' layer name is "" (the whole
+model); mixed with layer methods it is recorded under their layer."""
 
 from __future__ import annotations
 
@@ -36,7 +39,9 @@ def plan_cams(
         raise ValueError("cam_target='label' needs probe labels: pass probe=(images, labels)")
     names = tuple(cam.check_methods(methods))
     sample = probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
-    if layer is None:
+    if layer is None and _layerless(names):
+        name, auto = "", False  # fullgrad explains the whole model: its records carry no layer name
+    elif layer is None:
         name, auto = probe_mod.find_last_spatial_layer(model, sample), True
         logger.warning(
             "Insight: CAMs explain layer %r (the last spatial layer; set cam_layer= to change)", name
@@ -44,8 +49,13 @@ def plan_cams(
     else:
         name, auto = resolve_layer(model, layer)[0], False
     targets = maps.probe_targets(target, probe, sample.device, 1)
-    cam.compute_cams(model, sample, name, list(names), targets=targets)
+    cam.compute_cams(model, sample, name or None, list(names), targets=targets)
     return CamPlan(every, name, names, target, auto)
+
+
+def _layerless(methods: Sequence[str]) -> bool:
+    """Only methods that need no target layer (fullgrad)."""
+    return all(m in cam.LAYERLESS_METHODS for m in methods)
 
 
 def write_maps(
@@ -126,9 +136,10 @@ def write_once(
     probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
     images = probe.on(maps.model_device(model), maps.model_dtype(model))
     layer = target_layer
-    auto = layer is None
+    layerless = layer is None and _layerless(cam.check_methods(method))
+    auto = layer is None and not layerless
     if auto:
         layer = probe_mod.find_last_spatial_layer(model, images[:1])
     result = cam.compute_cams(model, images, layer, method, targets=targets, upsample=False)
-    layer_name = resolve_layer(model, layer)[0]
+    layer_name = "" if layerless else resolve_layer(model, layer)[0]
     write_maps(sink, step, probe, layer_name, maps.record_from_cams(result), auto_selected=auto)

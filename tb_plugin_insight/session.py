@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from tb_plugin_insight import records
+from tb_plugin_insight import records, steps
 from tb_plugin_insight.capture import hooks
 from tb_plugin_insight.capture import probe_pass as probe_pass_mod
 from tb_plugin_insight.capture.grads import GradientRecorder
@@ -36,6 +36,9 @@ class WatchSession:
         self.by_name = {recorder.name: recorder for recorder in self.recorders}
         self._probe_side = [r for r in self.recorders if r.probe_role is not None]
         self.engine: Optional[ActivationRecorder] = None
+        self._first_step = 0
+        self._warned_no_forward = False
+        self._model_type = ""
 
     @classmethod
     def build(cls, ctx: WatchContext) -> WatchSession:
@@ -55,8 +58,11 @@ class WatchSession:
         every: int,
         mode: Mode,
         compiled: bool,
+        step_source: Optional[Callable[[], int]] = None,
+        manual: bool = False,
     ) -> None:
-        """Register the hooks on `model` (one ActivationRecorder for all training-side recorders)."""
+        """Register the hooks on `model` (one ActivationRecorder for all training-side recorders); steps
+        come from its training forwards, `step_source`, or with `manual` from `begin_step`/`end_step`."""
         needs = TrainingNeeds()
         for recorder in self.recorders:
             recorder.training_needs(needs)
@@ -73,7 +79,10 @@ class WatchSession:
             on_extras=self._extras_callback(needs) if needs.reducers else None,
             on_model_table=needs.on_model_table,
             compiled=compiled,
+            step_source=step_source,
+            manual=manual,
         )
+        self._model_type = type(model).__name__
 
     # --- what the handle and the writer read ----------------------------------------------------------
     @property
@@ -88,6 +97,8 @@ class WatchSession:
     def step(self, value: int) -> None:
         if self.engine is not None:
             self.engine.step = value
+            if not self.engine.forwards_counted:
+                self._first_step = value  # set before training: the no-forward check counts from here
 
     @property
     def gradients(self) -> Optional[GradientRecorder]:
@@ -98,6 +109,30 @@ class WatchSession:
         """Remove every hook (idempotent); a finished gradient record is still written."""
         if self.engine is not None:
             self.engine.remove()
+
+    # --- manual steps (watch(step="manual"), the trainer integrations) --------------------------------
+    def begin_step(self, model: nn.Module, step: int) -> None:
+        if self.engine is not None:
+            self.engine.begin_step(model, step)
+
+    def end_step(self, model: nn.Module) -> None:
+        if self.engine is not None:
+            self.engine.end_step(model)
+
+    def read_gradients(self) -> None:
+        if self.engine is not None:
+            self.engine.read_gradients()
+
+    def check_logged_step(self, logged_step: Any) -> None:
+        """The user logged a scalar at `logged_step`: warn once if training seems to run unwatched."""
+        engine = self.engine
+        if engine is None or engine.manual or self._warned_no_forward or not engine.active:
+            return
+        if steps.no_forward_due(logged_step, self._first_step, engine.every, engine.forwards_counted):
+            self._warned_no_forward = True
+            logger.warning(
+                steps.no_forward_message(self._model_type, logged_step, engine.forwards_seen, engine.mode)
+            )
 
     # --- the training forward -------------------------------------------------------------------------
     def _extras_callback(self, needs: TrainingNeeds) -> hooks.ExtrasCallback:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from torch import nn
 
-from tb_plugin_insight import recorders
+from tb_plugin_insight import recorders, validate
 from tb_plugin_insight.writer import InsightWriter
 
 logger = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ def check_options(callback: str, options: Mapping[str, Any]) -> dict[str, Any]:
         raise TypeError(
             f"{callback} sets Gradients.accumulation itself ({_SET_BY_TRAINER['grad_accumulation']})"
         )
+    every = options.get("every", 10)
+    validate.int_option(every, f"every must be a positive int (1 = every step), got {every!r}")
     recorders.resolve_options({k: v for k, v in options.items() if k not in _WATCH_ARGS})
     return dict(options)
 

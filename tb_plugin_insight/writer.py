@@ -163,9 +163,8 @@ class InsightWriter(SummaryWriter):
         Steps: Insight counts the model's forward passes in training mode (`model.train()`), from 0. In
         the usual loop (one training forward per step, `global_step` counting from 0) its steps are the
         `global_step`s you pass to `add_scalar`; eval passes are not counted. Set `writer.step = n` (or
-        `handle.step = n`) to align it with any other counter, or give `step=`. If scalars are logged
-        several `every`s past the start while the model has not run a counted forward, a warning names
-        the likely cause (a wrapper that calls a submodule, eval mode) and the fix.
+        `handle.step = n`) to align it with any other counter, or give `step=`. Scalars logged while the
+        model has not run a counted forward get one warning with the likely cause and the fix.
 
         Args:
             model: the module to watch (DDP, DataParallel and torch.compile wrappers are unwrapped).
@@ -177,13 +176,10 @@ class InsightWriter(SummaryWriter):
             probe: a fixed batch to explain: images (N, C, H, W) or (images, labels), as `set_probe`;
                 without it a probe set earlier with `set_probe` is used, if any.
             class_names: names of the classes, shown in the tab.
-            step: where step numbers come from. None (default): the counter above. A callable, e.g.
-                `lambda: global_step`: each counted forward is recorded as step `step()` (a number
-                returned again, as by the micro-batches of one optimizer step, is recorded once, at its
-                first forward). "manual": the model's own forward is not hooked (for a wrapper whose
-                forward is never called); call `handle.begin_step(n)` before each training step,
-                `handle.gradients_ready()` before the optimizer step and `handle.end_step()` after it
-                (what the Lightning and HuggingFace integrations do).
+            step: None (default): the counter above. A callable (`lambda: global_step`): each counted
+                forward is step `step()`, a repeated number recorded once. "manual": the model's own
+                forward is not hooked; mark steps with the handle's `begin_step(n)`, `gradients_ready()`
+                and `end_step()` (as the Lightning and HuggingFace integrations do).
             cam, saliency, feature_maps, gradients: grouped options (`CAM`, `Saliency`, `FeatureMaps`,
                 `Gradients`); `histograms` takes a bool or `Histograms`. Every other keyword is the flat
                 twin of a grouped field, documented there: `cam_*` of `CAM`, `saliency_*` of `Saliency`,

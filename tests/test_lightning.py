@@ -129,13 +129,19 @@ def test_accumulation_and_bf16_read_the_accumulated_gradients_and_leave_training
     assert all(r is not None and r > 0 for r in grads["values"]["updateRatio"][0])
 
 
+class KeepModule(pl.Callback):
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.module, self.hooks = pl_module, hook_count(pl_module)
+
+
 def test_hooks_are_removed_after_fit_and_when_fit_fails(tmp_path: Path) -> None:
     callback = InsightCallback(every=1)
     module = fit(tmp_path / "ok", [callback], max_steps=2)
     assert hook_count(module) == 0 and callback.watch is None
+    kept = KeepModule()
     with pytest.raises(RuntimeError, match="boom"):
-        fit(tmp_path / "failed", [callback], max_steps=5, fail_at=2)
-    assert callback.watch is None
+        fit(tmp_path / "failed", [callback, kept], max_steps=5, fail_at=2)
+    assert kept.hooks > 0 and hook_count(kept.module) == 0 and callback.watch is None
     assert PluginReader(tmp_path / "failed").stat_steps("run") == [0, 1]
 
 

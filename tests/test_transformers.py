@@ -146,6 +146,20 @@ def test_a_writer_given_to_the_tensorboard_callback_is_used(tmp_path: Path) -> N
     assert reader.stat_steps(".") == [1, 2] == reader.scalar_steps(".", "train/loss")
 
 
+def test_close_after_a_failed_training_removes_the_hooks(tmp_path: Path) -> None:
+    class Fail(transformers.TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, model: Any, **kwargs: Any) -> None:
+            self.model, self.hooks = model, hook_count(model)
+            raise RuntimeError("boom")
+
+    callback, fail = InsightCallback(every=1), Fail()
+    with pytest.raises(RuntimeError, match="boom"):
+        train(tmp_path, [callback, fail], max_steps=3)
+    assert fail.hooks > 0 and callback.watch is not None  # the Trainer said nothing
+    callback.close()
+    assert callback.watch is None and hook_count(fail.model) == 0
+
+
 def test_options_are_checked_when_the_callback_is_made() -> None:
     with pytest.raises(TypeError, match="sets 'mode' itself"):
         InsightCallback(mode="all")

@@ -73,8 +73,7 @@ class InsightCallback(TrainerCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
-        trainer_watch.close(self.watch)
-        self.watch = None
+        self.close()
         if not state.is_world_process_zero:
             return
         shared = self._shared
@@ -109,6 +108,11 @@ class InsightCallback(TrainerCallback):
     def on_train_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the hooks and close the writer now. `on_train_end` does it; the Trainer has no hook for a
+        training that raised, so call this after one (idempotent)."""
         watch, self.watch = self.watch, None
         trainer_watch.close(watch)
 

@@ -70,6 +70,9 @@ class WatchHandle:
     def begin_step(self, step: int) -> None:
         """With `watch(step="manual")`: training step `step` starts (call before its first forward; the
         probe pass of a due step runs here). Calling it again with the same step records nothing more."""
+        engine = self._session.engine
+        if engine is not None and not engine.manual:
+            raise RuntimeError("begin_step() marks steps of a watch(model, step='manual') only")
         model = self._model()
         if model is not None:
             self._session.begin_step(model, check_step(step))

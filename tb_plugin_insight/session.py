@@ -36,7 +36,7 @@ class WatchSession:
         self.by_name = {recorder.name: recorder for recorder in self.recorders}
         self._probe_side = [r for r in self.recorders if r.probe_role is not None]
         self.engine: Optional[ActivationRecorder] = None
-        self._first_step = 0
+        self._first_logged: Optional[int] = None  # the first step the user logged a scalar at
         self._warned_no_forward = False
         self._model_type = ""
 
@@ -97,8 +97,6 @@ class WatchSession:
     def step(self, value: int) -> None:
         if self.engine is not None:
             self.engine.step = value
-            if not self.engine.forwards_counted:
-                self._first_step = value  # set before training: the no-forward check counts from here
 
     @property
     def gradients(self) -> Optional[GradientRecorder]:
@@ -128,7 +126,12 @@ class WatchSession:
         engine = self.engine
         if engine is None or engine.manual or self._warned_no_forward or not engine.active:
             return
-        if steps.no_forward_due(logged_step, self._first_step, engine.every, engine.forwards_counted):
+        step = steps.as_step(logged_step)
+        if step is None:
+            return
+        if self._first_logged is None:
+            self._first_logged = step
+        if steps.no_forward_due(step, self._first_logged, engine.every, engine.forwards_counted):
             self._warned_no_forward = True
             logger.warning(
                 steps.no_forward_message(self._model_type, logged_step, engine.forwards_seen, engine.mode)

@@ -5,8 +5,9 @@ counted forward with its return value; "manual" leaves the model's own forward u
 caller (the Lightning and HuggingFace integrations) mark each step with `begin_step`/`end_step`.
 
 A watch whose model never runs a counted forward records nothing, and would say nothing: the writer checks
-the steps the user logs scalars at (`NO_FORWARD_EVERYS` recording periods past the watch's start) and warns
-once, naming the likely cause.
+the steps the user logs scalars at (`NO_FORWARD_EVERYS` recording periods past the first one logged
+during the watch, so a resumed run starting at step 5000 is judged from there) and warns once, naming
+the likely cause.
 """
 
 from __future__ import annotations
@@ -39,15 +40,20 @@ def check_step_option(step: Any) -> tuple[Optional[Callable[[], int]], bool]:
     )
 
 
-def no_forward_due(logged_step: Any, first_step: int, every: int, counted: int) -> bool:
-    """True when a scalar logged at `logged_step` shows training has gone on without a counted forward."""
-    if counted or isinstance(logged_step, bool):
-        return False
+def as_step(value: Any) -> Optional[int]:
+    """A logged `global_step` as an int (None when it is not a number, e.g. not given)."""
+    if value is None or isinstance(value, bool):
+        return None
     try:
-        step = int(logged_step)
+        return int(value)
     except (TypeError, ValueError):
-        return False
-    return step >= first_step + NO_FORWARD_EVERYS * every
+        return None
+
+
+def no_forward_due(logged_step: int, first_logged: int, every: int, counted: int) -> bool:
+    """True when scalars logged from `first_logged` to `logged_step` show training has gone on for
+    `NO_FORWARD_EVERYS` recording periods without one counted forward."""
+    return not counted and logged_step >= first_logged + NO_FORWARD_EVERYS * every
 
 
 def no_forward_message(model_type: str, logged_step: int, seen: int, mode: str) -> str:

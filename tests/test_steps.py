@@ -105,9 +105,9 @@ def test_scalars_logged_while_the_watched_forward_never_runs_warn_once(
     model, gen = Wrapper(), torch.Generator().manual_seed(0)
     with caplog.at_level(logging.WARNING), InsightWriter(str(tmp_path)) as writer:
         writer.watch(model, every=5)
-        log_scalars(writer, range(14), lambda: model.net(random_batch(gen)[0]))  # 14 < 3 * every: quiet
+        log_scalars(writer, range(2, 16), lambda: model.net(random_batch(gen)[0]))  # < 2 + 3 * every: quiet
         assert not caplog.records
-        log_scalars(writer, range(14, 40), lambda: model.net(random_batch(gen)[0]))
+        log_scalars(writer, range(16, 40), lambda: model.net(random_batch(gen)[0]))
     warnings = [r for r in caplog.records if "Insight has recorded nothing" in r.getMessage()]
     assert len(warnings) == 1
     message = warnings[0].getMessage()
@@ -128,8 +128,13 @@ def test_a_normal_loop_and_a_late_start_do_not_warn(tmp_path: Path, caplog: pyte
     model, gen = tiny_cnn(), torch.Generator().manual_seed(0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     with caplog.at_level(logging.WARNING), InsightWriter(str(tmp_path)) as writer:
-        writer.watch(model, every=1)
-        writer.step = 1000  # resumed: the watch starts at 1000
-        log_scalars(writer, range(1000, 1002))
-        log_scalars(writer, range(1002, 1010), lambda: sgd_step(model, opt, *random_batch(gen)))
+        handle = writer.watch(model, every=1, step=lambda: global_step)
+        for global_step in range(1000, 1002):  # resumed at 1000: lr logged before the first forward
+            log_scalars(writer, range(global_step, global_step + 1))
+        for global_step in range(1002, 1010):
+            log_scalars(
+                writer, range(global_step, global_step + 1), lambda: sgd_step(model, opt, *random_batch(gen))
+            )
+        with pytest.raises(RuntimeError, match="step='manual'"):
+            handle.begin_step(5)
     assert not [r for r in caplog.records if "Insight has recorded nothing" in r.getMessage()]

@@ -7,6 +7,8 @@ Public surface:
                     grouped options of `watch` (tb_plugin_insight.options).
     compute_cam, compute_cams, compute_saliency
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
+    integrations.lightning.InsightCallback, integrations.transformers.InsightCallback
+                    trainer callbacks, imported from their modules (each needs its trainer installed).
 
 Importing this package does not import torch: TensorBoard imports `tb_plugin_insight.plugin.loader`
 at start-up, and an import error or a slow import there would hurt every TensorBoard user. Each name

@@ -86,8 +86,11 @@ def fit(root: Path, callbacks: list, *, max_steps: int, call_self: bool = True, 
 
 @pytest.mark.parametrize("call_self", [True, False], ids=["self(x)", "self.net(x)"])
 def test_steps_are_the_global_steps_whatever_training_step_calls(tmp_path: Path, call_self: bool) -> None:
-    fit(tmp_path, [InsightCallback(every=1)], max_steps=5, call_self=call_self)
+    probe = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    fit(tmp_path, [InsightCallback(every=1, probe=probe, cam_every=2)], max_steps=5, call_self=call_self)
     reader = PluginReader(tmp_path)
+    (cams,) = reader.get("/maps?run=run")["series"]
+    assert cams["layer"] == "net.1" and cams["steps"] == [0, 2, 4]  # probe passes at the due steps
     assert reader.insight_runs() == ["run"]  # the logger's run folder, beside its scalars
     assert reader.stat_steps("run") == list(range(5)) == reader.scalar_steps("run", "loss")
     names = [layer["name"] for layer in reader.get("/layers?run=run")["layers"]]
@@ -115,7 +118,9 @@ def test_accumulation_and_bf16_read_the_accumulated_gradients_and_leave_training
     norms = GradNorms()
 
     def final_state(watched: bool) -> dict[str, torch.Tensor]:
-        callbacks = [InsightCallback(every=1, histograms=False), norms] if watched else []
+        probe = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+        insight = InsightCallback(every=1, histograms=False, probe=probe, cam_every=1)
+        callbacks = [insight, norms] if watched else []
         module = fit(tmp_path / str(watched), callbacks, call_self=False, **options)
         return {k: v.clone() for k, v in module.state_dict().items()}
 

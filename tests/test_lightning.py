@@ -134,6 +134,21 @@ def test_accumulation_and_bf16_read_the_accumulated_gradients_and_leave_training
     assert all(r is not None and r > 0 for r in grads["values"]["updateRatio"][0])
 
 
+def test_fp16_amp_gradients_are_recorded_unscaled(tmp_path: Path) -> None:
+    """16-bit AMP with a GradScaler (on the CPU, given as Lightning's plugin): the parameter gradients are
+    read after Lightning unscaled them, the output gradients divided by the scaler's scale."""
+    from lightning.pytorch.plugins import MixedPrecision
+
+    norms = GradNorms()
+    plugin = MixedPrecision("16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=1024.0))
+    fit(tmp_path / "fp16", [InsightCallback(every=1), norms], max_steps=3, call_self=False, plugins=[plugin])
+    fit(tmp_path / "fp32", [InsightCallback(every=1)], max_steps=3, call_self=False)
+    url = "/gradients?run=run&layer=net.0&fields=gradNorm,actGradNorm"
+    fp16, fp32 = (PluginReader(tmp_path / name).get(url)["values"] for name in ("fp16", "fp32"))
+    assert fp16["gradNorm"][0] == pytest.approx([norms.norms[s] for s in range(3)], rel=1e-5)
+    assert fp16["actGradNorm"][0] == pytest.approx(fp32["actGradNorm"][0], rel=1e-2)  # not 1024x
+
+
 class KeepModule(pl.Callback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.module, self.hooks = pl_module, hook_count(pl_module)

@@ -67,7 +67,7 @@ class InsightCallback(TrainerCallback):
         if isinstance(tensorboard.tb_writer, InsightWriter):
             self._shared = tensorboard.tb_writer  # the user's own, handed over already
         elif tensorboard.tb_writer is None:
-            tensorboard.logging_dir = tensorboard.logging_dir or run_folder(args)
+            tensorboard.logging_dir = getattr(tensorboard, "logging_dir", None) or run_folder(args)
             self._shared = tensorboard.tb_writer = InsightWriter(tensorboard.logging_dir)
 
     def on_train_begin(
@@ -119,9 +119,9 @@ class InsightCallback(TrainerCallback):
 
 def run_folder(args: TrainingArguments) -> str:
     """The folder the Trainer's TensorBoardCallback writes into when it makes its own writer:
-    `TENSORBOARD_LOGGING_DIR`, else `TrainingArguments.logging_dir` (transformers 4), else
-    `<output_dir>/runs/<date>_<host>` (transformers 5)."""
-    folder = os.getenv("TENSORBOARD_LOGGING_DIR") or getattr(args, "logging_dir", None)
+    `TrainingArguments.logging_dir` in transformers 4; in transformers 5 (which has no such argument)
+    `TENSORBOARD_LOGGING_DIR`, else `<output_dir>/runs/<date>_<host>`."""
+    folder = getattr(args, "logging_dir", None) or os.getenv("TENSORBOARD_LOGGING_DIR")
     if folder:
         return os.path.expanduser(folder)
     from transformers.integrations.integration_utils import default_logdir

@@ -9,6 +9,8 @@ Public surface:
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
     model_summary, ModelSummary
                     the model table on its own, like torchinfo.summary (tb_plugin_insight.model_info).
+    integrations.lightning.InsightCallback, integrations.transformers.InsightCallback
+                    trainer callbacks, imported from their modules (each needs its trainer installed).
 
 Importing this package does not import torch: TensorBoard imports `tb_plugin_insight.plugin.loader`
 at start-up, and an import error or a slow import there would hurt every TensorBoard user. Each name

@@ -67,6 +67,27 @@ class WatchHandle:
     def step(self, value: int) -> None:
         self._session.step = check_step(value)
 
+    def begin_step(self, step: int) -> None:
+        """With `watch(step="manual")`: training step `step` starts (call before its first forward; the
+        probe pass of a due step runs here). Calling it again with the same step records nothing more."""
+        engine = self._session.engine
+        if engine is not None and not engine.manual:
+            raise RuntimeError("begin_step() marks steps of a watch(model, step='manual') only")
+        model = self._model()
+        if model is not None:
+            self._session.begin_step(model, check_step(step))
+
+    def gradients_ready(self) -> None:
+        """With `watch(step="manual")`: read the parameter gradients of the step now (call where they are
+        final: accumulated and unscaled, just before the optimizer step)."""
+        self._session.read_gradients()
+
+    def end_step(self) -> None:
+        """With `watch(step="manual")`: the step's forward (and backward) has run; safe to repeat."""
+        model = self._model()
+        if model is not None:
+            self._session.end_step(model)
+
     @property
     def active(self) -> bool:
         """False once the hooks are removed."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from tb_plugin_insight import records
+from tb_plugin_insight import records, steps
 from tb_plugin_insight.capture import hooks
 from tb_plugin_insight.capture import probe_pass as probe_pass_mod
 from tb_plugin_insight.capture.grads import GradientRecorder
@@ -41,6 +41,9 @@ class WatchSession:
         featurevis, feature_maps = self.by_name.get("featurevis"), self.by_name.get("feature_maps")
         if isinstance(featurevis, FeatureVisRecorder) and isinstance(feature_maps, FeatureMapsRecorder):
             featurevis.maps_channels = feature_maps.maps.channels  # show the channels the maps view shows
+        self._first_logged: Optional[int] = None  # the first step the user logged a scalar at
+        self._warned_no_forward = False
+        self._model_type = ""
 
     @classmethod
     def build(cls, ctx: WatchContext) -> WatchSession:
@@ -60,8 +63,11 @@ class WatchSession:
         every: int,
         mode: Mode,
         compiled: bool,
+        step_source: Optional[Callable[[], int]] = None,
+        manual: bool = False,
     ) -> None:
-        """Register the hooks on `model` (one ActivationRecorder for all training-side recorders)."""
+        """Register the hooks on `model` (one ActivationRecorder for all training-side recorders); steps
+        come from its training forwards, `step_source`, or with `manual` from `begin_step`/`end_step`."""
         needs = TrainingNeeds()
         for recorder in self.recorders:
             recorder.training_needs(needs)
@@ -78,7 +84,10 @@ class WatchSession:
             on_extras=self._extras_callback(needs) if needs.reducers else None,
             on_model_table=needs.on_model_table,
             compiled=compiled,
+            step_source=step_source,
+            manual=manual,
         )
+        self._model_type = type(model).__name__
 
     # --- what the handle and the writer read ----------------------------------------------------------
     @property
@@ -103,6 +112,35 @@ class WatchSession:
         """Remove every hook (idempotent); a finished gradient record is still written."""
         if self.engine is not None:
             self.engine.remove()
+
+    # --- manual steps (watch(step="manual"), the trainer integrations) --------------------------------
+    def begin_step(self, model: nn.Module, step: int) -> None:
+        if self.engine is not None:
+            self.engine.begin_step(model, step)
+
+    def end_step(self, model: nn.Module) -> None:
+        if self.engine is not None:
+            self.engine.end_step(model)
+
+    def read_gradients(self) -> None:
+        if self.engine is not None:
+            self.engine.read_gradients()
+
+    def check_logged_step(self, logged_step: Any) -> None:
+        """The user logged a scalar at `logged_step`: warn once if training seems to run unwatched."""
+        engine = self.engine
+        if engine is None or engine.manual or self._warned_no_forward or not engine.active:
+            return
+        step = steps.as_step(logged_step)
+        if step is None:
+            return
+        if self._first_logged is None:
+            self._first_logged = step
+        if steps.no_forward_due(step, self._first_logged, engine.every, engine.forwards_counted):
+            self._warned_no_forward = True
+            logger.warning(
+                steps.no_forward_message(self._model_type, logged_step, engine.forwards_seen, engine.mode)
+            )
 
     # --- the training forward -------------------------------------------------------------------------
     def _extras_callback(self, needs: TrainingNeeds) -> hooks.ExtrasCallback:

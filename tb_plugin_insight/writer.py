@@ -8,6 +8,7 @@ the writer thread (`background.BackgroundJobs`) through `_enqueue`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from typing import Any, Callable, Optional, Union
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_plugin_insight import background, crc, metadata, recorders, records, validate
+from tb_plugin_insight import background, crc, metadata, recorders, records, steps, validate
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
@@ -35,7 +36,7 @@ from tb_plugin_insight.sink import WriterSink
 logger = logging.getLogger(__name__)
 
 # watch()'s parameters that are not options of a recorder
-_NOT_OPTIONS = frozenset({"self", "model", "layers", "every", "mode", "probe", "class_names", "more"})
+_NOT_OPTIONS = frozenset({"self", "model", "layers", "every", "mode", "probe", "class_names", "step", "more"})
 
 __all__ = ["InsightWriter", "WatchHandle"]
 
@@ -123,6 +124,7 @@ class InsightWriter(SummaryWriter):
         mode: Mode = "train",
         probe: Any = None,
         class_names: Optional[Sequence[str]] = None,
+        step: steps.StepOption = None,
         cam_every: int = 100,
         cam_layer: Any = None,
         cam_methods: Union[Sequence[str], str] = ("gradcam",),
@@ -161,7 +163,8 @@ class InsightWriter(SummaryWriter):
         Steps: Insight counts the model's forward passes in training mode (`model.train()`), from 0. In
         the usual loop (one training forward per step, `global_step` counting from 0) its steps are the
         `global_step`s you pass to `add_scalar`; eval passes are not counted. Set `writer.step = n` (or
-        `handle.step = n`) to align it with any other counter.
+        `handle.step = n`) to align it with any other counter, or give `step=`. Scalars logged while the
+        model has not run a counted forward get one warning with the likely cause and the fix.
 
         Args:
             model: the module to watch (DDP, DataParallel and torch.compile wrappers are unwrapped).
@@ -173,6 +176,10 @@ class InsightWriter(SummaryWriter):
             probe: a fixed batch to explain: images (N, C, H, W) or (images, labels), as `set_probe`;
                 without it a probe set earlier with `set_probe` is used, if any.
             class_names: names of the classes, shown in the tab.
+            step: None (default): the counter above. A callable (`lambda: global_step`): each counted
+                forward is step `step()`, a repeated number recorded once. "manual": the model's own
+                forward is not hooked; mark steps with the handle's `begin_step(n)`, `gradients_ready()`
+                and `end_step()` (as the Lightning and HuggingFace integrations do).
             cam, saliency, feature_maps, gradients: grouped options (`CAM`, `Saliency`, `FeatureMaps`,
                 `Gradients`); `histograms` takes a bool or `Histograms`. Every other keyword is the flat
                 twin of a grouped field, documented there: `cam_*` of `CAM`, `saliency_*` of `Saliency`,
@@ -195,7 +202,7 @@ class InsightWriter(SummaryWriter):
         """
         keywords = {k: v for k, v in locals().items() if k not in _NOT_OPTIONS}
         keywords.update(more)
-        return self._watch(model, layers, every, mode, probe, class_names, keywords)
+        return self._watch(model, layers, every, mode, probe, class_names, keywords, step)
 
     def _watch(
         self,
@@ -206,9 +213,11 @@ class InsightWriter(SummaryWriter):
         probe: Any,
         class_names: Optional[Sequence[str]],
         keywords: dict[str, Any],
+        step: steps.StepOption,
     ) -> WatchHandle:
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch() needs an nn.Module, got {type(model).__name__}")
+        step_source, manual = steps.check_step_option(step)
         compiled = bool(wrappers.compile_contexts(model))
         no_graph_breaks = wrappers.compiled_without_graph_breaks(model)
         model = wrappers.unwrap(model)  # DDP, DataParallel, torch.compile: names without their prefix
@@ -225,7 +234,9 @@ class InsightWriter(SummaryWriter):
         ctx = WatchContext(model, chosen, layers is not None, every, resolved, self._sink, self._probe)
         session = WatchSession.build(ctx)
         self.unwatch(model)
-        session.attach(model, chosen, every=every, mode=mode, compiled=compiled)
+        session.attach(
+            model, chosen, every=every, mode=mode, compiled=compiled, step_source=step_source, manual=manual
+        )
         if no_graph_breaks:
             logger.warning(
                 "Insight cannot record a model compiled with torch.compile(fullgraph=True): its hooks run"
@@ -324,6 +335,11 @@ class InsightWriter(SummaryWriter):
         for session in self._recorders.values():
             session.step = value
 
+    def _note_logged_step(self, global_step: Any) -> None:
+        """A native add_* call at `global_step`: the watches check they have seen training (steps.py)."""
+        for session in self._recorders.values():
+            session.check_logged_step(global_step)
+
     def flush(self) -> None:
         """Write every record made so far (Insight's queue first), then flush the event files to disk."""
         self._jobs.drain()
@@ -346,6 +362,22 @@ class InsightWriter(SummaryWriter):
     def _write(self, summary_proto: Any, step: int) -> None:
         """Write an already built Summary, in order with the queued records."""
         self._sink.enqueue(records.prebuilt, summary_proto, step=step)
+
+
+def _noting_step(name: str) -> Callable[..., Any]:
+    """SummaryWriter's `name(tag, value, global_step, ...)`, first noting the step (`_note_logged_step`)."""
+    native = getattr(SummaryWriter, name)
+
+    @functools.wraps(native)
+    def method(self: InsightWriter, tag: Any, value: Any, global_step: Any = None, *a: Any, **kw: Any) -> Any:
+        self._note_logged_step(global_step)
+        return native(self, tag, value, global_step, *a, **kw)
+
+    return method
+
+
+for _name in ("add_scalar", "add_scalars", "add_histogram", "add_image"):
+    setattr(InsightWriter, _name, _noting_step(_name))
 
 
 def _default_log_dir(comment: str) -> str:

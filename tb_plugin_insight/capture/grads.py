@@ -195,6 +195,21 @@ class GradientRecorder:
                     param.register_post_accumulate_grad_hook(portable(self._param_hook(pending, j)))
                 )
 
+    def read_now(self) -> None:
+        """Read the parameters' `.grad` now instead of arming the hooks of `after_forward` (manual steps:
+        a trainer's hook just before its optimizer step, where the gradients are accumulated and, under
+        AMP, already unscaled, hence no scale). The record is written at the next step or at remove()."""
+        pending = self._pending
+        if pending is None or pending.armed or self._failed:
+            return
+        pending.armed = True
+        for j, (_, param) in enumerate(self._params):
+            if param.grad is not None:
+                record = self._guarded(self._read_param, param, j)
+                if record is None:
+                    return
+                pending.params[j] = record
+
     def remove(self) -> None:
         """Write a record whose backward has happened, then drop every hook (idempotent)."""
         pending, self._pending = self._pending, None

@@ -1,10 +1,11 @@
 """Forward hooks that turn a watched model's training forwards into per-step activation records.
 
-One pre-hook and one post-hook on the model itself delimit a forward pass and count steps; one forward
-hook per watched layer reduces that layer's output on its device. At the end of a recorded forward the
-per-layer vectors are stacked and a copy to the host is started (one transfer), then handed to
-`on_record`, which resolves it off the training thread. Structured outputs give one series per tensor,
-and repeated calls of a layer add up (see outputs.py).
+One pre-hook and one post-hook on the model itself delimit a forward pass and count steps (or, with manual
+steps, `begin_step`/`end_step` called by a trainer integration delimit a training step, whatever forwards
+run inside it); one forward hook per watched layer reduces that layer's output on its device. At the end
+of a recorded forward the per-layer vectors are stacked and a copy to the host is started (one transfer),
+then handed to `on_record`, which resolves it off the training thread. Structured outputs give one series
+per tensor, and repeated calls of a layer add up (see outputs.py).
 Hooks only read detached outputs: they never change what the model computes. With gradient options, the
 same hooks drive a `grads.GradientRecorder` that watches the user's backward of the recorded steps.
 """
@@ -77,7 +78,10 @@ class ActivationRecorder:
     """Hooks on one model; records every `every`-th counted forward pass.
 
     A forward pass counts when the model's mode matches `mode` ("train": model.training is True).
-    `step` is the step the next counted forward gets; it starts at 0 and can be set.
+    `step` is the step the next counted forward gets; it starts at 0 and can be set. With `step_source`
+    each counted forward is numbered `step_source()` instead; with `manual=True` the model's own forward
+    is not hooked and `begin_step`/`end_step` delimit each step. In both, a step number seen again (the
+    micro-batches of one optimizer step) is recorded once, at its first forward.
     """
 
     def __init__(
@@ -95,10 +99,18 @@ class ActivationRecorder:
         on_extras: ExtrasCallback | None = None,
         on_model_table: ModelTableCallback | None = None,
         compiled: bool = False,
+        step_source: Callable[[], int] | None = None,
+        manual: bool = False,
     ) -> None:
         self.every = every
         self.mode = mode
         self.step = 0
+        self.manual = manual
+        self._step_source = step_source
+        self._last_started: int | None = None  # numbered steps: the last one started (recorded once)
+        self._step_open = False  # manual steps: between begin_step and end_step
+        self.forwards_seen = 0  # forwards of the model (any mode); manual steps count as forwards
+        self.forwards_counted = 0  # of those, the counted ones
         self.layers = [LayerInfo(order, name, type(mod).__name__) for order, name, mod in layers]
         self._on_record = on_record
         self._on_step_start = on_step_start
@@ -124,10 +136,12 @@ class ActivationRecorder:
         self._modules = [module for _, _, module in layers]
         self._on_model_table = on_model_table
         self._table: ModelTableRecorder | None = None  # hooks on every module during one forward
-        self._handles: list[RemovableHandle] = [
-            model.register_forward_pre_hook(portable(self._before_forward, eager=compiled)),
-            model.register_forward_hook(portable(self._after_forward, eager=compiled), always_call=True),
-        ]
+        self._handles: list[RemovableHandle] = []
+        if not manual:
+            self._handles += [
+                model.register_forward_pre_hook(portable(self._before_forward, eager=compiled)),
+                model.register_forward_hook(portable(self._after_forward, eager=compiled), always_call=True),
+            ]
         for index, (_, _, module) in enumerate(layers):
             self._handles.append(
                 module.register_forward_hook(portable(self._layer_hook(index), eager=compiled))
@@ -147,10 +161,45 @@ class ActivationRecorder:
         self._pending_extras.clear()
         self._recording = False
         self._grad_recording = False
+        self._step_open = False
 
     @property
     def active(self) -> bool:
         return bool(self._handles)
+
+    @property
+    def _numbered(self) -> bool:
+        """Steps numbered from outside (a step source or manual steps): one may repeat."""
+        return self.manual or self._step_source is not None
+
+    # --- manual steps (trainer integrations) ------------------------------------------------------------
+    def begin_step(self, model: nn.Module, step: int) -> None:
+        """A training step numbered `step` starts (before its first forward): the layers' forwards until
+        `end_step` are its forwards. A step already begun (another micro-batch of it) records nothing."""
+        if not self.manual or not self.active:
+            return
+        if self._step_open:
+            self.end_step(model)
+        self.step = step
+        self.forwards_seen += 1
+        self.forwards_counted += 1
+        self._start(model, counts=True)
+        self._step_open = True
+
+    def end_step(self, model: nn.Module) -> None:
+        """The step's forward (and backward) has run: hand its statistics on (idempotent)."""
+        if not self._step_open:
+            return
+        self._step_open = False
+        if self._table is not None:
+            self._finish_table(self.step, model, None, completed=True)
+        self._finish(completed=True, arm_gradients=False)
+
+    def read_gradients(self) -> None:
+        """Manual steps: read the parameters' gradients now (accumulated, unscaled, before the optimizer
+        step) for the step being recorded; see `grads.GradientRecorder.read_now`."""
+        if self.manual and self.gradients is not None:
+            self.gradients.read_now()
 
     def _counts(self, model: nn.Module) -> bool:
         return self.mode == "all" or model.training == (self.mode == "train")
@@ -172,15 +221,38 @@ class ActivationRecorder:
     def _before_forward(self, model: nn.Module, args: Any) -> None:
         if self._suspended:
             return
+        self.forwards_seen += 1
+        counts = self._counts(model)
+        if counts and self._step_source is not None:
+            self.step = self._sourced_step()
+        self._start(model, counts, args)
+
+    def _sourced_step(self) -> int:
+        """`step_source()` as a step number; on a failure the own counter (logged once)."""
+        try:
+            value = self._step_source() if self._step_source is not None else self.step
+            if isinstance(value, bool) or int(value) != value or value < 0:
+                raise ValueError(f"the step source returned {value!r}, not a non-negative int")
+            return int(value)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            logger.exception("Insight's step source failed; counting forwards from here instead")
+            self._step_source = None
+            return self.step
+
+    def _start(self, model: nn.Module, counts: bool, args: Any = ()) -> None:
+        """A forward (or a manual step) starts: the probe pass, and what this step records. `args`: the
+        forward's positional inputs (the model table measures the input's size; none for manual steps)."""
+        fresh = counts and not (self._numbered and self.step == self._last_started)
         self._pending.clear()
         self._pending_extras.clear()
-        if self.gradients is not None:
+        if self.gradients is not None and (fresh or not counts):
             self.gradients.before_forward()  # the previous step's update has happened: write its record
-        counts = self._counts(model)
-        if counts and self._on_step_start is not None:
+        if fresh and self._on_step_start is not None:
             with self.suspended():
                 self._on_step_start(self.step, model)  # probe passes see the weights this step uses
-        self._recording = counts and self.step % self.every == 0
+        if fresh and self._numbered:
+            self._last_started = self.step
+        self._recording = fresh and self.step % self.every == 0
         self._step_reducers = [r for r in self._reducers if self._recording and self.step % r.every == 0]
         self._grad_recording = (
             self._recording and self.gradients is not None and self.gradients.begin(self.step)
@@ -231,13 +303,13 @@ class ActivationRecorder:
             self._extra_series[(index, suffix)] = info
         return info
 
-    def _finish_table(self, step: int, model: nn.Module, output: Any) -> None:
+    def _finish_table(self, step: int, model: nn.Module, output: Any, completed: bool) -> None:
         """Remove the model-table hooks; hand the rows on (once per watch) unless the forward failed."""
         table, self._table = self._table, None
         if table is None:
             return
         rows = table.finish(output)
-        if output is None or self._on_model_table is None:
+        if not completed or self._on_model_table is None:
             return  # the forward raised: try again at the next recorded forward
         callback, self._on_model_table = self._on_model_table, None
         try:
@@ -249,14 +321,19 @@ class ActivationRecorder:
         if self._suspended:
             return
         if self._table is not None:  # before the mode check: the hooks never outlive this forward
-            self._finish_table(self.step, model, output)
+            self._finish_table(self.step, model, output, completed=output is not None)
         if not self._counts(model):
             return
+        self.forwards_counted += 1
+        self._finish(completed=output is not None, arm_gradients=True)
+
+    def _finish(self, completed: bool, arm_gradients: bool) -> None:
+        """A counted forward (or manual step) ended: hand its statistics on, in one host transfer."""
         step, recording = self.step, self._recording
         self.step += 1
         self._recording = self._grad_recording = False
-        if self.gradients is not None:
-            self.gradients.after_forward(step, completed=output is not None)
+        if self.gradients is not None and arm_gradients:
+            self.gradients.after_forward(step, completed=completed)
         if not recording or not self._pending:
             return
         keys = sorted(self._pending, key=lambda key: (key[0], key[1] != "", key[1]))

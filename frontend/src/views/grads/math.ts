@@ -144,7 +144,8 @@ export function groupedFlowColumns(data: GradientsResponse, j: number, entries: 
   const at = (field: string, e: Entry): number | null => {
     const rows = data.values[field] ?? [];
     const members = e.kind === "layer" ? [e.layer] : e.members;
-    const v = aggregateRow([members.map((i) => rows[i]?.[j] ?? null)], [0], 1, field === "gradMaxAbs" ? "max" : "mean")[0];
+    const column = members.map((i) => [rows[i]?.[j] ?? null]);
+    const v = aggregateRow(column, column.map((_, k) => k), 1, field === "gradMaxAbs" ? "max" : "mean")[0];
     return finite(v) && v > 0 ? v : null;
   };
   return {

@@ -67,7 +67,9 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _rows(frame, card: str) -> tuple[list[str], list[str]]:
-    groups = [g.get_attribute("data-group") for g in frame.query_selector_all(f"{card} [data-testid='layer-group']")]
+    groups = [
+        g.get_attribute("data-group") for g in frame.query_selector_all(f"{card} [data-testid='layer-group']")
+    ]
     layers = [el.inner_text() for el in frame.query_selector_all(f"{card} [data-testid='layer-label']")]
     return groups, layers
 
@@ -77,7 +79,9 @@ def test_statistics_heatmap_groups_300_layers(server: str, browser) -> None:
     url = f"{server}/#insight&p.insight.run={q(RUN)}&p.insight.view=stats"
     card = "[data-testid='heatmap-card']"
     with insight_page(browser, url, height=1200) as (page, frame, watch):
-        heatmap = _wait_for(page, lambda: frame.query_selector(f"{card} [data-testid='heatmap'] canvas"), "the heatmap", 60000)
+        heatmap = _wait_for(
+            page, lambda: frame.query_selector(f"{card} [data-testid='heatmap'] canvas"), "the heatmap", 60000
+        )
         assert heatmap is not None
         # Folded by default: 15 ranges of 20 layers (0 … 19, 20 … 39, …), each one aggregated row.
         groups, layers = _rows(frame, card)
@@ -94,15 +98,30 @@ def test_statistics_heatmap_groups_300_layers(server: str, browser) -> None:
         assert open_group.get_attribute("data-open") == "1"
         # A layer in it opens its charts, as without groups.
         frame.query_selector_all(f"{card} [data-testid='layer-label']")[3].click()
-        _wait_for(page, lambda: frame.query_selector("[data-testid='layer-charts'][data-layer='23']"), "layer 23's charts")
+        _wait_for(
+            page,
+            lambda: frame.query_selector("[data-testid='layer-charts'][data-layer='23']"),
+            "layer 23's charts",
+        )
         page.screenshot(path=str(ARTIFACTS / "insight-manylayers-stats.png"))
 
         # Filter by module type: only the Tanh layers (odd indices) remain, still grouped.
         frame.fill("[data-testid='stats-group-filter']", "tanh")
-        _wait_for(page, lambda: "150 layers" in frame.inner_text("[data-testid='stats-group-summary']"), "the filter")
+        _wait_for(
+            page,
+            lambda: "150 layers" in frame.inner_text("[data-testid='stats-group-summary']"),
+            "the filter",
+        )
         # Filter by name: a handful of layers, unfolded.
         frame.fill("[data-testid='stats-group-filter']", "29")
-        _wait_for(page, lambda: _rows(frame, card)[1] == ["29", "129", "229", "290", "291", "292", "293", "294", "295", "296", "297", "298", "299"], "the name filter")
+        _wait_for(
+            page,
+            lambda: (
+                _rows(frame, card)[1]
+                == ["29", "129", "229", "290", "291", "292", "293", "294", "295", "296", "297", "298", "299"]
+            ),
+            "the name filter",
+        )
         assert watch.errors == [], watch.errors
         assert watch.dialogs == []
 
@@ -112,10 +131,16 @@ def test_gradient_view_groups_300_layers(server: str, browser) -> None:
     url = f"{server}/#insight&p.insight.run={q(RUN)}&p.insight.view=grads"
     card = "[data-testid='grad-heatmap-card']"
     with insight_page(browser, url, height=1600) as (page, frame, watch):
-        chart = _wait_for(page, lambda: frame.query_selector("[data-testid='gradflow-chart']"), "the flow chart", 60000)
+        chart = _wait_for(
+            page, lambda: frame.query_selector("[data-testid='gradflow-chart']"), "the flow chart", 60000
+        )
         # One bar per folded group of Linear layers; the bars are drawn.
         assert chart.get_attribute("data-layers") == "15" and chart.get_attribute("data-groups") == "15"
-        _wait_for(page, lambda: frame.evaluate(CANVAS_INK, "[data-testid='gradflow-chart']") > 500, "bars on the flow chart")
+        _wait_for(
+            page,
+            lambda: frame.evaluate(CANVAS_INK, "[data-testid='gradflow-chart']") > 500,
+            "bars on the flow chart",
+        )
         # Its legend is one line, not a column squeezed beside the plot.
         legend = frame.query_selector("[data-testid='gradflow-chart'] .u-legend").bounding_box()
         assert legend["height"] < 60 and legend["width"] > 200, legend
@@ -124,13 +149,21 @@ def test_gradient_view_groups_300_layers(server: str, browser) -> None:
         assert len(groups) == 15 and layers == []
         # Unfolding a group from the heatmap shows its 10 Linear layers there and 10 bars in the chart.
         frame.query_selector(f"{card} [data-testid='layer-group'][data-group='[0 … 19]']").click()
-        _wait_for(page, lambda: _rows(frame, card)[1] == [str(i) for i in range(0, 20, 2)], "the unfolded group")
-        _wait_for(page, lambda: chart.get_attribute("data-layers") == "24", "the chart's bars of the unfolded group")
+        _wait_for(
+            page, lambda: _rows(frame, card)[1] == [str(i) for i in range(0, 20, 2)], "the unfolded group"
+        )
+        _wait_for(
+            page, lambda: chart.get_attribute("data-layers") == "24", "the chart's bars of the unfolded group"
+        )
         page.screenshot(path=str(ARTIFACTS / "insight-manylayers-grads.png"))
 
         # The filter narrows every card of the view.
         frame.fill("[data-testid='grads-group-filter']", "14")
-        _wait_for(page, lambda: _rows(frame, card)[1] == ["14", "114", "140", "142", "144", "146", "148", "214"], "the name filter")
+        _wait_for(
+            page,
+            lambda: _rows(frame, card)[1] == ["14", "114", "140", "142", "144", "146", "148", "214"],
+            "the name filter",
+        )
         assert chart.get_attribute("data-layers") == "8"
         assert watch.errors == [], watch.errors
         assert watch.dialogs == []

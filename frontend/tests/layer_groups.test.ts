@@ -91,7 +91,7 @@ test("gradient alerts and bars of a folded group come together", () => {
   assert.deepEqual(cols.groups, [true, false]);
   const alert = (row: number): GradAlert => ({ kind: "vanishing", layer: names[row], row, firstStep: row, lastStep: 9, count: 1, value: 1, median: 2 });
   const lines = groupAlerts([alert(0), alert(1), alert(2)], visibleEntries(tree, { ...initialFold(), depth: 1 }));
-  assert.deepEqual(lines.map((l) => [l.group?.key ?? null, l.alerts.length]), [["a.*", 2], [null, 1]]);
+  assert.deepEqual(lines.map((l) => [l.group?.key ?? null, l.items.length]), [["a.*", 2], [null, 1]]);
   const open = groupAlerts([alert(0), alert(2)], visibleEntries(tree, { ...initialFold(), depth: UNFOLDED }));
   assert.deepEqual(open.map((l) => l.group), [null, null]);
 });

@@ -285,3 +285,41 @@ export function groupedMatrix(
   }
   return { layers, values: rows, meta };
 }
+
+/** Items of a list (alerts) of the layers shown under `entries`: one line per item of a shown layer, and
+ * one per (kind, folded group) holding the items of its layers, in the order of their first item. */
+export interface ItemLine<T> {
+  kind: string;
+  items: T[];
+  /** The folded group, or null for a layer's own line. */
+  group: { key: string; label: string; size: number } | null;
+}
+
+export function groupItems<T>(
+  items: readonly T[],
+  rowOf: (item: T) => number,
+  kindOf: (item: T) => string,
+  entries: readonly Entry[],
+): ItemLine<T>[] {
+  const out: ItemLine<T>[] = [];
+  const byKey = new Map<string, ItemLine<T>>();
+  for (const item of items) {
+    const k = entryOf(entries, rowOf(item));
+    if (k < 0) continue;
+    const e = entries[k];
+    const kind = kindOf(item);
+    if (e.kind === "layer") {
+      out.push({ kind, items: [item], group: null });
+      continue;
+    }
+    const key = kind + "\u0000" + e.node.key;
+    const line = byKey.get(key);
+    if (line) line.items.push(item);
+    else {
+      const fresh: ItemLine<T> = { kind, items: [item], group: { key: e.node.key, label: e.node.label, size: e.members.length } };
+      byKey.set(key, fresh);
+      out.push(fresh);
+    }
+  }
+  return out;
+}

@@ -6,7 +6,8 @@ import { selectedLayer } from "../../core/state";
 import { formatValue } from "../../lib/format";
 import { toggleGroup, visibleEntries } from "../../lib/layer_groups";
 import type { GradientsResponse } from "./api";
-import { groupAlerts, type AlertLine, type GradAlert } from "./math";
+import type { ItemLine } from "../../lib/layer_groups";
+import { groupAlerts, type GradAlert } from "./math";
 import { alertMeasure, alerts, explodeExp, gradFilter, gradFoldDepth, gradsFold, gradStep, gradTree, vanishExp } from "./state";
 
 const KIND_TEXT: Record<GradAlert["kind"], string> = {
@@ -49,13 +50,14 @@ function AlertItem(props: { a: GradAlert; measure: string; total: number }) {
   );
 }
 
-function GroupLine(props: { line: AlertLine }) {
+function GroupLine(props: { line: ItemLine<GradAlert> }) {
   const { line } = props;
   const g = line.group!;
-  const first = line.alerts.reduce((m, a) => Math.min(m, a.firstStep), Infinity);
+  const kind = line.kind as GradAlert["kind"];
+  const first = line.items.reduce((m, a) => Math.min(m, a.firstStep), Infinity);
   return (
-    <li class={"ins-alert " + line.kind} data-testid="grad-alert-group" data-kind={line.kind} data-group={g.key}>
-      <span class={"ins-alert-kind " + line.kind}>{KIND_TEXT[line.kind]}</span>
+    <li class={"ins-alert " + kind} data-testid="grad-alert-group" data-kind={kind} data-group={g.key}>
+      <span class={"ins-alert-kind " + kind}>{KIND_TEXT[kind]}</span>
       <button
         type="button"
         class="ins-link"
@@ -69,7 +71,7 @@ function GroupLine(props: { line: AlertLine }) {
         ▶ {g.label}
       </button>
       <span class="ins-alert-when">
-        {line.alerts.length} of its {g.size} layers · from step <b>{first}</b>
+        {line.items.length} of its {g.size} layers · from step <b>{first}</b>
       </span>
     </li>
   );
@@ -108,7 +110,7 @@ export function AlertsCard(props: { data: GradientsResponse }) {
             line.group ? (
               <GroupLine key={line.kind + "\u0000" + line.group.key} line={line} />
             ) : (
-              <AlertItem key={line.kind + line.alerts[0].layer} a={line.alerts[0]} measure={measure} total={total} />
+              <AlertItem key={line.kind + line.items[0].layer} a={line.items[0]} measure={measure} total={total} />
             ),
           )}
         </ul>

@@ -1,5 +1,5 @@
 // Pure gradient-flow maths (no DOM): per-step medians, alerts, the chart's columns, log values.
-import { aggregateRow, entryOf, type Entry } from "../../lib/layer_groups";
+import { aggregateRow, groupItems, type Entry, type ItemLine } from "../../lib/layer_groups";
 import type { GradientsResponse } from "./api";
 
 export type AlertKind = "nan" | "inf" | "exploding" | "vanishing";
@@ -159,33 +159,6 @@ export function groupedFlowColumns(data: GradientsResponse, j: number, entries: 
 }
 
 /** Alerts of the layers shown under `entries` (header rows included), those inside one folded group together. */
-export interface AlertLine {
-  kind: AlertKind;
-  /** The layer's alert, or the group's members' alerts of this kind (earliest first). */
-  alerts: GradAlert[];
-  /** The folded group holding them, or null for a layer's own line. */
-  group: { key: string; label: string; size: number } | null;
-}
-
-export function groupAlerts(list: readonly GradAlert[], entries: readonly Entry[]): AlertLine[] {
-  const out: AlertLine[] = [];
-  const byKey = new Map<string, AlertLine>();
-  for (const a of list) {
-    const k = entryOf(entries, a.row);
-    if (k < 0) continue;
-    const e = entries[k];
-    if (e.kind === "layer") {
-      out.push({ kind: a.kind, alerts: [a], group: null });
-      continue;
-    }
-    const key = a.kind + "\u0000" + e.node.key;
-    const line = byKey.get(key);
-    if (line) line.alerts.push(a);
-    else {
-      const fresh: AlertLine = { kind: a.kind, alerts: [a], group: { key: e.node.key, label: e.node.label, size: e.members.length } };
-      byKey.set(key, fresh);
-      out.push(fresh);
-    }
-  }
-  return out;
+export function groupAlerts(list: readonly GradAlert[], entries: readonly Entry[]): ItemLine<GradAlert>[] {
+  return groupItems(list, (a) => a.row, (a) => a.kind, entries);
 }

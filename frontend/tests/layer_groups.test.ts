@@ -5,6 +5,7 @@ import {
   autoDepth,
   buildLayerTree,
   entryOf,
+  foldedGroupOf,
   groupedMatrix,
   initialFold,
   matchesFilter,
@@ -57,6 +58,9 @@ test("a flat Sequential of 300 layers is cut into ranges of 20", () => {
   assert.equal(matchesFilter("TANH", "x", "Tanh"), true);
   assert.equal(matchesFilter("relu", "x", "Tanh"), false);
   assert.equal(entryOf(entries, 25), 1);
+  assert.equal(foldedGroupOf(entries, names, "25"), "[20 … 39]");
+  assert.equal(foldedGroupOf(visibleEntries(tree, { ...initialFold(), depth: UNFOLDED }), names, "25"), null);
+  assert.equal(foldedGroupOf(entries, names, null), null);
 });
 
 test("a folded group's row aggregates its layers per step (max, mean, min; missing values skipped)", () => {

@@ -323,3 +323,11 @@ export function groupItems<T>(
   }
   return out;
 }
+
+/** The key of the folded group that shows layer `name` (none when the layer has its own row, or is hidden). */
+export function foldedGroupOf(entries: readonly Entry[], names: readonly string[], name: string | null): string | null {
+  if (name === null) return null;
+  const k = entryOf(entries, names.indexOf(name));
+  const e = k < 0 ? null : entries[k];
+  return e && e.kind === "group" ? e.node.key : null;
+}

@@ -40,6 +40,8 @@ export interface HeatmapProps {
   onToggleGroup?: (key: string, open: boolean) => void;
   /** Tooltip line of a group row: how its values combine its layers'. */
   groupNote?: string;
+  /** The folded group row holding the selected layer (marked in its place), if any. */
+  selectedGroup?: string | null;
 }
 
 function rowHeightFor(rows: number): number {
@@ -186,7 +188,8 @@ export function Heatmap(props: HeatmapProps) {
     if (canvasRef.current && width > 0) drawHeatmap(canvasRef.current, norm, colormap, width, plotHeight);
   }, [norm, colormap, width, plotHeight, dark]);
 
-  const selectedRow = selectedLayer === null ? -1 : data.layers.indexOf(selectedLayer);
+  const layerRow = selectedLayer === null ? -1 : data.layers.indexOf(selectedLayer);
+  const selectedRow = layerRow >= 0 || !props.selectedGroup ? layerRow : data.layers.indexOf(props.selectedGroup);
   const ticks = useMemo(() => tickColumns(data.steps, width), [data.steps, width]);
 
   const onMove = (e: MouseEvent) => {
@@ -258,7 +261,7 @@ export function Heatmap(props: HeatmapProps) {
                 data-group={meta.key}
                 data-open={meta.open ? "1" : "0"}
                 aria-expanded={meta.open}
-                class={"ins-hm-label group" + (hover?.row === i ? " hover" : "")}
+                class={"ins-hm-label group" + (i === selectedRow ? " selected" : "") + (hover?.row === i ? " hover" : "")}
                 style={style}
                 title={`${meta.label}: ${meta.count} layers${props.groupNote ? ` (${props.groupNote})` : ""}. Click to ${meta.open ? "fold" : "unfold"}.`}
                 onClick={toggle}

@@ -4,7 +4,7 @@ import { colormap, darkMode, selectedLayer } from "../../core/state";
 import { formatValue } from "../../lib/format";
 import { ColorLegend, Heatmap } from "../../widgets/Heatmap";
 import type { GradientsResponse } from "./api";
-import { AGGREGATE_TEXT, groupedMatrix, toggleGroup, visibleEntries } from "../../lib/layer_groups";
+import { AGGREGATE_TEXT, foldedGroupOf, groupedMatrix, toggleGroup, visibleEntries } from "../../lib/layer_groups";
 import { log10Rows, rowsWithData } from "./math";
 import { GRAD_AGGREGATE, gradField, gradFilter, gradFoldDepth, gradsFold, gradStep, gradStepIndex, gradTree, gradTreeDepth, HEATMAP_FIELDS } from "./state";
 
@@ -18,11 +18,12 @@ export function GradHeatmapCard(props: { data: GradientsResponse }) {
   const depth = gradFoldDepth.value;
   const grouped = gradTreeDepth.value > 0;
   const agg = GRAD_AGGREGATE[def.id] ?? "max";
+  const names = useMemo(() => data.layers.map((l) => l.name), [data]);
   // Rows: the layers with this statistic, grouped by module (a folded group: its layers' max or mean).
   const heat = useMemo(() => {
     const withData = new Set(rowsWithData(data, def.id));
     const entries = tree ? visibleEntries(tree, fold, { keep: (i) => withData.has(i) && filter(i) }, depth) : [];
-    const m = groupedMatrix(data.layers.map((l) => l.name), data.values[def.id] ?? [], data.steps.length, entries, agg);
+    const m = groupedMatrix(names, data.values[def.id] ?? [], data.steps.length, entries, agg);
     const logs = log10Rows(m.values);
     let lo = Infinity;
     let hi = -Infinity;
@@ -32,8 +33,8 @@ export function GradHeatmapCard(props: { data: GradientsResponse }) {
     // value, in the colormap's lowest colour, rather than as "no data".
     const zero = range ? range[0] - 1 : 0;
     const values = logs.map((row, i) => row.map((v, j) => (v === null && m.values[i][j] === 0 ? zero : v)));
-    return { run: data.run, stat: def.id, layers: m.layers, meta: m.meta, steps: data.steps, values, range, zero };
-  }, [data, def.id, tree, filter, fold, depth, agg]);
+    return { run: data.run, stat: def.id, layers: m.layers, meta: m.meta, entries, steps: data.steps, values, range, zero };
+  }, [data, names, def.id, tree, filter, fold, depth, agg]);
   const range = heat.range;
   return (
     <section class="ins-card" data-testid="grad-heatmap-card">
@@ -50,6 +51,7 @@ export function GradHeatmapCard(props: { data: GradientsResponse }) {
           data={heat}
           rowMeta={grouped ? heat.meta : undefined}
           groupNote={AGGREGATE_TEXT[agg]}
+          selectedGroup={foldedGroupOf(heat.entries, names, selectedLayer.value)}
           onToggleGroup={(key, open) => {
             gradsFold.value = toggleGroup(gradsFold.value, key, open);
           }}

@@ -4,7 +4,7 @@ import { colormap, darkMode, layerInfoByName, selectedLayer, selectedRun } from 
 import type { ColormapName } from "../../lib/colormaps";
 import { formatShape, formatValue } from "../../lib/format";
 import { normalize } from "../../lib/heatmap_math";
-import { AGGREGATE_TEXT, autoDepth, buildLayerTree, groupedMatrix, matchesFilter, toggleGroup, treeDepth, visibleEntries } from "../../lib/layer_groups";
+import { AGGREGATE_TEXT, autoDepth, buildLayerTree, foldedGroupOf, groupedMatrix, matchesFilter, toggleGroup, treeDepth, visibleEntries } from "../../lib/layer_groups";
 import { GroupTools } from "../../widgets/GroupTools";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
 import { ColorLegend, Heatmap } from "../../widgets/Heatmap";
@@ -25,7 +25,7 @@ function useGrouped(data: HeatmapResponse | null, stat: StatName) {
     const m = groupedMatrix(data.layers, data.values, data.steps.length, entries, agg);
     const grouped = m.meta.some((r) => r.kind === "group") || treeDepth(tree) > 0;
     const shownLayers = data.layers.reduce((n, _, i) => n + (keep(i) ? 1 : 0), 0);
-    return { ...m, depth, maxDepth: treeDepth(tree), grouped, note: AGGREGATE_TEXT[agg], shownLayers };
+    return { ...m, entries, depth, maxDepth: treeDepth(tree), grouped, note: AGGREGATE_TEXT[agg], shownLayers };
   }, [data, tree, fold, info, stat]);
 }
 
@@ -102,6 +102,7 @@ export function HeatmapCard() {
           data={{ ...data, layers: grouped.layers, values: grouped.values }}
           rowMeta={grouped.grouped ? grouped.meta : undefined}
           groupNote={grouped.note}
+          selectedGroup={foldedGroupOf(grouped.entries, data.layers, selectedLayer.value)}
           onToggleGroup={(key, open) => {
             statsFold.value = toggleGroup(statsFold.value, key, open);
           }}

@@ -5,6 +5,7 @@ import { useEffect, useLayoutEffect, useMemo, useRef, useState } from "preact/ho
 import { colormapLUT, colormapRGB, type ColormapName } from "../lib/colormaps";
 import { formatValue } from "../lib/format";
 import { cellAt, colorize, normalize, tickColumns, type Normalization, type Normalized } from "../lib/heatmap_math";
+import type { RowMeta } from "../lib/layer_groups";
 
 /** A layer × step matrix: values[i][j] is layer layers[i] at step steps[j] (null: none, or not finite). */
 export interface HeatmapData {
@@ -33,6 +34,14 @@ export interface HeatmapProps {
   onSelectCell?: (layer: string, col: number) => void;
   /** A column to mark (e.g. the step shown elsewhere), or -1. */
   markColumn?: number;
+  /** Per row, when rows are grouped by module (lib/layer_groups): a layer, or a folded/unfolded group. */
+  rowMeta?: RowMeta[];
+  /** Fold (open = false) or unfold a group row. */
+  onToggleGroup?: (key: string, open: boolean) => void;
+  /** Tooltip line of a group row: how its values combine its layers'. */
+  groupNote?: string;
+  /** The folded group row holding the selected layer (marked in its place), if any. */
+  selectedGroup?: string | null;
 }
 
 function rowHeightFor(rows: number): number {
@@ -179,7 +188,8 @@ export function Heatmap(props: HeatmapProps) {
     if (canvasRef.current && width > 0) drawHeatmap(canvasRef.current, norm, colormap, width, plotHeight);
   }, [norm, colormap, width, plotHeight, dark]);
 
-  const selectedRow = selectedLayer === null ? -1 : data.layers.indexOf(selectedLayer);
+  const layerRow = selectedLayer === null ? -1 : data.layers.indexOf(selectedLayer);
+  const selectedRow = layerRow >= 0 || !props.selectedGroup ? layerRow : data.layers.indexOf(props.selectedGroup);
   const ticks = useMemo(() => tickColumns(data.steps, width), [data.steps, width]);
 
   const onMove = (e: MouseEvent) => {
@@ -198,6 +208,11 @@ export function Heatmap(props: HeatmapProps) {
     const r = el.getBoundingClientRect();
     const cell = cellAt(e.clientX - r.left, e.clientY - r.top, width, rowHeight, rows, cols);
     if (!cell) return;
+    const meta = props.rowMeta?.[cell.row];
+    if (meta && meta.kind === "group") {
+      props.onToggleGroup?.(meta.key, !meta.open);
+      return;
+    }
     if (props.onSelectCell) props.onSelectCell(data.layers[cell.row], cell.col);
     else onSelectLayer(data.layers[cell.row]);
   };
@@ -206,12 +221,16 @@ export function Heatmap(props: HeatmapProps) {
   if (hover && hover.row < rows && hover.col < cols) {
     const layer = data.layers[hover.row];
     const value = data.values[hover.row]?.[hover.col] ?? null;
-    const extra = props.describeLayer?.(layer);
+    const meta = props.rowMeta?.[hover.row];
+    const group = meta && meta.kind === "group" ? meta : null;
+    const extra = group
+      ? `${group.count} layers${props.groupNote ? ` · ${props.groupNote}` : ""} · click to ${group.open ? "fold" : "unfold"}`
+      : props.describeLayer?.(layer);
     const left = hover.x + 14 + 220 > width ? Math.max(0, hover.x - 14 - 220) : hover.x + 14;
     const top = Math.min(hover.y + 12, Math.max(0, plotHeight - 40));
     tooltip = (
       <div class="ins-tooltip" data-testid="heatmap-tooltip" style={{ left: left + "px", top: top + "px" }}>
-        <div class="name">{layer}</div>
+        <div class="name">{group ? group.label : layer}</div>
         {extra ? <div style={{ opacity: 0.75 }}>{extra}</div> : null}
         <div>
           <span class="k">step</span>
@@ -227,29 +246,61 @@ export function Heatmap(props: HeatmapProps) {
 
   return (
     <div class="ins-hm" data-testid="heatmap" data-layers={rows} data-steps={cols} data-run={data.run} data-stat={data.stat} data-sampled={data.sampled ? "1" : "0"}>
-      <div class="ins-hm-labels" role="list">
-        {data.layers.map((name, i) => (
-          <div
-            key={name}
-            role="listitem"
-            tabIndex={0}
-            data-testid="layer-label"
-            class={
-              "ins-hm-label" + (i === selectedRow ? " selected" : "") + (hover?.row === i ? " hover" : "")
-            }
-            style={{ height: rowHeight + "px", lineHeight: rowHeight + "px" }}
-            title={name}
-            onClick={() => onSelectLayer(name)}
-            onKeyDown={(e) => {
-              if (e.key === "Enter" || e.key === " ") {
-                e.preventDefault();
-                onSelectLayer(name);
+      <div class={"ins-hm-labels" + (props.rowMeta ? " tree" : "")} role="list">
+        {data.layers.map((name, i) => {
+          const meta = props.rowMeta?.[i];
+          const style = { height: rowHeight + "px", lineHeight: rowHeight + "px", paddingLeft: meta ? 4 + meta.depth * 10 + "px" : undefined };
+          if (meta && meta.kind === "group") {
+            const toggle = () => props.onToggleGroup?.(meta.key, !meta.open);
+            return (
+              <div
+                key={"group:" + meta.key}
+                role="listitem"
+                tabIndex={0}
+                data-testid="layer-group"
+                data-group={meta.key}
+                data-open={meta.open ? "1" : "0"}
+                aria-expanded={meta.open}
+                class={"ins-hm-label group" + (i === selectedRow ? " selected" : "") + (hover?.row === i ? " hover" : "")}
+                style={style}
+                title={`${meta.label}: ${meta.count} layers${props.groupNote ? ` (${props.groupNote})` : ""}. Click to ${meta.open ? "fold" : "unfold"}.`}
+                onClick={toggle}
+                onKeyDown={(e) => {
+                  if (e.key === "Enter" || e.key === " ") {
+                    e.preventDefault();
+                    toggle();
+                  }
+                }}
+              >
+                <span class="ins-fold-mark">{meta.open ? "▼" : "▶"}</span>
+                {meta.label}
+                <span class="ins-hm-count">{meta.count}</span>
+              </div>
+            );
+          }
+          return (
+            <div
+              key={name}
+              role="listitem"
+              tabIndex={0}
+              data-testid="layer-label"
+              class={
+                "ins-hm-label" + (i === selectedRow ? " selected" : "") + (hover?.row === i ? " hover" : "")
               }
-            }}
-          >
-            {name}
-          </div>
-        ))}
+              style={style}
+              title={name}
+              onClick={() => onSelectLayer(name)}
+              onKeyDown={(e) => {
+                if (e.key === "Enter" || e.key === " ") {
+                  e.preventDefault();
+                  onSelectLayer(name);
+                }
+              }}
+            >
+              {name}
+            </div>
+          );
+        })}
       </div>
       <div
         class="ins-hm-plot"

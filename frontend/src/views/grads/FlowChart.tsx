@@ -1,24 +1,26 @@
 // The gradient-flow chart: mean and max |g| of each layer's parameter gradients at one step, as bars
-// from input to output on a log scale. Clicking a bar selects its layer.
+// from input to output on a log scale. Clicking a bar picks it (FlowCard: selects its layer, or unfolds
+// its group). With hundreds of bars, labels thin out to every k-th.
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import { axisStyle } from "../../lib/chart_axes";
 import { formatValue } from "../../lib/format";
-import { colors, logAxis } from "./chart_style";
+import { colors, logAxis, logRange } from "./chart_style";
 import type { FlowColumns } from "./math";
 
 export function FlowChart(props: {
   cols: FlowColumns;
   range: [number, number] | null;
-  selected: string | null;
+  /** The bar to highlight (the selected layer's, or its folded group's), or -1. */
+  selectedIndex: number;
   dark: boolean;
-  onPick: (layer: string) => void;
+  onPick: (index: number) => void;
 }) {
   const { cols, dark } = props;
   const ref = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const selectedIndex = useRef(-1);
-  selectedIndex.current = props.selected === null ? -1 : cols.layers.indexOf(props.selected);
+  selectedIndex.current = props.selectedIndex;
   const pick = useRef(props.onPick);
   pick.current = props.onPick;
   const range = useRef(props.range);
@@ -41,7 +43,7 @@ export function FlowChart(props: {
         y: {
           distr: 3,
           log: 10,
-          range: (_u, min, max) => range.current ?? ([min || 1e-12, max || 1] as uPlot.Range.MinMax),
+          range: (_u, min, max) => range.current ?? logRange(min, max),
         },
       },
       axes: [
@@ -100,7 +102,7 @@ export function FlowChart(props: {
     plot.current = u;
     const onClick = () => {
       const i = u.cursor.idx;
-      if (i !== null && i !== undefined && names[i] !== undefined) pick.current(names[i]);
+      if (i !== null && i !== undefined && names[i] !== undefined) pick.current(i);
     };
     u.over.addEventListener("click", onClick);
     u.over.style.cursor = "pointer";
@@ -128,7 +130,7 @@ export function FlowChart(props: {
   }, [cols]);
   useEffect(() => {
     plot.current?.redraw(false);
-  }, [props.selected]);
+  }, [props.selectedIndex]);
 
   return <div ref={ref} class="ins-gradflow-plot" />;
 }

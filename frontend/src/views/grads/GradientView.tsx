@@ -1,12 +1,38 @@
 // The gradient view: the gradient-flow chart at a chosen step, a layer × step heatmap of a gradient
 // statistic, the alerts panel (vanishing / exploding / NaN / Inf) and the selected layer over steps.
 import { selectedRun } from "../../core/state";
+import { visibleEntries } from "../../lib/layer_groups";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
+import { GroupTools } from "../../widgets/GroupTools";
 import { AlertsCard } from "./AlertsCard";
 import { FlowCard } from "./FlowCard";
 import { GradHeatmapCard } from "./GradHeatmapCard";
 import { LayerCard } from "./LayerCard";
-import { gradData, gradients } from "./state";
+import type { GradientsResponse } from "./api";
+import { gradData, gradFilter, gradFoldDepth, gradients, gradsFold, gradTree, gradTreeDepth } from "./state";
+
+/** The view's layer filter and folding (alerts, flow chart and heatmap follow it). */
+function Grouping(props: { data: GradientsResponse }) {
+  const tree = gradTree.value;
+  const filter = gradFilter.value;
+  const depth = gradFoldDepth.value;
+  const maxDepth = gradTreeDepth.value;
+  const shown = tree ? visibleEntries(tree, gradsFold.value, { keep: filter }, depth).length : 0;
+  const layers = props.data.layers.reduce((n, _, i) => n + (filter(i) ? 1 : 0), 0);
+  return (
+    <section class="ins-card ins-card-tools" data-testid="grad-grouping">
+      <GroupTools
+        fold={gradsFold}
+        maxDepth={maxDepth}
+        depth={depth}
+        shown={shown}
+        layers={layers}
+        note={maxDepth > 0 ? "norms and max |g| by their largest value, mean |g| by the mean" : undefined}
+        testid="grads"
+      />
+    </section>
+  );
+}
 
 function NoGradients() {
   return (
@@ -37,6 +63,7 @@ export function GradientView() {
           step; NaN/Inf are counted over the whole column). The layer charts show every step.
         </div>
       ) : null}
+      <Grouping data={data} />
       <AlertsCard data={data} />
       <FlowCard data={data} />
       <GradHeatmapCard data={data} />

@@ -6,13 +6,13 @@ import { stepAxis, stepSeries } from "../../lib/chart_axes";
 import { formatValue } from "../../lib/format";
 import { UPlotChart } from "../../widgets/UPlotChart";
 import type { GradientsResponse } from "./api";
-import { colors, logAxis } from "./chart_style";
+import { colors, logAxis, logRange } from "./chart_style";
 import { gradLayerData, shownGradStep } from "./state";
 
 function lineOptions(dark: boolean, series: uPlot.Series[], step: number | null): Omit<uPlot.Options, "width" | "height"> {
   const c = colors(dark);
   return {
-    scales: { x: { time: false }, y: { distr: 3, log: 10 } },
+    scales: { x: { time: false }, y: { distr: 3, log: 10, range: (_u, min, max) => logRange(min, max) } },
     axes: [stepAxis(dark), logAxis(dark)],
     cursor: { drag: { x: true, y: false, setScale: true }, points: { size: 6 } },
     legend: { live: true },

@@ -43,6 +43,20 @@ function logValues(u: uPlot, splits: number[], axisIdx: number): string[] {
   return splits.map((v, i) => (kept[i] === null ? "" : isDecade(v) ? decadeLabel(v) : formatValue(v)));
 }
 
+/** The smallest value a log axis shows: below about 1e-25 uPlot's log-axis splits (rounding to that many
+ * decimals) never end ("Invalid array length", and nothing is drawn), and vanished gradients of deep
+ * nets reach 1e-40. Smaller values sit below the axis. */
+export const LOG_FLOOR = 1e-20;
+
+/** A log scale's range: the decades enclosing [min, max], never below LOG_FLOOR. */
+export function logRange(min: number | null | undefined, max: number | null | undefined): [number, number] {
+  const lo = Math.max(LOG_FLOOR, typeof min === "number" && min > 0 ? min : LOG_FLOOR);
+  const hi = Math.max(lo, typeof max === "number" && max > 0 ? max : 1);
+  const a = 10 ** Math.floor(Math.log10(lo) + 1e-9);
+  const b = 10 ** Math.ceil(Math.log10(hi) - 1e-9);
+  return [a, b > a ? b : a * 10];
+}
+
 /** Powers of ten enclosing every positive mean/max over all steps: the y range stays put while scrubbing. */
 export function decadeRange(data: GradientsResponse): [number, number] | null {
   let lo = Infinity;
@@ -58,7 +72,7 @@ export function decadeRange(data: GradientsResponse): [number, number] | null {
     }
   }
   if (!(lo <= hi)) return null;
-  return [10 ** Math.floor(Math.log10(lo)), 10 ** Math.ceil(Math.log10(hi) + 1e-9)];
+  return logRange(lo, 10 ** Math.ceil(Math.log10(hi) + 1e-9));
 }
 
 /** A log-scaled value axis with ticks and labels from logFilter. */

@@ -1,4 +1,5 @@
 // Pure gradient-flow maths (no DOM): per-step medians, alerts, the chart's columns, log values.
+import { aggregateRow, groupItems, type Entry, type ItemLine } from "../../lib/layer_groups";
 import type { GradientsResponse } from "./api";
 
 export type AlertKind = "nan" | "inf" | "exploding" | "vanishing";
@@ -107,7 +108,11 @@ export function rowsWithData(data: GradientsResponse, field: string): number[] {
 
 export interface FlowColumns {
   rows: number[];
+  /** Bar labels: layer names, or folded groups' labels. */
   layers: string[];
+  /** Per bar: the layer's name, or the folded group's key (groups[k] true). */
+  keys?: string[];
+  groups?: boolean[];
   mean: (number | null)[];
   max: (number | null)[];
 }
@@ -129,4 +134,31 @@ export function flowColumns(data: GradientsResponse, j: number): FlowColumns {
 /** log10 of every positive finite value (null otherwise): colours a heatmap of norms spanning decades. */
 export function log10Rows(rows: (number | null)[][]): (number | null)[][] {
   return rows.map((row) => row.map((v) => (finite(v) && v > 0 ? Math.log10(v) : null)));
+}
+
+/**
+ * The gradient-flow chart at step index `j` with rows grouped (lib/layer_groups, no header rows): a
+ * folded group is one bar, its mean |g| the mean of its layers' and its max |g| the largest.
+ */
+export function groupedFlowColumns(data: GradientsResponse, j: number, entries: readonly Entry[]): FlowColumns {
+  const at = (field: string, e: Entry): number | null => {
+    const rows = data.values[field] ?? [];
+    const members = e.kind === "layer" ? [e.layer] : e.members;
+    const column = members.map((i) => [rows[i]?.[j] ?? null]);
+    const v = aggregateRow(column, column.map((_, k) => k), 1, field === "gradMaxAbs" ? "max" : "mean")[0];
+    return finite(v) && v > 0 ? v : null;
+  };
+  return {
+    rows: entries.map((e) => (e.kind === "layer" ? e.layer : e.members[0])),
+    layers: entries.map((e) => (e.kind === "layer" ? data.layers[e.layer].name : e.node.label)),
+    keys: entries.map((e) => (e.kind === "layer" ? data.layers[e.layer].name : e.node.key)),
+    groups: entries.map((e) => e.kind === "group"),
+    mean: entries.map((e) => at("gradMeanAbs", e)),
+    max: entries.map((e) => at("gradMaxAbs", e)),
+  };
+}
+
+/** Alerts of the layers shown under `entries` (header rows included), those inside one folded group together. */
+export function groupAlerts(list: readonly GradAlert[], entries: readonly Entry[]): ItemLine<GradAlert>[] {
+  return groupItems(list, (a) => a.row, (a) => a.kind, entries);
 }

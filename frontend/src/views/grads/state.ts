@@ -3,6 +3,7 @@
 import { computed, signal } from "@preact/signals";
 import { resource } from "../../core/resource";
 import { activeView, idle, selectedLayer, selectedRun, type Loadable } from "../../core/state";
+import { autoDepth, buildLayerTree, initialFold, matchesFilter, treeDepth, type Aggregate, type FoldState } from "../../lib/layer_groups";
 import { stepIndexAtOrBefore } from "../../lib/steps";
 import { fetchGradients, type GradField, type GradientsResponse } from "./api";
 import { findAlerts, type GradAlert } from "./math";
@@ -25,6 +26,16 @@ export const HEATMAP_FIELDS: HeatmapFieldDef[] = [
   { id: "weightNorm", label: "Weight norm ‖w‖", short: "‖w‖" },
 ];
 export const DEFAULT_HEATMAP_FIELD: GradField = "gradNorm";
+/** How a folded group of layers combines each heatmap field per step: norms and maxima by their max, mean
+ * |g| by the mean. */
+export const GRAD_AGGREGATE: Record<string, Aggregate> = {
+  gradNorm: "max",
+  actGradNorm: "max",
+  updateRatio: "max",
+  gradMeanAbs: "mean",
+  gradMaxAbs: "max",
+  weightNorm: "max",
+};
 export const MEASURES = ["gradNorm", "actGradNorm"] as const satisfies readonly GradField[];
 export type Measure = (typeof MEASURES)[number];
 export const DEFAULT_VANISH_EXP = -3;
@@ -46,6 +57,8 @@ export const alertMeasure = signal<Measure>("gradNorm");
 /** Thresholds as powers of ten of the model's median at each step. */
 export const vanishExp = signal(DEFAULT_VANISH_EXP);
 export const explodeExp = signal(DEFAULT_EXPLODE_EXP);
+/** How the view's rows (alerts, flow chart bars, heatmap rows) group by module: depth, overrides, filter. */
+export const gradsFold = signal<FoldState>(initialFold());
 
 /** Columns of the overview (heatmap, alerts, step slider): a run with more recorded steps is thinned by
  * the server (NaN/Inf counts kept as each column's maximum); the layer card loads its layer in full. */
@@ -80,6 +93,27 @@ export const gradStepIndex = computed(() => stepIndexAtOrBefore(gradData.value?.
 export const shownGradStep = computed<number | null>(() => {
   const i = gradStepIndex.value;
   return i >= 0 ? gradData.value!.steps[i] : null;
+});
+
+/** The run's layers grouped by module prefix (lib/layer_groups). */
+export const gradTree = computed(() => {
+  const d = gradData.value;
+  return d ? buildLayerTree(d.layers.map((l) => l.name)) : null;
+});
+export const gradTreeDepth = computed(() => (gradTree.value ? treeDepth(gradTree.value) : 0));
+
+/** Whether layer i passes the view's filter (name or module type). */
+export const gradFilter = computed(() => {
+  const d = gradData.value;
+  const filter = gradsFold.value.filter;
+  return (i: number) => !!d && matchesFilter(filter, d.layers[i].name, d.layers[i].moduleType);
+});
+
+/** The fold depth in effect: the chosen one, else the deepest that shows at most ~60 rows. */
+export const gradFoldDepth = computed(() => {
+  const tree = gradTree.value;
+  const chosen = gradsFold.value.depth;
+  return chosen ?? (tree ? autoDepth(tree, gradFilter.value) : 1);
 });
 
 export const alerts = computed<GradAlert[]>(() => {

@@ -4,9 +4,30 @@ import { colormap, darkMode, layerInfoByName, selectedLayer, selectedRun } from 
 import type { ColormapName } from "../../lib/colormaps";
 import { formatShape, formatValue } from "../../lib/format";
 import { normalize } from "../../lib/heatmap_math";
+import { AGGREGATE_TEXT, autoDepth, buildLayerTree, foldedGroupOf, groupedMatrix, matchesFilter, toggleGroup, treeDepth, visibleEntries } from "../../lib/layer_groups";
+import { GroupTools } from "../../widgets/GroupTools";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
 import { ColorLegend, Heatmap } from "../../widgets/Heatmap";
-import { heatmap, normalization, selectedStat, STAT_LABELS } from "./state";
+import type { HeatmapResponse } from "./api";
+import { heatmap, normalization, selectedStat, STAT_AGGREGATE, STAT_LABELS, statsFold, type StatName } from "./state";
+
+/** The heatmap's rows grouped by module and filtered (statsFold): what the Heatmap draws. */
+function useGrouped(data: HeatmapResponse | null, stat: StatName) {
+  const info = layerInfoByName.value;
+  const fold = statsFold.value;
+  const tree = useMemo(() => (data ? buildLayerTree(data.layers) : null), [data?.layers]);
+  return useMemo(() => {
+    if (!data || !tree) return null;
+    const keep = (i: number) => matchesFilter(fold.filter, data.layers[i], info.get(data.layers[i])?.moduleType);
+    const depth = fold.depth ?? autoDepth(tree, keep);
+    const entries = visibleEntries(tree, fold, { keep }, depth);
+    const agg = STAT_AGGREGATE[stat] ?? "mean";
+    const m = groupedMatrix(data.layers, data.values, data.steps.length, entries, agg);
+    const grouped = m.meta.some((r) => r.kind === "group") || treeDepth(tree) > 0;
+    const shownLayers = data.layers.reduce((n, _, i) => n + (keep(i) ? 1 : 0), 0);
+    return { ...m, entries, depth, maxDepth: treeDepth(tree), grouped, note: AGGREGATE_TEXT[agg], shownLayers };
+  }, [data, tree, fold, info, stat]);
+}
 
 function Legend(props: { colormap: ColormapName }) {
   const state = heatmap.value;
@@ -38,6 +59,7 @@ export function HeatmapCard() {
   const data = state.data;
   const statLabel = STAT_LABELS[stat] ?? stat;
   const info = layerInfoByName.value;
+  const grouped = useGrouped(data, stat);
   return (
     <section class="ins-card" data-testid="heatmap-card">
       <div class="ins-card-head">
@@ -60,10 +82,30 @@ export function HeatmapCard() {
       {state.error ? <ErrorMessage title="Could not load the heatmap" message={state.error} /> : null}
       {!data && !state.error && state.loading ? <div class="ins-placeholder" /> : null}
       {data && data.layers.length === 0 ? <div class="ins-muted">This run has no recorded layers yet.</div> : null}
-      {data && data.layers.length > 0 ? (
+      {data && data.layers.length > 0 && grouped ? (
+        <GroupTools
+          fold={statsFold}
+          maxDepth={grouped.maxDepth}
+          depth={grouped.depth}
+          shown={grouped.layers.length}
+          layers={grouped.shownLayers}
+          note={grouped.grouped ? grouped.note : undefined}
+          testid="stats"
+        />
+      ) : null}
+      {data && data.layers.length > 0 && grouped && grouped.layers.length === 0 ? (
+        <div class="ins-muted" data-testid="stats-group-empty">No layer matches the filter.</div>
+      ) : null}
+      {data && grouped && grouped.layers.length > 0 ? (
         <div class={data.run !== run || data.stat !== stat ? "ins-stale" : ""}>
         <Heatmap
-          data={data}
+          data={{ ...data, layers: grouped.layers, values: grouped.values }}
+          rowMeta={grouped.grouped ? grouped.meta : undefined}
+          groupNote={grouped.note}
+          selectedGroup={foldedGroupOf(grouped.entries, data.layers, selectedLayer.value)}
+          onToggleGroup={(key, open) => {
+            statsFold.value = toggleGroup(statsFold.value, key, open);
+          }}
           colormap={colormap.value}
           normalization={normalization.value}
           selectedLayer={selectedLayer.value}

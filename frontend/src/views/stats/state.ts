@@ -5,6 +5,7 @@ import { resource } from "../../core/resource";
 import { activeView, idle, layers, selectedLayer, selectedRun, type Loadable } from "../../core/state";
 import { STAT_FIELDS, type StatField } from "../../generated/fields";
 import type { Normalization } from "../../lib/heatmap_math";
+import { initialFold, type Aggregate, type FoldState } from "../../lib/layer_groups";
 import { fetchHeatmap, fetchLayerStats, type HeatmapResponse, type LayerStatsResponse } from "./api";
 
 /** The view that shows the activation-statistics heatmap (app/registry.ts). */
@@ -25,6 +26,18 @@ export const STAT_LABELS: Record<StatName, string> = {
   infCount: "Inf count",
 };
 
+/** How a folded group of layers combines each statistic per step: extremes and counts by their max (min),
+ * averages by their mean. */
+export const STAT_AGGREGATE: Record<StatName, Aggregate> = {
+  mean: "mean",
+  std: "mean",
+  min: "min",
+  max: "max",
+  zeroFraction: "mean",
+  nanCount: "max",
+  infCount: "max",
+};
+
 export function isStatName(s: string): s is StatName {
   return (STATS as readonly string[]).includes(s);
 }
@@ -32,6 +45,8 @@ export function isStatName(s: string): s is StatName {
 // Selection
 export const selectedStat = signal<StatName>(DEFAULT_STAT);
 export const normalization = signal<Normalization>("row");
+/** How the heatmap's rows group by module: fold depth, per-group overrides, filter. */
+export const statsFold = signal<FoldState>(initialFold());
 
 // Data
 export const heatmap = signal<Loadable<HeatmapResponse>>(idle());

@@ -64,7 +64,7 @@ export function CamView() {
           {run !== null ? (
             <span class="ins-card-sub">
               {compare ? `A: ${run} · B: ${compare}` : run}
-              {kind === "cam" && layer !== null && (layer || availableLayers.value.some((l) => l.name === "")) ? ` · ${layerLabel(layer)}` : ""}
+              {kind === "cam" && (layer || availableLayers.value.some((l) => l.name === (layer ?? ""))) ? ` · ${layerLabel(layer ?? "")}` : ""}
             </span>
           ) : null}
           {maps.loading || probe.loading ? <span class="ins-loading">Loading…</span> : null}

@@ -61,7 +61,7 @@ def test_feature_visualisation_grid(server: str, browser) -> None:
         _wait_for(page, lambda: frame.query_selector('[data-testid="view-fmaps"]'), "the view entry").click()
 
         # The layer with feature maps and visualisations is shown first, at the last recorded step.
-        panel = _wait_for(page, lambda: _panel_at(frame, VIS_STEPS[-1]), "the visualisations at the last step")
+        panel = _wait_for(page, lambda: _panel_at(frame, VIS_STEPS[-1]), "the last step's visualisations")
         assert panel.get_attribute("data-layer") == LAYER
         assert frame.eval_on_selector('[data-testid="fmap-layer"]', "(el) => el.value") == LAYER
         tiles = frame.query_selector_all(f'{PANEL} [data-testid="fvis-tile"]')
@@ -84,7 +84,8 @@ def test_feature_visualisation_grid(server: str, browser) -> None:
         ]
         assert len(set(hashes)) == K_VIS, hashes
         frame.query_selector(PANEL).scroll_into_view_if_needed()
-        frame.query_selector('[data-testid="fmap-panel"]').screenshot(path=str(ARTIFACTS / "insight-featurevis.png"))
+        shot = ARTIFACTS / "insight-featurevis.png"
+        frame.query_selector('[data-testid="fmap-panel"]').screenshot(path=str(shot))
 
         # The step player: the first step shows other pixels.
         slider.fill("0")

@@ -81,15 +81,16 @@ def test_model_table_shows_torchinfo_columns_and_totals(server: str, browser) ->
         heads = [h.inner_text() for h in frame.query_selector_all('[data-testid="model-table"] th')]
         assert "Mult-Adds" in heads and "Kernel shape" in heads, heads
         conv = next(r for r in served["rows"] if r["name"] == "features.conv1")
-        row = f'[data-testid="model-row"][data-name="features.conv1"]'
+        row = '[data-testid="model-row"][data-name="features.conv1"]'
         assert conv["multAdds"] > 0
         assert frame.inner_text(f'{row} [data-testid="model-multadds"]') == _humanised(conv["multAdds"])
         assert frame.inner_text(f'{row} [data-testid="model-kernel"]') == "[3, 3]"
-        relu = f'[data-testid="model-row"][data-name="features.relu1"] [data-testid="model-kernel"]'
+        relu = '[data-testid="model-row"][data-name="features.relu1"] [data-testid="model-kernel"]'
         assert frame.inner_text(relu) == ""  # no kernel: nothing, not "undefined"
 
         block = _wait_for(page, lambda: frame.query_selector('[data-testid="model-totals"]'), "the totals")
-        lines = [line.inner_text().split("\n") for line in block.query_selector_all('[data-testid="model-total"]')]
+        entries = block.query_selector_all('[data-testid="model-total"]')
+        lines = [line.inner_text().split("\n") for line in entries]
         shown = {label.strip(): value.strip() for label, value in lines}
         assert shown["Total params"] == f"{totals['totalParams']:,}"
         assert shown["Trainable params"] == f"{totals['trainableParams']:,}"

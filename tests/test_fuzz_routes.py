@@ -52,8 +52,9 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> tuple[Client, list[
         model = tiny_cnn()
         with InsightWriter(str(root / "cams")) as writer:
             writer.watch(
-                model, every=1, probe=torch.randn(2, 3, 8, 8), cam_every=1, saliency_methods=["gradient"]
-            )
+                model, every=1, probe=torch.randn(2, 3, 8, 8), cam_every=1, saliency_methods=["gradient"],
+                featurevis_every=1, featurevis_steps=1, featurevis_channels=2,
+            )  # fmt: skip
             for _ in range(2):
                 model(torch.randn(4, 3, 8, 8)).sum().backward()
     finally:

@@ -203,3 +203,11 @@ test("a run with saliency maps only: the viewer switches to them (layer-less ser
   assert.deepEqual(camMethods.value, ["gradient"]);
   assert.ok(frameModel.value);
 });
+
+test("FullGrad's layerless records are named as the whole model; its method as users know it", async () => {
+  const { layerLabel, methodLabel } = await import("../src/views/cam/labels");
+  assert.equal(layerLabel(""), "whole model");
+  assert.equal(layerLabel("features.0"), "features.0");
+  assert.equal(methodLabel("fullgrad"), "FullGrad");
+  assert.equal(methodLabel("gradcam"), "gradcam");
+});

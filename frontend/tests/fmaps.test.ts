@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, storageNote, tileLut, type LayoutInfo } from "../src/views/fmaps/math";
+import { byteTable, cellsFor, paintCell, parseChannels, sharedRange, stepFor, storageNote, tileLut, visOrder, type LayoutInfo } from "../src/views/fmaps/math";
 
 /** A grid of 2 rows (images) × 3 columns of h × w tiles whose code is 100*row + 10*column + pixel. */
 function grid(h: number, w: number): { data: Uint8Array; width: number } {
@@ -116,4 +116,12 @@ test("the storage note says how tiles were pooled and quantised, nothing for ful
   const note = storageNote({ ...row, poolFactor: 3, sourceHeight: 1, sourceWidth: 3000, bits: 8 });
   assert.equal(note.text, "pooled 3× from length 3000");
   assert.match(note.title, /block of 3 values/);
+});
+
+test("feature visualisations follow the feature maps' column order, the others after as recorded", () => {
+  // Recorded: channels 7, 2, 9, 4; the maps show 9, 5, 7 (5 has no visualisation).
+  assert.deepEqual(visOrder([7, 2, 9, 4], [9, 5, 7]), [2, 0, 1, 3]);
+  assert.deepEqual(visOrder([7, 2, 9], []), [0, 1, 2]);
+  assert.deepEqual(visOrder([], [1, 2]), []);
+  assert.deepEqual(visOrder([3, 1], [1, 3, 1]), [1, 0]);
 });

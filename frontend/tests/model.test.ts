@@ -6,11 +6,14 @@ import {
   cadence,
   findUnitAlerts,
   formatCount,
+  formatKernel,
+  formatMultAdds,
   formatOutput,
   hasChildren,
   histogramCells,
   parentIndices,
   rowsFromLayers,
+  totalsLines,
   visibleRows,
 } from "../src/views/model/math";
 
@@ -115,4 +118,36 @@ test("cadence names the smallest gap between recorded steps", () => {
   assert.equal(cadence([0, 100]), " · every 100 steps");
   assert.equal(cadence([40]), "");
   assert.equal(cadence([]), "");
+});
+
+test("mult-adds and kernel shapes as torchinfo writes them; nothing for tables that predate them", () => {
+  assert.equal(formatMultAdds(1_234_567), "1.23 M");
+  assert.equal(formatMultAdds(2_500_000_000), "2.50 G");
+  assert.equal(formatMultAdds(4_096), "4.10 K");
+  assert.equal(formatMultAdds(512), "512");
+  assert.equal(formatMultAdds(0), "–");
+  assert.equal(formatMultAdds(undefined), "");
+  assert.equal(formatKernel([3, 3]), "[3, 3]");
+  assert.equal(formatKernel(null), "");
+  assert.equal(formatKernel(undefined), "");
+});
+
+test("the totals block: torchinfo's lines, sizes in MB, mult-adds in M or G; none without totals", () => {
+  const lines = totalsLines({
+    totalParams: 23_971, trainableParams: 23_000, nonTrainableParams: 971, totalMultAdds: 1_810_000_000,
+    inputSizeBytes: 602_112, forwardBackwardSizeBytes: 39_750_000, paramsSizeBytes: 95_884, estimatedTotalSizeBytes: 40_447_996,
+  });
+  assert.deepEqual(lines.map((l) => `${l.label}: ${l.value}`), [
+    "Total params: 23,971",
+    "Trainable params: 23,000",
+    "Non-trainable params: 971",
+    "Total mult-adds (G): 1.81",
+    "Input size (MB): 0.60",
+    "Forward/backward pass size (MB): 39.75",
+    "Params size (MB): 0.10",
+    "Estimated total size (MB): 40.45",
+  ]);
+  assert.equal(totalsLines({ totalParams: 1 } as never).length, 0);
+  assert.deepEqual(totalsLines(undefined), []);
+  assert.equal(totalsLines({ totalParams: 1, trainableParams: 1, nonTrainableParams: 0, totalMultAdds: 50_000, inputSizeBytes: 1, forwardBackwardSizeBytes: 1, paramsSizeBytes: 4, estimatedTotalSizeBytes: 6 })[3].label, "Total mult-adds (M)");
 });

@@ -13,7 +13,7 @@ from tb_plugin_insight.plugin import assets, encode, http
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.listings import RunListings
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
-from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FILTERS, TileQueries
+from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FEATURE_VIS, FILTERS, TileQueries
 
 PNG = "image/png"
 
@@ -46,6 +46,8 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/feature_map_image": self._serve_feature_map_image,
             "/filters": self._serve_filters,
             "/filter_image": self._serve_filter_image,
+            "/feature_vis_layers": self._serve_feature_vis_layers,
+            "/feature_vis_image": self._serve_feature_vis_image,
             "/runs": self._serve_runs,
             "/layers": self._serve_layers,
             "/stats_heatmap": self._serve_stats_heatmap,
@@ -212,6 +214,20 @@ class InsightPlugin(base_plugin.TBPlugin):
     @http.route
     def _serve_filter_image(self, request: Request) -> Response:
         return self._tile_image(request, FILTERS)
+
+    @http.route
+    def _serve_feature_vis_layers(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        return http.respond_json(request, self._tiles.feature_vis_layers(ctx, eid, run))
+
+    @http.route
+    def _serve_feature_vis_image(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        step = http.get_step(request)
+        body = self._tiles.image(ctx, eid, run, FEATURE_VIS, layer, metadata.DEFAULT_PROBE, step)
+        return http_util.Respond(request, body, PNG)
 
 
 def _max_steps_param(request: Request) -> int | None:

@@ -1,7 +1,8 @@
-"""Feature maps and filters: their series, per-step scales and PNG grids, read via the data provider.
+"""Feature maps, filters and feature visualisations: their series, scales and PNGs, via the data provider.
 
-Both are stored the same way (summary.py): one PNG grid of 8-bit tiles per step (a blob sequence) and a
-float32 (older runs: float64) [rows, columns, 2] tensor of each tile's [min, max] at the same step.
+Maps and filters are stored the same way (summary.py): one PNG grid of 8-bit tiles per step (a blob
+sequence) and a float32 (older runs: float64) [rows, columns, 2] tensor of each tile's [min, max] at the
+same step. Feature visualisations are one PNG strip per step, each tile stretched on its own (no scales).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from tb_plugin_insight.plugin.queries import ALL_POINTS, finite_or_none, pooling
 
 FEATURE_MAPS = metadata.RecordKind.FEATURE_MAPS
 FILTERS = metadata.RecordKind.FILTERS
-_NOUN = {FEATURE_MAPS: "feature maps", FILTERS: "filters"}
+FEATURE_VIS = metadata.RecordKind.FEATURE_VIS
+_NOUN = {FEATURE_MAPS: "feature maps", FILTERS: "filters", FEATURE_VIS: "feature visualisations"}
 
 
 def _feature_map_json(data: metadata.PluginData, steps: list[int]) -> dict[str, Any]:
@@ -54,6 +56,23 @@ def _filters_json(data: metadata.PluginData, steps: list[int]) -> dict[str, Any]
         "filters": list(data.channels),
         "inputChannels": list(data.input_channels),
         "numFilters": data.num_channels,
+        "height": data.height,
+        "width": data.width,
+        "steps": steps,
+    }
+
+
+def _feature_vis_json(data: metadata.PluginData, steps: list[int]) -> dict[str, Any]:
+    return {
+        "layer": data.layer,
+        "moduleType": data.module_type,
+        "shape": list(data.shape),
+        "order": data.order,
+        "layout": data.layout,
+        "channels": list(data.channels),
+        "numChannels": data.num_channels,
+        "userChannels": data.user_channels,
+        "numImages": data.num_images,
         "height": data.height,
         "width": data.width,
         "steps": steps,
@@ -105,6 +124,16 @@ class TileQueries:
             "filters": [_filters_json(d, steps[t]) for t, d in sorted(filters.items(), key=order)],
         }
 
+    def feature_vis_layers(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:
+        """Every layer with feature visualisations, in model order, with its recorded steps."""
+        found = self._series(ctx, eid, run, FEATURE_VIS)
+        steps = self._steps(ctx, eid, run, sorted(found))
+        order = lambda item: (item[1].order, item[1].layer)  # noqa: E731
+        return {
+            "run": run,
+            "featureVis": [_feature_vis_json(d, steps[t]) for t, d in sorted(found.items(), key=order)],
+        }
+
     def _one(self, ctx: Any, eid: str, run: str, kind: int, layer: str, probe: str) -> tuple[str, Any]:
         tag = metadata.tag_for(kind, layer, probe=probe)
         data = self._series(ctx, eid, run, kind).get(tag)
@@ -153,7 +182,7 @@ class TileQueries:
         return None
 
     def image(self, ctx: Any, eid: str, run: str, kind: int, layer: str, probe: str, step: int) -> bytes:
-        """The PNG grid of one layer at exactly `step`."""
+        """The PNG grid (feature visualisations: strip) of one layer at exactly `step`."""
         tag, _ = self._one(ctx, eid, run, kind, layer, probe)
         for datum in self._blobs(ctx, eid, run, [tag]).get(tag, []):
             if int(datum.step) == step and datum.values:

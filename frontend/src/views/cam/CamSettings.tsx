@@ -22,6 +22,7 @@ import {
   MIN_TILE_SIZE,
   mapsB,
 } from "./state";
+import { layerLabel, methodLabel } from "./labels";
 
 function MethodList() {
   const methods = availableMethods.value;
@@ -46,7 +47,7 @@ function MethodList() {
               if (next.length) camMethods.value = next;
             }}
           >
-            {m}
+            {methodLabel(m)}
           </Toggle>
         );
       })}
@@ -126,7 +127,7 @@ export function CamSettings() {
             label="Layer"
             testid="cam-layer"
             value={camLayer.value ?? ""}
-            options={layers.map((l) => ({ value: l.name, label: l.auto ? l.name + " (auto)" : l.name }))}
+            options={layers.map((l) => ({ value: l.name, label: l.auto ? layerLabel(l.name) + " (auto)" : layerLabel(l.name) }))}
             onChange={(v) => {
               camLayer.value = v;
             }}

@@ -11,8 +11,9 @@ import { CamStepBar } from "./CamStepBar";
 import { Grid } from "./Grid";
 import { MapLegend } from "./MapLegend";
 import { OverlayEngine } from "./overlay_engine";
-import { camKind, camLayer, compareRun, frameModel, mapsA, playing, probeA, runSeries } from "./state";
+import { availableLayers, camKind, camLayer, compareRun, frameModel, mapsA, playing, probeA, runSeries } from "./state";
 import { download, EngineContext, engineStatus, setActiveEngine, activeEngine, settings, structureKey } from "./viewer";
+import { layerLabel } from "./labels";
 
 export function CamView() {
   const [engine, setEngine] = useState<OverlayEngine | null>(null);
@@ -63,7 +64,7 @@ export function CamView() {
           {run !== null ? (
             <span class="ins-card-sub">
               {compare ? `A: ${run} · B: ${compare}` : run}
-              {kind === "cam" && layer ? ` · ${layer}` : ""}
+              {kind === "cam" && (layer || availableLayers.value.some((l) => l.name === (layer ?? ""))) ? ` · ${layerLabel(layer ?? "")}` : ""}
             </span>
           ) : null}
           {maps.loading || probe.loading ? <span class="ins-loading">Loading…</span> : null}

@@ -4,6 +4,7 @@ import { useContext, useLayoutEffect, useRef } from "preact/hooks";
 import type { TileColumn } from "./overlay_export";
 import { className, frameModel, predictionAt } from "./state";
 import { EngineContext } from "./viewer";
+import { methodLabel } from "./labels";
 
 function Tile(props: { slot: number; method: string; image: number; size: number; aspect: number; title: string }) {
   const engine = useContext(EngineContext);
@@ -52,12 +53,12 @@ export function Figure(props: { column: TileColumn; image: number; size: number;
       cls = " earlier";
     }
   }
-  const title = column.method + (compare && slot ? ` · ${slot.run}` : "") + (note ? ` (${note})` : "");
+  const title = methodLabel(column.method) + (compare && slot ? ` · ${slot.run}` : "") + (note ? ` (${note})` : "");
   return (
     <figure class="ins-cam-fig" style={{ width: size + "px" }}>
       {props.big || (m && (m.methods.length > 1 || compare)) ? (
         <figcaption class="ins-cam-head" title={title}>
-          <span class="ins-cam-head-name">{column.method}</span>
+          <span class="ins-cam-head-name">{methodLabel(column.method)}</span>
           {compare ? <span class={"ins-cam-tag slot" + column.slot}>{column.slot === 0 ? "A" : "B"}</span> : null}
           {note ? <span class={"ins-cam-head-note" + cls}>{note}</span> : null}
         </figcaption>

@@ -3,6 +3,7 @@
 // (at least 224 px per tile) and saved through canvas.toBlob -> <a download>.
 import type { OverlayEngine, Settings } from "./overlay_engine";
 import { className, predictionAt, type FrameModel } from "./state";
+import { methodLabel } from "./labels";
 
 const HEADER = 18;
 const CAPTION = 34;
@@ -22,7 +23,7 @@ export function tileColumns(model: FrameModel): TileColumn[] {
   const compare = model.slots.length > 1;
   for (const method of model.methods) {
     for (let s = 0; s < model.slots.length; s++) {
-      out.push({ slot: s, method, title: compare ? `${method} · ${s === 0 ? "A" : "B"}: ${model.slots[s].run}` : method });
+      out.push({ slot: s, method, title: compare ? `${methodLabel(method)} · ${s === 0 ? "A" : "B"}: ${model.slots[s].run}` : methodLabel(method) });
     }
   }
   return out;

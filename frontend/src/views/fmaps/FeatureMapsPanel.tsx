@@ -1,18 +1,19 @@
 // Feature maps of one layer over training: probe images (rows) × the layer's recorded channels
 // (columns), a step slider with play, coloured in the browser (colormap, per-map or shared scale),
 // a channel picker by index, token × channel or token-grid views of transformer layers, and the
-// layer's filters when they were recorded. Self-contained: the Feature maps view and the layer
+// layer's filters and feature visualisations when they were recorded. Self-contained: the Feature maps view and the layer
 // panel of the model table both embed it with just a run and a layer.
 import { useMemo, useState } from "preact/hooks";
 import { DEFAULT_PROBE } from "../../core/api";
 import { reloadTick } from "../../core/state";
 import { unionSteps } from "../../lib/steps";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
-import type { FeatureMapLayer, FeatureMapLayersResponse } from "./api";
+import type { FeatureMapLayer } from "./api";
+import { FeatureVisGrid } from "./FeatureVisGrid";
 import { FiltersGrid } from "./FiltersGrid";
 import { MapsGrid } from "./MapsGrid";
 import { parseChannels, stepFor, storageNote } from "./math";
-import { fmChannelText, loadLayers } from "./state";
+import { fmChannelText, loadLayers, type RunTileLayers } from "./state";
 import { Toolbar } from "./Toolbar";
 import { useLoaded } from "./use_loaded";
 
@@ -58,10 +59,11 @@ export function FeatureMapsPanel(props: FeatureMapsPanelProps) {
   const { run, layer } = props;
   const probe = props.probe ?? DEFAULT_PROBE;
   const reload = reloadTick.value;
-  const list = useLoaded<FeatureMapLayersResponse>(JSON.stringify([run, reload]), () => loadLayers(run, reload));
+  const list = useLoaded<RunTileLayers>(JSON.stringify([run, reload]), () => loadLayers(run, reload));
   const data = list.data && list.data.run === run ? list.data : null;
   const info = data?.featureMaps.find((l) => l.layer === layer && l.probe === probe) ?? null;
   const filters = props.showFilters === false ? null : (data?.filters.find((l) => l.layer === layer) ?? null);
+  const vis = data?.featureVis.find((l) => l.layer === layer) ?? null;
   const steps = useMemo(() => unionSteps([info?.steps ?? [], filters?.steps ?? []]), [info, filters]);
   const [wanted, setWanted] = useState<number | null>(props.initialStep ?? null);
   const [playing, setPlaying] = useState(false);
@@ -69,10 +71,18 @@ export function FeatureMapsPanel(props: FeatureMapsPanelProps) {
   const index = shown === null ? 0 : steps.indexOf(shown);
   const text = info ? (fmChannelText.value[info.layer] ?? "") : "";
   const columns = useMemo(() => (info ? parseChannels(text, info.channels).columns : []), [info, text]);
+  const mapChannels = useMemo(() => (info ? columns.map((c) => info.channels[c]) : []), [info, columns]);
 
   if (!data) {
     if (list.error) return <ErrorMessage title="Could not load the feature maps" message={list.error} />;
     return <div class="ins-loading">Loading feature maps…</div>;
+  }
+  if (!info && !filters && vis) {
+    return (
+      <div class="ins-fm-panel" data-testid="fmap-panel" data-layer={layer}>
+        <FeatureVisGrid run={run} info={vis} mapChannels={[]} />
+      </div>
+    );
   }
   if (!info && !filters) {
     return (
@@ -92,7 +102,14 @@ export function FeatureMapsPanel(props: FeatureMapsPanelProps) {
           <StorageNote info={info} />
         </div>
       ) : null}
-      {info && shown !== null ? <MapsGrid run={run} info={info} step={stepFor(info.steps, shown) ?? shown} probe={probe} columns={columns} /> : null}
+      {info && shown !== null ? (
+        <div class="ins-fm-side">
+          <MapsGrid run={run} info={info} step={stepFor(info.steps, shown) ?? shown} probe={probe} columns={columns} />
+          {vis ? <FeatureVisGrid run={run} info={vis} mapChannels={mapChannels} /> : null}
+        </div>
+      ) : vis ? (
+        <FeatureVisGrid run={run} info={vis} mapChannels={[]} />
+      ) : null}
       {filters && shown !== null ? <FiltersGrid run={run} info={filters} step={stepFor(filters.steps, shown) ?? shown} /> : null}
     </div>
   );

@@ -1,5 +1,6 @@
-// Client of the feature-map and filter routes (docs/http-api.md, "Feature maps and
-// filters"). Grids are PNGs of 8-bit tiles; each tile's [min, max] comes with the step's JSON.
+// Client of the feature-map, filter and feature-visualisation routes (docs/http-api.md, "Feature maps
+// and filters"). Grids are PNGs of 8-bit tiles; each tile's [min, max] comes with the step's JSON.
+// Feature visualisations are one PNG strip per step, each tile stretched on its own (no scales).
 import { DEFAULT_PROBE, getJson } from "../../core/api";
 
 export type MapLayout = "spatial" | "volume" | "sequence" | "tokens" | "vector";
@@ -46,6 +47,27 @@ export interface FilterLayer {
   steps: number[];
 }
 
+/** A layer's feature visualisations: tile j of each step's strip is the input channel channels[j] wants. */
+export interface FeatureVisLayer {
+  layer: string;
+  moduleType: string;
+  shape: number[];
+  order: number;
+  layout: FilterLayout;
+  channels: number[];
+  numChannels: number;
+  userChannels: boolean;
+  numImages: number;
+  height: number;
+  width: number;
+  steps: number[];
+}
+
+export interface FeatureVisLayersResponse {
+  run: string;
+  featureVis: FeatureVisLayer[];
+}
+
 export interface FeatureMapLayersResponse {
   run: string;
   probe: string;
@@ -83,4 +105,13 @@ export function fetchTileScales(kind: TileKind, run: string, layer: string, step
 export function tileImageUrl(kind: TileKind, run: string, layer: string, step: number, probe = DEFAULT_PROBE): string {
   const route = kind === "feature_map" ? "feature_map_image" : "filter_image";
   return "./" + route + "?" + new URLSearchParams(params(run, layer, probe, step)).toString();
+}
+
+export function fetchFeatureVisLayers(run: string, signal?: AbortSignal): Promise<FeatureVisLayersResponse> {
+  return getJson<FeatureVisLayersResponse>("feature_vis_layers", { run }, signal);
+}
+
+/** URL of one step's feature-visualisation strip. */
+export function featureVisImageUrl(run: string, layer: string, step: number): string {
+  return "./feature_vis_image?" + new URLSearchParams({ run, layer, step: String(step) }).toString();
 }

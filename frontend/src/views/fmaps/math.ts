@@ -233,3 +233,17 @@ export function storageNote(info: StorageInfo): { text: string; title: string } 
   }
   return { text: parts.join(" · "), title: titles.join(" ") };
 }
+
+/**
+ * The order of a layer's feature-visualisation tiles (indices into `visChannels`): the channels the
+ * feature maps show first, in the maps' column order (`mapChannels`), then the others as recorded.
+ */
+export function visOrder(visChannels: readonly number[], mapChannels: readonly number[]): number[] {
+  const rank = new Map<number, number>();
+  mapChannels.forEach((c, i) => {
+    if (!rank.has(c)) rank.set(c, i);
+  });
+  const tiles = visChannels.map((_, j) => j);
+  const inMaps = tiles.filter((j) => rank.has(visChannels[j])).sort((a, b) => (rank.get(visChannels[a]) ?? 0) - (rank.get(visChannels[b]) ?? 0));
+  return [...inMaps, ...tiles.filter((j) => !rank.has(visChannels[j]))];
+}

@@ -6,7 +6,17 @@ import { DEFAULT_PROBE, fetchBlob, fetchProbe, type ProbeResponse } from "../../
 import { decodeImageSprite, decodeMapSprite, type DecodedImages, type DecodedMaps } from "../../core/sprites";
 import type { ColormapName } from "../../lib/colormaps";
 import { LruCache } from "../../lib/lru";
-import { fetchFeatureMapLayers, fetchTileScales, tileImageUrl, type FeatureMapLayersResponse, type TileKind, type TileScales } from "./api";
+import {
+  featureVisImageUrl,
+  fetchFeatureMapLayers,
+  fetchFeatureVisLayers,
+  fetchTileScales,
+  tileImageUrl,
+  type FeatureMapLayersResponse,
+  type FeatureVisLayer,
+  type TileKind,
+  type TileScales,
+} from "./api";
 import type { Scale, TokenView } from "./math";
 
 export const FMAPS_VIEW = "fmaps";
@@ -69,15 +79,29 @@ class PromiseCache<T> {
 }
 
 const never = new AbortController().signal;
-const layerLists = new PromiseCache<FeatureMapLayersResponse>(16);
+/** A run's feature-map and filter layers, and its layers with feature visualisations. */
+export type RunTileLayers = FeatureMapLayersResponse & { featureVis: FeatureVisLayer[] };
+
+const layerLists = new PromiseCache<RunTileLayers>(16);
+const visStrips = new PromiseCache<ImageBitmap>(64);
 const scales = new PromiseCache<TileScales>(512);
 const grays = new PromiseCache<DecodedMaps>(192);
 const rgbs = new PromiseCache<DecodedRgb>(64);
 const probes = new PromiseCache<{ info: ProbeResponse; images: DecodedImages }>(8);
 
-/** The run's layers with feature maps and filters (`reload` is TensorBoard's reload tick). */
-export function loadLayers(run: string, reload: number): Promise<FeatureMapLayersResponse> {
-  return layerLists.get(JSON.stringify([run, reload]), () => fetchFeatureMapLayers(run));
+/** The run's layers with feature maps, filters and feature visualisations (`reload` is TensorBoard's
+ * reload tick). */
+export function loadLayers(run: string, reload: number): Promise<RunTileLayers> {
+  return layerLists.get(JSON.stringify([run, reload]), async () => {
+    const [maps, vis] = await Promise.all([fetchFeatureMapLayers(run), fetchFeatureVisLayers(run)]);
+    return { ...maps, featureVis: vis.featureVis };
+  });
+}
+
+/** One step's feature-visualisation strip, decoded (tiles are drawn from it as they are). */
+export function loadVisStrip(run: string, layer: string, step: number): Promise<ImageBitmap> {
+  const url = featureVisImageUrl(run, layer, step);
+  return visStrips.get(url, async () => createImageBitmap(await fetchBlob(url, never), { colorSpaceConversion: "none", premultiplyAlpha: "none" }));
 }
 
 export interface StepTiles {

@@ -3,8 +3,8 @@
 import { useMemo } from "preact/hooks";
 import { layers, selectedLayer, selectedRun } from "../../core/state";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
-import type { ModelRow } from "./api";
-import { formatCount, formatOutput, hasChildren, isOpen, maxDepth, rowsFromLayers, visibleRows } from "./math";
+import type { ModelRow, ModelTotals } from "./api";
+import { formatCount, formatKernel, formatMultAdds, formatOutput, hasChildren, isOpen, maxDepth, rowsFromLayers, totalsLines, visibleRows } from "./math";
 import { modelTable, recordedLayers, tableData, treeDepth, treeFilter, treeOpen } from "./state";
 
 function toggle(row: ModelRow, open: boolean): void {
@@ -61,6 +61,22 @@ function TreeTools(props: { depth: number }) {
   );
 }
 
+/** torchinfo's totals block under the table (nothing for tables written before it existed). */
+function TotalsBlock(props: { totals: ModelTotals | undefined }) {
+  const lines = totalsLines(props.totals);
+  if (!lines.length) return null;
+  return (
+    <dl class="ins-model-totals" data-testid="model-totals">
+      {lines.map((l) => (
+        <div key={l.label} class={l.rule ? "ins-model-totals-line ins-model-totals-rule" : "ins-model-totals-line"} data-testid="model-total">
+          <dt>{l.label}</dt>
+          <dd>{l.value}</dd>
+        </div>
+      ))}
+    </dl>
+  );
+}
+
 export function ModelTableCard() {
   const state = modelTable.value;
   const loaded = tableData.value;
@@ -78,6 +94,8 @@ export function ModelTableCard() {
   const options = { depth: treeDepth.value, open: treeOpen.value, filter: treeFilter.value };
   const shown = useMemo(() => (rows ? visibleRows(rows, options) : []), [rows, options.depth, options.open, options.filter]);
   const data = rows ? { rows } : null;
+  // Tables written before torchinfo's columns existed have neither: no empty columns for them.
+  const torchinfo = !!table && table.rows.some((r) => r.multAdds !== undefined || r.kernelSize !== undefined);
   return (
     <section class="ins-card" data-testid="model-table-card">
       <div class="ins-card-head">
@@ -106,8 +124,14 @@ export function ModelTableCard() {
                   <th>Module</th>
                   <th>Type</th>
                   <th>Output shape</th>
+                  {torchinfo ? <th>Kernel shape</th> : null}
                   <th class="num">Params</th>
                   <th class="num">Trainable</th>
+                  {torchinfo ? (
+                    <th class="num" data-testid="model-multadds-head">
+                      Mult-Adds
+                    </th>
+                  ) : null}
                   <th class="num">Depth</th>
                   <th>Watched</th>
                 </tr>
@@ -154,8 +178,14 @@ export function ModelTableCard() {
                       </td>
                       <td>{row.type}</td>
                       <td>{formatOutput(row.output) + (row.calls > 1 ? ` ×${row.calls}` : "")}</td>
+                      {torchinfo ? <td data-testid="model-kernel">{formatKernel(row.kernelSize)}</td> : null}
                       <td class="num">{formatCount(row.params)}</td>
                       <td class="num">{formatCount(row.trainableParams)}</td>
+                      {torchinfo ? (
+                        <td class="num" data-testid="model-multadds" title={row.multAdds ? `${formatCount(row.multAdds)} mult-adds (own: ${formatCount(row.ownMultAdds ?? NaN)})` : undefined}>
+                          {formatMultAdds(row.multAdds)}
+                        </td>
+                      ) : null}
                       <td class="num">{row.depth}</td>
                       <td>{row.watched ? <span class="ins-badge">watched</span> : null}</td>
                     </tr>
@@ -164,6 +194,7 @@ export function ModelTableCard() {
               </tbody>
             </table>
           </div>
+          <TotalsBlock totals={table?.totals} />
         </>
       ) : null}
     </section>

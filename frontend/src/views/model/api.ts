@@ -54,6 +54,23 @@ export interface ModelRow {
   watched: boolean;
   output: OutputDescription;
   calls: number;
+  /** torchinfo's "Kernel Shape" (null: none); absent in tables written before it existed. */
+  kernelSize?: number[] | null;
+  /** Mult-adds of the module with its children, and its own; absent in older tables. */
+  multAdds?: number;
+  ownMultAdds?: number;
+}
+
+/** torchinfo's totals block (bytes and counts); absent in tables written before it existed. */
+export interface ModelTotals {
+  totalParams: number;
+  trainableParams: number;
+  nonTrainableParams: number;
+  totalMultAdds: number;
+  inputSizeBytes: number;
+  forwardBackwardSizeBytes: number;
+  paramsSizeBytes: number;
+  estimatedTotalSizeBytes: number;
 }
 
 /** Empty `rows` (and null step/modelType/counts) when the run has no model table. */
@@ -64,6 +81,7 @@ export interface ModelTableResponse {
   params: number | null;
   trainableParams: number | null;
   rows: ModelRow[];
+  totals?: ModelTotals;
 }
 
 export function fetchHistograms(run: string, layer: string, signal?: AbortSignal): Promise<HistogramsResponse> {

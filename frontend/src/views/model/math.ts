@@ -1,7 +1,7 @@
 // Pure helpers of the Model view: the folding tree of the model table, output descriptions,
 // dead/saturated unit alerts and the histogram's colour cells. No DOM here (unit-tested in node).
 import type { LayerInfo } from "../../core/api";
-import type { HistogramsResponse, ModelRow, OutputDescription, UnitsResponse } from "./api";
+import type { HistogramsResponse, ModelRow, ModelTotals, OutputDescription, UnitsResponse } from "./api";
 
 /** Whether row i has children (the rows after it whose names start with its name and a dot). */
 export function hasChildren(rows: readonly ModelRow[], i: number): boolean {
@@ -75,6 +75,45 @@ export function formatOutput(out: OutputDescription): string {
 
 export function formatCount(n: number): string {
   return Number.isFinite(n) ? n.toLocaleString("en-US") : "–";
+}
+
+const isCount = (n: unknown): n is number => typeof n === "number" && Number.isFinite(n);
+
+/** A row's mult-adds humanised ("1.23 M", "512", "–" for none); "" when the table predates them. */
+export function formatMultAdds(n: number | undefined): string {
+  if (!isCount(n)) return "";
+  if (n === 0) return "–";
+  for (const [unit, size] of [["T", 1e12], ["G", 1e9], ["M", 1e6], ["K", 1e3]] as const) {
+    if (Math.abs(n) >= size) return (n / size).toFixed(2) + " " + unit;
+  }
+  return String(n);
+}
+
+/** A kernel shape as torchinfo writes it ("[3, 3]"); "" when the module has none or the table predates it. */
+export function formatKernel(k: number[] | null | undefined): string {
+  return Array.isArray(k) && k.length ? "[" + k.join(", ") + "]" : "";
+}
+
+/** torchinfo's totals block as label/value lines (sizes in MB = 10^6 bytes, mult-adds in M, G or T as
+ * torchinfo picks them); [] for tables written before totals existed or with a damaged block. */
+export function totalsLines(totals: ModelTotals | undefined | null): { label: string; value: string; rule?: boolean }[] {
+  if (!totals || typeof totals !== "object") return [];
+  const t = totals as unknown as Record<string, unknown>;
+  const keys = ["totalParams", "trainableParams", "nonTrainableParams", "totalMultAdds", "inputSizeBytes", "forwardBackwardSizeBytes", "paramsSizeBytes", "estimatedTotalSizeBytes"];
+  if (!keys.every((k) => isCount(t[k]))) return [];
+  const macs = totals.totalMultAdds;
+  const [unit, size] = macs >= 1e12 ? ["T", 1e12] : macs >= 1e9 ? ["G", 1e9] : ["M", 1e6];
+  const mb = (bytes: number) => (bytes / 1e6).toFixed(2);
+  return [
+    { label: "Total params", value: formatCount(totals.totalParams) },
+    { label: "Trainable params", value: formatCount(totals.trainableParams) },
+    { label: "Non-trainable params", value: formatCount(totals.nonTrainableParams) },
+    { label: `Total mult-adds (${unit})`, value: (macs / size).toFixed(2) },
+    { label: "Input size (MB)", value: mb(totals.inputSizeBytes), rule: true },
+    { label: "Forward/backward pass size (MB)", value: mb(totals.forwardBackwardSizeBytes) },
+    { label: "Params size (MB)", value: mb(totals.paramsSizeBytes) },
+    { label: "Estimated total size (MB)", value: mb(totals.estimatedTotalSizeBytes) },
+  ];
 }
 
 /**

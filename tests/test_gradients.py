@@ -148,28 +148,23 @@ def test_update_ratio_with_momentum_is_the_applied_update(tmp_path: Path) -> Non
         np.testing.assert_allclose(got[step][F["updateRatio"]], ratios[step], rtol=1e-9)
 
 
-def test_update_ratio_copies_are_reused_on_the_cpu_and_released(tmp_path: Path) -> None:
+def test_update_ratio_keeps_small_parameters_whole_and_releases_them(tmp_path: Path) -> None:
+    """The mlp's parameters are below the sample size: copied whole (exact ratios above), positions none."""
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-
-    def step() -> None:
-        loss = model(torch.randn(3, 4, dtype=torch.float64)).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
     with InsightWriter(str(tmp_path)) as writer:
         writer.watch(model, every=1)
         recorder = writer._recorders[id(model)].gradients
-        assert recorder is not None
-        step()
-        step()
-        kept = {j: t.data_ptr() for j, t in recorder._copies.items()}
-        assert len(kept) == len(list(model.parameters()))  # every watched parameter has its buffer
-        step()
-        assert {j: t.data_ptr() for j, t in recorder._copies.items()} == kept  # copied into, not reallocated
+        assert recorder is not None and recorder._sample is not None
+        model(torch.randn(3, 4, dtype=torch.float64)).square().mean().backward()
+        kept = {j: r.before for j, r in recorder._pending.params.items()}
+        assert {j: t.numel() for j, t in kept.items()} == {
+            j: p.numel() for j, p in enumerate(model.parameters())
+        }
+        assert recorder._sample.kept_bytes() == 0  # no positions: whole copies
+        opt.step()
         writer.unwatch(model)
-        assert recorder._copies == {}  # released with the watch
+        assert recorder._pending is None
 
 
 def poison(grad: torch.Tensor) -> torch.Tensor:

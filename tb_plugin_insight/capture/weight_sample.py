@@ -23,13 +23,16 @@ error is about half that.
   ratio is off by about 1/sqrt(2m): 1.1 % at m = 4096 (one standard error); Adam's nearly equal-sized
   steps give less. A parameter of at most K elements is exact.
 * Sparse updates are worse: when only a fraction f of the entries moves (embedding rows of the tokens in
-  the batch under plain SGD, say) cv is about 1/sqrt(f) and the error about 1/(2 sqrt(f m)): 8 % at f =
-  1 % and m = 4096. When fewer than about n/m entries move the sample may miss all of them and show 0.
+  the batch under plain SGD, say) cv is about 1/sqrt(f) for equal-sized moves (sqrt(3/f) for Gaussian
+  ones), so the error is about 1/(2 sqrt(f m)): 8 % at f = 1 % and m = 4096 (14 % for Gaussian moves).
+  When fewer than about n/m entries move the sample may miss all of them and show 0.
 
 Memory. K is 4096, halved (not below 64) until the samples and their int64 positions fit in 1 % of the
 parameters' memory plus 16 MiB, so the total stays far inside the target of 2 % + 64 MB. Positions are
 drawn on the CPU (cheap: O(m), or O(n) for n <= 16 K) and moved to an accelerator once, all parameters of
-the device in one copy, at the first recorded step; they are kept until unwatch/close.
+the device in one copy, at the first recorded step; they are kept until unwatch/close. Parameters that
+are tensor subclasses (DTensor shards of FSDP2, ...) are still copied whole: torch.take is not defined
+for every subclass.
 """
 
 from __future__ import annotations
@@ -88,16 +91,16 @@ class WeightSample:
         self._positions: dict[int, tuple[int, torch.device, Optional[torch.Tensor]]] = {}
 
     def take(self, j: int, w: torch.Tensor) -> torch.Tensor:
-        """A copy of parameter j's sampled elements (all of them, flattened, when it is small)."""
+        """A copy of parameter j's sampled elements (a copy of all of it when it is small)."""
         w = w.detach()
         where = self._where(j, w)
-        return w.reshape(-1).clone() if where is None else torch.take(w, where)
+        return w.clone() if where is None else torch.take(w, where)
 
     def delta_sq(self, j: int, before: torch.Tensor, w: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """Estimate of ||w - w_before||^2 (module doc) as a 0-d tensor of `dtype` on w's device."""
         w = w.detach()
         where = self._where(j, w)
-        after = w.reshape(-1) if where is None else torch.take(w, where)
+        after = w if where is None else torch.take(w, where)
         if after.dtype in (torch.float16, torch.bfloat16):
             after, before = after.float(), before.float()
         total = torch.linalg.vector_norm(after - before).to(dtype).square()
@@ -123,6 +126,8 @@ class WeightSample:
         return kept is not None and kept[0] == w.numel() and kept[1] == w.device
 
     def _draw(self, j: int, w: torch.Tensor) -> Optional[torch.Tensor]:
+        if type(w.detach()) is not torch.Tensor:  # a tensor subclass (DTensor, ...): whole, as before
+            return None
         return draw_positions(w.numel(), self.k, SEED + j)
 
     def _place(self, device: torch.device) -> None:

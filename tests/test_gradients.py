@@ -491,3 +491,27 @@ def test_parameters_belong_to_the_innermost_watched_module() -> None:
     names = {id(p): n for n, p in model.named_parameters()}
     got = {names[id(p)]: chosen[i][1] for i, p in owned}
     assert got == {"0.0.weight": "0", "0.0.bias": "0", "0.1.weight": "0.1", "0.1.bias": "0.1"}
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_large_gradients_are_reduced_in_pieces_to_the_same_parts(layout: str) -> None:
+    """Gradients above a piece (2^20 elements on the CPU) are reduced piece by piece: same parts, with
+    NaN/Inf counted in whichever piece holds them; a view with gaps is reduced whole."""
+    from tb_plugin_insight.capture import grads as grads_mod
+    from tb_plugin_insight.capture import reduce
+
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(40, 64, 33, 31, generator=gen)  # 2.6M elements: three pieces
+    if layout == "channels_last":
+        g = g.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        g = g[:, ::2]
+    g[3, 5, 7, 9] = float("nan")
+    g[-1, -1, -1, -1] = float("inf")
+    assert (grads_mod._flat_view(g) is None) == (layout == "strided")
+    for abs_stats in (True, False):
+        got = grads_mod._grad_parts(g, abs_stats=abs_stats)
+        want = reduce.grad_parts(g, abs_stats=abs_stats)
+        used = [0, 1, 2, 3, 4, 5] if abs_stats else [0, 3, 4, 5]  # without abs_stats: NaN or unused
+        np.testing.assert_allclose(got.numpy()[used], want.numpy()[used], rtol=1e-5)
+    assert grads_mod._grad_parts(g)[3:].tolist() == [1, 1, g.numel()]

@@ -238,7 +238,7 @@ class GradientRecorder:
         w = param.detach()
         weight_sq = _norm_sq(w)
         before = None if self._sample is None else self._sample.take(j, w)
-        return _ParamRecord(reduce.grad_parts(param.grad), weight_sq, before)
+        return _ParamRecord(_grad_parts(param.grad), weight_sq, before)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn; on any error stop recording gradients (never break the user's training)."""
@@ -338,7 +338,41 @@ def _norm_sq(t: torch.Tensor) -> torch.Tensor:
 
 def _output_parts(grad: torch.Tensor) -> torch.Tensor:
     """Output gradients are large (batch x features): their norm only, the cheapest reduction."""
-    return reduce.grad_parts(grad, abs_stats=False)
+    return _grad_parts(grad, abs_stats=False)
+
+
+# Elements per piece of a large gradient: reduce.grad_parts allocates temporaries as large as its input
+# (|g| on the CPU; a float32 copy of half types, NaN/Inf masks and the masked |g| on accelerators), so a
+# 1 GB gradient would add over 1 GB at the peak. In pieces they stay small: 2^20 elements on the CPU
+# (4 MB of |g| at a time), 2^21 on accelerators (under ~25 MB; each piece is a few more kernel launches,
+# at the recorded steps only).
+_PIECE = {"cpu": 1 << 20}
+_PIECE_ACCELERATOR = 1 << 21
+
+
+def _grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
+    """reduce.grad_parts of g, computed piece by piece when it is large (bounded temporaries)."""
+    size = _PIECE.get(g.device.type, _PIECE_ACCELERATOR)
+    flat = _flat_view(g) if g.numel() > size and not g.is_sparse else None
+    if flat is None:
+        return reduce.grad_parts(g, abs_stats=abs_stats)
+    total: Optional[torch.Tensor] = None
+    for piece in flat.split(size):
+        parts = reduce.grad_parts(piece, abs_stats=abs_stats)
+        total = parts if total is None else reduce.add_grad_parts(total, parts)
+    assert total is not None
+    return total
+
+
+def _flat_view(t: torch.Tensor) -> Optional[torch.Tensor]:
+    """A 1-D view of all of t's elements (in memory order, for reductions), or None when t is not dense
+    (a view with gaps or overlaps: it is then reduced whole)."""
+    t = t.detach()
+    if t.is_contiguous():
+        return t.view(-1)
+    order = sorted(range(t.dim()), key=lambda d: t.stride(d), reverse=True)  # channels_last and the like
+    permuted = t.permute(order)
+    return permuted.view(-1) if permuted.is_contiguous() else None
 
 
 def _remove_handles(pending: _Pending) -> None:

@@ -165,12 +165,20 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """A GPT-2-style causal language model: token embedding + learned positions, `n_layer` pre-LN blocks,
     final LayerNorm and a linear head (untied, so every watched layer owns its parameters). Input
-    (batch, seq) token ids; output (batch, seq, vocab) logits."""
+    (batch, seq) token ids; output (batch, seq, vocab) logits. `dropout` > 0 drops embedding elements
+    in training (functional: no extra module), drawing from the global RNG."""
 
     def __init__(
-        self, vocab: int = 8192, seq: int = 128, n_embd: int = 256, n_head: int = 4, n_layer: int = 12
+        self,
+        vocab: int = 8192,
+        seq: int = 128,
+        n_embd: int = 256,
+        n_head: int = 4,
+        n_layer: int = 12,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        self.dropout = dropout
         self.wte = nn.Embedding(vocab, n_embd)
         self.wpe = nn.Embedding(seq, n_embd)
         self.blocks = nn.Sequential(*(Block(n_embd, n_head) for _ in range(n_layer)))
@@ -185,6 +193,8 @@ class GPT(nn.Module):
     def forward(self, tokens: Tensor) -> Tensor:
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.wte(tokens) + self.wpe(positions)
+        if self.dropout:
+            x = functional.dropout(x, self.dropout, self.training)
         return self.head(self.ln_f(self.blocks(x)))
 
 

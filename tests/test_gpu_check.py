@@ -44,7 +44,8 @@ def test_dry_run_on_the_cpu_runs_every_check(tmp_path: Path) -> None:
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
     checks = [row.split(" | ")[0].lstrip("| ") for row in rows]
     assert checks.count("overhead at the defaults (bf16 autocast)") == 2  # ResNet-50 and the GPT
-    assert checks.count("synchronisations, statistics step") == 2
+    assert checks.count("synchronisations, a statistics step and the next") == 2
+    assert checks.count("synchronisations, two unrecorded steps") == 2
     assert checks.count("bit-identical weights, everything recorded") == 2
     assert checks.count("peak memory") == 2
     for row in rows:
@@ -57,7 +58,7 @@ def test_dry_run_on_the_cpu_runs_every_check(tmp_path: Path) -> None:
 
 def test_table_verdicts() -> None:
     base = Counts(1, 1, 1)  # loss.item(): one sync, one copy, one wait
-    good = Overhead("m", 1.02, 1.0, 1.02, 1.2, {"base": base, "statistics": Counts(1, 2, 1)})
+    good = Overhead("m", 1.02, 1.0, 1.02, 1.2, {"base": base, "statistics": Counts(1, 3, 1)})
     bad = Overhead("m", 1.1, 1.0, 1.1, 2.0, {"base": base, "statistics": Counts(3, 3, 3)})
     memory_ok = Memory("m", 100 * gpu_check.MB, 160 * gpu_check.MB, 100 * gpu_check.MB)  # +60 <= 66 MB
     memory_bad = Memory("m", 100 * gpu_check.MB, 170 * gpu_check.MB, 100 * gpu_check.MB)

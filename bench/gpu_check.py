@@ -85,7 +85,7 @@ class Sizes:
 
 
 REAL = Sizes(64, 224, 64, (3, 4, 6, 3), 1000, 16, 8, 1024, 768, 12, 12, 50257, 10, 200, 12, 6, True)
-DRY = Sizes(2, 32, 8, (1, 1, 1, 1), 10, 2, 2, 16, 32, 4, 2, 128, 10, 10, 2, 3, False)
+DRY = Sizes(2, 32, 8, (1, 1, 1, 1), 10, 2, 2, 16, 32, 4, 2, 128, 1, 9, 2, 2, False)
 
 
 @dataclasses.dataclass
@@ -243,6 +243,9 @@ class Counts:
 
     def __str__(self) -> str:
         return f"{self.syncs} syncs, {self.copies} D2H copies, {self.waits} waits"
+
+    def signed(self) -> str:
+        return f"{self.syncs:+d} syncs, {self.copies:+d} D2H copies, {self.waits:+d} waits"
 
 
 @contextlib.contextmanager
@@ -472,12 +475,12 @@ def table(
             if kind not in o.counts:
                 continue
             added = o.counts[kind].minus(base)
-            target = "(information)" if want is None else f"+{want}"
+            target = "(information)" if want is None else f"+0 syncs, <= {want.copies:+d} D2H copies"
             ok = want is None or (added.syncs <= want.syncs and added.copies <= want.copies)
             shown = "" if want is None else verdict(ok, dry)
             rows.append(
-                f"| synchronisations, {PAIRS[kind]} | {o.work} | {o.counts[kind]} | {base} | +{added} |"
-                f" {target} | {shown} |"
+                f"| synchronisations, {PAIRS[kind]} | {o.work} | {o.counts[kind]} | {base} |"
+                f" {added.signed()} | {target} | {shown} |"
             )
     for i in identicals:
         shown = "identical" if i.identical else "DIFFERENT"

@@ -70,4 +70,4 @@ def test_table_verdicts() -> None:
     ).splitlines()[2:]
     verdicts = [row.rstrip(" |").rsplit("| ", 1)[-1] for row in rows]
     assert verdicts == ["met", "MISSED", "met", "MISSED", "met", "no verdict", "met", "MISSED"]
-    assert "+2 syncs, 2 D2H copies, 2 waits" in rows[3]
+    assert "+2 syncs, +2 D2H copies, +2 waits" in rows[3]

@@ -290,12 +290,14 @@ class GradientRecorder:
         any_parts = pending.params[fired[0]].parts if fired else next(iter(pending.act.values()))
         device, dtype = any_parts.device, any_parts.dtype
         records = [pending.params[j] for j in fired]
-        deltas = None
-        if self._sample is not None and all(r.before is not None for r in records):
+        deltas = None  # each record's estimated ||w_after - w_before||^2 (weight_sample.py)
+        befores = [r.before for r in records]
+        if self._sample is not None and all(b is not None for b in befores):
             sample = self._sample
             deltas = [
-                sample.delta_sq(j, r.before, self._params[j][1], dtype).to(device)  # type: ignore[arg-type]
-                for j, r in zip(fired, records)
+                sample.delta_sq(j, b, self._params[j][1], dtype).to(device)
+                for j, b in zip(fired, befores)
+                if b is not None
             ]
         params = _param_table(
             records,

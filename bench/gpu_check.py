@@ -478,6 +478,8 @@ def table(
             target = "(information)" if want is None else f"+0 syncs, <= {want.copies:+d} D2H copies"
             ok = want is None or (added.syncs <= want.syncs and added.copies <= want.copies)
             shown = "" if want is None else verdict(ok, dry)
+            if want is not None and not dry and base.copies == 0:  # loss.item() copies: CUPTI saw nothing
+                shown = "no verdict (the profiler saw no device copies)"
             rows.append(
                 f"| synchronisations, {PAIRS[kind]} | {o.work} | {o.counts[kind]} | {base} |"
                 f" {added.signed()} | {target} | {shown} |"

@@ -1,8 +1,11 @@
 """Training-step overhead and event bytes of Insight at its defaults against no logging and the usual
 hand-written practice, side by side in one process.
 
-Run: `python -m bench.bench_overhead [--rounds 3] [--paired-cycles 2]`. First Insight and no logging
-alone, one step each in turn (`run_paired`: the precise ratio for target 1). Then every configuration
+Run: `python -m bench.bench_overhead [--rounds 3] [--paired-cycles 2] [--model resnet18|gpt256|gpt128]`.
+First Insight and no logging alone, one step each in turn (`run_paired`: the precise ratio for target 1).
+`--model gpt256` / `gpt128` runs only that paired run, on the 12-layer GPT-style causal LM of
+bench/models.py (n_embd 256 or 128, 4 heads, sequence `--size` 128, batch 8, AdamW, vocabulary 8192),
+watched as a language model is: `watch(model)` without a probe. Then every configuration
 trains its own identical ResNet-18 (batch 16, 112x112, CPU) in windows. A round runs one window of
 each configuration in turn (the order rotates every round, so drift in machine load hits all alike);
 a window's time includes the writer's `flush()` at its end, so work Insight moved to its writer
@@ -37,6 +40,7 @@ from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
 from bench.event_files import event_bytes
+from bench.models import GPT_SIZES, FixedBatchGPT
 from bench.practice import HandWrittenLogger, ParamHistogramLogger
 from bench.side_by_side import FixedBatchResNet
 from tb_plugin_insight import InsightWriter
@@ -54,9 +58,12 @@ def setup_base(model: nn.Module, logdir: Path, probe: torch.Tensor) -> tuple[Sum
     return SummaryWriter(str(logdir)), lambda: None
 
 
-def setup_insight(model: nn.Module, logdir: Path, probe: torch.Tensor) -> tuple[SummaryWriter, Any]:
+def setup_insight(model: nn.Module, logdir: Path, probe: torch.Tensor | None) -> tuple[SummaryWriter, Any]:
     writer = InsightWriter(str(logdir))
-    writer.watch(model, probe=probe, saliency_methods="gradient")
+    if probe is None:  # a language model: statistics, gradients, histograms and units, no maps
+        writer.watch(model)
+    else:
+        writer.watch(model, probe=probe, saliency_methods="gradient")
     return writer, lambda: None
 
 
@@ -89,14 +96,26 @@ CONFIGS = (
 )
 
 
-class Trainer(FixedBatchResNet):
+MODELS = ("resnet18", *GPT_SIZES)
+
+
+def fixed_batch(model: str, batch: int, size: int) -> FixedBatchResNet | FixedBatchGPT:
+    """The model with its optimizer and fixed batch: ResNet-18 on (batch, 3, size, size) images, or the
+    GPT-style LM of GPT_SIZES[model] on (batch, size) tokens."""
+    if model == "resnet18":
+        return FixedBatchResNet(batch, size)
+    return FixedBatchGPT(batch, size, n_embd=GPT_SIZES[model])
+
+
+class Trainer:
     """One model, optimizer and writer; `window(n)` runs n training steps and returns seconds per step."""
 
-    def __init__(self, config: Config, logdir: Path, batch: int, size: int) -> None:
-        super().__init__(batch, size)
+    def __init__(self, config: Config, logdir: Path, batch: int, size: int, model: str = "resnet18") -> None:
+        net = fixed_batch(model, batch, size)
+        self.model, self.opt, self.loss_fn, self.x, self.y = net.model, net.opt, net.loss_fn, net.x, net.y
         self.config = config
         self.logdir = logdir
-        probe = torch.randn(16, 3, size, size, generator=self.gen)
+        probe = torch.randn(16, 3, size, size, generator=net.gen) if model == "resnet18" else None
         self.writer, self.after_backward = config.setup(self.model, logdir, probe)
         self.steps = 0
         self.per_step: list[float] = []
@@ -176,20 +195,21 @@ class Paired:
 WARM_UP = 10  # untimed steps of each before the paired run (a multiple of 10 keeps the schedule)
 
 
-def run_paired(cycles: int, batch: int, size: int, quiet: bool = False) -> Paired:
+def run_paired(cycles: int, batch: int, size: int, quiet: bool = False, model: str = "resnet18") -> Paired:
     """Insight at its defaults against no logging, one training step each in turn (the order
     alternating), in two sessions: one building the base's model first, one building Insight's first
     (where a model's tensors land in memory moves its step time by up to 3 %, see the README), each
     `cycles` x 100 steps of each after WARM_UP untimed steps (each 100 hold 10 statistics steps and one
     map step). Load on the machine hits both alike, step by step (windows of 100 steps drift by 5-10 %).
     Every step ends with the writer's flush(), so Insight's writer-thread work is charged to its own
-    step, never overlapped with the next. Ratios are geometric means of the two sessions'."""
+    step, never overlapped with the next. Ratios are geometric means of the two sessions'. `model`: one of
+    MODELS (`fixed_batch`)."""
     sessions = []
     for insight_first in (False, True):
         configs = (Config(BASE, setup_base, 1), Config(INSIGHT, setup_insight, 1))
         with tempfile.TemporaryDirectory() as tmp:
             built = {
-                c.name: Trainer(c, Path(tmp) / c.name[:4], batch, size)
+                c.name: Trainer(c, Path(tmp) / c.name[:4], batch, size, model)
                 for c in configs[:: -1 if insight_first else 1]
             }
             base, ours = built[BASE], built[INSIGHT]
@@ -244,10 +264,11 @@ def _median_weighted(sessions: list[tuple[list[float], list[float]]]) -> float:
     )
 
 
-def report_paired(p: Paired) -> None:
+def report_paired(p: Paired, model: str = "resnet18") -> None:
+    target = 1.05 if model == "gpt128" else 1.03
     print(
-        f"paired step by step, {p.steps} steps each (base {p.base_seconds:.3f} s/step):"
-        f" Insight defaults / no logging = {p.ratio:.3f}x (target <= 1.03x),"
+        f"paired step by step on {model}, {p.steps} steps each (base {p.base_seconds:.3f} s/step):"
+        f" Insight defaults / no logging = {p.ratio:.3f}x (target <= {target:.2f}x),"
         f" per-kind medians {p.median_ratio:.3f}x;"
         f" recorded steps {p.recorded_ratio:.3f}x (statistics steps {p.stats_ratio:.3f}x,"
         f" map steps {p.map_ratio:.3f}x), the others {p.unrecorded_ratio:.3f}x;"
@@ -259,16 +280,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds of windows (0: only the paired run)")
     parser.add_argument("--paired-cycles", type=int, default=2, help="x 100 steps each per session")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--size", type=int, default=112)
+    parser.add_argument("--model", choices=MODELS, default="resnet18", help="gpt*: only the paired run")
+    parser.add_argument("--batch", type=int, help="default 16 images (resnet18), 8 sequences (gpt*)")
+    parser.add_argument("--size", type=int, help="default 112 pixels (resnet18), 128 tokens (gpt*)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    paired = run_paired(args.paired_cycles, args.batch, args.size) if args.paired_cycles else None
+    resnet = args.model == "resnet18"
+    batch = args.batch or (16 if resnet else 8)
+    size = args.size or (112 if resnet else 128)
+    paired = run_paired(args.paired_cycles, batch, size, model=args.model) if args.paired_cycles else None
     if paired is not None:
-        report_paired(paired)
-    if not args.rounds:
+        report_paired(paired, args.model)
+    if not args.rounds or not resnet:
         return
+    args.batch, args.size = batch, size
     results = run(args.rounds, args.batch, args.size)
     print(
         f"ResNet-18, batch {args.batch}, {args.size}x{args.size}, CPU, {torch.get_num_threads()} threads,"
@@ -285,7 +311,7 @@ def main() -> None:
     smaller = hand.bytes_per_step / ours.bytes_per_step
     print(f"event bytes per step, hand-written every 10th / Insight defaults: {smaller:.0f}x")
     if paired is not None:
-        report_paired(paired)
+        report_paired(paired, args.model)
 
 
 if __name__ == "__main__":

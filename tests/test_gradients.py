@@ -139,28 +139,23 @@ def test_update_ratio_with_momentum_is_the_applied_update(tmp_path: Path) -> Non
         np.testing.assert_allclose(got[step][F["updateRatio"]], ratios[step], rtol=1e-9)
 
 
-def test_update_ratio_copies_are_reused_on_the_cpu_and_released(tmp_path: Path) -> None:
+def test_update_ratio_keeps_small_parameters_whole_and_releases_them(tmp_path: Path) -> None:
+    """The mlp's parameters are below the sample size: copied whole (exact ratios above), positions none."""
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), lr=LR)
-
-    def step() -> None:
-        loss = model(torch.randn(3, 4, dtype=torch.float64)).square().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-
     with InsightWriter(str(tmp_path)) as writer:
         writer.watch(model, every=1)
         recorder = writer._recorders[id(model)].gradients
-        assert recorder is not None
-        step()
-        step()
-        kept = {j: t.data_ptr() for j, t in recorder._copies.items()}
-        assert len(kept) == len(list(model.parameters()))  # every watched parameter has its buffer
-        step()
-        assert {j: t.data_ptr() for j, t in recorder._copies.items()} == kept  # copied into, not reallocated
+        assert recorder is not None and recorder._sample is not None
+        model(torch.randn(3, 4, dtype=torch.float64)).square().mean().backward()
+        kept = {j: r.before for j, r in recorder._pending.params.items()}
+        assert {j: t.numel() for j, t in kept.items()} == {
+            j: p.numel() for j, p in enumerate(model.parameters())
+        }
+        assert recorder._sample.kept_bytes() == 0  # no positions: whole copies
+        opt.step()
         writer.unwatch(model)
-        assert recorder._copies == {}  # released with the watch
+        assert recorder._pending is None
 
 
 def poison(grad: torch.Tensor) -> torch.Tensor:
@@ -487,3 +482,27 @@ def test_parameters_belong_to_the_innermost_watched_module() -> None:
     names = {id(p): n for n, p in model.named_parameters()}
     got = {names[id(p)]: chosen[i][1] for i, p in owned}
     assert got == {"0.0.weight": "0", "0.0.bias": "0", "0.1.weight": "0.1", "0.1.bias": "0.1"}
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided"])
+def test_large_gradients_are_reduced_in_pieces_to_the_same_parts(layout: str) -> None:
+    """Gradients above a piece (2^20 elements on the CPU) are reduced piece by piece: same parts, with
+    NaN/Inf counted in whichever piece holds them; a view with gaps is reduced whole."""
+    from tb_plugin_insight.capture import grads as grads_mod
+    from tb_plugin_insight.capture import reduce
+
+    gen = torch.Generator().manual_seed(0)
+    g = torch.randn(40, 64, 33, 31, generator=gen)  # 2.6M elements: three pieces
+    if layout == "channels_last":
+        g = g.contiguous(memory_format=torch.channels_last)
+    elif layout == "strided":
+        g = g[:, ::2]
+    g[3, 5, 7, 9] = float("nan")
+    g[-1, -1, -1, -1] = float("inf")
+    assert (grads_mod._flat_view(g) is None) == (layout == "strided")
+    for abs_stats in (True, False):
+        got = grads_mod._grad_parts(g, abs_stats=abs_stats)
+        want = reduce.grad_parts(g, abs_stats=abs_stats)
+        used = [0, 1, 2, 3, 4, 5] if abs_stats else [0, 3, 4, 5]  # without abs_stats: NaN or unused
+        np.testing.assert_allclose(got.numpy()[used], want.numpy()[used], rtol=1e-5)
+    assert grads_mod._grad_parts(g)[3:].tolist() == [1, 1, g.numel()]

@@ -9,19 +9,24 @@ Nothing is recomputed and `.grad` is only read:
   the k micro-batches of its group) a post-accumulate-grad hook goes on each parameter of the watched
   layers. It fires in that forward's backward right after the parameter's `.grad` has been accumulated,
   i.e. with the value the optimizer will use (summed over the micro-batches, before any clipping or
-  unscaling done between backward and step), reduces it, and keeps a copy of the parameter.
+  unscaling done between backward and step), reduces it, and keeps a copy of a fixed sample of the
+  parameter's elements (capture/weight_sample.py).
 * At the model's next forward (in the usual loop: after `optimizer.step()`), or at unwatch/close, each
-  copy is compared with the updated parameter, giving the update ratio ||w_after - w_before|| /
-  ||w_before|| of exactly the recorded step. Every layer's numbers are stacked on the device and moved to
-  the host in one transfer, and the parameter hooks are removed.
+  sample is compared with the same elements of the updated parameter, giving the update ratio
+  ||w_after - w_before|| / ||w_before|| of exactly the recorded step. Every layer's numbers are stacked
+  on the device and moved to the host in one transfer, and the parameter hooks are removed.
 
-Cost: nothing at steps that are not recorded. At a recorded step, a few reductions per gradient and a
-copy of the watched parameters, taken at the end of the backward and compared at the next forward (none
-with `update_ratio=False`). On the CPU those copies go into buffers kept from one recorded step to the
-next (released by unwatch/close): a fresh allocation (45 MB for a ResNet-18) is page-faulted in by the
-kernel on every write, which made the copy 4x slower than copying into memory already mapped.
-Accelerators' caching allocators reuse memory by themselves, so there the copy is a plain clone, freed
-after the comparison.
+The update ratio is estimated, in bounded memory: a copy of every parameter would double the watched
+parameters' memory. A parameter of at most K = 4096 elements is copied whole and its ratio is exact;
+a larger one keeps about K elements at positions drawn once from a private generator (never the global
+RNG), and ||Δw||^2 is estimated as n/m times the sample's sum of squares, divided by the exact ||w||.
+Its relative error is about 1/sqrt(2K) (1.1 %) for dense updates, and larger for sparse ones (a fraction
+f of the entries moving: about 1/(2 sqrt(f K))); weight_sample.py derives both. All samples and positions
+together stay within 1 % of the parameters' memory plus 16 MiB.
+
+Cost: nothing at steps that are not recorded. At a recorded step, a few reductions per gradient, and
+the sample of each watched parameter, taken at the end of the backward and compared at the next forward
+(none with `update_ratio=False`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from torch.utils.hooks import RemovableHandle
 from tb_plugin_insight import metadata
 from tb_plugin_insight.capture import reduce, transfer
 from tb_plugin_insight.capture.portable import portable
+from tb_plugin_insight.capture.weight_sample import WeightSample
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +110,7 @@ def attribute_parameters(
 class _ParamRecord:
     parts: torch.Tensor  # reduce.grad_parts of .grad
     weight_sq: torch.Tensor  # ||w||^2 before the update
-    before: Optional[torch.Tensor]  # copy of w for the update ratio
+    before: Optional[torch.Tensor]  # copy of w's sampled elements, for the update ratio
 
 
 @dataclasses.dataclass
@@ -144,7 +150,7 @@ class GradientRecorder:
         self._on_record = on_record
         self._pending: Optional[_Pending] = None
         self._failed = False
-        self._copies: dict[int, torch.Tensor] = {}  # parameter j -> reused CPU buffer for its copy
+        self._sample = WeightSample([p for _, p in self._params]) if options.update_ratio else None
 
     # --- called by ActivationRecorder -------------------------------------------------------------
 
@@ -218,7 +224,8 @@ class GradientRecorder:
                 self._finish(pending)
             else:
                 _remove_handles(pending)
-        self._copies.clear()
+        if self._sample is not None:
+            self._sample.clear()
 
     # --- hooks ----------------------------------------------------------------------------------------
 
@@ -245,17 +252,8 @@ class GradientRecorder:
     def _read_param(self, param: torch.Tensor, j: int) -> _ParamRecord:
         w = param.detach()
         weight_sq = _norm_sq(w)
-        before = self._copy_of(w, j) if self.options.update_ratio else None
-        return _ParamRecord(reduce.grad_parts(param.grad), weight_sq, before)
-
-    def _copy_of(self, w: torch.Tensor, j: int) -> torch.Tensor:
-        """A copy of parameter j's value: into its kept buffer on the CPU (module doc), else a clone."""
-        if w.device.type != "cpu":
-            return w.clone()
-        buffer = self._copies.get(j)
-        if buffer is None or buffer.shape != w.shape or buffer.dtype != w.dtype:
-            buffer = self._copies[j] = torch.empty_like(w, memory_format=torch.contiguous_format)
-        return buffer.copy_(w)
+        before = None if self._sample is None else self._sample.take(j, w)
+        return _ParamRecord(_grad_parts(param.grad), weight_sq, before)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn; on any error stop recording gradients (never break the user's training)."""
@@ -307,9 +305,18 @@ class GradientRecorder:
         any_parts = pending.params[fired[0]].parts if fired else next(iter(pending.act.values()))
         device, dtype = any_parts.device, any_parts.dtype
         records = [pending.params[j] for j in fired]
+        deltas = None  # each record's estimated ||w_after - w_before||^2 (weight_sample.py)
+        befores = [r.before for r in records]
+        if self._sample is not None and all(b is not None for b in befores):
+            sample = self._sample
+            deltas = [
+                sample.delta_sq(j, b, self._params[j][1], dtype).to(device)
+                for j, b in zip(fired, befores)
+                if b is not None
+            ]
         params = _param_table(
             records,
-            [self._params[j][1] for j in fired],
+            deltas,
             self._row_index(tuple(fired), device),
             self._num_layers,
             pending.param_scale,
@@ -334,34 +341,55 @@ class GradientRecorder:
 
 def _norm_sq(t: torch.Tensor) -> torch.Tensor:
     """||t||^2 in the statistics dtype. The norm itself runs in t's own precision (float32 for half
-    types): torch's float32 L2 norm is ~15x faster than with dtype=float64, at ~1e-5 relative error."""
-    if t.dtype in (torch.float16, torch.bfloat16):
-        t = t.float()
+    types): torch's float32 L2 norm is ~15x faster than with dtype=float64, at ~1e-5 relative error.
+    On accelerators half types are accumulated in float32 by the norm kernel itself, without a float32
+    copy of the parameter (which would add twice its memory at the peak)."""
     dtype = reduce.stats_dtype(t.device)
+    half = t.dtype in (torch.float16, torch.bfloat16)
     if t.device.type == "cpu":  # reading the result back costs nothing here: a dot, checked
-        sum_sq = reduce.sum_of_squares(t)
+        sum_sq = reduce.sum_of_squares(t.float() if half else t)
         if math.isfinite(sum_sq):
             return torch.tensor(sum_sq, dtype=dtype)
-    return torch.linalg.vector_norm(t).to(dtype).square()
-
-
-def _dist_sq(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
-    """||after - before||^2 in the statistics dtype. `before` is Insight's own copy and is overwritten with
-    the difference (one pass writing into memory already mapped, then a BLAS dot on the CPU: ~15 % faster
-    than torch.dist, which runs a slower norm kernel)."""
-    if before.dtype in (torch.float16, torch.bfloat16):
-        before, after = before.float(), after.float()
-    delta = before.sub_(after)
-    if delta.device.type == "cpu":
-        sum_sq = reduce.sum_of_squares(delta)
-        if math.isfinite(sum_sq):
-            return torch.tensor(sum_sq, dtype=reduce.stats_dtype(delta.device))
-    return torch.linalg.vector_norm(delta).to(reduce.stats_dtype(delta.device)).square()
+    return torch.linalg.vector_norm(t, dtype=torch.float32 if half else None).to(dtype).square()
 
 
 def _output_parts(grad: torch.Tensor) -> torch.Tensor:
     """Output gradients are large (batch x features): their norm only, the cheapest reduction."""
-    return reduce.grad_parts(grad, abs_stats=False)
+    return _grad_parts(grad, abs_stats=False)
+
+
+# Elements per piece of a large gradient: reduce.grad_parts allocates temporaries as large as its input
+# (|g| on the CPU; a float32 copy of half types, NaN/Inf masks and the masked |g| on accelerators), so a
+# 1 GB gradient would add over 1 GB at the peak. In pieces they stay small: 2^20 elements on the CPU
+# (4 MB of |g| at a time), 2^21 on accelerators (under ~25 MB; each piece is a few more kernel launches,
+# at the recorded steps only).
+_PIECE = {"cpu": 1 << 20}
+_PIECE_ACCELERATOR = 1 << 21
+
+
+def _grad_parts(g: torch.Tensor, *, abs_stats: bool = True) -> torch.Tensor:
+    """reduce.grad_parts of g, computed piece by piece when it is large (bounded temporaries)."""
+    size = _PIECE.get(g.device.type, _PIECE_ACCELERATOR)
+    flat = _flat_view(g) if g.numel() > size and not g.is_sparse else None
+    if flat is None:
+        return reduce.grad_parts(g, abs_stats=abs_stats)
+    total: Optional[torch.Tensor] = None
+    for piece in flat.split(size):
+        parts = reduce.grad_parts(piece, abs_stats=abs_stats)
+        total = parts if total is None else reduce.add_grad_parts(total, parts)
+    assert total is not None
+    return total
+
+
+def _flat_view(t: torch.Tensor) -> Optional[torch.Tensor]:
+    """A 1-D view of all of t's elements (in memory order, for reductions), or None when t is not dense
+    (a view with gaps or overlaps: it is then reduced whole)."""
+    t = t.detach()
+    if t.is_contiguous():
+        return t.view(-1)
+    order = sorted(range(t.dim()), key=lambda d: t.stride(d), reverse=True)  # channels_last and the like
+    permuted = t.permute(order)
+    return permuted.view(-1) if permuted.is_contiguous() else None
 
 
 def _remove_handles(pending: _Pending) -> None:
@@ -384,14 +412,15 @@ def _summarise(parts: torch.Tensor, scale: Scale) -> torch.Tensor:
 
 def _param_table(
     records: list[_ParamRecord],
-    params: list[torch.Tensor],
+    deltas: Optional[list[torch.Tensor]],
     rows: torch.Tensor,
     n: int,
     scale: Scale,
     device: torch.device,
     dtype: torch.dtype,
 ) -> torch.Tensor:
-    """(n, 8): gradNorm … gradNumel, weightNorm, updateRatio per layer; NaN (counts 0) without records."""
+    """(n, 8): gradNorm … gradNumel, weightNorm, updateRatio per layer; NaN (counts 0) without records.
+    `deltas`: each record's (estimated) ||w_after - w_before||^2, None without the update ratio."""
     summed = torch.zeros(n, len(reduce.GRAD_PARTS), dtype=dtype, device=device)
     max_abs = torch.full((n,), float("-inf"), dtype=dtype, device=device)
     weight_sq = torch.zeros(n, dtype=dtype, device=device)
@@ -404,8 +433,7 @@ def _param_table(
         summed.index_add_(0, rows, sums)
         summed[:, 2] = max_abs
         weight_sq.index_add_(0, rows, torch.stack([r.weight_sq.to(device, dtype) for r in records]))
-        if all(r.before is not None for r in records):
-            deltas = [_dist_sq(r.before, p.detach()).to(device, dtype) for r, p in zip(records, params)]
+        if deltas is not None:
             delta_sq = torch.zeros(n, dtype=dtype, device=device).index_add_(0, rows, torch.stack(deltas))
     has = summed[:, 5] > 0
     fields = _summarise(summed, scale)

@@ -187,7 +187,8 @@ class Gradients(OptionGroup):
         scaler: `grad_scaler`: the `torch.amp.GradScaler` (or any object with `get_scale()`) that scales
             the loss: statistics are divided by its scale, so they show unscaled values.
         update_ratio: `update_ratio`: False skips the update ratio ||w_after - w_before|| / ||w_before||
-            and the copy of the watched parameters it needs.
+            and the copy it needs: whole parameters up to 4096 elements, a fixed sample of about 4096
+            elements of larger ones (error about 1% for dense updates; see `capture/weight_sample.py`).
     """
 
     enabled: bool = True

@@ -253,7 +253,9 @@ class GradientRecorder:
         w = param.detach()
         weight_sq = _norm_sq(w)
         before = None if self._sample is None else self._sample.take(j, w)
-        return _ParamRecord(_grad_parts(param.grad), weight_sq, before)
+        grad = param.grad
+        assert grad is not None  # the hooks read parameters whose gradient was just accumulated
+        return _ParamRecord(_grad_parts(grad), weight_sq, before)
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn; on any error stop recording gradients (never break the user's training)."""

@@ -9,6 +9,7 @@ the writer thread (`background.BackgroundJobs`) through `_enqueue`.
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import os
 from collections.abc import Sequence
@@ -367,11 +368,17 @@ class InsightWriter(SummaryWriter):
 def _noting_step(name: str) -> Callable[..., Any]:
     """SummaryWriter's `name(tag, value, global_step, ...)`, first noting the step (`_note_logged_step`)."""
     native = getattr(SummaryWriter, name)
+    signature = inspect.signature(native)
 
     @functools.wraps(native)
-    def method(self: InsightWriter, tag: Any, value: Any, global_step: Any = None, *a: Any, **kw: Any) -> Any:
-        self._note_logged_step(global_step)
-        return native(self, tag, value, global_step, *a, **kw)
+    def method(self: InsightWriter, *args: Any, **kwargs: Any) -> Any:
+        if self._recorders:  # keyword or positional, as SummaryWriter takes it
+            try:
+                global_step = signature.bind(self, *args, **kwargs).arguments.get("global_step")
+            except TypeError:
+                global_step = None  # SummaryWriter raises its own error below
+            self._note_logged_step(global_step)
+        return native(self, *args, **kwargs)
 
     return method
 

@@ -138,3 +138,14 @@ def test_a_normal_loop_and_a_late_start_do_not_warn(tmp_path: Path, caplog: pyte
         with pytest.raises(RuntimeError, match="step='manual'"):
             handle.begin_step(5)
     assert not [r for r in caplog.records if "Insight has recorded nothing" in r.getMessage()]
+
+
+def test_native_add_methods_keep_their_signatures_under_a_watch(tmp_path: Path) -> None:
+    """The no-forward check wraps add_scalar & co.: keyword calls and errors stay SummaryWriter's."""
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(torch.nn.Linear(2, 2))
+        writer.add_scalar(tag="a", scalar_value=1.0, global_step=3)
+        writer.add_scalar("b", 2.0, 4)
+        writer.add_scalars("c", {"x": 1.0}, global_step=5)
+        with pytest.raises(TypeError, match="scalar_value"):
+            writer.add_scalar("d")  # type: ignore[call-arg]

@@ -16,6 +16,11 @@ Nothing is recomputed and `.grad` is only read:
   ||w_after - w_before|| / ||w_before|| of exactly the recorded step. Every layer's numbers are stacked
   on the device and moved to the host in one transfer, and the parameter hooks are removed.
 
+With `ParamHistogramOptions` (watch's `Histograms(params=True)`), the same parameter hooks also bin, at
+the steps divisible by its `every`, the parameter (before the update) and its `.grad` on the device
+(capture/histogram.py, symmetric_histogram: per-step edges); all parameters' histograms of the step are
+stacked and moved to the host in one more transfer, written next to the gradient record.
+
 The update ratio is estimated, in bounded memory: a copy of every parameter would double the watched
 parameters' memory. A parameter of at most K = 4096 elements is copied whole and its ratio is exact;
 a larger one keeps about K elements at positions drawn once from a private generator (never the global

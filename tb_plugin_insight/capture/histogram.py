@@ -250,9 +250,11 @@ def symmetric_histogram(
     finite = torch.isfinite(xs)
     index = torch.floor((xs + r) * (bins / (2 * r))).clamp_(0, bins - 1).to(torch.int64)
     index = torch.where(finite, index, torch.full_like(index, bins))  # NaN/Inf: a dropped extra bin
-    counts = torch.zeros(bins + 1, dtype=dtype, device=device)
-    counts.scatter_add_(0, index, torch.ones_like(xs))
-    counts = counts[:bins]
+    if device.type == "cpu":  # bincount sizes its result from the data: a sync, free only on the CPU
+        counts = torch.bincount(index, minlength=bins + 1)[:bins].to(dtype)
+    else:
+        counts = torch.zeros(bins + 1, dtype=dtype, device=device)
+        counts = counts.scatter_add_(0, index, torch.ones_like(xs))[:bins]
     if step > 1:
         counts = counts * (numel / x.numel())
     zero = torch.zeros((), dtype=dtype, device=device)

@@ -196,3 +196,31 @@ def test_route_bad_params(logdir: Path) -> None:
     assert "error" in get_json(client, "/param_histograms?run=nope&layer=2", status=404)
     assert "error" in get_json(client, "/param_histograms?run=run&layer=nope", status=404)
     assert "error" in get_json(client, "/param_histograms?run=run&layer=2.weight", status=404)
+
+
+def test_grad_scaler_edges_are_unscaled_and_accumulated_gradients_are_binned(tmp_path: Path) -> None:
+    """A GradScaler's scaled backward (2^10) and two micro-batches per optimizer step: the stored gradient
+    histogram is that of the unscaled gradient summed over the micro-batches, as the optimizer sees it."""
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    gen = torch.Generator().manual_seed(4)
+    expected: dict[int, np.ndarray] = {}
+    with InsightWriter(str(tmp_path)) as writer:
+        writer.watch(
+            model, every=2, histogram_every=2, histogram_bins=BINS, grad_accumulation=2, grad_scaler=scaler
+        )
+        for step in range(4):
+            x, y = torch.randn(10, 6, generator=gen), torch.randn(10, 3, generator=gen)
+            scaler.scale(nn.functional.mse_loss(model(x), y)).backward()
+            if step % 2 == 1:
+                expected[step - 1] = model[0].weight.grad.numpy() / scaler.get_scale()
+                scaler.step(opt)
+                scaler.update()
+                opt.zero_grad()
+    got = stored(tmp_path, metadata.RecordKind.GRAD_HISTOGRAM)["0.weight"]
+    assert sorted(got) == [0, 2]
+    for step, row in got.items():
+        r, counts = numpy_histogram(expected[step], BINS)
+        assert row[1] == r
+        np.testing.assert_array_equal(row[4:], counts)

@@ -108,6 +108,8 @@ _TAG_PREFIX = {
     RecordKind.UNIT_STATS_TABLE: "insight/layer_table/unit_stats/",
     RecordKind.ACTIVATION_HISTOGRAM_TABLE: "insight/layer_table/activation_histogram/",
     RecordKind.FEATURE_VIS: "insight/feature_vis/",
+    RecordKind.PARAM_HISTOGRAM: "insight/layer_table/param_histogram/",
+    RecordKind.GRAD_HISTOGRAM: "insight/layer_table/grad_histogram/",
 }
 # v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
 TABLE_KINDS = {

@@ -229,20 +229,26 @@ class Histograms(OptionGroup):
         bins: `histogram_bins`: equal-width bins, 1..4096 (default 32, about TensorBoard's 30 buckets).
         every: `histogram_every`: steps between histograms, a multiple of `watch(every=)`. Default: 100
             rounded up to a multiple of `every` (a histogram costs about all of its layer's statistics).
+        params: `histogram_params`: also record, at the same steps, a histogram of each watched layer's
+            parameter tensors (weight and bias apart) and of their gradients from the user's backward
+            (needs `grads` on; edges chosen per step, see docs/guides/histograms-units.md).
     """
 
     enabled: bool = True
     bins: int = 32
     every: Optional[int] = None
+    params: bool = True
 
     FLAT: ClassVar[Mapping[str, str]] = {
         "enabled": "histograms",
         "bins": "histogram_bins",
         "every": "histogram_every",
+        "params": "histogram_params",
     }
 
     def check(self) -> None:
         validate.flag_option("histograms", self.enabled)
+        validate.flag_option("histogram_params", self.params)
         validate.int_option(
             self.bins, f"histogram_bins must be an int from 1 to 4096, got {self.bins!r}", high=4096
         )

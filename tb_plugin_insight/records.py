@@ -152,6 +152,28 @@ def layer_extras(
     return summary.summary_of(values)
 
 
+def param_histograms(
+    first_time: FirstTime,
+    entries: Sequence[tuple[str, str, tuple[int, ...], int]],
+    hists: HostArray,
+    bins: int,
+) -> summary_pb2.Summary:
+    """The weight and gradient histograms of every watched parameter at one step: two layer tables
+    (PARAM_HISTOGRAM, GRAD_HISTOGRAM) whose rows are the parameters (`entries`: name, owning layer's
+    module type, parameter shape, owning layer's order); `hists` is (parameters, 2, 4 + bins)."""
+    array = host_numpy(hists)
+    rows: list[summary.LayerRow] = [
+        (name, mtype, shape, order, False) for name, mtype, shape, order in entries
+    ]
+    values = []
+    for column, kind in enumerate((metadata.RecordKind.PARAM_HISTOGRAM, metadata.RecordKind.GRAD_HISTOGRAM)):
+        tag = summary.layer_table_tag(kind, rows)
+        values.append(
+            summary.layer_table_value(kind, array[:, column], rows, with_metadata=first_time(tag), bins=bins)
+        )
+    return summary.summary_of(values)
+
+
 def model_table(first_time: FirstTime, document: dict[str, Any]) -> summary_pb2.Summary:
     """The model table (one row per module), written once per watch."""
     return summary.summary_of([summary.model_table_value(document)])

@@ -94,6 +94,17 @@ mean activation of channel `channels[j]` (metadata, in that order) at the layer
 (tb_plugin_insight.featurevis), each tile min-max stretched on its own over all its colours; layout
 "rgb" (3-channel model inputs) or "gray" (1 channel, or the mean of the input channels). `num_channels`
 is the layer's channel count, `user_channels` true when the channels were given by index.
+
+PARAM_HISTOGRAM and GRAD_HISTOGRAM, tags `insight/layer_table/<param_histogram|grad_histogram>/<key>`,
+TENSOR: layer tables (as above) whose rows are parameter tensors of the watched layers rather than layers:
+the metadata's entry i names the parameter (`fc.weight`, `fc.bias`; qualified as in
+`model.named_parameters()`), with the module type and order of the watched layer owning it and the
+parameter's shape. One record per step divisible by `histogram_every` (with gradients on), float32/64
+[parameters, 4 + bins]: the histogram of the parameter's values (before that step's update) and of its
+accumulated gradient, [low, high, underflow, overflow, counts...] with per-step, per-row symmetric edges
+[-R, R], R a power of two at least the largest finite |value| (capture/histogram.py: symmetric_histogram);
+underflow/overflow are 0, NaN/Inf not counted. Tensors over 65,536 elements are binned from a strided
+sample, counts scaled to the full size.
 """
 
 from __future__ import annotations
@@ -170,7 +181,17 @@ TABLE_FIELDS: dict[int, tuple[str, ...]] = {
     metadata.RecordKind.GRADIENT_STATS_TABLE: metadata.GRAD_FIELDS,
     metadata.RecordKind.UNIT_STATS_TABLE: metadata.UNIT_FIELDS,
     metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE: metadata.HISTOGRAM_HEAD,
+    metadata.RecordKind.PARAM_HISTOGRAM: metadata.HISTOGRAM_HEAD,
+    metadata.RecordKind.GRAD_HISTOGRAM: metadata.HISTOGRAM_HEAD,
 }
+# Table kinds whose rows are histograms: HISTOGRAM_HEAD then `bins` counts.
+HISTOGRAM_TABLES = frozenset(
+    {
+        metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE,
+        metadata.RecordKind.PARAM_HISTOGRAM,
+        metadata.RecordKind.GRAD_HISTOGRAM,
+    }
+)
 
 
 @functools.lru_cache(maxsize=256)  # one key per watched layer list, asked at every recorded step
@@ -195,9 +216,11 @@ def layer_table_value(
     """Every layer's row of one step as one [layers, width] tensor (a *_TABLE kind); float32 for
     histograms, float64 when `float64`, else as `compact_floats` says for the whole table."""
     fields = TABLE_FIELDS[kind]
-    width = len(fields) + (bins if kind == metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE else 0)
+    width = len(fields) + (bins if kind in HISTOGRAM_TABLES else 0)
     if kind == metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE:
         table = np.asarray(rows, dtype=np.float32)
+    elif kind in HISTOGRAM_TABLES:  # per-step edges of vanishing gradients may leave float32's range
+        table = compact_floats(np.asarray(rows, dtype=np.float64), counts=range(2, width))
     elif float64:
         table = np.asarray(rows, dtype=np.float64)
     else:

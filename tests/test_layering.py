@@ -104,6 +104,7 @@ def test_every_capability_is_one_recorder_module_in_the_registry() -> None:
         "units",
         "histograms",
         "gradients",
+        "param_histograms",
         "model_table",
         "feature_maps",
         "featurevis",

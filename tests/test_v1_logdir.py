@@ -74,7 +74,14 @@ def test_v2_writes_one_record_per_step_and_kind(v2_logdir: Path) -> None:
                 per_step.setdefault(event.step, []).append(value.tag.split("/")[2])
     assert sorted(per_step) == [0, 2, 4, 6]
     for kinds in per_step.values():  # 6 layers, one record of each kind
-        assert sorted(kinds) == ["activation_histogram", "activation_stats", "gradient_stats", "unit_stats"]
+        assert sorted(kinds) == [
+            "activation_histogram",
+            "activation_stats",
+            "grad_histogram",
+            "gradient_stats",
+            "param_histogram",
+            "unit_stats",
+        ]
 
 
 @pytest.mark.parametrize("name", sorted(make_v1_logdir.routes()))

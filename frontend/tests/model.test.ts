@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { HistogramsResponse, ModelRow, UnitsResponse } from "../src/views/model/api";
 import {
+  binLeftEdges,
   binRange,
   cadence,
   findUnitAlerts,
@@ -150,4 +151,10 @@ test("the totals block: torchinfo's lines, sizes in MB, mult-adds in M or G; non
   assert.equal(totalsLines({ totalParams: 1 } as never).length, 0);
   assert.deepEqual(totalsLines(undefined), []);
   assert.equal(totalsLines({ totalParams: 1, trainableParams: 1, nonTrainableParams: 0, totalMultAdds: 50_000, inputSizeBytes: 1, forwardBackwardSizeBytes: 1, paramsSizeBytes: 4, estimatedTotalSizeBytes: 6 })[3].label, "Total mult-adds (M)");
+});
+
+test("binLeftEdges: equal-width left edges of a per-step symmetric range, bin indices when unknown", () => {
+  assert.deepEqual(binLeftEdges(-0.5, 0.5, 4), [-0.5, -0.25, 0, 0.25]);
+  assert.deepEqual(binLeftEdges(null, 1, 3), [0, 1, 2]);
+  assert.deepEqual(binLeftEdges(1, 1, 2), [0, 1]);
 });

@@ -16,6 +16,11 @@ Nothing is recomputed and `.grad` is only read:
   ||w_after - w_before|| / ||w_before|| of exactly the recorded step. Every layer's numbers are stacked
   on the device and moved to the host in one transfer, and the parameter hooks are removed.
 
+With `ParamHistogramOptions` (watch's `Histograms(params=True)`), the same parameter hooks also bin, at
+the steps divisible by its `every`, the parameter (before the update) and its `.grad` on the device
+(capture/histogram.py, symmetric_histogram: per-step edges); all parameters' histograms of the step are
+stacked and moved to the host in one more transfer, written next to the gradient record.
+
 The update ratio is estimated, in bounded memory: a copy of every parameter would double the watched
 parameters' memory. A parameter of at most K = 4096 elements is copied whole and its ratio is exact;
 a larger one keeps about K elements at positions drawn once from a private generator (never the global
@@ -43,6 +48,7 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.capture import histogram as histogram_mod
 from tb_plugin_insight.capture import reduce, transfer
 from tb_plugin_insight.capture.portable import portable
 from tb_plugin_insight.capture.weight_sample import WeightSample
@@ -50,9 +56,23 @@ from tb_plugin_insight.capture.weight_sample import WeightSample
 logger = logging.getLogger(__name__)
 
 GradRecordCallback = Callable[[int, Sequence[int], transfer.HostArray], None]
+# (qualified parameter name, owning layer's module type, parameter shape, owning layer's order)
+ParamEntry = tuple[str, str, tuple[int, ...], int]
+# step, the histogrammed parameters, their (parameters, 2, 4 + bins) rows: [0] values, [1] gradients
+ParamHistogramCallback = Callable[[int, Sequence[ParamEntry], transfer.HostArray], None]
 Scale = Union[None, float, torch.Tensor]
 
 NUM_FIELDS = len(metadata.GRAD_FIELDS)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamHistogramOptions:
+    """Weight and gradient histograms of each watched parameter, read in the parameter hooks at the
+    recorded steps divisible by `every` (capture/histogram.py's symmetric_histogram has the edge rule)."""
+
+    bins: int
+    every: int
+    on_record: ParamHistogramCallback
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +82,7 @@ class GradientOptions:
     accumulation: int = 1
     scaler: Any = None
     update_ratio: bool = True
+    param_histograms: Optional[ParamHistogramOptions] = None
 
 
 def check_options(accumulation: Any, scaler: Any, update_ratio: Any) -> GradientOptions:
@@ -111,6 +132,7 @@ class _ParamRecord:
     parts: torch.Tensor  # reduce.grad_parts of .grad
     weight_sq: torch.Tensor  # ||w||^2 before the update
     before: Optional[torch.Tensor]  # copy of w's sampled elements, for the update ratio
+    hist: Optional[torch.Tensor] = None  # (2, 4 + bins): histograms of w and of .grad (unscaled edges)
 
 
 @dataclasses.dataclass
@@ -151,6 +173,7 @@ class GradientRecorder:
         self._pending: Optional[_Pending] = None
         self._failed = False
         self._sample = WeightSample([p for _, p in self._params]) if options.update_ratio else None
+        self._entries = _param_entries(model, layers, self._params)
 
     # --- called by ActivationRecorder -------------------------------------------------------------
 
@@ -211,7 +234,7 @@ class GradientRecorder:
         pending.armed = True
         for j, (_, param) in enumerate(self._params):
             if param.grad is not None:
-                record = self._guarded(self._read_param, param, j)
+                record = self._guarded(self._read_param, param, j, self._hist_due(pending))
                 if record is None:
                     return
                 pending.params[j] = record
@@ -243,19 +266,34 @@ class GradientRecorder:
     def _param_hook(self, pending: _Pending, j: int) -> Callable[[torch.Tensor], None]:
         def hook(param: torch.Tensor) -> None:
             if not self._failed and param.grad is not None:
-                record = self._guarded(self._read_param, param, j)
+                record = self._guarded(self._read_param, param, j, self._hist_due(pending))
                 if record is not None:
                     pending.params[j] = record  # a second backward before the step: the later value
 
         return hook
 
-    def _read_param(self, param: torch.Tensor, j: int) -> _ParamRecord:
+    def _read_param(self, param: torch.Tensor, j: int, hist: bool = False) -> _ParamRecord:
         w = param.detach()
         weight_sq = _norm_sq(w)
         before = None if self._sample is None else self._sample.take(j, w)
         grad = param.grad
         assert grad is not None  # the hooks read parameters whose gradient was just accumulated
-        return _ParamRecord(_grad_parts(grad), weight_sq, before)
+        parts = _grad_parts(grad)
+        record = _ParamRecord(parts, weight_sq, before)
+        spec = self.options.param_histograms
+        if hist and spec is not None and not grad.is_sparse:
+            dtype = parts.dtype
+            record.hist = torch.stack(
+                [
+                    histogram_mod.symmetric_histogram(w, spec.bins, histogram_mod.finite_absmax(w), dtype),
+                    histogram_mod.symmetric_histogram(grad, spec.bins, parts[2], dtype),
+                ]
+            )
+        return record
+
+    def _hist_due(self, pending: _Pending) -> bool:
+        spec = self.options.param_histograms
+        return spec is not None and pending.step % spec.every == 0
 
     def _guarded(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run fn; on any error stop recording gradients (never break the user's training)."""
@@ -287,12 +325,29 @@ class GradientRecorder:
             self._pending = None
         _remove_handles(pending)
         rows = None if self._failed else self._guarded(self._rows, pending)
+        hists = None if self._failed else self._guarded(self._hist_rows, pending)
         # A graph the user keeps alive keeps the output hooks and this record: free the weight copies.
         pending.params.clear()
         pending.act.clear()
         if rows is not None and rows[0]:
             indices, array = rows
             self._on_record(pending.step, indices, array)
+        spec = self.options.param_histograms
+        if hists is not None and spec is not None:
+            spec.on_record(pending.step, hists[0], hists[1])
+
+    def _hist_rows(self, pending: _Pending) -> Optional[tuple[list[ParamEntry], transfer.HostArray]]:
+        """The parameters' weight and gradient histograms of this record, stacked on the device (gradient
+        edges divided by the GradScaler's scale), in one host transfer; None when none was taken."""
+        fired = [j for j in sorted(pending.params) if pending.params[j].hist is not None]
+        if not fired:
+            return None
+        stacked = torch.stack([pending.params[j].hist for j in fired])  # (params, 2, 4 + bins)
+        scale = pending.param_scale
+        if scale is not None:
+            unscale = scale.to(stacked.device, stacked.dtype) if isinstance(scale, torch.Tensor) else scale
+            stacked[:, 1, :2] = stacked[:, 1, :2] / unscale  # counts are unchanged by the scale
+        return [self._entries[j] for j in fired], transfer.start_host_copy(stacked)
 
     def _rows(self, pending: _Pending) -> tuple[list[int], transfer.HostArray]:
         """(layer indices, their GRAD_FIELDS rows), reduced on the device, one host transfer.
@@ -339,6 +394,19 @@ class GradientRecorder:
             rows = [self._params[j][0] for j in fired]
             self._row_cache[key] = torch.tensor(rows, dtype=torch.long).to(device)
         return self._row_cache[key]
+
+
+def _param_entries(
+    model: nn.Module, layers: Sequence[tuple[int, str, nn.Module]], params: Sequence[tuple[int, nn.Parameter]]
+) -> list[ParamEntry]:
+    """Each attributed parameter's (qualified name, layer's module type, shape, layer's order)."""
+    names: dict[int, str] = {}
+    for qualified, param in model.named_parameters():
+        names.setdefault(id(param), qualified)
+    return [
+        (names.get(id(p), f"{layers[i][1]}.?"), type(layers[i][2]).__name__, tuple(p.shape), layers[i][0])
+        for i, p in params
+    ]
 
 
 def _norm_sq(t: torch.Tensor) -> torch.Tensor:

@@ -191,3 +191,71 @@ class HistogramReducer:
             lo, hi = (float(v) for v in stats[[_MIN, _MAX]].cpu())  # once per layer: one sync on accelerators
             fixed = self._ranges[index] = choose_range(lo, hi)
         return histogram(x, fixed[0], fixed[1], self.bins, stats)
+
+
+# --- parameter and gradient histograms (capture/grads.py) -------------------------------------------------
+#
+# Edge rule: per step and per tensor, symmetric around 0: [-R, R] with R the smallest power of two at least
+# the tensor's largest finite |value| (R = 1 when there is none), `bins` equal-width bins. Gradients shrink
+# by orders of magnitude during training; edges fixed at the first step (the activation rule) would leave a
+# later gradient in one or two central bins, while edges from the step's own scale always spread it over
+# all bins, and each stored row carries its [low, high] so the scale is read from the axis. The power of
+# two keeps edges round (exact binary bin widths with 2^k bins) and R is computed on the device: no sync.
+
+
+@torch.no_grad()
+def finite_absmax(x: torch.Tensor) -> torch.Tensor:
+    """The largest finite |value| of x as a 0-d tensor on its device (-inf when there is none)."""
+    x = x.detach()
+    if x.numel() == 0:
+        return torch.full((), float("-inf"), device=x.device)
+    if not x.is_floating_point():
+        x = x.float()
+    if x.device.type == "cpu":  # the CPU reads its result for free: a fast min/max, checked
+        lo, hi = torch.aminmax(x)
+        m = max(-float(lo), float(hi))
+        if math.isfinite(m):
+            return torch.tensor(m)
+    a = x.abs()
+    return torch.where(torch.isfinite(a), a, a.new_full((), float("-inf"))).amax()
+
+
+@torch.no_grad()
+def symmetric_histogram(
+    x: torch.Tensor,
+    bins: int,
+    absmax: torch.Tensor,
+    dtype: torch.dtype,
+    sample_size: int = SAMPLE_SIZE,
+) -> torch.Tensor:
+    """[low, high, 0, 0, counts...] of x on [-R, R] (the edge rule above), on x's device, without a sync.
+
+    `absmax`: x's largest finite |value| (finite_absmax, or a gradient's max |g| already reduced). Binned
+    like numpy.histogram (half-open bins, the last one closed); NaN/Inf left out (the gradient statistics
+    count them), so nothing lies outside the range. Tensors over `sample_size` elements are binned from
+    an evenly strided sample, counts scaled to the full size (as the activation histograms).
+    """
+    x = x.detach().reshape(-1)
+    device = x.device
+    m = absmax.detach().to(device, dtype)
+    r = torch.where(
+        torch.isfinite(m) & (m > 0), torch.exp2(torch.ceil(torch.log2(m.abs()))), torch.ones_like(m)
+    )
+    r = torch.where(r < m, r * 2, r)  # log2 rounding of a value just above a power of two
+    numel = x.numel()
+    step = sample_step(numel, sample_size)
+    if step > 1:
+        x = x[::step]
+    xs = x.to(dtype)  # at most sample_size elements: float64 binning matches numpy's edges
+    finite = torch.isfinite(xs)
+    index = torch.floor((xs + r) * (bins / (2 * r))).clamp_(0, bins - 1).to(torch.int64)
+    index = torch.where(finite, index, torch.full_like(index, bins))  # NaN/Inf: a dropped extra bin
+    if device.type == "cpu":  # bincount sizes its result from the data: a sync, free only on the CPU
+        counts = torch.bincount(index, minlength=bins + 1)[:bins].to(dtype)
+    else:
+        counts = torch.zeros(bins + 1, dtype=dtype, device=device)
+        counts = counts.scatter_add_(0, index, torch.ones_like(xs))[:bins]
+    if step > 1:
+        counts = counts * (numel / x.numel())
+    zero = torch.zeros((), dtype=dtype, device=device)
+    return torch.cat([torch.stack([-r, r, zero, zero]), counts])

@@ -86,6 +86,67 @@ class LayerViewQueries:
             "counts": counts.astype(np.int64),
         }
 
+    def param_histograms(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
+        """The weight and gradient histograms of one layer's parameter tensors, oldest first: per
+        parameter (in the recorded order) its name, shape and, for "weights" and "grads", the steps,
+        each step's [low, high] edges and the bin counts."""
+        recorded = self._queries.run_layers(ctx, eid, run)  # 404 for a run without Insight data
+        if layer not in recorded:
+            raise not_found(f"run {run!r} has no layer {layer!r}")
+        order = recorded[layer].data.order
+        listing = self._queries.listings.tensors(ctx, eid, run)
+        found: dict[str, dict[str, Any]] = {}  # parameter name -> its entry
+        bins = 0
+        for kind, key in (
+            (metadata.RecordKind.PARAM_HISTOGRAM, "weights"),
+            (metadata.RecordKind.GRAD_HISTOGRAM, "grads"),
+        ):
+            prefix = metadata.tag_for(kind)
+            tables_of_kind = []
+            for tag, series in listing.items():
+                data = layer_index.parse(series.plugin_content)
+                if data is None or data.kind != kind or not tag.startswith(prefix):
+                    continue
+                rows = [i for i, e in enumerate(data.layers) if e.order == order and _owned_by(e.name, layer)]
+                if rows and data.bins > 0:
+                    tables_of_kind.append((tag, data, rows))
+            if not tables_of_kind:
+                continue
+            points = self._queries.read(ctx, eid, run, [tag for tag, _, _ in tables_of_kind])
+            for tag, data, rows in tables_of_kind:
+                bins = max(bins, data.bins)
+                steps, stack, _ = tables.table_rows(points.get(tag, []), len(data.layers))
+                if stack.ndim != 3 or stack.shape[2] != _HEAD + data.bins:
+                    continue
+                for row in rows:
+                    entry = data.layers[row]
+                    param = found.setdefault(
+                        entry.name, {"name": entry.name, "shape": [int(d) for d in entry.shape]}
+                    )
+                    param.setdefault(key, {}).update({int(s): stack[i, row] for i, s in enumerate(steps)})
+        params = []
+        for param in found.values():
+            body = {"name": param["name"], "shape": param["shape"]}
+            for key in ("weights", "grads"):
+                by_step = param.get(key, {})
+                steps_sorted = sorted(by_step)
+                table = np.array([by_step[s] for s in steps_sorted], dtype=np.float64).reshape(
+                    len(steps_sorted), -1
+                )
+                if table.shape[1] != _HEAD + bins:
+                    table = np.zeros((0, _HEAD + bins))
+                    steps_sorted = []
+                counts = np.nan_to_num(table[:, _HEAD:], nan=0.0, posinf=0.0, neginf=0.0)
+                body[key] = {
+                    "steps": steps_sorted,
+                    "low": encode.json_values(table[:, 0]),
+                    "high": encode.json_values(table[:, 1]),
+                    "counts": np.rint(counts).astype(np.int64).tolist(),
+                }
+            params.append(body)
+        module_type = recorded[layer].data.module_type
+        return {"run": run, "layer": layer, "moduleType": module_type, "bins": bins, "params": params}
+
     def _stack(self, ctx: Any, eid: str, run: str, part: layer_index.Part) -> Any:
         points = self._queries.read(ctx, eid, run, [part.tag]).get(part.tag, [])
         return tables.table_rows(points, part.rows)
@@ -172,3 +233,8 @@ def _latest_count(row: np.ndarray) -> int | None:
 
 def _no_table(run: str) -> dict[str, Any]:
     return {"run": run, "step": None, "modelType": None, "params": None, "trainableParams": None, "rows": []}
+
+
+def _owned_by(param: str, layer: str) -> bool:
+    """A parameter row belongs to `layer` (with the same order): its qualified name lies under it."""
+    return param.startswith(layer + ".") if layer else True

@@ -59,6 +59,7 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/map_image": self._serve_map_image,
             "/predictions": self._serve_predictions,
             "/histograms": self._serve_histograms,
+            "/param_histograms": self._serve_param_histograms,
             "/units": self._serve_units,
             "/model": self._serve_model,
         }
@@ -164,6 +165,12 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
         return http.respond_json(request, self._layer_view.histograms(ctx, eid, run, layer))
+
+    @http.route
+    def _serve_param_histograms(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        return http.respond_json(request, self._layer_view.param_histograms(ctx, eid, run, layer))
 
     @http.route
     def _serve_units(self, request: Request) -> Response:

@@ -21,6 +21,7 @@ from tb_plugin_insight.recorders.featurevis import FeatureVisRecorder
 from tb_plugin_insight.recorders.gradients import GradientsRecorder
 from tb_plugin_insight.recorders.histograms import HistogramRecorder
 from tb_plugin_insight.recorders.model_table import ModelTableRecorder
+from tb_plugin_insight.recorders.param_histograms import ParamHistogramRecorder
 from tb_plugin_insight.recorders.saliency import SaliencyRecorder
 from tb_plugin_insight.recorders.units import UnitsRecorder
 
@@ -29,6 +30,7 @@ REGISTRY: tuple[type[Recorder], ...] = (
     UnitsRecorder,
     HistogramRecorder,
     GradientsRecorder,
+    ParamHistogramRecorder,
     ModelTableRecorder,
     FeatureMapsRecorder,
     FeatureVisRecorder,

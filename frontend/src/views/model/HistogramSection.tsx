@@ -15,18 +15,19 @@ import { binRange, cadence } from "./math";
 import { histograms, histStep } from "./state";
 
 /** The shown step's histogram as bars. */
-function HistogramBars(props: { x: number[]; counts: number[]; dark: boolean }) {
+export function HistogramBars(props: { x: number[]; counts: number[]; dark: boolean; color?: string; height?: number }) {
+  const color = props.color ?? "#e8710a";
   const options = useMemo<Omit<uPlot.Options, "width" | "height">>(
     () => ({
       scales: { x: { time: false } },
       axes: [axisStyle(props.dark), { ...axisStyle(props.dark), size: 56, values: (_u, s) => s.map((v) => formatValue(v)) }],
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      series: [{}, { label: "count", stroke: "#e8710a", fill: "rgba(232,113,10,0.35)", width: 1, paths: uPlot.paths.bars!({ size: [1, 100], align: 1 }), points: { show: false } }],
+      series: [{}, { label: "count", stroke: color, fill: `${color}59`, width: 1, paths: uPlot.paths.bars!({ size: [1, 100], align: 1 }), points: { show: false } }],
     }),
-    [props.dark],
+    [props.dark, color],
   );
-  return <UPlotChart key={props.dark ? "dark" : "light"} options={options} data={[props.x, props.counts]} height={160} />;
+  return <UPlotChart key={props.dark ? "dark" : "light"} options={options} data={[props.x, props.counts]} height={props.height ?? 160} />;
 }
 
 /** The layer's activation histograms: bins × steps, and the chosen step in detail. */

@@ -6,6 +6,7 @@ import { showLayerCams } from "../cam/state";
 import { FeatureMapsPanel } from "../fmaps/FeatureMapsPanel";
 import { LayerChartsView } from "../stats/LayerCharts";
 import { HistogramSection } from "./HistogramSection";
+import { ParamHistogramSection } from "./ParamHistogramSection";
 import { camLayers } from "./state";
 import { UnitsSection } from "./UnitsSection";
 
@@ -49,6 +50,7 @@ function FeatureMapsSection(props: LayerSectionProps) {
 export const LAYER_SECTIONS: ComponentType<LayerSectionProps>[] = [
   StatsSection,
   HistogramSection,
+  ParamHistogramSection,
   UnitsSection,
   FeatureMapsSection,
   CamLinkSection,

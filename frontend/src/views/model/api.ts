@@ -19,6 +19,31 @@ export interface HistogramsResponse {
   counts: number[][];
 }
 
+/** One parameter tensor's histograms at its recorded steps; each step has its own edges [low, high]. */
+export interface ParamHistogramSeries {
+  steps: number[];
+  low: (number | null)[];
+  high: (number | null)[];
+  /** counts[stepIndex][bin] */
+  counts: number[][];
+}
+
+export interface ParamHistogram {
+  /** Qualified as in model.named_parameters(), e.g. "fc.weight". */
+  name: string;
+  shape: number[];
+  weights: ParamHistogramSeries;
+  grads: ParamHistogramSeries;
+}
+
+export interface ParamHistogramsResponse {
+  run: string;
+  layer: string;
+  moduleType: string;
+  bins: number;
+  params: ParamHistogram[];
+}
+
 export interface UnitLayer {
   name: string;
   moduleType: string;
@@ -86,6 +111,10 @@ export interface ModelTableResponse {
 
 export function fetchHistograms(run: string, layer: string, signal?: AbortSignal): Promise<HistogramsResponse> {
   return getJson<HistogramsResponse>("histograms", { run, layer }, signal);
+}
+
+export function fetchParamHistograms(run: string, layer: string, signal?: AbortSignal): Promise<ParamHistogramsResponse> {
+  return getJson<ParamHistogramsResponse>("param_histograms", { run, layer }, signal);
 }
 
 /** Columns of the dead/saturated tables (alert sparklines, the layer panel's chart). */

@@ -216,3 +216,10 @@ export function cadence(steps: readonly number[]): string {
   for (let i = 1; i < steps.length; i++) gap = Math.min(gap, steps[i] - steps[i - 1]);
   return Number.isFinite(gap) && gap > 0 ? ` · every ${gap} steps` : "";
 }
+
+/** Left edges of `bins` equal-width bins over [low, high] (a parameter histogram's own per-step edges). */
+export function binLeftEdges(low: number | null, high: number | null, bins: number): number[] {
+  if (low === null || high === null || !(high > low)) return Array.from({ length: bins }, (_, b) => b);
+  const width = (high - low) / bins;
+  return Array.from({ length: bins }, (_, b) => low + b * width);
+}

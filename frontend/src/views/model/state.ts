@@ -5,7 +5,16 @@ import { computed, signal } from "@preact/signals";
 import { resource } from "../../core/resource";
 import { activeView, idle, layers, selectedLayer, selectedRun, type Loadable } from "../../core/state";
 import { fetchMaps, type MapsResponse } from "../cam/api";
-import { fetchHistograms, fetchModelTable, fetchUnits, type HistogramsResponse, type ModelTableResponse, type UnitsResponse } from "./api";
+import {
+  fetchHistograms,
+  fetchModelTable,
+  fetchParamHistograms,
+  fetchUnits,
+  type HistogramsResponse,
+  type ModelTableResponse,
+  type ParamHistogramsResponse,
+  type UnitsResponse,
+} from "./api";
 import { findUnitAlerts, type UnitAlert } from "./math";
 
 export const MODEL_VIEW = "model";
@@ -23,6 +32,8 @@ export const modelTable = signal<Loadable<ModelTableResponse>>(idle());
 export const unitStats = signal<Loadable<UnitsResponse>>(idle());
 export const histograms = signal<Loadable<HistogramsResponse>>(idle());
 export const runMaps = signal<Loadable<MapsResponse>>(idle());
+/** The selected layer's weight and gradient histograms (shown at `histStep`, like the activations). */
+export const paramHistograms = signal<Loadable<ParamHistogramsResponse>>(idle());
 
 export const tableData = computed<ModelTableResponse | null>(() => {
   const d = modelTable.value.data;
@@ -79,6 +90,12 @@ export function startModelLoaders(): void {
     histograms,
     () => (layerKey.value === null ? null : (JSON.parse(layerKey.value) as [string, string])),
     ([run, layer], signal) => fetchHistograms(run, layer, signal),
+    true,
+  );
+  resource(
+    paramHistograms,
+    () => (layerKey.value === null ? null : (JSON.parse(layerKey.value) as [string, string])),
+    ([run, layer], signal) => fetchParamHistograms(run, layer, signal),
     true,
   );
 }

@@ -339,10 +339,11 @@ class GradientRecorder:
     def _hist_rows(self, pending: _Pending) -> Optional[tuple[list[ParamEntry], transfer.HostArray]]:
         """The parameters' weight and gradient histograms of this record, stacked on the device (gradient
         edges divided by the GradScaler's scale), in one host transfer; None when none was taken."""
-        fired = [j for j in sorted(pending.params) if pending.params[j].hist is not None]
-        if not fired:
+        taken = [(j, hist) for j in sorted(pending.params) if (hist := pending.params[j].hist) is not None]
+        if not taken:
             return None
-        stacked = torch.stack([pending.params[j].hist for j in fired])  # (params, 2, 4 + bins)
+        fired = [j for j, _ in taken]
+        stacked = torch.stack([hist for _, hist in taken])  # (params, 2, 4 + bins)
         scale = pending.param_scale
         if scale is not None:
             unscale = scale.to(stacked.device, stacked.dtype) if isinstance(scale, torch.Tensor) else scale

@@ -52,8 +52,11 @@ def insight_steps(run_dir: Path) -> dict[str, list[int]]:
                 continue
             if value.metadata.plugin_data.content:
                 data = metadata.PluginData.FromString(value.metadata.plugin_data.content)
-                table_layers[value.tag] = (metadata.LAYER_KINDS[data.kind], [e.name for e in data.layers])
+                table_layers[value.tag] = (metadata.LAYER_KINDS.get(data.kind), [e.name for e in data.layers])
             kind, names = table_layers[value.tag]
+            if kind is None:  # a table kind with no per-layer twin (parameter histograms): its own tag
+                steps.setdefault(value.tag, []).append(event.step)
+                continue
             for name in names:
                 steps.setdefault(metadata.tag_for(kind, name), []).append(event.step)
     return steps

@@ -208,12 +208,8 @@ class InsightReader:
         steps = series["steps"]
         values = np.full((len(steps), n, height, width), np.nan)
         for i, step in enumerate(steps):
-            image = self._ask(
-                run,
-                lambda step=step: self._maps.map_image(
-                    self._ctx, "", run, kind, series["probe"], series["layer"], series["method"], step
-                ),
-            )
+            where = (series["probe"], series["layer"], series["method"], step)
+            image = self._ask(run, self._maps.map_image, self._ctx, "", run, kind, *where)
             codes = png.decode(image).astype(np.float64).reshape(n, height, width) / 255.0
             low = _floats(series["rawMin"][i]) if "rawMin" in series else np.zeros(n)
             high = _floats(series["rawMax"][i]) if "rawMax" in series else np.ones(n)
@@ -253,12 +249,8 @@ class InsightReader:
         height, width = first["height"], first["width"]
         stacks = []
         for step in first["steps"]:
-            body = self._ask(
-                run, lambda step=step: self._tiles.series(self._ctx, "", run, kind, layer, probe, step)
-            )
-            image = self._ask(
-                run, lambda step=step: self._tiles.image(self._ctx, "", run, kind, layer, probe, step)
-            )
+            body = self._ask(run, self._tiles.series, self._ctx, "", run, kind, layer, probe, step)
+            image = self._ask(run, self._tiles.image, self._ctx, "", run, kind, layer, probe, step)
             codes = png.ungrid(png.decode(image), height, width).astype(np.float64) / 255.0
             if body["scaleMin"] is None:
                 stacks.append(np.full(codes.shape, np.nan))
@@ -292,12 +284,8 @@ class InsightReader:
         entry = found[0]
         stacks = []
         for step in entry["steps"]:
-            image = self._ask(
-                run,
-                lambda step=step: self._tiles.image(
-                    self._ctx, "", run, FEATURE_VIS, layer, metadata.DEFAULT_PROBE, step
-                ),
-            )
+            where = (FEATURE_VIS, layer, metadata.DEFAULT_PROBE, step)
+            image = self._ask(run, self._tiles.image, self._ctx, "", run, *where)
             tiles = png.ungrid(png.decode(image), entry["height"], entry["width"])[0]
             stacks.append(tiles.astype(np.float64) / 255.0)
         return Maps(
@@ -359,14 +347,14 @@ class InsightReader:
             known = ", ".join(repr(r) for r in self._runs) or "none"
             raise ValueError(f"no run {run!r} with Insight data in {self.logdir!r}; runs: {known}")
 
-    def _ask(self, run: str, query: Callable[[], T]) -> T:
-        """`query()`, with the plugin's user errors (404s: no such layer, probe, step) as ValueError."""
+    def _ask(self, run: str, query: Callable[..., T], *args: Any) -> T:
+        """`query(*args)`, with the plugin's user errors (404s: no such layer, probe, step) as ValueError."""
         from tensorboard import errors as tb_errors
 
         from tb_plugin_insight.plugin.http import InsightRequestError
 
         try:
-            return query()
+            return query(*args)
         except InsightRequestError as err:
             raise ValueError(err.message) from None
         except tb_errors.PublicError as err:

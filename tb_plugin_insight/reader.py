@@ -105,6 +105,7 @@ class InsightReader:
 
     def layers(self, run: str) -> list[str]:
         """The layers with activation statistics, in model order."""
+        self._check_run(run)
         body = self._ask(run, lambda: self._queries.layers(self._ctx, "", run))
         return [entry["name"] for entry in body["layers"]]
 

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_plugin import get_json, make_client
 
 import tb_plugin_insight
 from tb_plugin_insight import metadata
 from tb_plugin_insight.render import png
-
-pd = pytest.importorskip("pandas")
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 sys.path.insert(0, str(FIXTURES))
@@ -255,6 +254,41 @@ def test_v2_feature_maps_equal_the_stored_tiles(v2: Any, client: Any) -> None:
             maps.values[i], low[..., None, None] + codes * (high - low)[..., None, None]
         )
         assert maps.channels == tuple(body["channels"])
+
+
+@pytest.fixture(scope="module")
+def featurevis_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A few steps of the fixture's model with feature visualisations of layer "3" (2 channels)."""
+    import torch
+
+    from tb_plugin_insight import InsightWriter
+
+    root = tmp_path_factory.mktemp("featurevis")
+    net = make_v1_logdir.model()
+    gen = torch.Generator().manual_seed(1)
+    with InsightWriter(str(root / "fv")) as writer:
+        writer.watch(
+            net, every=2, probe=torch.randn(2, 3, 12, 12, generator=gen), cam_every=0, maps_every=0,
+            featurevis_every=2, featurevis_layers=["3"], featurevis_channels=[4, 1], featurevis_steps=4,
+        )  # fmt: skip
+        for _ in range(3):
+            net(torch.randn(4, 3, 12, 12, generator=gen)).sum().backward()
+    return root
+
+
+def test_feature_vis_equals_the_stored_strips(featurevis_logdir: Path) -> None:
+    client = make_client(featurevis_logdir)
+    listed = get_json(client, "/feature_vis_layers?run=fv")["featureVis"]
+    assert [entry["layer"] for entry in listed] == ["3"]
+    vis = tb_plugin_insight.read(featurevis_logdir).feature_vis("fv", "3")
+    assert vis.steps.tolist() == listed[0]["steps"] == [0, 2]
+    assert vis.channels == (4, 1)
+    assert vis.values.shape[:2] == (2, 2) and vis.values.shape[2:4] == (12, 12)
+    for i, step in enumerate(vis.steps.tolist()):
+        image = client.get(f"/data/plugin/insight/feature_vis_image?run=fv&layer=3&step={step}").get_data()
+        strip = png.ungrid(png.decode(image), 12, 12)[0] / 255.0
+        np.testing.assert_array_equal(vis.values[i], strip)
+    assert 0.0 <= vis.values.min() and vis.values.max() <= 1.0
 
 
 # --- the numpy path, and errors ------------------------------------------------------------------------

@@ -291,6 +291,27 @@ def test_feature_vis_equals_the_stored_strips(featurevis_logdir: Path) -> None:
     assert 0.0 <= vis.values.min() and vis.values.max() <= 1.0
 
 
+def test_reading_needs_no_torch() -> None:
+    """A process where importing torch fails reads every kind of the fixture (TensorBoard-only
+    environments: the reader, like the plugin, must not import torch)."""
+    import subprocess
+
+    from test_plugin_imports import NO_TORCH
+
+    code = NO_TORCH.split("for name in sys.argv")[0] + (
+        "import tb_plugin_insight\n"
+        f"r = tb_plugin_insight.read({str(FIXTURES / 'v1_logdir')!r})\n"
+        "n = len(r.stats('run')) + len(r.gradients('run')) + len(r.units('run'))\n"
+        "n += len(r.model_table('run')) + r.cams('run').values.size\n"
+        "n += r.feature_maps('run', '3').values.size + r.histograms('run', '0').counts.size\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+        "print('read', n)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("read ") and int(out.stdout.split()[1]) > 0
+
+
 # --- the numpy path, and errors ------------------------------------------------------------------------
 
 

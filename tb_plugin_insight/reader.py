@@ -21,11 +21,11 @@ from tb_plugin_insight import metadata
 
 T = TypeVar("T")
 
-__all__ = ["Histograms", "InsightReader", "Maps", "read"]
+__all__ = ["InsightReader", "LayerHistograms", "Maps", "read"]
 
 
 @dataclasses.dataclass(frozen=True)
-class Histograms:
+class LayerHistograms:
     """A layer's activation histograms: row `i` is step `steps[i]`.
 
     `counts[i, b]` values fell in `[edges[i, b], edges[i, b + 1])` (the last bin closed, numpy's
@@ -143,7 +143,7 @@ class InsightReader:
 
     # --- histograms -------------------------------------------------------------------------------
 
-    def histograms(self, run: str, layer: str) -> Histograms:
+    def histograms(self, run: str, layer: str) -> LayerHistograms:
         """Every recorded activation histogram of `layer`, oldest first."""
         self._check_run(run)
         body = self._ask(run, lambda: self._layer_view.histograms(self._ctx, "", run, layer))
@@ -152,7 +152,7 @@ class InsightReader:
         low = _floats(body["low"])
         high = _floats(body["high"])
         edges = low[:, None] + (high - low)[:, None] * np.linspace(0.0, 1.0, bins + 1)[None, :]
-        return Histograms(
+        return LayerHistograms(
             layer=layer,
             module_type=body["moduleType"],
             steps=steps,

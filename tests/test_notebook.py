@@ -25,7 +25,8 @@ def _kernel_is_this_python() -> bool:
 
 
 @pytest.mark.slow
-def test_notebook_runs_top_to_bottom() -> None:
+def test_notebook_runs_top_to_bottom(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the kernel inherits it: the notebook's logdir goes here
     assert _kernel_is_this_python(), "the python3 kernel is not this interpreter's ipykernel"
     nb = nbformat.read(NOTEBOOK, as_version=4)
     skipped = [c for c in nb.cells if "skip-execution" in c.get("metadata", {}).get("tags", [])]
@@ -42,6 +43,7 @@ def test_notebook_runs_top_to_bottom() -> None:
     assert not skipped[0].get("outputs")
     text = "".join(o.get("text", "") for cell in outputs for o in cell)
     assert "['shapes']" in text  # reader.runs
+    assert [p.name for p in tmp_path.glob("insight-notebook-*/*")] == ["shapes"]
     images = [o for cell in outputs for o in cell if "image/png" in o.get("data", {})]
     assert len(images) == 2  # the statistics plot and the CAM overlays
     errors = [o for cell in outputs for o in cell if o.get("output_type") == "error"]

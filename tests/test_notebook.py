@@ -21,7 +21,10 @@ def _kernel_is_this_python() -> bool:
     from jupyter_client.kernelspec import KernelSpecManager
 
     spec = KernelSpecManager().get_kernel_spec("python3")
-    return Path(spec.argv[0]).resolve() == Path(sys.executable).resolve() or spec.argv[0] == "python"
+    # ipykernel's own spec in this environment (argv "python": jupyter_client starts sys.executable),
+    # not one registered globally for another interpreter
+    own = Path(spec.resource_dir).resolve().is_relative_to(Path(sys.prefix).resolve())
+    return own and spec.argv[0] in ("python", sys.executable)
 
 
 @pytest.mark.slow

@@ -342,3 +342,15 @@ def test_bad_names_say_what_exists(v2: Any, tmp_path: Path) -> None:
         tb_plugin_insight.read(tmp_path / "missing")
     empty = tb_plugin_insight.read(tmp_path)
     assert empty.runs == []
+
+
+def test_reload_sees_what_was_written_since(tmp_path: Path) -> None:
+    import shutil
+
+    reader = tb_plugin_insight.read(tmp_path)
+    assert reader.runs == []
+    shutil.copytree(FIXTURES / "v1_logdir" / RUN, tmp_path / "later")
+    assert reader.runs == []  # loaded once, when made
+    reader.reload()
+    assert reader.runs == ["later"]
+    assert reader.stats("later")["step"].unique().tolist() == [0, 2, 4, 6]

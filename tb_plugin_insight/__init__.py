@@ -9,6 +9,8 @@ Public surface:
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
     model_summary, ModelSummary
                     the model table on its own, like torchinfo.summary (tb_plugin_insight.model_info).
+    read, InsightReader
+                    a logdir's records as pandas DataFrames / numpy arrays (tb_plugin_insight.reader).
     integrations.lightning.InsightCallback, integrations.transformers.InsightCallback
                     trainer callbacks, imported from their modules (each needs its trainer installed).
 
@@ -39,6 +41,8 @@ _EXPORTS = {
     "compute_saliency": "tb_plugin_insight.saliency",
     "model_summary": "tb_plugin_insight.model_info",
     "ModelSummary": "tb_plugin_insight.model_info",
+    "read": "tb_plugin_insight.reader",
+    "InsightReader": "tb_plugin_insight.reader",
 }
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "FeatureVis",
     "Gradients",
     "Histograms",
+    "InsightReader",
     "InsightWriter",
     "ModelSummary",
     "Saliency",
@@ -56,6 +61,7 @@ __all__ = [
     "compute_cams",
     "compute_saliency",
     "model_summary",
+    "read",
 ]
 
 if TYPE_CHECKING:
@@ -63,6 +69,7 @@ if TYPE_CHECKING:
     from tb_plugin_insight.handle import WatchHandle
     from tb_plugin_insight.model_info import ModelSummary, model_summary
     from tb_plugin_insight.options import CAM, FeatureMaps, FeatureVis, Gradients, Histograms, Saliency
+    from tb_plugin_insight.reader import InsightReader, read
     from tb_plugin_insight.saliency import compute_saliency
     from tb_plugin_insight.writer import InsightWriter
 

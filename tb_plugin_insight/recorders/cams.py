@@ -73,7 +73,41 @@ def write_maps(
     sink.enqueue(records.maps, probe, layer, record, auto_selected, kind, store_images, step=step)
 
 
-class CamRecorder(Recorder):
+class ProbeMapsRecorder(Recorder):
+    """Maps of the probe from the shared probe pass (CAMs, saliency): one plan, due every `plan.every`
+    steps while a probe is set, its part of the pass written with `write_maps`."""
+
+    kind: int = metadata.RecordKind.CAM
+    stopped: str = ""  # the log message when a failure stops it
+
+    def __init__(self, sink: RecordSink, plan: Any) -> None:
+        super().__init__()
+        self.sink = sink
+        self.plan = plan
+
+    def due(self, step: int) -> bool:
+        return not self.failed and step % self.plan.every == 0 and self.sink.probe() is not None
+
+    def probe_request(self) -> Any:
+        return self.plan
+
+    def layer(self) -> str:
+        """The layer the maps are stored under ("" for input saliency)."""
+        return ""
+
+    def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
+        probe = self.sink.probe()
+        try:
+            if probe is None:
+                raise RuntimeError("the probe batch was removed")
+            record = outcome(getattr(shared, str(self.probe_role)))
+            auto = bool(getattr(self.plan, "auto_selected", False))
+            write_maps(self.sink, step, probe, self.layer(), record, auto_selected=auto, kind=self.kind)
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            self.stop(self.stopped, self.layer())
+
+
+class CamRecorder(ProbeMapsRecorder):
     """`watch(probe=..., cam_every=..., cam_methods=...)` or `cam=CAM(...)`."""
 
     name = "cams"
@@ -81,10 +115,7 @@ class CamRecorder(Recorder):
     options_group = CAM
     probe_role = "cams"
 
-    def __init__(self, sink: RecordSink, plan: CamPlan) -> None:
-        super().__init__()
-        self.sink = sink
-        self.plan = plan
+    stopped = "Insight stopped recording CAMs of layer %r"
 
     @classmethod
     def build(cls, ctx: WatchContext) -> Optional[Recorder]:
@@ -102,21 +133,8 @@ class CamRecorder(Recorder):
         ctx.cam_layer = plan.layer
         return cls(ctx.sink, plan)
 
-    def due(self, step: int) -> bool:
-        return not self.failed and step % self.plan.every == 0 and self.sink.probe() is not None
-
-    def probe_request(self) -> CamPlan:
-        return self.plan
-
-    def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
-        probe = self.sink.probe()
-        try:
-            if probe is None:
-                raise RuntimeError("the probe batch was removed")
-            record = outcome(shared.cams)
-            write_maps(self.sink, step, probe, self.plan.layer, record, auto_selected=self.plan.auto_selected)
-        except Exception:  # noqa: BLE001 - recording must never break the user's training
-            self.stop("Insight stopped recording CAMs of layer %r", self.plan.layer)
+    def layer(self) -> str:
+        return str(self.plan.layer)
 
 
 def write_once(

@@ -13,11 +13,10 @@ from tb_plugin_insight.capture import maps
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.maps import SaliencyPlan
 from tb_plugin_insight.capture.probe import Probe
-from tb_plugin_insight.capture.probe_pass import SharedMaps
 from tb_plugin_insight.explain import saliency
 from tb_plugin_insight.options import CAM, Saliency
-from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
-from tb_plugin_insight.recorders.cams import write_maps
+from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext
+from tb_plugin_insight.recorders.cams import ProbeMapsRecorder, write_maps
 
 
 def plan_saliency(
@@ -65,7 +64,7 @@ def plan_saliency(
     return plan
 
 
-class SaliencyRecorder(Recorder):
+class SaliencyRecorder(ProbeMapsRecorder):
     """`watch(probe=..., saliency_every=..., saliency_methods=...)` or `saliency=Saliency(...)`."""
 
     name = "saliency"
@@ -73,10 +72,8 @@ class SaliencyRecorder(Recorder):
     options_group = Saliency
     probe_role = "saliency"
 
-    def __init__(self, sink: RecordSink, plan: SaliencyPlan) -> None:
-        super().__init__()
-        self.sink = sink
-        self.plan = plan
+    kind = metadata.RecordKind.SALIENCY
+    stopped = "Insight stopped recording saliency maps%s"  # the layer is "": input saliency
 
     @classmethod
     def build(cls, ctx: WatchContext) -> Optional[Recorder]:
@@ -99,24 +96,6 @@ class SaliencyRecorder(Recorder):
             max_side=options.max_side,
         )
         return cls(ctx.sink, plan)
-
-    def due(self, step: int) -> bool:
-        return not self.failed and step % self.plan.every == 0 and self.sink.probe() is not None
-
-    def probe_request(self) -> SaliencyPlan:
-        return self.plan
-
-    def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
-        probe = self.sink.probe()
-        try:
-            if probe is None:
-                raise RuntimeError("the probe batch was removed")
-            record = outcome(shared.saliency)
-            write_maps(
-                self.sink, step, probe, "", record, auto_selected=False, kind=metadata.RecordKind.SALIENCY
-            )
-        except Exception:  # noqa: BLE001 - recording must never break the user's training
-            self.stop("Insight stopped recording saliency maps")
 
 
 def write_once(

@@ -19,6 +19,7 @@ from helpers import assert_training_unchanged, hook_count  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from trainer_helpers import PluginReader  # noqa: E402
 
+import tb_plugin_insight  # noqa: E402
 from tb_plugin_insight.integrations.lightning import InsightCallback  # noqa: E402
 
 pytestmark = [
@@ -96,6 +97,13 @@ def test_steps_are_the_global_steps_whatever_training_step_calls(tmp_path: Path,
     names = [layer["name"] for layer in reader.get("/layers?run=run")["layers"]]
     assert names == ["net.0", "net.1", "net.3"]  # as pl_module.named_modules() names them
     assert reader.get("/gradients?run=run&layer=net.0")["steps"] == list(range(5))
+    # and through the public reader, as a notebook would
+    data = tb_plugin_insight.read(str(tmp_path))
+    assert data.runs == ["run"]
+    stats = data.stats("run")
+    assert sorted(set(stats["step"])) == list(range(5))
+    assert {"net.0", "net.1", "net.3"} <= set(stats["layer"])
+    assert list(data.cams("run").steps) == [0, 2, 4]
 
 
 class GradNorms(pl.Callback):

@@ -20,6 +20,7 @@ from helpers import assert_training_unchanged, hook_count  # noqa: E402
 from trainer_helpers import PluginReader  # noqa: E402
 from transformers import BertConfig, BertForSequenceClassification, Trainer, TrainingArguments  # noqa: E402
 
+import tb_plugin_insight  # noqa: E402
 from tb_plugin_insight.integrations.transformers import InsightCallback  # noqa: E402
 from tb_plugin_insight.writer import InsightWriter  # noqa: E402
 
@@ -89,6 +90,9 @@ def test_insight_is_in_the_tensorboard_run_at_the_trainers_steps(tmp_path: Path)
     grads = reader.get(f"/gradients?run={run}&layer=classifier&fields=gradNorm,updateRatio")
     assert grads["steps"] == [1, 2, 3, 4]
     assert all(v is not None and v > 0 for v in grads["values"]["updateRatio"][0])
+    gradients = tb_plugin_insight.read(str(tmp_path / "runs")).gradients(run)  # the public reader too
+    assert sorted(set(gradients["step"])) == [1, 2, 3, 4]
+    assert (gradients["updateRatio"][gradients["layer"] == "classifier"] > 0).all()
     assert hook_count(trainer.model) == 0 and callback.watch is None
 
 

@@ -76,6 +76,10 @@ def test_steps_line_up_with_global_step(tmp_path: Path) -> None:
     )
     table_tag = metadata.tag_for(metadata.RecordKind.MODEL_TABLE)
     assert steps.pop(table_tag) == [0]  # once, from the first recorded forward
+    # weight and gradient histograms: one table each (rows are parameter tensors), at the histograms' steps
+    param_tables = [tag for tag in steps if tag.startswith("insight/layer_table/")]
+    assert sorted(tag.split("/")[2] for tag in param_tables) == ["grad_histogram", "param_histogram"]
+    assert all(steps.pop(tag) == [0] for tag in param_tables)
     assert set(steps) == {metadata.tag_for(kind, n) for kind in kinds for n in "012346"}
     for tag, recorded in steps.items():
         if tag.startswith(metadata.tag_for(metadata.RecordKind.ACTIVATION_HISTOGRAM, "")):
@@ -145,10 +149,17 @@ def test_metadata_only_on_first_value_of_each_tag(tmp_path: Path) -> None:
                 with_metadata[value.tag] = with_metadata.get(value.tag, 0) + 1
                 parsed = metadata.parse_plugin_metadata(value.metadata.plugin_data.content)
                 assert value.metadata.data_class == 2  # DATA_CLASS_TENSOR
-                assert parsed is not None and len(parsed.layers) == 6  # a layer table: every layer
+                assert parsed is not None
+                params = parsed.kind in (
+                    metadata.RecordKind.PARAM_HISTOGRAM,
+                    metadata.RecordKind.GRAD_HISTOGRAM,
+                )
+                # a layer table: every layer, or every parameter tensor (weight and bias of 4 layers)
+                assert len(parsed.layers) == (8 if params else 6)
                 assert all(layer.module_type and list(layer.shape) for layer in parsed.layers)
-    # activation statistics, gradient statistics, histograms, units: one layer table each, metadata once
-    assert len(with_metadata) == 4 and set(with_metadata.values()) == {1}
+    # activation statistics, gradient statistics, histograms, units, weight and gradient histograms: one
+    # table each, metadata once
+    assert len(with_metadata) == 6 and set(with_metadata.values()) == {1}
 
 
 def test_recording_never_changes_training(tmp_path: Path) -> None:

@@ -220,7 +220,7 @@ class InsightWriter(SummaryWriter):
             raise TypeError(f"watch() needs an nn.Module, got {type(model).__name__}")
         step_source, manual = steps.check_step_option(step)
         compiled = bool(wrappers.compile_contexts(model))
-        no_graph_breaks = wrappers.compiled_without_graph_breaks(model)
+        recordable = wrappers.recordable(model)  # warns when it is not
         model = wrappers.unwrap(model)  # DDP, DataParallel, torch.compile: names without their prefix
         validate.int_option(every, f"every must be a positive int (1 = every step), got {every!r}")
         if mode not in hooks.MODES:
@@ -238,14 +238,7 @@ class InsightWriter(SummaryWriter):
         session.attach(
             model, chosen, every=every, mode=mode, compiled=compiled, step_source=step_source, manual=manual
         )
-        if no_graph_breaks:
-            logger.warning(
-                "Insight cannot record a model compiled with torch.compile(fullgraph=True): its hooks run"
-                " Python that needs graph breaks. Nothing is recorded for this model. Compile it without"
-                " fullgraph=True (Insight's hooks then split the graph at the watched layers), or watch it"
-                " uncompiled."
-            )
-        if not self.writes or no_graph_breaks:
+        if not self.writes or not recordable:
             session.remove()  # a rank that does not write records nothing (see `ranks`)
         else:
             self._recorders[id(model)] = session

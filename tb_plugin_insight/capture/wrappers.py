@@ -63,3 +63,17 @@ def compiled_without_graph_breaks(model: nn.Module) -> bool:
         getattr(ctx, "fullgraph", False) or getattr(ctx, "error_on_graph_break", False)
         for ctx in compile_contexts(model)
     )
+
+
+def recordable(model: nn.Module) -> bool:
+    """False, with a warning that says why and what to do, for a model Insight's hooks cannot record
+    (compiled with fullgraph=True); the watch then records nothing rather than breaking the forward."""
+    if not compiled_without_graph_breaks(model):
+        return True
+    logger.warning(
+        "Insight cannot record a model compiled with torch.compile(fullgraph=True): its hooks run"
+        " Python that needs graph breaks. Nothing is recorded for this model. Compile it without"
+        " fullgraph=True (Insight's hooks then split the graph at the watched layers), or watch it"
+        " uncompiled."
+    )
+    return False

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gzip
 import json
 import os
 import statistics
@@ -74,8 +75,6 @@ SCRUB_JS = """async ({index, step}) => {
 
 
 COLD_RUNS = 5  # unread runs per route in measure_cold
-BACKGROUND_READ_S = 4.0  # a sampled heatmap's full read of a 50-layer x 1,000-step run: about 2 s
-BIG_BACKGROUND_READ_S = 15.0  # ... of a 300-layer x 10,000-step run (`big_*` runs)
 COLD_TARGET_MS = 300.0  # first request on an unread 50-layer x 1,000-step run
 BIG_COLD_TARGET_MS = 1000.0  # ... on an unread 300-layer x 10,000-step run
 GZIP = {"Accept-Encoding": "gzip"}  # as every browser asks; TensorBoard then gzips JSON
@@ -99,6 +98,8 @@ class TabResult:
     open_model_s: float = float("nan")  # click on the Insight tab -> Model table drawn (the target)
     open_stats_s: float = float("nan")  # click on the Insight tab -> heatmap drawn (the target)
     open_stats_exact_s: float = float("nan")  # ... -> heatmap of every step drawn (after a sample)
+    open_big_stats_s: float = float("nan")  # ... on an unread 300-layer x 10,000-step run (target < 2 s)
+    open_big_stats_exact_s: float = float("nan")  # ... its heatmap of every step drawn
     stats_render_exact_s: float = float("nan")  # from navigation, heatmap of every step drawn
     # where the time of opening the tab goes: {step: ms since the click}
     open_model_steps: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -120,6 +121,11 @@ def _get(url: str, timeout: float = 60, headers: dict[str, str] | None = None) -
         return err.code, err.read()
     except OSError:  # refused while starting, or timed out while loading: no answer yet
         return 0, b""
+
+
+def _unzip(body: bytes) -> bytes:
+    """A body as sent with GZIP accepted: TensorBoard gzips larger JSON answers only."""
+    return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body
 
 
 def _p95(values: list[float]) -> float:
@@ -188,7 +194,9 @@ def stats_routes(p: str, run: str, layer: str) -> dict[str, str]:
         f"&{GRAD_OVERVIEW}",
         "/gradients (one layer)": f"{p}/gradients?run={r}&layer={q(layer)}&encoding=f32"
         "&fields=gradNorm,actGradNorm,updateRatio",
-        "/gradients (one step)": f"{p}/gradients?run={r}&step=500&encoding=f32",
+        # HTTP API only (tests, scripts): the tab never asks for one step; on an unread run it reads the
+        # whole table (the data provider cannot read one step alone): reported, not judged.
+        "/gradients (one step, API only)": f"{p}/gradients?run={r}&step=500&encoding=f32",
     }
 
 
@@ -235,8 +243,9 @@ def measure_cold(
     base: str, runs: list[str], layer: str, result: TabResult, big: bool = False
 ) -> dict[str, tuple[float, float]]:
     """The first request of each view route on runs nothing was read from yet: each route on runs of its
-    own (len(runs) / routes of them), so one route's reads never warm another's. A sampled heatmap
-    goes on reading the full table in the background: the next request waits until it is done.
+    own (len(runs) / routes of them), so one route's reads never warm another's. A sampled answer
+    (heatmap, units, gradients, layer statistics) goes on reading the full table in the background:
+    the next request waits until it is done.
     `big`: the runs are `big_*` ones (result.cold_big_ms)."""
     names = list(stats_routes("", "", layer))
     per_route = len(runs) // len(names)
@@ -249,8 +258,9 @@ def measure_cold(
             if status != 200:
                 raise RuntimeError(f"{name} answered {status}: {body[:200]!r}")
             times.setdefault(name, []).append((time.perf_counter() - t) * 1000)
-            if name.startswith("/stats_heatmap"):
-                time.sleep(BIG_BACKGROUND_READ_S if big else BACKGROUND_READ_S)
+            if b'"sampled": true' in _unzip(body):
+                _get(url, timeout=600, headers=GZIP)  # answered once the background read is done
+                time.sleep(1.0)
     cold = {name: (statistics.median(ts), max(ts)) for name, ts in times.items()}
     if big:
         result.cold_big_ms = cold
@@ -346,6 +356,31 @@ def _open_tab(
     if exact_now is not None and exact_now - frame_now > 20:
         steps["every step drawn"] = origin + exact_now
     return scalars_s, open_s, steps
+
+
+def measure_big_render(base: str, run: str, result: TabResult) -> None:
+    """Opening the tab on the statistics view of an unread 300-layer x 10,000-step run (target: its
+    heatmap drawn < 2 s after the click), then its heatmap of every step."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            _, result.open_big_stats_s, steps = _open_tab(
+                page,
+                result,
+                base,
+                f"p.insight.run={urllib.parse.quote(run)}&p.insight.view=stats",
+                lambda frame: _heatmap_drawn(frame, run),
+                "stats_heatmap",
+                lambda frame: _heatmap_drawn(frame, run, every_step=True),
+            )
+            exact_ms = steps.get("every step drawn", steps["drawn"]) - steps["drawn"]
+            result.open_big_stats_exact_s = result.open_big_stats_s + exact_ms / 1000
+            page.close()
+        finally:
+            browser.close()
 
 
 def measure_browser(
@@ -502,6 +537,9 @@ def run(
                 cold = stats_runs[3 : 3 + COLD_RUNS * len(stats_routes("", "", layer))]
                 if stats_runs:
                     measure_cold(base, cold if not cold_only else stats_runs, layer, result)
+                if len(big_runs) > 1 and Path(CHROMIUM).exists():
+                    measure_big_render(base, big_runs[-1], result)  # a run of its own, unread
+                    big_runs = big_runs[:-1]
                 if big_runs:
                     measure_cold(base, big_runs, layer, result, big=True)
                 if not quiet:
@@ -536,12 +574,18 @@ def report_routes(result: TabResult) -> None:
         ("50-layer x 1,000-step", result.cold_ms, COLD_TARGET_MS),
         ("300-layer x 10,000-step", result.cold_big_ms, BIG_COLD_TARGET_MS),
     )
+    if result.open_big_stats_s == result.open_big_stats_s:  # measured (not NaN)
+        print(
+            f"opening the tab on the statistics view of an unread 300-layer x 10,000-step run:"
+            f" heatmap drawn {result.open_big_stats_s:.2f} s (target < 2 s), every step"
+            f" {result.open_big_stats_exact_s:.2f} s"
+        )
     for size, cold, target in cold_tables:
         if not cold:
             continue
         print(f"{'first request on an unread ' + size + ' run':45s} {'median':>8s} {'max ms':>10s}  target")
         for name, (median, top) in cold.items():
-            verdict = "ok" if top < target else "MISSED"
+            verdict = "not asked by the tab" if "API only" in name else "ok" if top < target else "MISSED"
             print(f"{name:45s} {median:8.1f} {top:10.1f}  < {target:.0f} ms {verdict}")
 
 

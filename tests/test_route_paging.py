@@ -71,7 +71,12 @@ def test_one_step_is_the_recorded_step_at_or_before(logdir: Path) -> None:
 
 
 def test_max_steps_thins_columns_but_keeps_nan_counts(logdir: Path) -> None:
-    body = get_json(make_client(logdir), "/gradients?run=run&max_steps=4&fields=gradNorm,gradNanCount")
+    client = make_client(logdir)
+    query = "/gradients?run=run&max_steps=4&fields=gradNorm,gradNanCount"
+    first = get_json(client, query)  # an unread run: a sample of its steps (see the test below)
+    assert first["sampled"] is True and "totalSteps" not in first and len(first["steps"]) == 4
+    body = get_json(client, query)
+    assert "sampled" not in body
     assert body["steps"] == [20, 45, 70, 95] and body["totalSteps"] == 20
     assert body["values"]["gradNorm"][0] == [pytest.approx(s / 1000) for s in (20, 45, 70, 95)]
     assert body["values"]["gradNanCount"][1] == [0, 3, 0, 0]  # step 35 lies in the column shown as 45
@@ -221,6 +226,7 @@ def test_f32_encoding_carries_the_same_values(logdir: Path) -> None:
     """encoding=f32: each matrix as base64 float32 with its shape; NaN where JSON has null."""
     client = make_client(logdir)
     query = "/gradients?run=run&max_steps=4&fields=gradNorm,gradNanCount,updateRatio"
+    get_json(client, query)  # the first answer on an unread run is a sample of its steps
     plain = get_json(client, query)
     packed = get_json(client, query + "&encoding=f32")
     assert packed["steps"] == plain["steps"] and packed["layers"] == plain["layers"]
@@ -442,3 +448,39 @@ def test_one_layer_of_an_unread_run_reads_only_that_layer(
     assert len(read_tags) == count and whole["totalSteps"] == len(STEPS)
     get_json(client, "/layer_stats?run=run&layer=nope", status=404)
     get_json(client, "/gradients?run=run&layer=nope", status=404)
+
+
+def test_first_answers_on_an_unread_layer_table_run_are_samples_then_exact(tmp_path: Path) -> None:
+    """Layer tables (v2): the gradient overview, /units, one layer's gradients and /layer_stats answer
+    first from a sample of the steps ("sampled": true, no totalSteps: reading 300 layers x 10,000
+    steps whole costs seconds), then exactly once the background read is done."""
+    import torch
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    steps = 600  # more than LAYER_SAMPLE (500) and FIRST_SAMPLE (100)
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        writer.watch(model, every=1, histograms=False)
+        for _ in range(steps):
+            opt.zero_grad()
+            model(torch.randn(2, 3)).sum().backward()
+            opt.step()
+    queries = {
+        "/gradients?run=run&max_steps=300&fields=gradNorm,gradNanCount": 100,
+        "/units?run=run&max_steps=300": 100,
+        "/gradients?run=run&layer=2&fields=gradNorm": 500,
+        "/layer_stats?run=run&layer=0": 500,
+    }
+    for query, sample in queries.items():
+        client = make_client(tmp_path)  # nothing read yet
+        first = get_json(client, query)
+        assert first.get("sampled") is True and "totalSteps" not in first, query
+        assert len(first["steps"]) == sample and first["steps"][-1] == steps - 1, query
+        exact = get_json(client, query)
+        assert "sampled" not in exact, query
+        assert set(first["steps"]) <= set(range(steps)), query
+        if "max_steps" in query:
+            assert exact["totalSteps"] == steps and len(exact["steps"]) == 300, query
+        else:
+            assert exact["steps"] == list(range(steps)), query

@@ -16,7 +16,7 @@ from tb_plugin_insight import metadata
 from tb_plugin_insight.plugin import encode, layer_index, tables
 from tb_plugin_insight.plugin.http import not_found
 from tb_plugin_insight.plugin.listings import LruCache, signature
-from tb_plugin_insight.plugin.queries import InsightQueries, bucket_starts
+from tb_plugin_insight.plugin.queries import FIRST_SAMPLE, InsightQueries, bucket_starts
 
 _HEAD = len(metadata.HISTOGRAM_HEAD)
 MAX_HISTOGRAMS = 64  # layers whose histograms are kept (1,000 steps x 64 bins: 0.5 MB each)
@@ -156,9 +156,12 @@ class LayerViewQueries:
     ) -> dict[str, Any]:
         """Dead and saturated fractions of every layer at every recorded step (layer x step tables), at
         most `max_steps` columns (each the maximum over its steps, so thinning never hides a dead or
-        saturated spike), and each layer's first step with a fraction above 0 (over all steps)."""
+        saturated spike), and each layer's first step with a fraction above 0 (over all steps). The
+        first answer on a run not read yet is a sample of the steps ("sampled": true; see
+        `InsightQueries.first_table`), the exact answer follows on the next request."""
         self._queries.run_layers(ctx, eid, run)
-        table = self._queries.table(ctx, eid, run, metadata.RecordKind.UNIT_STATS)
+        sample = None if max_steps is None else min(max_steps, FIRST_SAMPLE)
+        table, sampled = self._queries.first_table(ctx, eid, run, metadata.RecordKind.UNIT_STATS, sample)
         if table is None:
             empty = encode.matrix(np.zeros((0, 0)), encoding)
             return {"run": run, "layers": [], "steps": [], "totalSteps": 0, "dead": empty,
@@ -187,6 +190,9 @@ class LayerViewQueries:
             body[name + "Since"] = [int(table.steps[columns[j]]) if j >= 0 else None for j in first]
         channels = table.values[:, :, table.fields.index("channels")]
         body["channels"] = [_latest_count(row) for row in channels]
+        if sampled:
+            del body["totalSteps"]  # unknown until every step is read
+            body["sampled"] = True
         return body
 
     def model(self, ctx: Any, eid: str, run: str) -> dict[str, Any]:

@@ -39,7 +39,10 @@ ALL_POINTS = 1_000_000_000
 # Steps in the first answer of a heatmap on a run not read yet (`max_steps` if fewer): reading 100 of
 # 1,000 steps costs a tenth of reading them all, and the full read follows at once.
 FIRST_SAMPLE = 100
-# One-layer tables kept (`_layer_table`): a few KB each, for the layers clicked before a run's table is read.
+# ... of one layer's charts (a line over the steps wants more points than a heatmap column count):
+# 500 of a 300-layer x 10,000-step run's steps are a twentieth of its read.
+LAYER_SAMPLE = 500
+# One-layer tables kept (`layer_table`): a few KB each, for the layers clicked before a run's table is read.
 MAX_SINGLE_LAYER_TABLES = 64
 
 
@@ -235,23 +238,26 @@ class InsightQueries:
         self._read_before.put((eid, run, kind), True)
         return table
 
-    def _layer_table(self, ctx: Any, eid: str, run: str, kind: int, layer: str) -> tables.SeriesTable | None:
-        """A table with `layer`'s rows, every step of it, exact: the run's table when it is cached, else
-        `layer` read alone, also while the run's table is being read in the background (a 50th of a
-        50-layer run's read: clicking a layer of a large run nothing read yet answers in tens of
-        milliseconds instead of seconds). None when the run has no such layer of `kind`."""
+    def layer_table(
+        self, ctx: Any, eid: str, run: str, kind: int, layer: str
+    ) -> tuple[tables.SeriesTable | None, bool]:
+        """(table, sampled): a table with `layer`'s rows. The run's table when it is cached; else, from
+        v1 records, `layer` read alone, exact, also while the run's table is being read in the
+        background (a 50th of a 50-layer run's read); else (layer tables: reading one layer is reading
+        every layer) the run's first table, a sample of LAYER_SAMPLE steps on a run not read yet (see
+        `first_table`). None when the run has no such layer of `kind`."""
         ordered, key = self._ordered(ctx, eid, run, kind)
         full = self._tables.get(key) if ordered else None
         if full is not None:
-            return full
+            return full, False
         one = [s for s in ordered if s.data.layer == layer]
         if not one:
-            return None
-        if not one[0].is_v1:  # its rows are in layer tables: reading it is reading every layer
-            return self.table(ctx, eid, run, kind)
-        return self._single.get_or_make((key, layer), lambda: self._build(ctx, eid, run, kind, one))
+            return None, False
+        if not one[0].is_v1:
+            return self.first_table(ctx, eid, run, kind, LAYER_SAMPLE)
+        return self._single.get_or_make((key, layer), lambda: self._build(ctx, eid, run, kind, one)), False
 
-    def _first_table(
+    def first_table(
         self, ctx: Any, eid: str, run: str, kind: int, sample: int | None
     ) -> tuple[tables.SeriesTable | None, bool]:
         """(table, sampled): the run's table of `kind`; or, while nothing read it yet, the table of at
@@ -302,7 +308,7 @@ class InsightQueries:
         downsample, never for NaN/Inf counts, which must see every step); the full table is read in
         the background meanwhile, and the next request gets the exact columns."""
         sample = None if _is_count(stat) or max_steps is None else min(max_steps, FIRST_SAMPLE)
-        table, sampled = self._first_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, sample)
+        table, sampled = self.first_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, sample)
         if table is None:
             self.run_layers(ctx, eid, run)  # 404 unless the run has other Insight data
             values: Any = encode.matrix(np.zeros((0, 0)), encoding)
@@ -324,7 +330,7 @@ class InsightQueries:
         return body
 
     def layer_stats(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
-        table = self._layer_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, layer)
+        table, sampled = self.layer_table(ctx, eid, run, metadata.RecordKind.ACTIVATION_STATS, layer)
         i = -1 if table is None else table.layer_index(layer)
         if table is None or i < 0:
             self.run_layers(ctx, eid, run)  # 404 unless the run has Insight data
@@ -332,7 +338,7 @@ class InsightQueries:
         data = table.layers[i]
         at = table.present[i]
         rows = table.values[i, at]
-        return {
+        body = {
             "run": run,
             "layer": layer,
             "moduleType": data.module_type,
@@ -341,6 +347,9 @@ class InsightQueries:
             "wallTimes": table.wall_times[i, at].tolist(),
             "stats": {name: encode.json_values(rows[:, k]) for k, name in enumerate(table.fields)},
         }
+        if sampled:
+            body["sampled"] = True
+        return body
 
     def gradients(
         self,
@@ -359,10 +368,13 @@ class InsightQueries:
         `bucket_starts`). `totalSteps` counts the recorded steps before any selection. `encoding`
         "f32": each field's matrix as encode.f32_matrix."""
         kind = metadata.RecordKind.GRADIENT_STATS
+        sampled = False
         if layer is not None:
-            table = self._layer_table(ctx, eid, run, kind, layer)
+            table, sampled = self.layer_table(ctx, eid, run, kind, layer)
             if table is None and self._ordered(ctx, eid, run, kind)[0]:
                 raise not_found(f"run {run!r} has no gradient statistics of layer {layer!r}")
+        elif step is None and max_steps is not None:
+            table, sampled = self.first_table(ctx, eid, run, kind, min(max_steps, FIRST_SAMPLE))
         else:
             table = self.table(ctx, eid, run, kind)
         if table is None:
@@ -381,7 +393,7 @@ class InsightQueries:
         if step is not None:
             columns = columns[table.steps[columns] <= step][-1:]
         steps, values = _thin(table, rows, columns, fields, max_steps, encoding)
-        return {
+        body = {
             "run": run,
             "fields": fields,
             "layers": [
@@ -392,6 +404,10 @@ class InsightQueries:
             "totalSteps": total,
             "values": values,
         }
+        if sampled:
+            del body["totalSteps"]  # unknown until every step is read
+            body["sampled"] = True
+        return body
 
 
 def _blob_error_message(run: str, err: Exception) -> str:

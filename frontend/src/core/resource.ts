@@ -15,6 +15,22 @@ function isAbort(e: unknown): boolean {
 }
 
 /**
+ * A loader for the routes whose first answer on a run the server has not read yet is a sample of its
+ * steps (`sampled: true`, drawn at once): it then asks again, and that answer, which the server gives
+ * once it has read every step, replaces the sample.
+ */
+export function sampledThenExact<K extends unknown[], T extends { sampled?: boolean }>(
+  fetch: (k: K, signal: AbortSignal) => Promise<T>,
+): (k: K, signal: AbortSignal, show: (partial: T) => void) => Promise<T> {
+  return async (k, signal, show) => {
+    const first = await fetch(k, signal);
+    if (!first.sampled) return first;
+    show(first);
+    return fetch(k, signal);
+  };
+}
+
+/**
  * One resource keyed by the selection. `key` returns null when there is nothing to load.
  * Data is kept while a same-key refresh is in flight. On a key change it is cleared, unless
  * `keepPrevious` (the view then shows the previous data dimmed until the new data arrives,

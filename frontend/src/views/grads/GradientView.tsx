@@ -63,6 +63,12 @@ export function GradientView() {
           step; NaN/Inf are counted over the whole column). The layer charts show every step.
         </div>
       ) : null}
+      {data.sampled ? (
+        <div class="ins-hint" data-testid="grad-sampled">
+          A sample of {data.steps.length} steps while every step of this run is read; until then the alerts
+          and NaN/Inf counts are those of the sample…
+        </div>
+      ) : null}
       <Grouping data={data} />
       <AlertsCard data={data} />
       <FlowCard data={data} />

@@ -16,8 +16,12 @@ export interface GradientsResponse {
   fields: string[];
   layers: GradientLayer[];
   steps: number[];
-  /** Recorded steps before thinning (max_steps) or step selection; older backends omit it. */
+  /** Recorded steps before thinning (max_steps) or step selection; older backends omit it, and so
+   * does a sampled answer. */
   totalSteps?: number;
+  /** The first answer on a run the server has not read yet: a sample of its steps (the exact answer
+   * follows on the next request). */
+  sampled?: boolean;
   /** values[field][i][j]: layer layers[i] at step steps[j]; null = no record or not finite. */
   values: Record<string, (number | null)[][]>;
 }

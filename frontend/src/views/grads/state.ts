@@ -1,7 +1,7 @@
 // State of the gradient view: its settings, the run's gradient statistics (fetched only while the
 // view is shown), and what the cards derive from them (the shown step, the alerts).
 import { computed, signal } from "@preact/signals";
-import { resource } from "../../core/resource";
+import { resource, sampledThenExact } from "../../core/resource";
 import { activeView, idle, selectedLayer, selectedRun, type Loadable } from "../../core/state";
 import { autoDepth, buildLayerTree, initialFold, matchesFilter, treeDepth, type Aggregate, type FoldState } from "../../lib/layer_groups";
 import { stepIndexAtOrBefore } from "../../lib/steps";
@@ -130,7 +130,7 @@ export function startGradLoaders(): void {
   resource(
     gradients,
     () => (activeView.value === GRAD_VIEW && selectedRun.value !== null ? [selectedRun.value] : null),
-    ([run], signal) => fetchGradients(run, { maxSteps: OVERVIEW_COLUMNS, fields: OVERVIEW_FIELDS }, signal),
+    sampledThenExact(([run], signal) => fetchGradients(run, { maxSteps: OVERVIEW_COLUMNS, fields: OVERVIEW_FIELDS }, signal)),
     true,
   );
   resource(
@@ -143,7 +143,7 @@ export function startGradLoaders(): void {
       if ((d.totalSteps ?? 0) <= d.steps.length || !d.layers.some((l) => l.name === layer)) return null;
       return [d.run, layer];
     },
-    ([run, layer], signal) => fetchGradients(run, { layer, fields: LAYER_FIELDS }, signal),
+    sampledThenExact(([run, layer], signal) => fetchGradients(run, { layer, fields: LAYER_FIELDS }, signal)),
     true,
   );
 }

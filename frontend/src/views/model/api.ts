@@ -53,6 +53,8 @@ export interface UnitLayer {
 
 export interface UnitsResponse {
   run: string;
+  /** A sample of the steps (a run the server has not read yet); the next request has every step. */
+  sampled?: boolean;
   layers: UnitLayer[];
   steps: number[];
   /** dead[i][j] / saturated[i][j]: layer layers[i] at step steps[j]; null = undefined or missing.

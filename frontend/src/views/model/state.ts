@@ -2,7 +2,7 @@
 // the selected layer's histograms. Fetched only while the view is shown; the selected layer is the
 // tab-wide `selectedLayer` (deep link key `layer`).
 import { computed, signal } from "@preact/signals";
-import { resource } from "../../core/resource";
+import { resource, sampledThenExact } from "../../core/resource";
 import { activeView, idle, layers, selectedLayer, selectedRun, type Loadable } from "../../core/state";
 import { fetchMaps, type MapsResponse } from "../cam/api";
 import {
@@ -78,7 +78,7 @@ export function startModelLoaders(): void {
     const table = modelTable.value;
     return (table.data && table.data.run === key[0]) || table.error ? key[0] : null;
   });
-  resource(unitStats, () => (unitKey.value === null ? null : [unitKey.value]), ([run], signal) => fetchUnits(run, signal), true);
+  resource(unitStats, () => (unitKey.value === null ? null : [unitKey.value]), sampledThenExact(([run], signal) => fetchUnits(run, signal)), true);
   resource(runMaps, runKey, ([run], signal) => fetchMaps(run, signal), true);
   const layerKey = computed(() => {
     const run = selectedRun.value;

@@ -16,6 +16,8 @@ export interface HeatmapResponse {
 
 export interface LayerStatsResponse {
   run: string;
+  /** A sample of the steps (a run the server has not read yet); the next request has every step. */
+  sampled?: boolean;
   layer: string;
   moduleType: string;
   shape: number[] | null;

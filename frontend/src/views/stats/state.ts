@@ -1,7 +1,7 @@
 // State of the activation-statistics view: the heatmap's statistic and scaling, the heatmap and the
 // selected layer's statistics over steps (also shown by the Model view's layer panel).
 import { computed, signal } from "@preact/signals";
-import { resource } from "../../core/resource";
+import { resource, sampledThenExact } from "../../core/resource";
 import { activeView, idle, layers, selectedLayer, selectedRun, type Loadable } from "../../core/state";
 import { STAT_FIELDS, type StatField } from "../../generated/fields";
 import type { Normalization } from "../../lib/heatmap_math";
@@ -69,14 +69,7 @@ export function startStatsLoaders(): void {
   resource(
     heatmap,
     () => (activeView.value !== STATS_VIEW || selectedRun.value === null ? null : [selectedRun.value, selectedStat.value]),
-    async ([run, stat], signal, show) => {
-      const first = await fetchHeatmap(run, stat, signal);
-      if (!first.sampled) return first;
-      // A sample of the steps (a run nothing read yet): drawn at once; the server reads every step
-      // meanwhile and the next answer (which waits for that read) has the exact columns.
-      show(first);
-      return fetchHeatmap(run, stat, signal);
-    },
+    sampledThenExact(([run, stat], signal) => fetchHeatmap(run, stat, signal)),
     true,
   );
 
@@ -92,7 +85,7 @@ export function startStatsLoaders(): void {
   resource(
     layerStats,
     () => (layerStatsKey.value === null ? null : (JSON.parse(layerStatsKey.value) as [string, string])),
-    ([run, layer], signal) => fetchLayerStats(run, layer, signal),
+    sampledThenExact(([run, layer], signal) => fetchLayerStats(run, layer, signal)),
     true,
   );
 }

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from tb_plugin_insight import metadata
+from tb_plugin_insight import logdirs, metadata
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ class InsightReader:
 
     def __init__(self, logdir: str | os.PathLike[str]) -> None:
         self.logdir = os.fspath(logdir)
-        if not os.path.isdir(self.logdir):
+        if not logdirs.isdir(self.logdir):  # TensorBoard's file layer: local, s3://, gs://, ...
             raise ValueError(f"no such log directory: {self.logdir!r}")
         self.reload()
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Union
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_plugin_insight import background, crc, metadata, recorders, records, steps, validate
+from tb_plugin_insight import background, crc, logdirs, metadata, recorders, records, steps, validate
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
@@ -77,7 +77,9 @@ class InsightWriter(SummaryWriter):
         self.writes = ranks_mod.check_mode(ranks) == "all" or self.rank == 0
         if ranks == "all" and world_size > 1:
             comment = kwargs.get("comment", args[0] if args else "")
-            log_dir = os.path.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
+            log_dir = logdirs.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
+        if log_dir is not None:
+            logdirs.check_scheme(log_dir)  # before SummaryWriter starts its event writer on it
         self._jobs = background.BackgroundJobs(write_queue_size)
         super().__init__(log_dir, *args, **kwargs)
         crc.install()

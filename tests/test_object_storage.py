@@ -213,17 +213,38 @@ def test_reader_names_a_missing_bucket_prefix(s3: str) -> None:
 
 
 @pytest.mark.slow
-def test_tensorboard_serves_the_tab_from_the_bucket(logdirs_pair: tuple[str, str], tmp_path: Path) -> None:
-    """`tensorboard --logdir s3://... --load_fast=false` (in a fresh process: S3_ENDPOINT read at start)."""
+@pytest.mark.parametrize("load_fast", ["false", "auto"])
+def test_tensorboard_serves_the_tab_from_the_bucket(
+    logdirs_pair: tuple[str, str], tmp_path: Path, load_fast: str
+) -> None:
+    """`tensorboard --logdir s3://...` in a fresh process (S3_ENDPOINT read at start): the Python loader,
+    which `auto` falls back to for every scheme but gs:// (the Rust data server reads local and gs://)."""
     local, remote = logdirs_pair
     # tensorboard_process keeps its log beside the logdir it is given; the later --logdir wins
-    with tensorboard_process(tmp_path / "unused", "--logdir", remote, "--load_fast=false") as base:
+    with tensorboard_process(tmp_path / "unused", "--logdir", remote, f"--load_fast={load_fast}") as base:
         with urllib.request.urlopen(base + "/data/plugins_listing", timeout=30) as resp:
             assert json.loads(resp.read())["insight"]["enabled"] is True
         with urllib.request.urlopen(f"{base}{PREFIX}/stats_heatmap?run={RUN}&stat=mean", timeout=30) as resp:
             served = json.loads(resp.read())
     want = json.loads(make_client(local).get(PREFIX + f"/stats_heatmap?run={RUN}&stat=mean").get_data())
     assert served == want and served["steps"] == list(range(STEPS))
+
+
+def test_other_schemes_go_through_fsspec(tmp_path: Path) -> None:
+    """A scheme other than s3:// is fsspec's: its in-memory filesystem stands in for gcsfs, adlfs..."""
+    fsspec = pytest.importorskip(
+        "fsspec", reason="fsspec serves schemes other than s3:// (the [fsspec] extra)"
+    )
+    root = f"memory://insight-{tmp_path.name}"
+    try:
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+        with InsightWriter(f"{root}/exp") as writer:
+            writer.watch(model, every=1)
+            model(torch.randn(2, 4)).sum().backward()
+        stats = tb_plugin_insight.read(root).stats("exp")
+        assert list(stats["layer"]) == ["0", "1", "2"] and list(stats["step"]) == [0, 0, 0]
+    finally:
+        fsspec.filesystem("memory").rm(root.removeprefix("memory://"), recursive=True)
 
 
 # --- paths and schemes (no server needed) ------------------------------------------------------------

@@ -59,7 +59,10 @@ class Maps:
 
 
 def read(logdir: str | os.PathLike[str]) -> InsightReader:
-    """Load every run under `logdir` (all their steps) and return a reader of their Insight records."""
+    """Load every run under `logdir` (all their steps) and return a reader of their Insight records.
+
+    `logdir` is a folder or a URL TensorBoard's file layer reads (`s3://bucket/runs`, `gs://...`; see
+    docs/guides/remote-logdirs.md)."""
     return InsightReader(logdir)
 
 

@@ -49,7 +49,8 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
 
 
 def check_scheme(path: str | os.PathLike[str]) -> None:
-    """Raise, naming the package to install, when TensorBoard's file layer cannot handle `path`'s scheme.
+    """Raise, naming the fix, when TensorBoard's file layer cannot handle `path`: its scheme's package is
+    missing (ImportError), or it is an S3 bucket's root, which the layer cannot list (ValueError).
 
     Local paths always pass. Makes no request to the storage: only whether a filesystem is available."""
     text = os.fspath(path)
@@ -61,13 +62,19 @@ def check_scheme(path: str | os.PathLike[str]) -> None:
     if get_filesystem is None:
         return  # TensorFlow's gfile: its own filesystems (and errors) apply
     try:
-        get_filesystem(text)
+        filesystem = get_filesystem(text)
     except (ImportError, ValueError) as err:
         needs = _PACKAGES.get(name, f"fsspec and an fsspec filesystem for {name}:// (pip install fsspec ...)")
         raise ImportError(
             f"log directory {text!r}: TensorBoard's file layer cannot handle {name}:// paths here ({err}); "
             f"it needs {needs}"
         ) from err
+    bucket_root = "/" not in text[len(name) + 3 :].strip("/")  # s3://bucket or s3://bucket/
+    if bucket_root and type(filesystem).__name__ == "S3FileSystem":  # the boto3 layer, not fsspec's s3fs
+        raise ValueError(
+            f"log directory {text!r} is a bucket's root, where TensorBoard's S3 layer can neither write nor"
+            f" list runs; use a folder of the bucket, e.g. {text.rstrip('/')}/runs"
+        )
 
 
 def isdir(path: str | os.PathLike[str]) -> bool:

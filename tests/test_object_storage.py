@@ -42,6 +42,10 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Credentials are dummies, and no AWS config file of the machine is read."""
     boto3 = pytest.importorskip("boto3", reason="boto3 is needed for s3:// logdirs (the [s3] extra)")
     server_mod = pytest.importorskip("moto.server", reason="moto[server] provides the local S3 server")
+    if not hasattr(logdirs.gfile(), "get_filesystem"):
+        pytest.skip(
+            "TensorFlow is installed: TensorBoard uses its gfile, whose S3 support this does not set up"
+        )
     quiet = logging.getLogger("werkzeug")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # moto's server logs every request
@@ -210,6 +214,16 @@ def test_rank_runs_are_joined_as_urls(s3: str, monkeypatch: pytest.MonkeyPatch) 
 def test_reader_names_a_missing_bucket_prefix(s3: str) -> None:
     with pytest.raises(ValueError, match="no such log directory"):
         tb_plugin_insight.read(f"s3://{BUCKET}/no/such/runs")
+
+
+@pytest.mark.parametrize("root", [f"s3://{BUCKET}", f"s3://{BUCKET}/"])
+def test_a_bucket_root_is_refused_naming_a_folder_instead(s3: str, root: str) -> None:
+    """TensorBoard's S3 layer fails on a bucket's root with "substring not found" (writing) or finds no
+    runs (reading); Insight says so up front."""
+    with pytest.raises(ValueError, match=rf"bucket's root.*s3://{BUCKET}/runs"):
+        InsightWriter(root)
+    with pytest.raises(ValueError, match=rf"bucket's root.*s3://{BUCKET}/runs"):
+        tb_plugin_insight.read(root)
 
 
 @pytest.mark.slow

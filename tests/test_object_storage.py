@@ -35,6 +35,11 @@ RUN = "exp"
 STEPS = 4
 
 
+def _needs_tensorboards_stub() -> None:
+    if not hasattr(logdirs.gfile(), "get_filesystem"):
+        pytest.skip("TensorFlow is installed: TensorBoard uses TensorFlow's gfile, not the stub tested here")
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A moto S3 server on a free port of 127.0.0.1 with one empty bucket; yields its endpoint URL.
@@ -291,7 +296,21 @@ def test_local_paths_are_joined_by_the_os(tmp_path: Path) -> None:
 
 
 def test_an_unusable_scheme_fails_at_once_naming_the_fix(tmp_path: Path) -> None:
+    _needs_tensorboards_stub()
     with pytest.raises(ImportError, match=r"nosuchfs://.*fsspec"):
         InsightWriter("nosuchfs://bucket/runs")
     with pytest.raises(ImportError, match=r"nosuchfs://.*fsspec"):
         tb_plugin_insight.read("nosuchfs://bucket/runs")
+
+
+def test_s3_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine with neither boto3 nor fsspec: TensorBoard's stub knows no s3:// filesystem."""
+    _needs_tensorboards_stub()
+    from tensorboard.compat.tensorflow_stub.io import gfile as stub
+
+    monkeypatch.setattr(stub, "_REGISTERED_FILESYSTEMS", {"": stub.LocalFileSystem()})
+    monkeypatch.setattr(stub, "FSSPEC_ENABLED", False)
+    with pytest.raises(ImportError, match=r"s3://.*boto3 \(pip install 'tb-plugin-insight\[s3\]'"):
+        InsightWriter("s3://bucket/runs/exp")
+    with pytest.raises(ImportError, match=r"s3://.*boto3"):
+        tb_plugin_insight.read("s3://bucket/runs")

@@ -4,8 +4,9 @@ TensorBoard's event writer and loaders read and write through `tensorboard.compa
 gfile when TensorFlow is installed, else TensorBoard's own stub, which serves `s3://` through boto3
 (`S3_ENDPOINT` for an S3-compatible server) and every other scheme through fsspec. Insight keeps to that
 layer for every path it builds or checks, so a logdir works wherever TensorBoard's does: URLs are joined
-with "/" (never `os.path.join`, which would use "\\" on Windows), and a scheme whose package is missing
-fails at once with the package to install rather than deep inside the event writer's thread.
+with "/" (never `os.path.join`, which would use "\\" on Windows), and a logdir the layer cannot handle
+(a scheme whose package is missing, an S3 bucket's root) fails at once saying what to do, rather than
+deep inside the event writer's thread.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import posixpath
 from typing import Any
 
-__all__ = ["check_scheme", "gfile", "isdir", "join", "scheme"]
+__all__ = ["check_logdir", "gfile", "isdir", "join", "scheme"]
 
 # What each scheme needs when TensorFlow is not installed (TensorBoard's gfile stub).
 _PACKAGES = {
@@ -48,7 +49,7 @@ def join(base: str | os.PathLike[str], *parts: str) -> str:
     return posixpath.join(text.rstrip("/") if not text.endswith("://") else text, *parts)
 
 
-def check_scheme(path: str | os.PathLike[str]) -> None:
+def check_logdir(path: str | os.PathLike[str]) -> None:
     """Raise, naming the fix, when TensorBoard's file layer cannot handle `path`: its scheme's package is
     missing (ImportError), or it is an S3 bucket's root, which the layer cannot list (ValueError).
 
@@ -79,5 +80,5 @@ def check_scheme(path: str | os.PathLike[str]) -> None:
 
 def isdir(path: str | os.PathLike[str]) -> bool:
     """Whether `path` is a directory (for object storage: whether anything lies under that prefix)."""
-    check_scheme(path)
+    check_logdir(path)
     return bool(gfile().isdir(os.fspath(path)))

@@ -75,11 +75,11 @@ class InsightWriter(SummaryWriter):
         """
         self.rank, world_size = ranks_mod.process_rank()
         self.writes = ranks_mod.check_mode(ranks) == "all" or self.rank == 0
+        if log_dir is not None:
+            logdirs.check_logdir(log_dir)  # before SummaryWriter starts its event writer on it
         if ranks == "all" and world_size > 1:
             comment = kwargs.get("comment", args[0] if args else "")
             log_dir = logdirs.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
-        if log_dir is not None:
-            logdirs.check_scheme(log_dir)  # before SummaryWriter starts its event writer on it
         self._jobs = background.BackgroundJobs(write_queue_size)
         super().__init__(log_dir, *args, **kwargs)
         crc.install()

@@ -216,6 +216,29 @@ def test_rank_runs_are_joined_as_urls(s3: str, monkeypatch: pytest.MonkeyPatch) 
     assert tb_plugin_insight.read(f"s3://{BUCKET}/family").runs == ["rank1"]
 
 
+def test_a_run_in_progress_is_readable_after_each_flush(s3: str) -> None:
+    """S3 cannot append: every flush uploads the event file so far, and a reader sees exactly that."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    root = f"s3://{BUCKET}/live"
+    with InsightWriter(f"{root}/exp") as writer:
+        writer.watch(model, every=1)
+
+        def steps(n: int) -> None:
+            for _ in range(n):
+                opt.zero_grad()
+                model(torch.randn(2, 4)).sum().backward()
+                opt.step()
+
+        steps(2)
+        writer.flush()
+        reader = tb_plugin_insight.read(root)
+        assert sorted(set(reader.stats("exp")["step"])) == [0, 1]
+        steps(2)
+    reader.reload()
+    assert sorted(set(reader.stats("exp")["step"])) == [0, 1, 2, 3]
+
+
 def test_reader_names_a_missing_bucket_prefix(s3: str) -> None:
     with pytest.raises(ValueError, match="no such log directory"):
         tb_plugin_insight.read(f"s3://{BUCKET}/no/such/runs")

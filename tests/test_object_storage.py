@@ -337,3 +337,19 @@ def test_s3_without_boto3_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> No
         InsightWriter("s3://bucket/runs/exp")
     with pytest.raises(ImportError, match=r"s3://.*boto3"):
         tb_plugin_insight.read("s3://bucket/runs")
+
+
+def test_lightning_default_folder_under_a_url_stays_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a logger that has a folder, the callback writes to `<default_root_dir>/insight`."""
+    pytest.importorskip(
+        "lightning", reason="the Lightning integration needs lightning (the [lightning] extra)"
+    )
+    from types import SimpleNamespace
+
+    from tb_plugin_insight.integrations import lightning as insight_lightning
+
+    trainer = SimpleNamespace(loggers=[], default_root_dir="s3://bucket/experiments")
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "path", ntpath)  # as on Windows
+        folder = insight_lightning.run_folder(trainer)  # type: ignore[arg-type]
+    assert folder == "s3://bucket/experiments/insight"

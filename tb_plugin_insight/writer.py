@@ -67,6 +67,9 @@ class InsightWriter(SummaryWriter):
         """SummaryWriter's arguments, plus `ranks` for distributed training and the writer thread's queue.
 
         Args:
+            log_dir: SummaryWriter's: a folder, or a URL TensorBoard's file layer writes
+                (`s3://bucket/runs/exp` with boto3, other schemes with fsspec; see the guide "Logdirs on
+                object storage"). A scheme whose package is missing, or an S3 bucket's root, is refused here.
             ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
                 method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
                 hooks. "all": every rank writes its own run, `<log_dir>/rank<r>`.

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from tb_plugin_insight import metadata
+from tb_plugin_insight import logdirs, metadata
 
 T = TypeVar("T")
 
@@ -59,7 +59,10 @@ class Maps:
 
 
 def read(logdir: str | os.PathLike[str]) -> InsightReader:
-    """Load every run under `logdir` (all their steps) and return a reader of their Insight records."""
+    """Load every run under `logdir` (all their steps) and return a reader of their Insight records.
+
+    `logdir` is a folder or a URL TensorBoard's file layer reads (`s3://bucket/runs`, `gs://...`; see
+    docs/guides/remote-logdirs.md)."""
     return InsightReader(logdir)
 
 
@@ -71,7 +74,7 @@ class InsightReader:
 
     def __init__(self, logdir: str | os.PathLike[str]) -> None:
         self.logdir = os.fspath(logdir)
-        if not os.path.isdir(self.logdir):
+        if not logdirs.isdir(self.logdir):  # TensorBoard's file layer: local, s3://, gs://, ...
             raise ValueError(f"no such log directory: {self.logdir!r}")
         self.reload()
 

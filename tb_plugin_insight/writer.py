@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Union
 from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 
-from tb_plugin_insight import background, crc, metadata, recorders, records, steps, validate
+from tb_plugin_insight import background, crc, logdirs, metadata, recorders, records, steps, validate
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
@@ -67,6 +67,9 @@ class InsightWriter(SummaryWriter):
         """SummaryWriter's arguments, plus `ranks` for distributed training and the writer thread's queue.
 
         Args:
+            log_dir: SummaryWriter's: a folder, or a URL TensorBoard's file layer writes
+                (`s3://bucket/runs/exp` with boto3, other schemes with fsspec; see the guide "Logdirs on
+                object storage"). A scheme whose package is missing, or an S3 bucket's root, is refused here.
             ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
                 method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
                 hooks. "all": every rank writes its own run, `<log_dir>/rank<r>`.
@@ -75,9 +78,11 @@ class InsightWriter(SummaryWriter):
         """
         self.rank, world_size = ranks_mod.process_rank()
         self.writes = ranks_mod.check_mode(ranks) == "all" or self.rank == 0
+        if log_dir is not None:
+            logdirs.check_logdir(log_dir)  # before SummaryWriter starts its event writer on it
         if ranks == "all" and world_size > 1:
             comment = kwargs.get("comment", args[0] if args else "")
-            log_dir = os.path.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
+            log_dir = logdirs.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
         self._jobs = background.BackgroundJobs(write_queue_size)
         super().__init__(log_dir, *args, **kwargs)
         crc.install()

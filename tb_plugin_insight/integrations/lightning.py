@@ -12,9 +12,9 @@ global rank 0 records and writes. Needs the `lightning` package (`pip install tb
 
 from __future__ import annotations
 
-import os
 from typing import Any, Optional
 
+from tb_plugin_insight import logdirs
 from tb_plugin_insight.integrations import trainer_watch
 from tb_plugin_insight.integrations.trainer_watch import TrainerWatch
 from tb_plugin_insight.writer import InsightWriter
@@ -104,4 +104,4 @@ def run_folder(trainer: Trainer) -> str:
         folder = getattr(logger, "log_dir", None)
         if folder:
             return str(folder)
-    return os.path.join(str(trainer.default_root_dir), "insight")
+    return logdirs.join(str(trainer.default_root_dir), "insight")  # may be a URL (s3://...)

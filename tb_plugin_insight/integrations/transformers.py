@@ -26,6 +26,7 @@ from typing import Any, Optional
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
+from tb_plugin_insight import logdirs
 from tb_plugin_insight.integrations import trainer_watch
 from tb_plugin_insight.integrations.trainer_watch import TrainerWatch
 from tb_plugin_insight.writer import InsightWriter
@@ -126,7 +127,7 @@ def run_folder(args: TrainingArguments) -> str:
         return os.path.expanduser(folder)
     from transformers.integrations.integration_utils import default_logdir
 
-    return os.path.join(args.output_dir or ".", default_logdir())
+    return logdirs.join(args.output_dir or ".", default_logdir())  # may be a URL (s3://...)
 
 
 def _tensorboard_callback(callback: TrainerCallback) -> Optional[TensorBoardCallback]:

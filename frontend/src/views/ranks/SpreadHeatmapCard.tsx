@@ -19,12 +19,14 @@ export function SpreadHeatmapCard(props: { data: RankSpreadResponse }) {
   const measure = shownMeasure.value;
   const heat = useMemo(() => {
     const floor = FLOOR[measure];
-    const raw = data[measure].map((row) => row.map((v) => (v === null ? null : Math.max(v, floor))));
+    // Rows of the layers with this statistic on some rank (a ReLU has no parameter gradients).
+    const rows = data.layers.flatMap((_, i) => (data.median[i]?.some((v) => v !== null) ? [i] : []));
+    const raw = rows.map((i) => data[measure][i].map((v) => (v === null ? null : Math.max(v, floor))));
     const values = log10Matrix(raw);
     return {
       run: data.family,
       stat: `${measure}:${data.stat}`,
-      layers: data.layers.map((l) => l.name),
+      layers: rows.map((i) => data.layers[i].name),
       steps: data.steps,
       values,
       range: valueRange(values),
@@ -60,7 +62,7 @@ export function SpreadHeatmapCard(props: { data: RankSpreadResponse }) {
           dark={darkMode.value}
         />
       ) : (
-        <div class="ins-muted">No rank of this family recorded {data.kind} statistics.</div>
+        <div class="ins-muted">No rank of this family recorded {data.kind} {data.stat}.</div>
       )}
     </section>
   );

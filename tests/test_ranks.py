@@ -245,3 +245,16 @@ def test_departures_on_known_numbers() -> None:
     equal = rank_spread.spread(np.ones((4, 2, 3)))
     assert (equal.deviation == 0).all() and not rank_spread.departures(equal.deviation, 8, 1)
     assert rank_spread.median0(np.array([[1.0, np.nan], [3.0, np.nan], [np.nan, np.nan]])).tolist()[0] == 2.0
+
+
+def test_the_reader_lists_families_and_alerts(logdir: Path) -> None:
+    reader = read(logdir)
+    assert reader.rank_families()["job"] == [f"job/rank{r}" for r in range(4)]
+    alerts = reader.rank_alerts("job")
+    ranks = set(alerts["rank"].tolist()) if hasattr(alerts, "columns") else set(alerts["rank"])
+    assert ranks == {ODD} and int(min(alerts["firstStep"])) == DEPART
+    assert len(reader.rank_alerts("equal")["rank"]) == 0
+    with pytest.raises(ValueError, match="no rank family 'nope'"):
+        reader.rank_alerts("nope")
+    with pytest.raises(ValueError, match="threshold"):
+        reader.rank_alerts("job", threshold=0)

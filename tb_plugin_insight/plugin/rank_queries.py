@@ -132,13 +132,17 @@ class RankQueries:
             "deviation": encode.json_values(s.deviation[:, 0, :]),
         }
 
-    def alerts(self, ctx: Any, eid: str, name: str, threshold: float, sustain: int) -> dict[str, Any]:
+    def alerts(
+        self, ctx: Any, eid: str, name: str, threshold: float, sustain: int, limit: int | None = MAX_ALERTS
+    ) -> dict[str, Any]:
         """The ranks that depart from the others (rank_spread.departures) in any checked statistic of
-        activations and gradients, first step first; and per rank a summary."""
+        activations and gradients, first step first (the first `limit`; None: all); and per rank a
+        summary."""
         family = self._family(ctx, eid, name)
         keys = tuple(self._keys(ctx, eid, family, kind) for kind in KINDS.values())
         key = ("alerts", eid, keys, threshold, sustain)
-        return self._alerts.get_or_make(key, lambda: self._find_alerts(ctx, eid, family, threshold, sustain))
+        body = self._alerts.get_or_make(key, lambda: self._find_alerts(ctx, eid, family, threshold, sustain))
+        return {**body, "alerts": body["alerts"][:limit]}
 
     def _find_alerts(
         self, ctx: Any, eid: str, family: Family, threshold: float, sustain: int
@@ -173,7 +177,7 @@ class RankQueries:
             "checked": {name: list(rank_spread.ALERT_FIELDS[kind]) for name, kind in KINDS.items()},
             "departingRanks": ranks,
             "totalAlerts": len(found),
-            "alerts": found[:MAX_ALERTS],
+            "alerts": found,
         }
 
 

@@ -99,8 +99,9 @@ def stack(
 def median0(x: np.ndarray) -> np.ndarray:
     """The NaN-ignoring median along axis 0 (NaN where every value is NaN); vectorised, unlike
     np.nanmedian's masked path for a short axis."""
+    missing = np.isnan(x)
     ordered = np.sort(x, axis=0)  # NaN last
-    n = np.sum(~np.isnan(x), axis=0)
+    n = np.sum(~missing, axis=0)
     low = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[None], axis=0)[0]
     high = np.take_along_axis(ordered, (n // 2)[None], axis=0)[0] if len(x) else low
     return (low + high) / 2

@@ -133,6 +133,10 @@ def test_ranks_that_agree_have_no_alert(client: Client) -> None:
     for family in ("equal", "noisy"):
         body = get_json(client, "/rank_alerts?" + q(family=family))
         assert body["alerts"] == [] and body["departingRanks"] == [], (family, body["alerts"][:3])
+    # Ranks fed different batches of one distribution: not one step of one rank passes the threshold
+    # (the scale never drops below the family's usual spread, however close the ranks are by chance).
+    once = get_json(client, "/rank_alerts?" + q(family="noisy", sustain=1))
+    assert once["alerts"] == [], once["alerts"][:3]
 
 
 def test_threshold_and_sustain_are_adjustable(client: Client) -> None:
@@ -141,11 +145,8 @@ def test_threshold_and_sustain_are_adjustable(client: Client) -> None:
     never = get_json(client, "/rank_alerts?" + q(family="job", sustain=STEPS))  # longer than the departure
     assert never["totalAlerts"] == 0
     once = get_json(client, "/rank_alerts?" + q(family="job", sustain=1))
-    # A single step far off happens by chance among 4 ranks (a MAD of 4 values is itself noisy):
-    # unsustained alerts include such steps of other ranks; rank ODD still departs from DEPART.
-    assert once["totalAlerts"] > get_json(client, "/rank_alerts?" + q(family="job"))["totalAlerts"]
-    firsts = {(a["layer"], a["stat"]): a["firstStep"] for a in once["alerts"] if a["rank"] == ODD}
-    assert firsts[("0", "std")] == DEPART
+    assert once["totalAlerts"] >= get_json(client, "/rank_alerts?" + q(family="job"))["totalAlerts"]
+    assert [(r["rank"], r["firstStep"]) for r in once["departingRanks"]] == [(ODD, DEPART)]
 
 
 def test_two_ranks_give_the_spread_but_name_no_rank(client: Client) -> None:

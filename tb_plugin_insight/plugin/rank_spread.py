@@ -4,9 +4,10 @@ The ranks of a data-parallel job train one model on different shards of each bat
 statistics agree up to sampling noise, and a rank fed different data (a broken shard, a preprocessing
 bug on one node) or a replica whose weights diverged stands out. Per layer and step the robust rule is
 the deviation `z = |x_r - median| / scale`, with `scale = 1.4826 * MAD` over the ranks (the standard
-deviation of normal noise), floored at REL_FLOOR * |median| (ranks that agree exactly, e.g. replicated
-weights, have MAD 0) and ABS_FLOOR. A median and MAD say which rank is the odd one only with three
-ranks or more (of two ranks each is as far from their median as the other): with fewer, `z` is NaN and
+deviation of normal noise), floored at the layer's usual relative spread times |median|
+(`typical_spread`; at least REL_FLOOR: ranks that agree exactly, e.g. replicated weights, have MAD 0)
+and ABS_FLOOR. A median and MAD say which rank is the odd one only with three ranks or more (of two
+ranks each is as far from their median as the other): with fewer, `z` is NaN and
 only the spread (min, median, max) is given. A departure is a rank whose `z` exceeds the threshold at
 `sustain` consecutive recorded steps of the family (fewer when the family has fewer steps).
 """
@@ -127,11 +128,24 @@ def spread(x: np.ndarray) -> Spread:
         high = np.fmax.reduce(x, axis=0) if len(x) else np.full(x.shape[1:], np.nan)
     median = median0(x)
     distance = np.abs(x - median)
-    scale = np.maximum(MAD_SIGMA * median0(distance), np.maximum(REL_FLOOR * np.abs(median), ABS_FLOOR))
+    noise = MAD_SIGMA * median0(distance)
+    scale = np.maximum(noise, np.maximum(typical_spread(noise, median, count) * np.abs(median), ABS_FLOOR))
     with np.errstate(invalid="ignore", divide="ignore"):
         deviation = distance / scale
     deviation[:, count < MIN_RANKS] = np.nan
     return Spread(low, median, high, deviation, count)
+
+
+def typical_spread(noise: np.ndarray, median: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Per layer (a column), the family's usual noise relative to |median|: the median over steps of
+    noise / |median|, at least REL_FLOOR. The MAD of a few ranks is itself noisy (of three ranks it is
+    the smaller distance of the two outer ones), and a step where it is small by chance would make an
+    ordinary rank look far off; the scale is never below this usual level."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        relative = np.where(count >= MIN_RANKS, noise / np.abs(median), np.nan)
+    relative[~np.isfinite(relative)] = np.nan
+    usual = median0(relative.T)[:, None] if relative.size else np.full((relative.shape[0], 1), np.nan)
+    return np.fmax(usual, REL_FLOOR)
 
 
 def relative_spread(s: Spread) -> np.ndarray:

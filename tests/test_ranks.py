@@ -259,3 +259,11 @@ def test_the_reader_lists_families_and_alerts(logdir: Path) -> None:
         reader.rank_alerts("nope")
     with pytest.raises(ValueError, match="threshold"):
         reader.rank_alerts("job", threshold=0)
+
+
+def test_a_family_without_records_of_a_kind() -> None:
+    """Ranks that recorded no gradients (grads=False): an empty stack, no spread, no departure."""
+    empty = rank_spread.stack([0, 1, 2], ["a/rank0", "a/rank1", "a/rank2"], [None] * 3, ["gradNorm"])
+    assert empty.values.shape == (3, 0, 0, 1) and empty.last_steps == (None, None, None)
+    s = rank_spread.spread(empty.field("gradNorm"))
+    assert s.median.shape == (0, 0) and rank_spread.departures(s.deviation, 8, 3) == []

@@ -59,7 +59,7 @@ export function RankAlertsCard() {
         <h2 class="ins-card-title">Departing ranks</h2>
         {data ? (
           <span class="ins-card-sub">
-            a rank more than {formatValue(data.threshold)} × the ranks' spread (MAD) from their median, at {data.sustain}{" "}
+            a rank more than {formatValue(data.threshold)} × the ranks' spread from their median, at {data.sustain}{" "}
             consecutive recorded {data.sustain === 1 ? "step" : "steps"}
           </span>
         ) : null}

@@ -92,8 +92,8 @@ export function RankSettings() {
           }}
         />
         <div class="ins-hint ins-hint-flat">
-          A rank departs when it is further from the ranks' median than the threshold times their spread (1.4826 × MAD)
-          at that many consecutive recorded steps. Needs three ranks or more.
+          A rank departs when it is further from the ranks' median than the threshold times their spread (1.4826 × MAD,
+          at least the layer's usual spread) at that many consecutive recorded steps. Needs three ranks or more.
         </div>
       </div>
     </>

@@ -267,3 +267,20 @@ def test_a_family_without_records_of_a_kind() -> None:
     assert empty.values.shape == (3, 0, 0, 1) and empty.last_steps == (None, None, None)
     s = rank_spread.spread(empty.field("gradNorm"))
     assert s.median.shape == (0, 0) and rank_spread.departures(s.deviation, 8, 3) == []
+
+
+def test_ranks_without_a_log_dir_share_torchruns_job_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SummaryWriter's default runs/<date>_<host> differs between ranks started a second apart or on other
+    nodes; with torchrun's job id every rank picks runs/job_<id>, so the family stays together."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "7f3a")
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        with InsightWriter(ranks="all") as writer:
+            assert Path(writer.log_dir) == Path("runs") / "job_7f3a" / f"rank{rank}"
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # a multi-node torchrun without --rdzv-id
+    with pytest.warns(UserWarning, match="pass the same log_dir on every rank"):
+        InsightWriter(ranks="all").close()

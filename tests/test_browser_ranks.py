@@ -13,7 +13,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from test_browser import ARTIFACTS, _wait_for, insight_page
+from test_browser import ARTIFACTS, _wait_for, goto_insight, insight_page
 from test_browser import pytestmark as browser_marks
 from test_ranks import DEPART, ODD, STEPS, write_family
 
@@ -83,6 +83,16 @@ def test_ranks_view(server: str, browser) -> None:
         frame.fill('[data-testid="rank-sustain"]', "10")
         _wait_for(page, lambda: frame.query_selector('[data-testid="rank-alerts-none"]'), "no departures")
         assert "p.insight.rank.sustain=10" in page.evaluate("location.hash")
+
+        # A deep link restores the view, family and rule.
+        link = page.evaluate("location.hash")
+        linked = page.context.new_page()
+        lframe = goto_insight(linked, f"{server}/{link}", "the Insight iframe (deep link)")
+        _wait_for(
+            linked, lambda: lframe.query_selector('[data-testid="rank-alerts-none"]'), "the linked rule"
+        )
+        assert lframe.get_attribute('[data-testid="rank-family"]', "data-family") == "job"
+        linked.close()
 
         # The family named with markup: its name is text, and rank 2 stopped early.
         frame.select_option('[data-testid="rank-family-select"]', HOSTILE)

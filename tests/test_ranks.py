@@ -284,3 +284,31 @@ def test_ranks_without_a_log_dir_share_torchruns_job_directory(
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")  # a multi-node torchrun without --rdzv-id
     with pytest.warns(UserWarning, match="pass the same log_dir on every rank"):
         InsightWriter(ranks="all").close()
+
+
+def test_ranks_with_other_steps_and_layers_align_by_name_and_step() -> None:
+    from tb_plugin_insight import metadata
+    from tb_plugin_insight.plugin import tables
+
+    def table(layers: list[str], steps: list[int], value: float) -> tables.SeriesTable:
+        data = tuple(
+            metadata.PluginData(layer=name, order=i, module_type="Linear") for i, name in enumerate(layers)
+        )
+        shape = (len(layers), len(steps))
+        values = np.full((*shape, 1), value)
+        return tables.SeriesTable(
+            data, np.array(steps), ("mean",), values, np.ones(shape, bool), np.zeros(shape)
+        )
+
+    found = rank_spread.stack(
+        [0, 1, 2],
+        ["j/rank0", "j/rank1", "j/rank2"],
+        [table(["a", "b"], [0, 2, 4], 1.0), table(["a"], [0, 3], 2.0), table(["b", "a"], [0, 2], 3.0)],
+        ["mean"],
+    )
+    assert found.layers == ("a", "b") and found.steps.tolist() == [0, 2, 3, 4]
+    assert found.last_steps == (4, 3, 2)
+    a = found.field("mean")[:, 0, :]
+    np.testing.assert_array_equal(a, [[1, 1, np.nan, 1], [2, np.nan, 2, np.nan], [3, 3, np.nan, np.nan]])
+    s = rank_spread.spread(found.field("mean"))
+    assert s.count[0].tolist() == [3, 2, 1, 1] and np.isnan(s.deviation[:, 0, 1:]).all()

@@ -157,7 +157,7 @@ class RankQueries:
                 s = rank_spread.spread(values)
                 for d in rank_spread.departures(s.deviation, threshold, sustain):
                     found.append(_alert_json(stack, kind_name, stat, values, s, d))
-        found.sort(key=lambda a: (a["firstStep"], a["rank"], -a["deviation"]))
+        found.sort(key=lambda a: (a["firstStep"], a["rank"], -(a["deviation"] or 0.0)))
         ranks = []
         for rank, run in zip(family.ranks, family.runs):
             mine = [a for a in found if a["rank"] == rank]

@@ -2,7 +2,7 @@
 // departure rule (threshold in MADs, consecutive steps).
 import { colormap } from "../../core/state";
 import { ColormapField, RangeField, SelectField } from "../../widgets/fields";
-import { isRankKind, chosenFamily, familyList, RANK_FIELDS, rankKind, rankMeasure, rankStat, rankStatChoice, rankSustain, rankThreshold, shownFamily, type RankMeasure } from "./state";
+import { isRankKind, chosenFamily, familyList, RANK_FIELDS, rankKind, rankMeasure, rankStat, rankStatChoice, rankSustain, rankThreshold, shownFamily, shownMeasure, type RankMeasure } from "./state";
 
 export function RankSettings() {
   return (
@@ -46,7 +46,7 @@ export function RankSettings() {
           id="ins-rank-measure"
           label="Heatmap"
           testid="rank-measure-select"
-          value={rankMeasure.value}
+          value={shownMeasure.value}
           options={[
             { value: "deviation", label: "largest deviation" },
             { value: "relativeSpread", label: "relative spread" },

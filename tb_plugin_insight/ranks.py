@@ -8,6 +8,7 @@ variables torchrun sets (so a writer created before `init_process_group` knows i
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 RANK_MODES = ("first", "all")
@@ -28,6 +29,27 @@ def process_rank() -> tuple[int, int]:
     except ValueError:
         return 0, 1
     return rank, max(world, 1)
+
+
+def shared_log_dir(default: str, comment: str = "") -> str:
+    """The default log directory of a job that writes one run per rank, the same on every rank.
+
+    SummaryWriter's default, runs/<date>_<host> (`default`), differs between ranks started in different
+    seconds or on other nodes: the job's runs rank<r> would land in separate directories, where the
+    tab cannot compare them as one family. torchrun's job id (TORCHELASTIC_RUN_ID: a fresh id of
+    a single-node torchrun, `--rdzv-id` of a multi-node one) names it when set; else `default`, with a
+    warning that says to pass a log_dir."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    if run_id and run_id != "none":
+        return os.path.join("runs", f"job_{run_id}{comment}")
+    warnings.warn(
+        "InsightWriter(ranks='all') without a log_dir: each rank picks its own directory runs/<date>_<host>,"
+        " which differs between ranks started in different seconds or on other nodes, so their runs may"
+        " not lie side by side for the tab's Ranks view; pass the same log_dir on every rank"
+        " (e.g. InsightWriter('runs/my_job', ranks='all')), or start with torchrun --rdzv-id=<job id>",
+        stacklevel=3,
+    )
+    return default
 
 
 def check_mode(ranks: Any) -> str:

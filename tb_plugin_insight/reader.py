@@ -86,6 +86,7 @@ class InsightReader:
         from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
         from tb_plugin_insight.plugin.listings import RunListings
         from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
+        from tb_plugin_insight.plugin.rank_queries import RankQueries
         from tb_plugin_insight.plugin.tile_queries import TileQueries
 
         hints = {metadata.PLUGIN_NAME: 0}  # 0: keep every step (TensorBoard's default keeps 10)
@@ -99,6 +100,7 @@ class InsightReader:
         self._maps = MapQueries(provider, 0, listings)
         self._layer_view = LayerViewQueries(self._queries)
         self._tiles = TileQueries(provider, 0, listings)
+        self._ranks = RankQueries(self._queries)
         self._runs = [entry["run"] for entry in self._queries.runs(self._ctx, "")["runs"]]
 
     @property
@@ -343,6 +345,29 @@ class InsightReader:
         for row in rows:
             names.update(dict.fromkeys(row))
         return _frame({name: _column([row.get(name) for row in rows]) for name in names})
+
+    # --- distributed jobs: the runs <family>/rank<r> of InsightWriter(ranks="all") ------------------
+
+    def rank_families(self) -> dict[str, list[str]]:
+        """{family: its runs by rank} of every family of two or more per-rank runs ("." for runs
+        rank0, rank1, ... at the top of the logdir)."""
+        return {f["family"]: f["runs"] for f in self._ranks.families(self._ctx, "")["families"]}
+
+    def rank_alerts(self, family: str, threshold: float = 8.0, sustain: int = 3) -> Any:
+        """The ranks of `family` that depart from the others (the tab's Ranks view, HTTP
+        `/rank_alerts`), first step first: columns `rank`, `run`, `kind`, `layer`, `moduleType`,
+        `stat`, `firstStep`, `lastStep`, `steps`, `value`, `median`, `deviation`."""
+        if not threshold > 0 or int(sustain) < 1:
+            raise ValueError(
+                f"threshold must be above 0 and sustain at least 1, got {threshold!r}, {sustain!r}"
+            )
+        where = (self._ctx, "", family, float(threshold), int(sustain), None)
+        alerts = self._ask(family, self._ranks.alerts, *where)["alerts"]
+        columns = ("rank", "run", "kind", "layer", "moduleType", "stat", "firstStep", "lastStep", "steps")
+        table = {c: _column([a[c] for a in alerts]) if alerts else np.zeros(0, dtype=object) for c in columns}
+        for c in ("value", "median", "deviation"):
+            table[c] = _floats([a[c] for a in alerts])
+        return _frame(table)
 
     # --- helpers ------------------------------------------------------------------------------------
 

@@ -72,7 +72,8 @@ class InsightWriter(SummaryWriter):
                 object storage"). A scheme whose package is missing, or an S3 bucket's root, is refused here.
             ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
                 method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
-                hooks. "all": every rank writes its own run, `<log_dir>/rank<r>`.
+                hooks. "all": every rank writes its own run, `<log_dir>/rank<r>` (without a log_dir:
+                `runs/job_<torchrun's job id>/rank<r>`, the same directory on every rank).
             write_queue_size: how many recorded steps may wait for the writer thread before the training
                 thread waits for it (default 64).
         """
@@ -82,7 +83,8 @@ class InsightWriter(SummaryWriter):
             logdirs.check_logdir(log_dir)  # before SummaryWriter starts its event writer on it
         if ranks == "all" and world_size > 1:
             comment = kwargs.get("comment", args[0] if args else "")
-            log_dir = logdirs.join(log_dir or _default_log_dir(comment), f"rank{self.rank}")
+            shared = log_dir or ranks_mod.shared_log_dir(_default_log_dir(comment), comment)
+            log_dir = logdirs.join(shared, f"rank{self.rank}")
         self._jobs = background.BackgroundJobs(write_queue_size)
         super().__init__(log_dir, *args, **kwargs)
         crc.install()

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 HOSTILE_RUN = "<img src=x onerror=alert(1)> ü 😀 '\"&"
 PARAM_NAMES = [
     "run", "layer", "stat", "fields", "probe", "kind", "method", "step", "tag", "layers", "runs", "page",
-    "limit", "offset", "channel", "index", "bins", "sort", "filter",
+    "limit", "offset", "channel", "index", "bins", "sort", "filter", "family", "threshold", "sustain",
 ]  # fmt: skip
 TRAVERSAL = [
     "../../../etc/passwd", "..%2f..%2fetc%2fpasswd", "%2e%2e/%2e%2e/etc/passwd", "..\\..\\windows\\win.ini",
@@ -49,6 +49,8 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> tuple[Client, list[
     try:
         write_run(root / "alpha", steps=3, every=1)
         write_run(root / HOSTILE_RUN, steps=2, every=1)
+        for rank, steps in enumerate((2, 3, 1)):  # a rank family (rank_* routes), one rank stopped early
+            write_run(root / "fam" / f"rank{rank}", steps=steps, every=1, seed=rank)
         model = tiny_cnn()
         with InsightWriter(str(root / "cams")) as writer:
             writer.watch(
@@ -60,7 +62,7 @@ def fuzz_client(tmp_path_factory: pytest.TempPathFactory) -> tuple[Client, list[
     finally:
         torch.set_num_threads(threads)
     client = make_client(root)
-    return client, ["alpha", HOSTILE_RUN, "cams"]
+    return client, ["alpha", HOSTILE_RUN, "cams", "fam", "fam/rank0", "activation", "gradient"]
 
 
 def plausible_values(runs: list[str]) -> st.SearchStrategy[str]:

@@ -129,3 +129,17 @@ def get_positive_int(request: Request, name: str, *, limit: int = 1_000_000) -> 
     if not text.isascii() or not text.isdigit() or len(text) > 9 or not 1 <= int(text) <= limit:
         raise bad_request(f"query parameter '{name}' must be an integer from 1 to {limit}, got {text[:40]!r}")
     return int(text)
+
+
+def get_positive_float(request: Request, name: str, *, limit: float = 1e9) -> float:
+    """A required finite number in (0, limit] (thresholds)."""
+    text = get_param(request, name)
+    try:
+        value = float(text) if len(text) <= 40 and text.isascii() else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= limit:  # also rejects NaN
+        raise bad_request(
+            f"query parameter '{name}' must be a number above 0 and at most {limit:g}, got {text[:40]!r}"
+        )
+    return value

@@ -13,6 +13,9 @@ from tb_plugin_insight.plugin import assets, encode, http
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.listings import RunListings
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
+from tb_plugin_insight.plugin.rank_queries import FIELDS as RANK_FIELDS
+from tb_plugin_insight.plugin.rank_queries import RankQueries
+from tb_plugin_insight.plugin.rank_spread import DEFAULT_SUSTAIN, DEFAULT_THRESHOLD
 from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FEATURE_VIS, FILTERS, TileQueries
 
 PNG = "image/png"
@@ -37,6 +40,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         self._maps = MapQueries(context.data_provider, downsample, listings)
         self._layer_view = LayerViewQueries(self._queries)
         self._tiles = TileQueries(context.data_provider, downsample, listings)
+        self._ranks = RankQueries(self._queries)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -62,6 +66,10 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/param_histograms": self._serve_param_histograms,
             "/units": self._serve_units,
             "/model": self._serve_model,
+            "/rank_families": self._serve_rank_families,
+            "/rank_spread": self._serve_rank_spread,
+            "/rank_layer": self._serve_rank_layer,
+            "/rank_alerts": self._serve_rank_alerts,
         }
 
     def is_active(self) -> bool:
@@ -235,6 +243,54 @@ class InsightPlugin(base_plugin.TBPlugin):
         step = http.get_step(request)
         body = self._tiles.image(ctx, eid, run, FEATURE_VIS, layer, metadata.DEFAULT_PROBE, step)
         return http_util.Respond(request, body, PNG)
+
+    @http.route
+    def _serve_rank_families(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._ranks.families(ctx, eid))
+
+    @http.route
+    def _serve_rank_spread(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        family, kind, stat = _rank_params(request)
+        body = self._ranks.spread(
+            ctx,
+            eid,
+            family,
+            kind,
+            stat,
+            max_steps=_max_steps_param(request),
+            encoding=_encoding_param(request),
+        )
+        return http.respond_json(request, body)
+
+    @http.route
+    def _serve_rank_layer(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        family, kind, stat = _rank_params(request)
+        layer = http.get_param(request, "layer")
+        return http.respond_json(request, self._ranks.layer(ctx, eid, family, kind, stat, layer))
+
+    @http.route
+    def _serve_rank_alerts(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        family = http.get_param(request, "family")
+        threshold = DEFAULT_THRESHOLD
+        if "threshold" in request.args:
+            threshold = http.get_positive_float(request, "threshold", limit=1e6)
+        sustain = (
+            http.get_positive_int(request, "sustain", limit=10_000)
+            if "sustain" in request.args
+            else DEFAULT_SUSTAIN
+        )
+        return http.respond_json(request, self._ranks.alerts(ctx, eid, family, threshold, sustain))
+
+
+def _rank_params(request: Request) -> tuple[str, str, str]:
+    """(family, kind, stat) of a rank route; `stat` one of the kind's fields."""
+    family = http.get_param(request, "family")
+    kind = http.get_param(request, "kind", allowed=RANK_FIELDS)
+    return family, kind, http.get_param(request, "stat", allowed=RANK_FIELDS[kind])
 
 
 def _max_steps_param(request: Request) -> int | None:

@@ -238,6 +238,19 @@ class InsightQueries:
         self._read_before.put((eid, run, kind), True)
         return table
 
+    def table_key(self, ctx: Any, eid: str, run: str, kind: int) -> tuple[Any, ...]:
+        """What the run's table of `kind` depends on: new data, a new key."""
+        return self._ordered(ctx, eid, run, kind)[1]
+
+    def table_once(self, ctx: Any, eid: str, run: str, kind: int) -> tables.SeriesTable | None:
+        """The run's table of `kind`: the cached one, else read without keeping it. For queries that
+        combine many runs (a rank family), which would otherwise evict every other run's table."""
+        ordered, key = self._ordered(ctx, eid, run, kind)
+        if not ordered:
+            return None
+        cached = self._tables.get(key)
+        return cached if cached is not None else self._build(ctx, eid, run, kind, ordered)
+
     def layer_table(
         self, ctx: Any, eid: str, run: str, kind: int, layer: str
     ) -> tuple[tables.SeriesTable | None, bool]:

@@ -1,6 +1,6 @@
 import { activeView, runs, selectedRun } from "../core/state";
 import { ErrorMessage } from "../widgets/ErrorMessage";
-import { VIEWS } from "./registry";
+import { listedViews } from "./registry";
 import { Sidebar } from "./Sidebar";
 
 function EmptyState() {
@@ -46,11 +46,12 @@ export function App() {
     );
   }
   if (r.data && r.data.length === 0) return <EmptyState />;
-  const view = VIEWS.find((v) => v.id === activeView.value) ?? VIEWS[0];
+  const views = listedViews();
+  const view = views.find((v) => v.id === activeView.value) ?? views[0];
   const View = view.component;
   return (
     <div class="ins-app">
-      <Sidebar views={VIEWS} active={view} />
+      <Sidebar views={views} active={view} />
       <main class="ins-main" data-view={view.id}>
         {r.error ? <ErrorMessage title="Could not refresh the run list" message={r.error} /> : null}
         <View />

@@ -7,11 +7,17 @@ import { camView } from "../views/cam";
 import { fmapsView } from "../views/fmaps";
 import { gradsView } from "../views/grads";
 import { modelView } from "../views/model";
+import { ranksView } from "../views/ranks";
 import { statsView } from "../views/stats";
 
 export type { ViewDef };
 
-export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView];
+export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, ranksView];
+
+/** The views listed now (a view may list itself only when there is data for it). */
+export function listedViews(): ViewDef[] {
+  return VIEWS.filter((v) => v.available?.() ?? true);
+}
 
 export function isViewId(id: string): boolean {
   return VIEWS.some((v) => v.id === id);

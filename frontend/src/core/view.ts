@@ -16,4 +16,6 @@ export interface ViewDef {
   start?: () => void;
   /** The view's keys of the deep link. */
   url?: ViewUrlState;
+  /** Whether the view is listed now (e.g. only when the logdir has data it shows); default: always. */
+  available?: () => boolean;
 }

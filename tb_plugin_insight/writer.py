@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tb_plugin_insight import background, crc, metadata, recorders, records, steps, validate
 from tb_plugin_insight import ranks as ranks_mod
-from tb_plugin_insight.capture import hooks, wrappers
+from tb_plugin_insight.capture import dist_grads, hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.hooks import Mode
@@ -233,12 +233,14 @@ class InsightWriter(SummaryWriter):
             self._probe.class_names = tuple(str(n) for n in class_names)
         resolved = recorders.resolve_options(keywords)
         ctx = WatchContext(model, chosen, layers is not None, every, resolved, self._sink, self._probe)
-        session = WatchSession.build(ctx)
+        # a rank that does not write keeps what joins the writing rank's collectives (see `ranks`)
+        only = None if self.writes else dist_grads.kept_on_silent_rank(model)
+        session = WatchSession.build(ctx, only)
         self.unwatch(model)
         session.attach(
             model, chosen, every=every, mode=mode, compiled=compiled, step_source=step_source, manual=manual
         )
-        if not self.writes or not recordable:
+        if only == () or not recordable or not session.recorders:
             session.remove()  # a rank that does not write records nothing (see `ranks`)
         else:
             self._recorders[id(model)] = session

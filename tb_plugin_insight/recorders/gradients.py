@@ -23,6 +23,7 @@ class GradientsRecorder(Recorder):
         super().__init__()
         self.options = options
         self.on_record = stats_callback(ctx.sink, ctx.model, records.gradient_stats)
+        self.on_noise = stats_callback(ctx.sink, ctx.model, records.gradient_noise)
 
     @classmethod
     def build(cls, ctx: WatchContext) -> Optional[Recorder]:
@@ -34,3 +35,4 @@ class GradientsRecorder(Recorder):
     def training_needs(self, needs: TrainingNeeds) -> None:
         needs.gradients = self.options
         needs.on_gradient_record = self.on_record
+        needs.on_gradient_noise = self.on_noise

@@ -68,8 +68,10 @@ class InsightWriter(SummaryWriter):
 
         Args:
             ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
-                method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
-                hooks. "all": every rank writes its own run, `<log_dir>/rank<r>`.
+                method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` keeps
+                only what joins rank 0's cross-rank reductions (the gradient hooks; everything under FSDP2,
+                whose forwards gather parameters): call `watch` and `close` on every rank. "all": every
+                rank writes its own run, `<log_dir>/rank<r>`.
             write_queue_size: how many recorded steps may wait for the writer thread before the training
                 thread waits for it (default 64).
         """

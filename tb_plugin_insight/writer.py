@@ -236,7 +236,8 @@ class InsightWriter(SummaryWriter):
         resolved = recorders.resolve_options(keywords)
         ctx = WatchContext(model, chosen, layers is not None, every, resolved, self._sink, self._probe)
         # a rank that does not write keeps what joins the writing rank's collectives (see `ranks`)
-        only = None if self.writes else dist_grads.kept_on_silent_rank(model)
+        across = bool(getattr(resolved.get("gradients"), "across_ranks", False))
+        only = None if self.writes else dist_grads.kept_on_silent_rank(model, across)
         session = WatchSession.build(ctx, only)
         self.unwatch(model)
         session.attach(

@@ -10,6 +10,7 @@ all scenarios in one launch: starting processes is most of the cost.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from test_plugin import PREFIX, make_client
 from torch import nn
 
 from tb_plugin_insight import InsightWriter, metadata, read
@@ -203,6 +205,26 @@ def test_noise_components_recover_a_known_noise() -> None:
     assert float(trace.mean()) == pytest.approx(float(sigma_diag.sum()), rel=0.03)
 
 
-def test_silent_rank_keeps_what_joins_collectives() -> None:
-    """Outside distributed training a rank that does not write keeps nothing."""
-    assert dist_grads.kept_on_silent_rank(nn.Linear(2, 2)) == ()
+def test_noise_route_serves_the_model_row_and_the_layers(dist_logdir: Path) -> None:
+    client = make_client(dist_logdir)
+    response = client.get(PREFIX + "/gradient_noise?run=ddp&fields=traceSigma,gradSq")
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = json.loads(response.get_data(as_text=True))
+    assert [layer["name"] for layer in body["layers"]] == ["(model)", "0", "3", "5"]
+    assert body["steps"] == [0, 1, 2] and set(body["values"]) == {"traceSigma", "gradSq"}
+    bad = client.get(PREFIX + "/gradient_noise?run=ddp&fields=gradNorm")
+    assert bad.status_code == 400 and "gradNorm" in bad.get_data(as_text=True)
+
+
+def test_rank_zero_only_watches_never_reduce_across_ranks(tmp_path: Path) -> None:
+    """Trainer callbacks watch on rank 0 only: their gradients stay per rank (no collective to wait for)."""
+    from tb_plugin_insight.integrations.trainer_watch import TrainerWatch
+    from tb_plugin_insight.options import Gradients
+
+    for options in ({}, {"gradients": Gradients(accumulation=1)}):
+        with InsightWriter(str(tmp_path)) as writer:
+            watch = TrainerWatch(writer, nn.Linear(2, 2), options)
+            gradients = watch.handle._session.gradients
+            assert gradients is not None and gradients.options.across_ranks is False
+    with pytest.raises(TypeError, match="grad_across_ranks"):
+        Gradients(across_ranks="yes")

@@ -146,10 +146,12 @@ def first_batch_size(args: Any) -> int:
     return 0
 
 
-def kept_on_silent_rank(model: nn.Module) -> Optional[tuple[str, ...]]:
+def kept_on_silent_rank(model: nn.Module, grads_across_ranks: bool) -> Optional[tuple[str, ...]]:
     """The recorders a rank that does not write (`ranks="first"`) keeps, so that it joins every collective
     the writing rank starts: none outside distributed training, the gradients (their reductions) in a
     job, and all of them (None) under FSDP2, whose forward itself gathers parameters (probe passes too)."""
     if world() is None:
         return ()
-    return None if uses_fsdp(model) else ("gradients",)
+    if uses_fsdp(model):
+        return None
+    return ("gradients",) if grads_across_ranks else ()

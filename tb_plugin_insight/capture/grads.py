@@ -86,6 +86,7 @@ class GradientOptions:
     scaler: Any = None
     update_ratio: bool = True
     param_histograms: Optional[ParamHistogramOptions] = None
+    across_ranks: bool = True  # distributed jobs: reduce across the ranks (capture/dist_grads.py)
 
 
 def check_options(accumulation: Any, scaler: Any, update_ratio: Any) -> GradientOptions:
@@ -182,7 +183,7 @@ class GradientRecorder:
         self._sample = WeightSample([p for _, p in self._params]) if options.update_ratio else None
         self._entries = _param_entries(model, layers, self._params)
         self._dist: Optional[_Distributed] = None
-        if dist_grads.world() is not None:
+        if options.across_ranks and dist_grads.world() is not None:
             self._dist = _Distributed(self, model, on_noise)
 
     @property

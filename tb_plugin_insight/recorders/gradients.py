@@ -3,6 +3,7 @@ output-gradient statistics and the update ratio at the recorded steps (capture/g
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from tb_plugin_insight import records
@@ -30,7 +31,8 @@ class GradientsRecorder(Recorder):
         group: Gradients = ctx.options["gradients"]
         if not group.enabled:
             return None
-        return cls(ctx, grads_mod.check_options(group.accumulation, group.scaler, group.update_ratio))
+        options = grads_mod.check_options(group.accumulation, group.scaler, group.update_ratio)
+        return cls(ctx, dataclasses.replace(options, across_ranks=group.across_ranks))
 
     def training_needs(self, needs: TrainingNeeds) -> None:
         needs.gradients = self.options

@@ -136,6 +136,18 @@ def test_undeclared_accumulation_reads_the_gradient_the_optimizer_applies(
         np.testing.assert_allclose(got[(step + 1, layer)], values, rtol=RTOL, atol=1e-12)
 
 
+def test_a_watch_on_rank_0_alone_falls_back_to_its_own_gradients(dist_logdir: Path, tmp_path: Path) -> None:
+    """Only rank 0 watches: after a short handshake it records alone, with no collective (no hang); its
+    first record was read before the optimizer step (after DDP's all-reduce), so it is still exact."""
+    s = worker.SCENARIOS["ddp_rank0_only"]
+    expected, _ = reference(s, tmp_path)
+    got = _by_step(read(str(dist_logdir)).gradients(s.name), PARAM_FIELDS)
+    want = _by_step(expected, PARAM_FIELDS)
+    assert sorted(got) == sorted(want)
+    for key in [k for k in want if k[0] == 0]:
+        np.testing.assert_allclose(got[key], want[key], rtol=RTOL, atol=1e-12)
+
+
 def _layer_params(model: nn.Module) -> dict[str, list[nn.Parameter]]:
     return {name: list(m.parameters()) for name, m in model.named_children() if list(m.parameters())}
 

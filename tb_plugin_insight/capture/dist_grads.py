@@ -155,3 +155,44 @@ def kept_on_silent_rank(model: nn.Module, grads_across_ranks: bool) -> Optional[
     if uses_fsdp(model):
         return None
     return ("gradients",) if grads_across_ranks else ()
+
+
+# Seconds a rank waits, once per watch (at its first cross-rank reduction), for every other rank to have
+# called `watch` too. In a training loop the ranks are in step by then (DDP and FSDP2 synchronise each
+# backward), so the wait is short when they all watch; when one does not, the others fall back to their
+# own gradients after this pause instead of waiting forever in a collective.
+HANDSHAKE_SECONDS = 20.0
+_watches = [0]  # watches made by this process: the n-th watch of every rank shares a handshake key
+
+
+class Handshake:
+    """Each rank's watch announces itself in the process group's key-value store; `everyone()` says
+    whether every rank did (True when the store cannot be used: the reduction then goes ahead)."""
+
+    def __init__(self) -> None:
+        import torch.distributed as dist
+
+        _watches[0] += 1
+        self._prefix = f"tb_plugin_insight/watch{_watches[0]}"
+        self._world = dist.get_world_size()
+        self._store: Any = None
+        try:
+            from torch.distributed import distributed_c10d
+
+            self._store = distributed_c10d._get_default_store()
+            self._store.set(f"{self._prefix}/{dist.get_rank()}", "1")
+        except Exception:  # noqa: BLE001 - another torch's internals: assume every rank watches
+            self._store = None
+            logger.debug("Insight: no process-group store for the watch handshake", exc_info=True)
+
+    def everyone(self) -> bool:
+        if self._store is None:
+            return True
+        import datetime
+
+        keys = [f"{self._prefix}/{r}" for r in range(self._world)]
+        try:
+            self._store.wait(keys, datetime.timedelta(seconds=HANDSHAKE_SECONDS))
+        except Exception:  # noqa: BLE001 - a timeout: some rank never called watch
+            return False
+        return True

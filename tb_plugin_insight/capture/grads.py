@@ -617,6 +617,7 @@ class _Distributed:
         self._param_ids = {id(p) for p in params}
         self._device = dist_grads.collective_device(params)
         self.stopped = False  # every rank agreed to stop recording gradients
+        self._handshake: Optional[dist_grads.Handshake] = dist_grads.Handshake()
         self.samples = 0  # this rank's samples since the last optimizer step
         self._handles = [
             register_optimizer_step_pre_hook(self._before_step),
@@ -667,6 +668,10 @@ class _Distributed:
         owner = self._owner
         if self.stopped:
             return None
+        if self._handshake is not None:
+            everyone, self._handshake = self._handshake.everyone(), None
+            if not everyone:
+                return self._go_local(pending)
         local = None if owner._failed else owner._guarded(self._local_vector, pending)
         vector, replicated = local if local is not None else (self._failed_vector(), None)
         try:
@@ -680,6 +685,20 @@ class _Distributed:
             logger.warning("Insight stopped recording gradients on every rank (a rank's recording failed)")
             return None
         return owner._guarded(self._combine, pending, gathered.double().cpu(), replicated)
+
+    def _go_local(self, pending: _Pending) -> Optional[tuple[list[int], transfer.HostArray]]:
+        """Some rank never called `watch`: describe this rank's own gradients from now on (no collective)."""
+        logger.warning(
+            "Insight: not every rank of this distributed job called watch(), so gradient statistics cannot be"
+            " reduced across ranks; recording this rank's own gradients instead. Create the InsightWriter"
+            " and call watch() on every rank (ranks='first' keeps the others from writing), or pass"
+            " grad_across_ranks=False to silence this."
+        )
+        owner = self._owner
+        owner._dist = None
+        self.remove()
+        pending.param_scale = None  # read just before the optimizer step: already unscaled
+        return None if owner._failed else owner._guarded(owner._rows, pending)
 
     def _length(self) -> int:
         n = self._owner._num_layers

@@ -32,6 +32,7 @@ class Scenario:
     declared: int = 1  # watch's grad_accumulation
     skip_sync: bool = True  # no_sync / set_requires_gradient_sync(False) on all but the last micro-batch
     probe: bool = False
+    rank0_only: bool = False  # only rank 0 makes a writer and watches (as the trainer callbacks do)
 
 
 SCENARIOS = {
@@ -42,6 +43,7 @@ SCENARIOS = {
         Scenario("ddp_acc", "ddp", every=2, micro=2, declared=2),
         Scenario("fsdp_acc", "fsdp", every=3, micro=2, declared=2),
         Scenario("ddp_undeclared", "ddp", every=1, micro=2, declared=1),
+        Scenario("ddp_rank0_only", "ddp", rank0_only=True),
     )
 }
 
@@ -129,7 +131,9 @@ def main() -> None:
     import torch.distributed as dist
 
     from tb_plugin_insight import InsightWriter
+    from tb_plugin_insight.capture import dist_grads
 
+    dist_grads.HANDSHAKE_SECONDS = 2.0  # ddp_rank0_only waits this long once, then records rank 0's own
     logdir, names = sys.argv[1], sys.argv[2:]
     dist.init_process_group("gloo")
     rank = dist.get_rank()
@@ -138,8 +142,11 @@ def main() -> None:
         plain, sync = wrapped(s)
         train(plain, s, [rank], sync)
         watched, sync = wrapped(s)
-        with InsightWriter(os.path.join(logdir, name), ranks="first") as writer:
-            train(watched, s, [rank], sync, writer)
+        if s.rank0_only and rank != 0:
+            train(watched, s, [rank], sync)
+        else:
+            with InsightWriter(os.path.join(logdir, name), ranks="first") as writer:
+                train(watched, s, [rank], sync, writer)
         same = all(torch.equal(a, b) for a, b in zip(full_weights(plain), full_weights(watched)))
         assert same, f"{name}: training with Insight differs from training without it"
         print(f"rank {rank} {name} ok", flush=True)

@@ -49,8 +49,12 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def dist_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every scenario trained by 2 ranks; rank 0's runs. Fails (never hangs) when a rank waits forever."""
-    logdir = tmp_path_factory.mktemp("dist")
+    """Every scenario trained by 2 ranks; rank 0's runs."""
+    return launch(tmp_path_factory.mktemp("dist"), list(worker.SCENARIOS))
+
+
+def launch(logdir: Path, scenarios: list[str]) -> Path:
+    """`scenarios` trained by 2 ranks into `logdir`. Fails (never hangs) when a rank waits forever."""
     port = str(_free_port())
     procs = []
     for rank in range(worker.WORLD):
@@ -63,7 +67,7 @@ def dist_logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "MASTER_PORT": port,
             "OMP_NUM_THREADS": "1",
         }
-        cmd = [sys.executable, str(SCRIPT), str(logdir), *worker.SCENARIOS]
+        cmd = [sys.executable, str(SCRIPT), str(logdir), *scenarios]
         pipe = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
         procs.append(subprocess.Popen(cmd, env=env, **pipe))  # type: ignore[call-overload]
     outputs = []

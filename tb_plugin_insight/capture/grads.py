@@ -372,6 +372,7 @@ class GradientRecorder:
         # A graph the user keeps alive keeps the output hooks and this record: free the weight copies.
         pending.params.clear()
         pending.act.clear()
+        pending.rank_sq.clear()
         if rows is not None and rows[0]:
             indices, array = rows
             self._on_record(pending.step, indices, array)

@@ -59,8 +59,8 @@ export function NoiseCard() {
         {chart.batch !== null ? <span class="ins-card-sub">batch of all ranks: {formatValue(chart.batch)}</span> : null}
       </div>
       <p class="ins-muted" data-testid="grad-noise-help">
-        B_simple = tr(Σ)/|G|², estimated from each rank's own gradient and their average (McCandlish et al. 2018):
-        roughly the batch size beyond which a larger batch stops paying off; shown as the ratio of moving averages.
+        B_simple = tr(Σ)/|G|² from each rank's own gradient and their average (McCandlish et al. 2018): about the batch
+        size beyond which a larger batch stops paying off; ratio of moving averages.
       </p>
       <div class="ins-chart" key={`noise-${dark}-${layer}`} data-chart="noise">
         <UPlotChart options={chart.options} data={chart.data} height={200} />

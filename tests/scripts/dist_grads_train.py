@@ -1,6 +1,7 @@
 """Distributed gradient statistics: one process per rank (RANK/WORLD_SIZE/MASTER_* set as torchrun does),
 gloo on CPU. Runs every scenario of SCENARIOS twice, with and without Insight, and checks the weights are
-bit-identical; rank 0 writes `<logdir>/<scenario>` (ranks="first"). The test (tests/test_dist_grads.py)
+bit-identical and that Insight started exactly one collective per record; rank 0 writes `<logdir>/<scenario>`
+(ranks="first"). The test (tests/test_dist_grads.py)
 trains the same model unsharded on the ranks' concatenated batches and compares the records.
 
 Usage: python tests/scripts/dist_grads_train.py LOGDIR SCENARIO [SCENARIO ...]; prints "rank R done".
@@ -119,6 +120,14 @@ def wrapped(s: Scenario) -> tuple[nn.Module, Any]:
     return model, fsdp_no_sync
 
 
+def expected_collectives(s: Scenario) -> int:
+    """One per record: per optimizer-step group (of the declared accumulation) with a recorded forward."""
+    if s.rank0_only:
+        return 0  # the handshake finds rank 1 not watching: rank 0 records its own gradients
+    forwards = range(STEPS * s.micro)
+    return len({f // s.declared for f in forwards if f % s.every == 0})
+
+
 def full_weights(model: nn.Module) -> list[torch.Tensor]:
     out = []
     for p in model.parameters():
@@ -134,6 +143,9 @@ def main() -> None:
     from tb_plugin_insight.capture import dist_grads
 
     dist_grads.HANDSHAKE_SECONDS = 2.0  # ddp_rank0_only waits this long once, then records rank 0's own
+    gathers = []
+    gather = dist_grads.gather
+    dist_grads.gather = lambda vector: gathers.append(1) or gather(vector)  # count Insight's collectives
     logdir, names = sys.argv[1], sys.argv[2:]
     dist.init_process_group("gloo")
     rank = dist.get_rank()
@@ -149,6 +161,11 @@ def main() -> None:
                 train(watched, s, [rank], sync, writer)
         same = all(torch.equal(a, b) for a, b in zip(full_weights(plain), full_weights(watched)))
         assert same, f"{name}: training with Insight differs from training without it"
+        count = len(gathers) if not (s.rank0_only and rank != 0) else expected_collectives(s)
+        assert count == expected_collectives(s), (
+            f"{name}: {count} collectives, {expected_collectives(s)} records"
+        )
+        gathers.clear()
         print(f"rank {rank} {name} ok", flush=True)
     dist.barrier()
     dist.destroy_process_group()

@@ -1,8 +1,8 @@
 """Distributed gradient statistics: one process per rank (RANK/WORLD_SIZE/MASTER_* set as torchrun does),
 gloo on CPU. Runs every scenario of SCENARIOS twice, with and without Insight, and checks the weights are
-bit-identical and that Insight started exactly one collective per record; rank 0 writes `<logdir>/<scenario>`
-(ranks="first"). The test (tests/test_dist_grads.py)
-trains the same model unsharded on the ranks' concatenated batches and compares the records.
+bit-identical and that Insight started exactly one collective per record; rank 0 writes
+`<logdir>/<scenario>` (ranks="first"). The test (tests/test_dist_grads.py) trains the same model
+unsharded on the ranks' concatenated batches and compares the records.
 
 Usage: python tests/scripts/dist_grads_train.py LOGDIR SCENARIO [SCENARIO ...]; prints "rank R done".
 """

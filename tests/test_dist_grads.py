@@ -116,7 +116,8 @@ def _by_step(frame: Any, fields: list[str]) -> dict[tuple[int, str], np.ndarray]
 def test_recorded_gradients_equal_the_unsharded_run(name: str, dist_logdir: Path, tmp_path: Path) -> None:
     s = worker.SCENARIOS[name]
     expected, _ = reference(s, tmp_path)
-    got = read(str(dist_logdir)).gradients(name)
+    run = f"{name}/rank0" if s.ranks == "all" else name
+    got = read(str(dist_logdir)).gradients(run)
     fields = PARAM_FIELDS + ["actGradNorm", "actGradNanCount", "actGradInfCount", "actGradNumel"]
     want, have = _by_step(expected, fields), _by_step(got, fields)
     assert sorted(have) == sorted(want) and want
@@ -125,6 +126,14 @@ def test_recorded_gradients_equal_the_unsharded_run(name: str, dist_logdir: Path
         np.testing.assert_allclose(have[key], want[key], rtol=RTOL, atol=1e-12, err_msg=f"{name} {key}")
     first = have[(0, "3")]  # the 16 x 64 layer: whole-parameter count, not one rank's shard
     assert first[fields.index("gradNumel")] == 16 * 64 + 16
+    if s.ranks == "all":  # every rank records the same reduced statistics; only its own norm differs
+        other = _by_step(read(str(dist_logdir)).gradients(f"{name}/rank1"), fields)
+        assert sorted(other) == sorted(have)
+        for key in have:
+            np.testing.assert_array_equal(other[key], have[key])
+        noise = [read(str(dist_logdir)).gradient_noise(f"{name}/rank{r}") for r in range(2)]
+        assert list(noise[0]["gradSq"]) == list(noise[1]["gradSq"])
+        assert list(noise[0]["rankGradSq"]) != list(noise[1]["rankGradSq"])
 
 
 def test_undeclared_accumulation_reads_the_gradient_the_optimizer_applies(

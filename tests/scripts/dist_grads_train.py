@@ -34,6 +34,7 @@ class Scenario:
     skip_sync: bool = True  # no_sync / set_requires_gradient_sync(False) on all but the last micro-batch
     probe: bool = False
     rank0_only: bool = False  # only rank 0 makes a writer and watches (as the trainer callbacks do)
+    ranks: str = "first"  # InsightWriter's ranks: "all" writes <scenario>/rank<r>
 
 
 SCENARIOS = {
@@ -41,7 +42,7 @@ SCENARIOS = {
     for s in (
         Scenario("ddp", "ddp", probe=True),
         Scenario("fsdp", "fsdp", probe=True),
-        Scenario("ddp_acc", "ddp", every=2, micro=2, declared=2),
+        Scenario("ddp_acc", "ddp", every=2, micro=2, declared=2, ranks="all"),
         Scenario("fsdp_acc", "fsdp", every=3, micro=2, declared=2),
         Scenario("ddp_undeclared", "ddp", every=1, micro=2, declared=1),
         Scenario("ddp_rank0_only", "ddp", rank0_only=True),
@@ -157,7 +158,7 @@ def main() -> None:
         if s.rank0_only and rank != 0:
             train(watched, s, [rank], sync)
         else:
-            with InsightWriter(os.path.join(logdir, name), ranks="first") as writer:
+            with InsightWriter(os.path.join(logdir, name), ranks=s.ranks) as writer:
                 train(watched, s, [rank], sync, writer)
         same = all(torch.equal(a, b) for a, b in zip(full_weights(plain), full_weights(watched)))
         assert same, f"{name}: training with Insight differs from training without it"

@@ -675,6 +675,7 @@ class _Distributed:
                 return self._go_local(pending)
         local = None if owner._failed else owner._guarded(self._local_vector, pending)
         vector, replicated = local if local is not None else (self._failed_vector(), None)
+        pending.param_scale = None  # .grad was read just before the step, unscaled (param histograms)
         try:
             gathered = dist_grads.gather(vector.to(self._device))
         except Exception:  # noqa: BLE001 - recording must never break the user's training

@@ -112,6 +112,7 @@ def _by_step(frame: Any, fields: list[str]) -> dict[tuple[int, str], np.ndarray]
     }
 
 
+@pytest.mark.slow  # the 2-rank launch (shared by the module)
 @pytest.mark.parametrize("name", ["ddp", "fsdp", "ddp_acc", "fsdp_acc"])
 def test_recorded_gradients_equal_the_unsharded_run(name: str, dist_logdir: Path, tmp_path: Path) -> None:
     s = worker.SCENARIOS[name]
@@ -136,6 +137,7 @@ def test_recorded_gradients_equal_the_unsharded_run(name: str, dist_logdir: Path
         assert list(noise[0]["rankGradSq"]) != list(noise[1]["rankGradSq"])
 
 
+@pytest.mark.slow  # the 2-rank launch (shared by the module)
 def test_undeclared_accumulation_reads_the_gradient_the_optimizer_applies(
     dist_logdir: Path, tmp_path: Path
 ) -> None:
@@ -149,6 +151,7 @@ def test_undeclared_accumulation_reads_the_gradient_the_optimizer_applies(
         np.testing.assert_allclose(got[(step + 1, layer)], values, rtol=RTOL, atol=1e-12)
 
 
+@pytest.mark.slow  # the 2-rank launch (shared by the module)
 def test_a_watch_on_rank_0_alone_falls_back_to_its_own_gradients(dist_logdir: Path, tmp_path: Path) -> None:
     """Only rank 0 watches: after a short handshake it records alone, with no collective (no hang); its
     first record was read before the optimizer step (after DDP's all-reduce), so it is still exact."""
@@ -197,6 +200,7 @@ def expected_noise(s: Any, weights: list[list[torch.Tensor]]) -> dict[tuple[int,
     return out
 
 
+@pytest.mark.slow  # the 2-rank launch (shared by the module)
 @pytest.mark.parametrize("name", ["ddp", "fsdp_acc"])
 def test_noise_scale_equals_a_direct_computation(name: str, dist_logdir: Path, tmp_path: Path) -> None:
     s = worker.SCENARIOS[name]
@@ -230,6 +234,7 @@ def test_noise_components_recover_a_known_noise() -> None:
     assert float(trace.mean()) == pytest.approx(float(sigma_diag.sum()), rel=0.03)
 
 
+@pytest.mark.slow  # the 2-rank launch (shared by the module)
 def test_noise_route_serves_the_model_row_and_the_layers(dist_logdir: Path) -> None:
     client = make_client(dist_logdir)
     response = client.get(PREFIX + "/gradient_noise?run=ddp&fields=traceSigma,gradSq")

@@ -62,6 +62,22 @@ GRAD_FIELDS: tuple[str, ...] = (
     "actGradNumel",
 )
 
+# Entries of the per-step gradient noise vector of a layer (and of the whole model) in a distributed job,
+# in stored order: the unbiased estimates of |G|^2 and tr(Σ) (McCandlish et al. 2018, appendix A.1), their
+# ratio B_simple at this step alone (noisy: the tab shows the ratio of their moving averages), the mean over
+# the ranks of the squared norm of each rank's own gradient (batch batchSmall), the squared norm of their
+# average (batch batchBig), and this rank's own squared norm. Batches are samples per optimizer step.
+NOISE_FIELDS: tuple[str, ...] = (
+    "gradSq",
+    "traceSigma",
+    "noiseScale",
+    "smallBatchGradSq",
+    "bigBatchGradSq",
+    "rankGradSq",
+    "batchSmall",
+    "batchBig",
+)
+
 # Entries of a stored activation histogram before its per-bin counts (then `bins` counts): the fixed
 # range [low, high] (equal-width bins) and the finite values below / above it.
 HISTOGRAM_HEAD: tuple[str, ...] = ("low", "high", "underflow", "overflow")
@@ -110,6 +126,8 @@ _TAG_PREFIX = {
     RecordKind.FEATURE_VIS: "insight/feature_vis/",
     RecordKind.PARAM_HISTOGRAM: "insight/layer_table/param_histogram/",
     RecordKind.GRAD_HISTOGRAM: "insight/layer_table/grad_histogram/",
+    RecordKind.GRADIENT_NOISE_TABLE: "insight/layer_table/gradient_noise/",
+    RecordKind.GRADIENT_NOISE: "insight/gradient_noise/",
 }
 # v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
 TABLE_KINDS = {
@@ -117,6 +135,7 @@ TABLE_KINDS = {
     RecordKind.GRADIENT_STATS: RecordKind.GRADIENT_STATS_TABLE,
     RecordKind.UNIT_STATS: RecordKind.UNIT_STATS_TABLE,
     RecordKind.ACTIVATION_HISTOGRAM: RecordKind.ACTIVATION_HISTOGRAM_TABLE,
+    RecordKind.GRADIENT_NOISE: RecordKind.GRADIENT_NOISE_TABLE,  # table rows only (distributed jobs)
 }
 LAYER_KINDS = {table: layer for layer, table in TABLE_KINDS.items()}
 # Feature maps and filters: the blob kind and the kind of the scales tensor that goes with it.

@@ -189,18 +189,26 @@ class Gradients(OptionGroup):
         update_ratio: `update_ratio`: False skips the update ratio ||w_after - w_before|| / ||w_before||
             and the copy it needs: whole parameters up to 4096 elements, a fixed sample of about 4096
             elements of larger ones (error about 1% for dense updates; see `capture/weight_sample.py`).
+        across_ranks: `grad_across_ranks`: in a job with several ranks (torch.distributed initialised),
+            read `.grad` just before the optimizer step and reduce the statistics across the ranks
+            (whole parameters under DDP and FSDP2, and the gradient noise scale; one collective per
+            recorded step): every rank must then call `watch` and `close` (`ranks="first"` keeps the
+            other ranks silent). False: each rank describes what it holds, with no collective (for a
+            watch made on one rank only). See docs/guides/distributed.md.
     """
 
     enabled: bool = True
     accumulation: int = 1
     scaler: Any = None
     update_ratio: bool = True
+    across_ranks: bool = True
 
     FLAT: ClassVar[Mapping[str, str]] = {
         "enabled": "grads",
         "accumulation": "grad_accumulation",
         "scaler": "grad_scaler",
         "update_ratio": "update_ratio",
+        "across_ranks": "grad_across_ranks",
     }
 
     def check(self) -> None:
@@ -216,6 +224,7 @@ class Gradients(OptionGroup):
                 f" got {type(self.scaler).__name__}"
             )
         validate.flag_option("update_ratio", self.update_ratio)
+        validate.flag_option("grad_across_ranks", self.across_ranks)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -126,6 +126,11 @@ class InsightReader:
         `updateRatio`, `actGradNorm`, ...)."""
         return self._layer_table(run, metadata.RecordKind.GRADIENT_STATS, metadata.GRAD_FIELDS)
 
+    def gradient_noise(self, run: str) -> Any:
+        """Gradient noise of a distributed job: columns `step`, `layer` ("(model)": all layers together),
+        then metadata.NOISE_FIELDS (`gradSq`, `traceSigma`, `noiseScale`, ...)."""
+        return self._layer_table(run, metadata.RecordKind.GRADIENT_NOISE, metadata.NOISE_FIELDS)
+
     def units(self, run: str) -> Any:
         """Dead and saturated units: columns `step`, `layer`, `deadFraction`, `saturatedFraction`,
         `channels`."""

@@ -40,6 +40,13 @@ def gradient_stats(
     return _table(first_time, metadata.RecordKind.GRADIENT_STATS_TABLE, infos, stats, float64)
 
 
+def gradient_noise(
+    first_time: FirstTime, infos: Sequence[LayerInfo], rows: HostArray, float64: bool = False
+) -> summary_pb2.Summary:
+    """The gradient noise rows of one step of a distributed job (metadata.NOISE_FIELDS), one table."""
+    return _table(first_time, metadata.RecordKind.GRADIENT_NOISE_TABLE, infos, rows, float64)
+
+
 def _layer_rows(infos: Sequence[LayerInfo], bounded: dict[str, bool] | None = None) -> list[summary.LayerRow]:
     flags = bounded or {}
     return [(i.name, i.module_type, i.shape, i.order, flags.get(i.name, False)) for i in infos]

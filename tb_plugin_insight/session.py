@@ -46,13 +46,15 @@ class WatchSession:
         self._model_type = ""
 
     @classmethod
-    def build(cls, ctx: WatchContext) -> WatchSession:
-        """Every recorder the options ask for, checked (dry runs on the probe included); no hooks yet.
+    def build(cls, ctx: WatchContext, only: Optional[Sequence[str]] = None) -> WatchSession:
+        """Every recorder the options ask for (of those named in `only`, when given), checked (dry runs on
+        the probe included); no hooks yet.
 
         Raises:
             ValueError / TypeError: from the recorders' checks (each names the option and the fix).
         """
-        recorders = [recorder for cls_ in REGISTRY if (recorder := cls_.build(ctx)) is not None]
+        kinds = [cls_ for cls_ in REGISTRY if only is None or cls_.name in only]
+        recorders = [recorder for cls_ in kinds if (recorder := cls_.build(ctx)) is not None]
         return cls(ctx, recorders)
 
     def attach(
@@ -80,6 +82,7 @@ class WatchSession:
             on_step_start=self._run_probe_pass if self._probe_side else None,
             gradients=needs.gradients,
             on_gradient_record=needs.on_gradient_record,
+            on_gradient_noise=needs.on_gradient_noise,
             reducers=needs.reducers,
             on_extras=self._extras_callback(needs) if needs.reducers else None,
             on_model_table=needs.on_model_table,

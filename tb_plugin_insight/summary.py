@@ -183,6 +183,7 @@ TABLE_FIELDS: dict[int, tuple[str, ...]] = {
     metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE: metadata.HISTOGRAM_HEAD,
     metadata.RecordKind.PARAM_HISTOGRAM: metadata.HISTOGRAM_HEAD,
     metadata.RecordKind.GRAD_HISTOGRAM: metadata.HISTOGRAM_HEAD,
+    metadata.RecordKind.GRADIENT_NOISE_TABLE: metadata.NOISE_FIELDS,
 }
 # Table kinds whose rows are histograms: HISTOGRAM_HEAD then `bins` counts.
 HISTOGRAM_TABLES = frozenset(

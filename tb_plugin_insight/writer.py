@@ -20,7 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from tb_plugin_insight import background, crc, logdirs, metadata, recorders, records, steps, validate
 from tb_plugin_insight import ranks as ranks_mod
-from tb_plugin_insight.capture import hooks, wrappers
+from tb_plugin_insight.capture import dist_grads, hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.hooks import Mode
@@ -71,8 +71,10 @@ class InsightWriter(SummaryWriter):
                 (`s3://bucket/runs/exp` with boto3, other schemes with fsspec; see the guide "Logdirs on
                 object storage"). A scheme whose package is missing, or an S3 bucket's root, is refused here.
             ranks: "first" (default): in a distributed job only rank 0 writes; on the other ranks every
-                method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` adds no
-                hooks. "all": every rank writes its own run, `<log_dir>/rank<r>` (without a log_dir:
+                method (Insight's and SummaryWriter's) is accepted and writes nothing, and `watch` keeps
+                only what joins rank 0's cross-rank reductions (the gradient hooks; everything under FSDP2,
+                whose forwards gather parameters): call `watch` and `close` on every rank. "all": every
+                rank writes its own run, `<log_dir>/rank<r>` (without a log_dir:
                 `runs/job_<torchrun's job id>/rank<r>`, the same directory on every rank).
             write_queue_size: how many recorded steps may wait for the writer thread before the training
                 thread waits for it (default 64).
@@ -240,12 +242,15 @@ class InsightWriter(SummaryWriter):
             self._probe.class_names = tuple(str(n) for n in class_names)
         resolved = recorders.resolve_options(keywords)
         ctx = WatchContext(model, chosen, layers is not None, every, resolved, self._sink, self._probe)
-        session = WatchSession.build(ctx)
+        # a rank that does not write keeps what joins the writing rank's collectives (see `ranks`)
+        across = bool(getattr(resolved.get("gradients"), "across_ranks", False))
+        only = None if self.writes else dist_grads.kept_on_silent_rank(model, across)
+        session = WatchSession.build(ctx, only)
         self.unwatch(model)
         session.attach(
             model, chosen, every=every, mode=mode, compiled=compiled, step_source=step_source, manual=manual
         )
-        if not self.writes or not recordable:
+        if only == () or not recordable or not session.recorders:
             session.remove()  # a rank that does not write records nothing (see `ranks`)
         else:
             self._recorders[id(model)] = session

@@ -78,3 +78,12 @@ test("log10 rows and the step at or before a requested one", () => {
   assert.equal(stepIndexAtOrBefore([5, 10], 0), 0);
   assert.equal(stepIndexAtOrBefore([], 3), -1);
 });
+
+test("noise scale: ratio of moving averages, gaps keep the averages, no estimate while |G|² is not positive", async () => {
+  const { smoothedNoiseScale } = await import("../src/views/grads/noise");
+  // step 0: 4/2; step 1: EMA(0.5) of trace (4, 8) = 6, of |G|² (2, -1) = 0.5 -> 12; step 2 missing; step 3:
+  // trace (6, 2) -> 4, |G|² (0.5, 1.5) -> 1 -> 4.
+  assert.deepEqual(smoothedNoiseScale([4, 8, null, 2], [2, -1, 3, 1.5], 0.5), [2, 12, 12, 4]);
+  assert.deepEqual(smoothedNoiseScale([1, 1], [-1, -1], 0.5), [null, null]);
+  assert.deepEqual(smoothedNoiseScale([null], [1]), [null]);
+});

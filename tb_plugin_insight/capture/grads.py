@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, Optional, Union
 
@@ -48,14 +49,16 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.capture import dist_grads, reduce, transfer
 from tb_plugin_insight.capture import histogram as histogram_mod
-from tb_plugin_insight.capture import reduce, transfer
 from tb_plugin_insight.capture.portable import portable
 from tb_plugin_insight.capture.weight_sample import WeightSample
 
 logger = logging.getLogger(__name__)
 
 GradRecordCallback = Callable[[int, Sequence[int], transfer.HostArray], None]
+# step, layer indices (-1: the whole model), their metadata.NOISE_FIELDS rows (distributed jobs only)
+NoiseCallback = Callable[[int, Sequence[int], np.ndarray], None]
 # (qualified parameter name, owning layer's module type, parameter shape, owning layer's order)
 ParamEntry = tuple[str, str, tuple[int, ...], int]
 # step, the histogrammed parameters, their (parameters, 2, 4 + bins) rows: [0] values, [1] gradients
@@ -83,6 +86,7 @@ class GradientOptions:
     scaler: Any = None
     update_ratio: bool = True
     param_histograms: Optional[ParamHistogramOptions] = None
+    across_ranks: bool = True  # distributed jobs: reduce across the ranks (capture/dist_grads.py)
 
 
 def check_options(accumulation: Any, scaler: Any, update_ratio: Any) -> GradientOptions:
@@ -148,6 +152,9 @@ class _Pending:
     param_scale: Scale = None
     params: dict[int, _ParamRecord] = dataclasses.field(default_factory=dict)
     handles: list[RemovableHandle] = dataclasses.field(default_factory=list)
+    read: bool = False  # .grad read where the optimizer sees it (distributed jobs; manual steps)
+    samples: int = 0  # this rank's samples in the optimizer step (distributed jobs)
+    rank_sq: dict[int, torch.Tensor] = dataclasses.field(default_factory=dict)  # ||own gradient||^2
 
 
 class GradientRecorder:
@@ -164,6 +171,7 @@ class GradientRecorder:
         layers: Sequence[tuple[int, str, nn.Module]],
         options: GradientOptions,
         on_record: GradRecordCallback,
+        on_noise: Optional[NoiseCallback] = None,
     ) -> None:
         self.options = options
         self._params = attribute_parameters(model, layers)
@@ -174,13 +182,24 @@ class GradientRecorder:
         self._failed = False
         self._sample = WeightSample([p for _, p in self._params]) if options.update_ratio else None
         self._entries = _param_entries(model, layers, self._params)
+        self._dist: Optional[_Distributed] = None
+        if options.across_ranks and dist_grads.world() is not None:
+            self._dist = _Distributed(self, model, on_noise)
+
+    @property
+    def _halted(self) -> bool:
+        """Recording stopped: after a local failure, or in a distributed job once every rank agreed."""
+        return self._failed if self._dist is None else self._dist.stopped
 
     # --- called by ActivationRecorder -------------------------------------------------------------
 
     def before_forward(self) -> None:
         """A new forward: write the previous record if its backward has happened."""
         pending = self._pending
-        if (
+        if self._dist is not None:
+            if pending is not None and pending.armed and pending.read:
+                self._finish(pending)  # on every rank: the same forward after the same optimizer step
+        elif (
             pending is not None
             and pending.armed
             and (pending.params or (pending.act and not pending.handles))
@@ -189,7 +208,7 @@ class GradientRecorder:
 
     def begin(self, step: int) -> bool:
         """A recorded forward starts; True if its layer outputs should get gradient hooks."""
-        if self._failed or not torch.is_grad_enabled():
+        if self._halted or not torch.is_grad_enabled():
             return False  # under no_grad / inference_mode there is no backward to watch
         group = step // self.options.accumulation
         pending = self._pending
@@ -218,6 +237,9 @@ class GradientRecorder:
             return
         pending.armed = True
         pending.param_scale = self._guarded(self._scale)
+        if self._dist is not None:
+            self._dist.arm(pending)  # .grad is read before the optimizer step, reduced across ranks
+            return
         for j, (_, param) in enumerate(self._params):
             if param.requires_grad:
                 pending.handles.append(
@@ -229,9 +251,18 @@ class GradientRecorder:
         a trainer's hook just before its optimizer step, where the gradients are accumulated and, under
         AMP, already unscaled, hence no scale). The record is written at the next step or at remove()."""
         pending = self._pending
-        if pending is None or pending.armed or self._failed:
+        if pending is None or pending.read or self._failed:
             return
+        if pending.armed and self._dist is None:
+            return  # the parameter hooks read them
         pending.armed = True
+        self.read_all(pending)
+
+    def read_all(self, pending: _Pending) -> None:
+        """Read every watched parameter's `.grad` now (final: before the optimizer step)."""
+        pending.read = True
+        if self._dist is not None:
+            pending.samples = self._dist.samples
         for j, (_, param) in enumerate(self._params):
             if param.grad is not None:
                 record = self._guarded(self._read_param, param, j, self._hist_due(pending))
@@ -239,10 +270,19 @@ class GradientRecorder:
                     return
                 pending.params[j] = record
 
+    def count_samples(self, args: Any) -> None:
+        """A counted forward with positional inputs `args`: its batch counts towards the noise scale."""
+        if self._dist is not None:
+            self._dist.samples += dist_grads.first_batch_size(args)
+
     def remove(self) -> None:
         """Write a record whose backward has happened, then drop every hook (idempotent)."""
         pending, self._pending = self._pending, None
-        if pending is not None:
+        if self._dist is not None:
+            if pending is not None:
+                self._finish(pending)  # every rank has this record open: each joins its reduction
+            self._dist.remove()
+        elif pending is not None:
             if pending.params or pending.act:
                 self._finish(pending)
             else:
@@ -273,11 +313,11 @@ class GradientRecorder:
         return hook
 
     def _read_param(self, param: torch.Tensor, j: int, hist: bool = False) -> _ParamRecord:
-        w = param.detach()
+        w = dist_grads.local(param.detach())  # a shard's own elements (summed across ranks later)
         weight_sq = _norm_sq(w)
         before = None if self._sample is None else self._sample.take(j, w)
-        grad = param.grad
-        assert grad is not None  # the hooks read parameters whose gradient was just accumulated
+        assert param.grad is not None  # the hooks read parameters whose gradient was just accumulated
+        grad = dist_grads.local(param.grad)
         parts = _grad_parts(grad)
         record = _ParamRecord(parts, weight_sq, before)
         spec = self.options.param_histograms
@@ -324,11 +364,15 @@ class GradientRecorder:
         if self._pending is pending:
             self._pending = None
         _remove_handles(pending)
-        rows = None if self._failed else self._guarded(self._rows, pending)
+        if self._dist is not None:
+            rows = self._dist.finish(pending)  # the collective, on every rank
+        else:
+            rows = None if self._failed else self._guarded(self._rows, pending)
         hists = None if self._failed else self._guarded(self._hist_rows, pending)
         # A graph the user keeps alive keeps the output hooks and this record: free the weight copies.
         pending.params.clear()
         pending.act.clear()
+        pending.rank_sq.clear()
         if rows is not None and rows[0]:
             indices, array = rows
             self._on_record(pending.step, indices, array)
@@ -368,7 +412,7 @@ class GradientRecorder:
         if self._sample is not None and all(b is not None for b in befores):
             sample = self._sample
             deltas = [
-                sample.delta_sq(j, b, self._params[j][1], dtype).to(device)
+                sample.delta_sq(j, b, dist_grads.local(self._params[j][1].detach()), dtype).to(device)
                 for j, b in zip(fired, befores)
                 if b is not None
             ]
@@ -492,6 +536,19 @@ def _param_table(
 ) -> torch.Tensor:
     """(n, 8): gradNorm … gradNumel, weightNorm, updateRatio per layer; NaN (counts 0) without records.
     `deltas`: each record's (estimated) ||w_after - w_before||^2, None without the update ratio."""
+    return _param_fields(_raw_param_table(records, deltas, rows, n, device, dtype), scale)
+
+
+def _raw_param_table(
+    records: list[_ParamRecord],
+    deltas: Optional[list[torch.Tensor]],
+    rows: torch.Tensor,
+    n: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    """(n, 8) per layer: its parameters' reduce.GRAD_PARTS combined, ||w||^2 and ||Δw||^2 (NaN without
+    the update ratio): sums of parts, so that the tables of several ranks' shards add up too."""
     summed = torch.zeros(n, len(reduce.GRAD_PARTS), dtype=dtype, device=device)
     max_abs = torch.full((n,), float("-inf"), dtype=dtype, device=device)
     weight_sq = torch.zeros(n, dtype=dtype, device=device)
@@ -502,10 +559,18 @@ def _param_table(
         sums = parts.clone()
         sums[:, 2] = 0.0  # a fill on the device; the max column is combined by amax above
         summed.index_add_(0, rows, sums)
-        summed[:, 2] = max_abs
         weight_sq.index_add_(0, rows, torch.stack([r.weight_sq.to(device, dtype) for r in records]))
         if deltas is not None:
             delta_sq = torch.zeros(n, dtype=dtype, device=device).index_add_(0, rows, torch.stack(deltas))
+    elif deltas is not None:
+        delta_sq = torch.zeros(n, dtype=dtype, device=device)
+    summed[:, 2] = max_abs
+    return torch.cat([summed, weight_sq[:, None], delta_sq[:, None]], dim=1)
+
+
+def _param_fields(raw: torch.Tensor, scale: Scale) -> torch.Tensor:
+    """_param_table's fields from _raw_param_table's sums."""
+    summed, weight_sq, delta_sq = raw[:, :6], raw[:, 6], raw[:, 7]
     has = summed[:, 5] > 0
     fields = _summarise(summed, scale)
     weight_norm = torch.where(has, weight_sq.sqrt(), torch.nan)
@@ -518,9 +583,228 @@ def _act_table(
     parts: list[Optional[torch.Tensor]], scale: Scale, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
     """(n, 4): actGradNorm, actGradNanCount, actGradInfCount, actGradNumel; NaN (counts 0) when unseen."""
+    return _act_fields(_raw_act_table(parts, device, dtype), scale)
+
+
+def _raw_act_table(
+    parts: list[Optional[torch.Tensor]], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """(n, 6): each layer's output-gradient parts (zeros when unseen)."""
     blank = torch.zeros(len(reduce.GRAD_PARTS), dtype=dtype, device=device)
-    stacked = torch.stack([blank if p is None else p.to(device, dtype) for p in parts])
+    return torch.stack([blank if p is None else p.to(device, dtype) for p in parts])
+
+
+def _act_fields(stacked: torch.Tensor, scale: Scale) -> torch.Tensor:
+    """_act_table's fields from _raw_act_table's parts."""
     fields = _summarise(stacked, scale)
     seen = stacked[:, 5] > 0
     norm = torch.where(seen, fields[:, 0], torch.nan)
     return torch.cat([norm[:, None], fields[:, 3:]], dim=1)
+
+
+class _Distributed:
+    """The distributed side of a GradientRecorder (capture/dist_grads.py has the rules): reads `.grad`
+    just before the optimizer step, each rank's own gradient norm for the noise scale, and one collective
+    per record, joined by every rank at the same point."""
+
+    def __init__(self, owner: GradientRecorder, model: nn.Module, on_noise: Optional[NoiseCallback]) -> None:
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+        self._owner = owner
+        self._model = weakref.ref(model)
+        self._on_noise = on_noise
+        params = [p for _, p in owner._params]
+        self._sharded = [dist_grads.is_sharded(p) for p in params]
+        self._param_ids = {id(p) for p in params}
+        self._device = dist_grads.collective_device(params)
+        self.stopped = False  # every rank agreed to stop recording gradients
+        self._handshake: Optional[dist_grads.Handshake] = dist_grads.Handshake()
+        self.samples = 0  # this rank's samples since the last optimizer step
+        self._handles = [
+            register_optimizer_step_pre_hook(self._before_step),
+            register_optimizer_step_post_hook(self._after_step),
+        ]
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    # --- reading ------------------------------------------------------------------------------------
+    def arm(self, pending: _Pending) -> None:
+        """Hooks on the tensors this rank's own gradient accumulates into, for the noise scale."""
+        owner, model = self._owner, self._model()
+        if model is None or owner._failed:
+            return
+        targets = owner._guarded(dist_grads.rank_gradient_tensors, model, [p for _, p in owner._params])
+        for j, target in enumerate(targets or ()):
+            if target is not None and target.requires_grad:
+                hook = portable(self._rank_hook(pending, j))
+                pending.handles.append(target.register_post_accumulate_grad_hook(hook))
+
+    def _rank_hook(self, pending: _Pending, j: int) -> Callable[[torch.Tensor], None]:
+        def hook(tensor: torch.Tensor) -> None:
+            if not self._owner._failed and tensor.grad is not None and not pending.read:
+                value = self._owner._guarded(_norm_sq, dist_grads.local(tensor.grad))
+                if value is not None:
+                    pending.rank_sq[j] = value  # a later micro-batch: the accumulated gradient
+
+        return hook
+
+    def _before_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        owner = self._owner
+        pending = owner._pending
+        if pending is None or not pending.armed or pending.read or owner._failed:
+            return
+        if any(id(p) in self._param_ids for group in optimizer.param_groups for p in group["params"]):
+            owner.read_all(pending)
+
+    def _after_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.samples = 0
+
+    # --- the collective -----------------------------------------------------------------------------
+    def finish(self, pending: _Pending) -> Optional[tuple[list[int], transfer.HostArray]]:
+        """Join the record's collective (always, on every rank); the gradient rows, and the noise rows
+        handed to `on_noise`. None when nothing was recorded or recording stopped."""
+        owner = self._owner
+        if self.stopped:
+            return None
+        if self._handshake is not None:
+            everyone, self._handshake = self._handshake.everyone(), None
+            if not everyone:
+                return self._go_local(pending)
+        local = None if owner._failed else owner._guarded(self._local_vector, pending)
+        vector, replicated = local if local is not None else (self._failed_vector(), None)
+        pending.param_scale = None  # .grad was read just before the step, unscaled (param histograms)
+        try:
+            gathered = dist_grads.gather(vector.to(self._device))
+        except Exception:  # noqa: BLE001 - recording must never break the user's training
+            self.stopped = True
+            logger.exception("Insight stopped recording gradients: the cross-rank reduction failed")
+            return None
+        if bool(gathered[:, -1].any()) or replicated is None:
+            self.stopped = True
+            logger.warning("Insight stopped recording gradients on every rank (a rank's recording failed)")
+            return None
+        return owner._guarded(self._combine, pending, gathered.double().cpu(), replicated)
+
+    def _go_local(self, pending: _Pending) -> Optional[tuple[list[int], transfer.HostArray]]:
+        """Some rank never called `watch`: describe this rank's own gradients from now on (no collective)."""
+        logger.warning(
+            "Insight: not every rank of this distributed job called watch(), so gradient statistics cannot be"
+            " reduced across ranks; recording this rank's own gradients instead. Create the InsightWriter"
+            " and call watch() on every rank (ranks='first' keeps the others from writing), or pass"
+            " grad_across_ranks=False to silence this."
+        )
+        owner = self._owner
+        owner._dist = None
+        self.remove()
+        pending.param_scale = None  # read just before the optimizer step: already unscaled
+        return None if owner._failed else owner._guarded(owner._rows, pending)
+
+    def _length(self) -> int:
+        n = self._owner._num_layers
+        return n * (dist_grads.PARAM_COLUMNS + dist_grads.ACT_COLUMNS + 2) + 2
+
+    def _failed_vector(self) -> torch.Tensor:
+        vector = torch.zeros(self._length(), dtype=torch.float64)
+        vector[-1] = 1.0
+        return vector
+
+    def _local_vector(self, pending: _Pending) -> tuple[torch.Tensor, torch.Tensor]:
+        """This rank's packed vector [sharded parameters' sums | output-gradient parts | own ||g||^2 per
+        layer | how many parameters gave it | samples, failed], and the replicated parameters' sums."""
+        owner, n = self._owner, self._owner._num_layers
+        device, dtype = torch.device("cpu"), torch.float64
+        fired = sorted(pending.params)
+        deltas: dict[int, torch.Tensor] = {}
+        if owner._sample is not None:
+            for j in fired:
+                before = pending.params[j].before
+                if before is not None:
+                    w = dist_grads.local(owner._params[j][1].detach())
+                    deltas[j] = owner._sample.delta_sq(j, before, w, dtype).to(device)
+        tables = []
+        for sharded in (True, False):
+            picked = [j for j in fired if self._sharded[j] == sharded]
+            rows = torch.tensor([owner._params[j][0] for j in picked], dtype=torch.long)
+            picked_deltas = [deltas[j] for j in picked] if owner._sample is not None else None
+            if picked_deltas is not None and len(picked_deltas) != len(picked):
+                picked_deltas = None
+            records = [pending.params[j] for j in picked]
+            tables.append(_raw_param_table(records, picked_deltas, rows, n, device, dtype))
+        acts = _raw_act_table([pending.act.get(i) for i in range(n)], device, dtype)
+        rank_sq = torch.zeros(n, dtype=dtype)
+        given = torch.zeros(n, dtype=dtype)
+        scale = _scale_value(pending.param_scale)
+        for j, value in pending.rank_sq.items():
+            layer = owner._params[j][0]
+            rank_sq[layer] += float(value) / scale**2
+            given[layer] += 1.0
+        tail = torch.tensor([float(pending.samples), 0.0], dtype=dtype)
+        vector = torch.cat([tables[0].flatten(), acts.flatten(), rank_sq, given, tail])
+        return vector, tables[1]
+
+    def _combine(
+        self, pending: _Pending, gathered: torch.Tensor, replicated: torch.Tensor
+    ) -> Optional[tuple[list[int], transfer.HostArray]]:
+        """Every rank's vectors to the record's rows: whole-parameter gradient statistics, and the noise."""
+        n, world = self._owner._num_layers, gathered.shape[0]
+        p_end = n * dist_grads.PARAM_COLUMNS
+        a_end = p_end + n * dist_grads.ACT_COLUMNS
+        params = dist_grads.combine_sums(gathered[:, :p_end].reshape(world, n, -1))
+        params[:, :MAX] = params[:, :MAX] + replicated[:, :MAX]
+        params[:, MAX] = torch.maximum(params[:, MAX], replicated[:, MAX])
+        params[:, MAX + 1 :] = params[:, MAX + 1 :] + replicated[:, MAX + 1 :]
+        acts = dist_grads.combine_sums(gathered[:, p_end:a_end].reshape(world, n, -1))
+        acts[:, 0] /= world**2  # each rank's loss averages its own batch; the job's averages all of them
+        acts[:, 1:3] /= world
+        table = torch.cat([_param_fields(params, None), _act_fields(acts, pending.act_scale)], dim=1)
+        seen = torch.nonzero((params[:, 5] > 0) | (acts[:, 5] > 0)).flatten().tolist()
+        rank_sq = gathered[:, a_end : a_end + n]
+        given = gathered[:, a_end + n : a_end + 2 * n]
+        self._record_noise(pending.step, params[:, 0], rank_sq, given, gathered[:, -2])
+        if not seen:
+            return None
+        return seen, table[seen].numpy()
+
+    def _record_noise(
+        self,
+        step: int,
+        big_sq: torch.Tensor,
+        rank_sq: torch.Tensor,
+        given: torch.Tensor,
+        samples: torch.Tensor,
+    ) -> None:
+        """The noise-scale rows (metadata.NOISE_FIELDS) of the layers every rank measured, and of all of
+        them together (index -1)."""
+        if self._on_noise is None:
+            return
+        import torch.distributed as dist
+
+        layers = torch.nonzero((given > 0).all(dim=0) & (given == given[0]).all(dim=0)).flatten().tolist()
+        if not layers:
+            return
+        own = rank_sq[dist.get_rank()]
+        small = torch.cat([rank_sq[:, layers].mean(dim=0), rank_sq[:, layers].sum(dim=1).mean()[None]])
+        big = torch.cat([big_sq[layers], big_sq[layers].sum()[None]])
+        mine = torch.cat([own[layers], own[layers].sum()[None]])
+        counted = bool((samples > 0).all())  # every rank counted its samples (positional tensor inputs)
+        b_small = samples.mean() if counted else torch.tensor(float("nan"), dtype=samples.dtype)
+        b_big = samples.sum() if counted else b_small
+        g_sq, trace = dist_grads.noise_components(small, big, b_small, b_big)
+        rows = torch.stack(
+            [g_sq, trace, trace / g_sq, small, big, mine, b_small.expand_as(small), b_big.expand_as(small)],
+            dim=1,
+        )
+        self._on_noise(step, [*layers, -1], rows.numpy())
+
+
+MAX = dist_grads.MAX_COLUMN
+
+
+def _scale_value(scale: Scale) -> float:
+    """A GradScaler's scale as a float (1 without scaling)."""
+    if scale is None:
+        return 1.0
+    return float(scale.item()) if isinstance(scale, torch.Tensor) else float(scale)

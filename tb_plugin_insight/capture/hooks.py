@@ -47,6 +47,9 @@ class LayerInfo:
     shape: tuple[int, ...] = ()
 
 
+# The row of the whole model in per-layer records that have one (the gradient noise scale).
+MODEL_ROW = LayerInfo(-1, "(model)", "Model")
+
 # (step, layers, their rows): the rows may still be on their way to the host (transfer.host_numpy).
 RecordCallback = Callable[[int, Sequence[LayerInfo], transfer.HostArray], None]
 StepStartCallback = Callable[[int, nn.Module], None]
@@ -95,6 +98,7 @@ class ActivationRecorder:
         on_step_start: StepStartCallback | None = None,
         gradients: GradientOptions | None = None,
         on_gradient_record: RecordCallback | None = None,
+        on_gradient_noise: RecordCallback | None = None,
         reducers: Sequence[LayerReducer] = (),
         on_extras: ExtrasCallback | None = None,
         on_model_table: ModelTableCallback | None = None,
@@ -124,6 +128,7 @@ class ActivationRecorder:
                 layers,
                 gradients,
                 lambda step, indices, array: on_grad(step, [self.layers[i] for i in indices], array),
+                None if on_gradient_noise is None else self._noise_callback(on_gradient_noise),
             )
         # (layer index, output suffix) -> stats vector; suffix "" is the primary output (outputs.py)
         self._pending: dict[tuple[int, str], torch.Tensor] = {}
@@ -146,6 +151,12 @@ class ActivationRecorder:
             self._handles.append(
                 module.register_forward_hook(portable(self._layer_hook(index), eager=compiled))
             )
+
+    def _noise_callback(self, on_noise: RecordCallback) -> Callable[[int, Sequence[int], Any], None]:
+        """The gradient noise rows of a distributed job: layer index -1 is the whole model (MODEL_ROW)."""
+        return lambda step, indices, array: on_noise(
+            step, [MODEL_ROW if i < 0 else self.layers[i] for i in indices], array
+        )
 
     def remove(self) -> None:
         """Remove every hook this recorder registered (idempotent); a finished gradient record is written."""
@@ -225,6 +236,8 @@ class ActivationRecorder:
         counts = self._counts(model)
         if counts and self._step_source is not None:
             self.step = self._sourced_step()
+        if counts and self.gradients is not None:
+            self.gradients.count_samples(args)
         self._start(model, counts, args)
 
     def _sourced_step(self) -> int:

@@ -3,6 +3,7 @@ trainer's model with the writer it records into (made on the process that writes
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any, Optional
@@ -10,6 +11,7 @@ from typing import Any, Optional
 from torch import nn
 
 from tb_plugin_insight import recorders, validate
+from tb_plugin_insight.options import Gradients
 from tb_plugin_insight.writer import InsightWriter
 
 logger = logging.getLogger(__name__)
@@ -62,6 +64,12 @@ class TrainerWatch:
             options["grad_scaler"] = scaler  # output gradients are read in the backward: still scaled
         self.writer = writer
         self.owns_writer = owns_writer
+        # only rank 0 watches: a cross-rank reduction would wait forever for the others
+        group = options.get("gradients")
+        if isinstance(group, Gradients):
+            options["gradients"] = dataclasses.replace(group, across_ranks=False)
+        else:
+            options["grad_across_ranks"] = False
         self.handle = writer.watch(model, step="manual", **options)
 
     def begin(self, step: int) -> None:

@@ -57,6 +57,7 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/stats_heatmap": self._serve_stats_heatmap,
             "/layer_stats": self._serve_layer_stats,
             "/gradients": self._serve_gradients,
+            "/gradient_noise": self._serve_gradient_noise,
             "/probe": self._serve_probe,
             "/probe_image": self._serve_probe_image,
             "/maps": self._serve_maps,
@@ -131,6 +132,21 @@ class InsightPlugin(base_plugin.TBPlugin):
             step=step,
             max_steps=_max_steps_param(request),
             encoding=_encoding_param(request),
+        )
+        return http.respond_json(request, body)
+
+    @http.route
+    def _serve_gradient_noise(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        fields = http.get_list_param(request, "fields", allowed=metadata.NOISE_FIELDS)
+        body = self._queries.gradients(
+            ctx,
+            eid,
+            run,
+            fields or list(metadata.NOISE_FIELDS),
+            max_steps=_max_steps_param(request),
+            kind=metadata.RecordKind.GRADIENT_NOISE,
         )
         return http.respond_json(request, body)
 

@@ -375,12 +375,13 @@ class InsightQueries:
         step: int | None = None,
         max_steps: int | None = None,
         encoding: str = "json",
+        kind: int = metadata.RecordKind.GRADIENT_STATS,
     ) -> dict[str, Any]:
         """Gradient statistics, `values[field][layer][step]`: every layer at every recorded step, or
         only `layer`; only the recorded step at or before `step`; at most `max_steps` columns (see
         `bucket_starts`). `totalSteps` counts the recorded steps before any selection. `encoding`
-        "f32": each field's matrix as encode.f32_matrix."""
-        kind = metadata.RecordKind.GRADIENT_STATS
+        "f32": each field's matrix as encode.f32_matrix. `kind` GRADIENT_NOISE: the gradient noise rows
+        of a distributed job instead (metadata.NOISE_FIELDS; layer "(model)": all layers together)."""
         sampled = False
         if layer is not None:
             table, sampled = self.layer_table(ctx, eid, run, kind, layer)

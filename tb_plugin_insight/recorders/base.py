@@ -61,6 +61,7 @@ class TrainingNeeds:
     on_record: Optional[RecordCallback] = None
     gradients: Optional[GradientOptions] = None
     on_gradient_record: Optional[RecordCallback] = None
+    on_gradient_noise: Optional[RecordCallback] = None  # distributed jobs: the gradient noise rows
     reducers: list[LayerReducer] = dataclasses.field(default_factory=list)
     bounded: dict[str, bool] = dataclasses.field(default_factory=dict)  # layer -> has output bounds
     histogram_bins: int = 0

@@ -3,6 +3,7 @@ output-gradient statistics and the update ratio at the recorded steps (capture/g
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 from tb_plugin_insight import records
@@ -23,14 +24,17 @@ class GradientsRecorder(Recorder):
         super().__init__()
         self.options = options
         self.on_record = stats_callback(ctx.sink, ctx.model, records.gradient_stats)
+        self.on_noise = stats_callback(ctx.sink, ctx.model, records.gradient_noise)
 
     @classmethod
     def build(cls, ctx: WatchContext) -> Optional[Recorder]:
         group: Gradients = ctx.options["gradients"]
         if not group.enabled:
             return None
-        return cls(ctx, grads_mod.check_options(group.accumulation, group.scaler, group.update_ratio))
+        options = grads_mod.check_options(group.accumulation, group.scaler, group.update_ratio)
+        return cls(ctx, dataclasses.replace(options, across_ranks=group.across_ranks))
 
     def training_needs(self, needs: TrainingNeeds) -> None:
         needs.gradients = self.options
         needs.on_gradient_record = self.on_record
+        needs.on_gradient_noise = self.on_noise

@@ -8,6 +8,7 @@ import { AlertsCard } from "./AlertsCard";
 import { FlowCard } from "./FlowCard";
 import { GradHeatmapCard } from "./GradHeatmapCard";
 import { LayerCard } from "./LayerCard";
+import { NoiseCard } from "./NoiseCard";
 import type { GradientsResponse } from "./api";
 import { gradData, gradFilter, gradFoldDepth, gradients, gradsFold, gradTree, gradTreeDepth } from "./state";
 
@@ -74,6 +75,7 @@ export function GradientView() {
       <FlowCard data={data} />
       <GradHeatmapCard data={data} />
       <LayerCard data={data} />
+      <NoiseCard />
     </div>
   );
 }

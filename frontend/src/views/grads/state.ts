@@ -7,6 +7,7 @@ import { autoDepth, buildLayerTree, initialFold, matchesFilter, treeDepth, type 
 import { stepIndexAtOrBefore } from "../../lib/steps";
 import { fetchGradients, type GradField, type GradientsResponse } from "./api";
 import { findAlerts, type GradAlert } from "./math";
+import { fetchGradientNoise } from "./noise";
 
 export const GRAD_VIEW = "grads";
 
@@ -80,6 +81,8 @@ export const LAYER_FIELDS = ["gradNorm", "actGradNorm", "updateRatio"] as const 
 
 // Data
 export const gradients = signal<Loadable<GradientsResponse>>(idle());
+/** The run's gradient noise records (distributed runs; no layers otherwise). */
+export const gradNoise = signal<Loadable<GradientsResponse>>(idle());
 /** The selected layer at every recorded step (only LAYER_FIELDS). */
 export const gradLayer = signal<Loadable<GradientsResponse>>(idle());
 
@@ -134,6 +137,12 @@ export function startGradLoaders(): void {
     true,
   );
   resource(
+    gradNoise,
+    () => (activeView.value === GRAD_VIEW && selectedRun.value !== null ? [selectedRun.value] : null),
+    ([run], signal) => fetchGradientNoise(run, signal),
+    true,
+  );
+  resource(
     gradLayer,
     () => {
       // Only when the overview is thinned (else it holds every step) and has gradients of the layer.
@@ -147,6 +156,12 @@ export function startGradLoaders(): void {
     true,
   );
 }
+
+/** The selected run's gradient noise records (null until they arrive, or when the run has none). */
+export const gradNoiseData = computed<GradientsResponse | null>(() => {
+  const d = gradNoise.value.data;
+  return d && d.run === selectedRun.value && d.layers.length ? d : null;
+});
 
 /** The selected layer's full series, once it has arrived for the current run and layer. */
 export const gradLayerData = computed<GradientsResponse | null>(() => {

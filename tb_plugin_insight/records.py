@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
 from tb_plugin_insight import metadata, summary
@@ -150,7 +151,7 @@ def layer_extras(
                 kind, blocks["histogram"], layers, with_metadata=first_time(tag), bins=bins
             )
         )
-    if "massive" in blocks:
+    if "massive" in blocks and not np.isnan(blocks["massive"]).all():  # none is a token layer: nothing
         kind = metadata.RecordKind.MASSIVE_ACTIVATIONS_TABLE
         layers = _layer_rows(infos)
         tag = summary.layer_table_tag(kind, layers)

@@ -151,7 +151,8 @@ SOURCES: list[AlertSource] = [massive_alerts, peak_rms_alerts]
 def health_alerts(
     health: HealthQueries, ctx: Any, eid: str, run: str, thresholds: dict[str, float]
 ) -> dict[str, Any]:
-    """/health_alerts' answer: every source's alerts, by first step, and the thresholds applied."""
+    """/health_alerts' answer: every source's alerts, by first step, the thresholds applied, and the
+    health numbers the run has (`offered`: the statistics heatmap's extra choices)."""
     inp = AlertInput(health, ctx, eid, run, thresholds)
     health.check_run(ctx, eid, run)
     alerts = [alert for source in SOURCES for alert in source(inp)]
@@ -160,4 +161,5 @@ def health_alerts(
         "run": run,
         "thresholds": thresholds,
         "alerts": alerts,
+        "offered": health.offered(ctx, eid, run),  # the health numbers the run has, for the heatmap
     }

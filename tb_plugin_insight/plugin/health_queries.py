@@ -110,32 +110,46 @@ class HealthQueries:
             "values": encode.matrix(np.asarray(matrix, dtype=np.float64), encoding),
         }
 
-    def add_to_layer_stats(self, ctx: Any, eid: str, run: str, body: dict[str, Any]) -> dict[str, Any]:
-        """/layer_stats' answer with the layer's health: `stats.peakToRms` at its steps and, when recorded,
-        `stats.massiveCount` with `massive` = {"ratio": the counting ratio, "channels": the massive
-        channels per step (largest first, at most MASSIVE_TOP), "topRatio": the largest ratio per step}."""
-        stats = body["stats"]
-        body["stats"][metadata.PEAK_TO_RMS] = encode.json_values(
-            peak_to_rms(*(_floats(stats.get(f, [])) for f in ("mean", "std", "min", "max")))
-        )
-        table = self.massive_table(ctx, eid, run)
-        i = -1 if table is None else table.layer_index(body["layer"])
-        if table is None or i < 0 or not len(table.steps):
+    def layer(self, ctx: Any, eid: str, run: str, layer: str) -> dict[str, Any]:
+        """/layer_health: one layer's health at its statistics steps: `peakToRms` and, when recorded,
+        `massiveCount` with `massive` = {"ratio": the counting ratio, "channels": the massive channels
+        per step (largest first, at most MASSIVE_TOP), "topRatio": the largest ratio per step}."""
+        stats = self._queries.layer_stats(ctx, eid, run, layer)  # 404 for an unknown run or layer
+        values = stats["stats"]
+        body: dict[str, Any] = {
+            "run": run,
+            "layer": layer,
+            "steps": stats["steps"],
+            metadata.PEAK_TO_RMS: encode.json_values(
+                peak_to_rms(*(_floats(values.get(f, [])) for f in ("mean", "std", "min", "max")))
+            ),
+        }
+        rows = self._massive_rows(ctx, eid, run, layer, np.asarray(stats["steps"], dtype=np.int64))
+        if rows is None:
             return body
-        steps = np.asarray(body["steps"], dtype=np.int64)
-        at = np.minimum(np.searchsorted(table.steps, steps), len(table.steps) - 1)
-        found = (table.steps[at] == steps) & table.present[i, at]
-        width = len(metadata.MASSIVE_FIELDS)
-        rows = np.full((len(steps), width), np.nan)
-        rows[found] = np.asarray(table.values[i, at[found]], dtype=np.float64)
-        ratio = float(table.layers[i].massive_ratio) or metadata.DEFAULT_MASSIVE_RATIO
-        stats[MASSIVE_COUNT] = encode.json_values(rows[:, 0])
+        rows, ratio = rows
+        body[MASSIVE_COUNT] = encode.json_values(rows[:, 0])
         body["massive"] = {
             "ratio": ratio,
             "channels": [massive_channels(row, ratio) for row in rows],
             "topRatio": encode.json_values(rows[:, _RATIO]),
         }
         return body
+
+    def _massive_rows(
+        self, ctx: Any, eid: str, run: str, layer: str, steps: np.ndarray
+    ) -> tuple[np.ndarray, float] | None:
+        """The layer's massive-activation rows at `steps` (NaN where absent) and the counting ratio;
+        None when the run has none for the layer."""
+        table = self.massive_table(ctx, eid, run)
+        i = -1 if table is None else table.layer_index(layer)
+        if table is None or i < 0 or not len(table.steps):
+            return None
+        at = np.minimum(np.searchsorted(table.steps, steps), len(table.steps) - 1)
+        found = (table.steps[at] == steps) & table.present[i, at]
+        rows = np.full((len(steps), len(metadata.MASSIVE_FIELDS)), np.nan)
+        rows[found] = np.asarray(table.values[i, at[found]], dtype=np.float64)
+        return rows, float(table.layers[i].massive_ratio) or metadata.DEFAULT_MASSIVE_RATIO
 
 
 def _floats(values: Sequence[Any]) -> np.ndarray:

@@ -65,6 +65,7 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/units": self._serve_units,
             "/model": self._serve_model,
             "/health_alerts": self._serve_health_alerts,
+            "/layer_health": self._serve_layer_health,
         }
 
     def is_active(self) -> bool:
@@ -90,10 +91,7 @@ class InsightPlugin(base_plugin.TBPlugin):
     def _serve_layers(self, request: Request) -> Response:
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
-        body = self._queries.layers(ctx, eid, run)
-        if body["layers"]:  # the health numbers the statistics view can show besides the statistics
-            body["stats"] = [*body["stats"], *self._health.offered(ctx, eid, run)]
-        return http.respond_json(request, body)
+        return http.respond_json(request, self._queries.layers(ctx, eid, run))
 
     @http.route
     def _serve_stats_heatmap(self, request: Request) -> Response:
@@ -112,8 +110,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
         layer = http.get_param(request, "layer")
-        body = self._queries.layer_stats(ctx, eid, run, layer)
-        return http.respond_json(request, self._health.add_to_layer_stats(ctx, eid, run, body))
+        return http.respond_json(request, self._queries.layer_stats(ctx, eid, run, layer))
 
     @http.route
     def _serve_gradients(self, request: Request) -> Response:
@@ -202,6 +199,12 @@ class InsightPlugin(base_plugin.TBPlugin):
         return http.respond_json(
             request, health_alerts.health_alerts(self._health, ctx, eid, run, thresholds)
         )
+
+    @http.route
+    def _serve_layer_health(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        return http.respond_json(request, self._health.layer(ctx, eid, run, layer))
 
     @http.route
     def _serve_feature_map_layers(self, request: Request) -> Response:

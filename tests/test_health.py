@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import write_run
 from helpers import assert_training_unchanged
 from test_plugin import get_json, make_client
 from torch import nn
 
+from conftest import write_run
 from tb_plugin_insight import InsightWriter, read
 
 PLANT_STEP = 3  # the planted channel turns massive from this training step on
@@ -64,7 +64,9 @@ def train(model: TokenModel, logdir: Path | None, *, every: int = 1, **watch: An
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     seen: dict[int, torch.Tensor] = {}
     step = {"now": 0}
-    hook = model.plant.register_forward_hook(lambda m, a, out: seen.setdefault(step["now"], out.detach().clone()))
+    hook = model.plant.register_forward_hook(
+        lambda m, a, out: seen.setdefault(step["now"], out.detach().clone())
+    )
     writer = InsightWriter(str(logdir)) if logdir is not None else None
     if writer is not None:
         writer.watch(model, every=every, **watch)
@@ -98,7 +100,9 @@ def test_planted_massive_channel_is_counted_with_its_index_from_its_step(planted
     logdir, outputs = planted
     table = _rows(read(logdir).massive_activations("planted"), "plant")
     assert list(table["step"]) == list(range(STEPS))
-    for step, count, index, ratio in zip(table["step"], table["massiveCount"], table["topIndex0"], table["topRatio0"]):
+    for step, count, index, ratio in zip(
+        table["step"], table["massiveCount"], table["topIndex0"], table["topRatio0"]
+    ):
         out = outputs[step]
         peaks = out.abs().amax(dim=(0, 1))
         median = peaks.median()
@@ -124,7 +128,11 @@ def test_massive_alert_names_layer_channel_and_first_step(planted: Any) -> None:
     assert alert["last_step"] == STEPS - 1 and alert["steps"] == STEPS - PLANT_STEP
     assert set(alert) >= {"kind", "layer", "head", "first_step", "value", "threshold"}
     # a ratio above the planted one: no massive alert
-    assert not [a for a in read(logdir).health_alerts("planted", massive_ratio=1e5) if a["kind"] == "massive_activations"]
+    assert not [
+        a
+        for a in read(logdir).health_alerts("planted", massive_ratio=1e5)
+        if a["kind"] == "massive_activations"
+    ]
 
 
 def test_peak_to_rms_matches_a_direct_computation(planted: Any) -> None:
@@ -161,7 +169,10 @@ def test_no_alert_on_a_normal_token_model(tmp_path: Path) -> None:
     reader = read(tmp_path)
     assert reader.health_alerts("normal") == []
     table = reader.massive_activations("normal")
-    assert len(table["step"]) > 0 and (np.asarray(table["massiveCount"])[~np.isnan(table["massiveCount"])] == 0).all()
+    assert (
+        len(table["step"]) > 0
+        and (np.asarray(table["massiveCount"])[~np.isnan(table["massiveCount"])] == 0).all()
+    )
 
 
 def test_only_token_layers_get_massive_rows(planted: Any) -> None:

@@ -271,3 +271,23 @@ def test_v1_logdir_answers_health(tmp_path: Path) -> None:
     assert all(v is None or v >= 1 for v in layer["peakToRms"])
     heat = get_json(client, "/stats_heatmap?run=run&stat=peakToRms")
     assert heat["layers"] and heat["steps"]
+
+
+def test_huggingface_gpt2_token_layers_and_no_alert(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
+    model = transformers.GPT2LMHeadModel(config)
+    opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    with InsightWriter(str(tmp_path / "gpt2")) as writer:
+        writer.watch(model, every=2)
+        for _ in range(6):
+            ids = torch.randint(0, 100, (4, 16))
+            model(input_ids=ids, labels=ids).loss.backward()
+            opt.step()
+            opt.zero_grad()
+    reader = read(tmp_path)
+    table = reader.massive_activations("gpt2")
+    token = set(table["layer"][~np.isnan(np.asarray(table["massiveCount"], dtype=float))])
+    assert {"transformer.h.0.mlp.c_fc", "transformer.h.1.ln_2", "lm_head"} <= token  # HF's Conv1D too
+    assert reader.health_alerts("gpt2") == []

@@ -124,10 +124,10 @@ class HealthQueries:
                 peak_to_rms(*(_floats(values.get(f, [])) for f in ("mean", "std", "min", "max")))
             ),
         }
-        rows = self._massive_rows(ctx, eid, run, layer, np.asarray(stats["steps"], dtype=np.int64))
-        if rows is None:
+        found = self._massive_rows(ctx, eid, run, layer, np.asarray(stats["steps"], dtype=np.int64))
+        if found is None:
             return body
-        rows, ratio = rows
+        rows, ratio = found
         body[MASSIVE_COUNT] = encode.json_values(rows[:, 0])
         body["massive"] = {
             "ratio": ratio,

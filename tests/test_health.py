@@ -291,3 +291,23 @@ def test_huggingface_gpt2_token_layers_and_no_alert(tmp_path: Path) -> None:
     token = set(table["layer"][~np.isnan(np.asarray(table["massiveCount"], dtype=float))])
     assert {"transformer.h.0.mlp.c_fc", "transformer.h.1.ln_2", "lm_head"} <= token  # HF's Conv1D too
     assert reader.health_alerts("gpt2") == []
+
+
+def test_massive_reduction_edge_cases() -> None:
+    from tb_plugin_insight import metadata
+    from tb_plugin_insight.capture.health import massive_activations
+
+    top = metadata.MASSIVE_TOP
+    few = massive_activations(torch.randn(2, 3, 4), 100.0)  # fewer channels than stored ratios
+    assert few.shape == (len(metadata.MASSIVE_FIELDS),) and few[0] == 0
+    assert torch.isnan(few[2 + 4 : 2 + top]).all() and torch.isnan(few[2 + top + 4 :]).all()
+    assert sorted(few[2 : 2 + 4].tolist()) == [0, 1, 2, 3]
+    zeros = massive_activations(torch.zeros(2, 3, 16), 100.0)  # median peak 0: nothing is massive
+    assert zeros[0] == 0 and zeros[1] == 0 and (zeros[2 + top :] == 0).all()
+    x = torch.randn(2, 3, 16)
+    x[0, 0, 2] = math.nan  # NaN values are the statistics' to count, not a massive channel
+    x[1, 2, 7] = math.inf
+    out = massive_activations(x, 100.0)
+    assert out[0] == 1 and out[2] == 7 and math.isinf(out[2 + top])
+    half = massive_activations(x.bfloat16(), 100.0)
+    assert half.dtype == torch.float64 and half[2] == 7

@@ -52,25 +52,25 @@ def massive_activations(x: torch.Tensor, ratio: float, dtype: torch.dtype = torc
     channels all zero) gives ratios of 0: nothing is massive relative to nothing.
     """
     x = x.detach()
-    out = x.new_full((WIDTH,), math.nan, dtype=dtype)  # filled on the device: no sync
     if x.dim() < 2 or x.numel() == 0:
-        return out
+        return x.new_full((WIDTH,), math.nan, dtype=dtype)
     if not x.is_floating_point():
         x = x.float()
     dims = tuple(range(x.dim() - 1))
     # max |a| per channel as max(max a, -min a): two reading passes without a temporary, several times
     # faster on the CPU than |a| then max, or an infinity norm over the leading dimensions
     peaks = torch.maximum(x.amax(dim=dims), x.amin(dim=dims).neg()).float()
-    peaks = torch.nan_to_num(peaks, nan=0.0, posinf=math.inf)
+    peaks = torch.nan_to_num(peaks, nan=0.0, posinf=math.inf).abs_()  # abs: no -0.0 from max(0, -0)
     median = peaks.median()
     ratios = torch.where(median > 0, peaks / median, torch.zeros_like(peaks))
     k = min(TOP, ratios.numel())
     top, index = ratios.topk(k)
-    out[0] = (ratios > ratio).sum()
-    out[1] = median
-    out[2 : 2 + k] = index
-    out[2 + TOP : 2 + TOP + k] = top
-    return out
+    head = torch.stack([(ratios > ratio).sum().to(median.dtype), median])
+    parts = [head, index.to(median.dtype), top]
+    if k < TOP:  # fewer channels than stored ratios: NaN-padded, built on the device (no sync)
+        pad = median.new_full((TOP - k,), math.nan)
+        parts = [head, index.to(median.dtype), pad, top, pad]
+    return torch.cat(parts).to(dtype)
 
 
 class MassiveReducer:

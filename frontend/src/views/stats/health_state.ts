@@ -17,6 +17,8 @@ export interface HealthThreshold {
   help: string;
 }
 
+/** The card's threshold fields. A new alert source's threshold (attention entropy, logit growth) is one
+ * entry here and one in plugin/health_alerts.py's THRESHOLDS (same `param`); its alerts need nothing more. */
 export const HEALTH_THRESHOLDS: HealthThreshold[] = [
   {
     param: "massive_ratio",

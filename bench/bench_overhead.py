@@ -1,7 +1,10 @@
 """Training-step overhead and event bytes of Insight at its defaults against no logging and the usual
 hand-written practice, side by side in one process.
 
-Run: `python -m bench.bench_overhead [--rounds 3] [--paired-cycles 2] [--model resnet18|gpt256|gpt128]`.
+Run: `python -m bench.bench_overhead [--rounds 3] [--paired-cycles 2] [--model resnet18|gpt256|gpt128]
+[--health]`. `--health` also pairs Insight's defaults with and without the transformer-health numbers
+(massive activations at every statistics step; `watch(health=False)` is the reference) and prints the
+points they add to the overhead (target: at most 1 on `--model gpt256`).
 First Insight and no logging alone, one step each in turn (`run_paired`: the precise ratio for target 1).
 `--model gpt256` / `gpt128` runs only that paired run, on the 12-layer GPT-style causal LM of
 bench/models.py (n_embd 256 or 128, 4 heads, sequence `--size` 128, batch 8, AdamW, vocabulary 8192),
@@ -64,6 +67,18 @@ def setup_insight(model: nn.Module, logdir: Path, probe: torch.Tensor | None) ->
         writer.watch(model)
     else:
         writer.watch(model, probe=probe, saliency_methods="gradient")
+    return writer, lambda: None
+
+
+def setup_insight_no_health(
+    model: nn.Module, logdir: Path, probe: torch.Tensor | None
+) -> tuple[SummaryWriter, Any]:
+    """Insight at its defaults but `health=False`: the reference the health numbers' cost is paired with."""
+    writer = InsightWriter(str(logdir))
+    if probe is None:
+        writer.watch(model, health=False)
+    else:
+        writer.watch(model, probe=probe, saliency_methods="gradient", health=False)
     return writer, lambda: None
 
 
@@ -195,7 +210,14 @@ class Paired:
 WARM_UP = 10  # untimed steps of each before the paired run (a multiple of 10 keeps the schedule)
 
 
-def run_paired(cycles: int, batch: int, size: int, quiet: bool = False, model: str = "resnet18") -> Paired:
+def run_paired(
+    cycles: int,
+    batch: int,
+    size: int,
+    quiet: bool = False,
+    model: str = "resnet18",
+    pair: tuple[Config, Config] | None = None,
+) -> Paired:
     """Insight at its defaults against no logging, one training step each in turn (the order
     alternating), in two sessions: one building the base's model first, one building Insight's first
     (where a model's tensors land in memory moves its step time by up to 3 %, see the README), each
@@ -203,16 +225,17 @@ def run_paired(cycles: int, batch: int, size: int, quiet: bool = False, model: s
     map step). Load on the machine hits both alike, step by step (windows of 100 steps drift by 5-10 %).
     Every step ends with the writer's flush(), so Insight's writer-thread work is charged to its own
     step, never overlapped with the next. Ratios are geometric means of the two sessions'. `model`: one of
-    MODELS (`fixed_batch`)."""
+    MODELS (`fixed_batch`). `pair`: (reference, measured) configurations instead of (no logging,
+    Insight defaults), e.g. HEALTH_PAIR."""
     sessions = []
     for insight_first in (False, True):
-        configs = (Config(BASE, setup_base, 1), Config(INSIGHT, setup_insight, 1))
+        configs = pair or (Config(BASE, setup_base, 1), Config(INSIGHT, setup_insight, 1))
         with tempfile.TemporaryDirectory() as tmp:
             built = {
                 c.name: Trainer(c, Path(tmp) / c.name[:4], batch, size, model)
                 for c in configs[:: -1 if insight_first else 1]
             }
-            base, ours = built[BASE], built[INSIGHT]
+            base, ours = built[configs[0].name], built[configs[1].name]
             for _ in range(WARM_UP):  # once-per-run work (probe images, model table, histogram ranges)
                 base.window(), ours.window()
             base.per_step.clear(), ours.per_step.clear()
@@ -264,6 +287,25 @@ def _median_weighted(sessions: list[tuple[list[float], list[float]]]) -> float:
     )
 
 
+# The transformer-health numbers (massive activations at every statistics step) paired on and off.
+HEALTH_PAIR = (
+    Config("Insight defaults, health=False", setup_insight_no_health, 1),
+    Config(INSIGHT, setup_insight, 1),
+)
+
+
+def report_health(p: Paired, model: str) -> None:
+    """The health numbers' cost: Insight with them over Insight without, step by step; since Insight's
+    own overhead is a few points, (ratio - 1) x 100 is the points they add to the overhead."""
+    points = (p.ratio - 1) * 100
+    print(
+        f"health numbers paired on/off on {model}, {p.steps} steps each: with / without = {p.ratio:.4f}x"
+        f" -> {points:+.2f} points of overhead (target <= +1.00); statistics steps {p.stats_ratio:.3f}x,"
+        f" per-kind medians {p.median_ratio:.4f}x;"
+        f" sessions {' / '.join(f'{r:.3f}x' for r in p.session_ratios)}"
+    )
+
+
 def report_paired(p: Paired, model: str = "resnet18") -> None:
     target = 1.05 if model == "gpt128" else 1.03
     print(
@@ -284,6 +326,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, help="default 16 images (resnet18), 8 sequences (gpt*)")
     parser.add_argument("--size", type=int, help="default 112 pixels (resnet18), 128 tokens (gpt*)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--health", action="store_true", help="also pair the transformer-health numbers on and off"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     resnet = args.model == "resnet18"
@@ -292,6 +337,10 @@ def main() -> None:
     paired = run_paired(args.paired_cycles, batch, size, model=args.model) if args.paired_cycles else None
     if paired is not None:
         report_paired(paired, args.model)
+    if args.health and args.paired_cycles:
+        report_health(
+            run_paired(args.paired_cycles, batch, size, model=args.model, pair=HEALTH_PAIR), args.model
+        )
     if not args.rounds or not resnet:
         return
     args.batch, args.size = batch, size

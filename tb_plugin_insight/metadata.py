@@ -87,6 +87,24 @@ HISTOGRAM_HEAD: tuple[str, ...] = ("low", "high", "underflow", "overflow")
 # (NaN for unbounded ones), and the number of channels (capture/units.py has the rules).
 UNIT_FIELDS: tuple[str, ...] = ("deadFraction", "saturatedFraction", "channels")
 
+# Massive activations (transformer health, capture/health.py): per token layer (output (N, L, C)) and
+# statistics step, with peak_c = max |a| of channel c over the batch and tokens and m = the median of
+# the peaks: how many channels have peak_c > massive_ratio x m (the ratio in the table's metadata), m,
+# and the MASSIVE_TOP largest ratios peak_c / m (descending) with their channel indices c. NaN entries:
+# not a token layer, or fewer channels than MASSIVE_TOP.
+MASSIVE_TOP = 8
+MASSIVE_FIELDS: tuple[str, ...] = (
+    "massiveCount",
+    "medianPeak",
+    *(f"topIndex{k}" for k in range(MASSIVE_TOP)),
+    *(f"topRatio{k}" for k in range(MASSIVE_TOP)),
+)
+DEFAULT_MASSIVE_RATIO = 100.0  # Sun et al. 2024, "Massive Activations in Large Language Models"
+
+# Derived on reading from the activation statistics (no stored field): max |a| / RMS, with
+# max |a| = max(|min|, |max|) and RMS = sqrt(mean^2 + std^2), over the finite elements.
+PEAK_TO_RMS = "peakToRms"
+
 # Entries of the vectors above that count things: stored as float32 only while float32 holds them exactly
 # (below 2^24), see summary.compact_floats.
 COUNT_FIELDS: frozenset[str] = frozenset(
@@ -102,6 +120,8 @@ COUNT_FIELDS: frozenset[str] = frozenset(
         "actGradNumel",
         "channels",
         "class",
+        "massiveCount",
+        *(f"topIndex{k}" for k in range(MASSIVE_TOP)),
     }
 )
 
@@ -128,6 +148,8 @@ _TAG_PREFIX = {
     RecordKind.GRAD_HISTOGRAM: "insight/layer_table/grad_histogram/",
     RecordKind.GRADIENT_NOISE_TABLE: "insight/layer_table/gradient_noise/",
     RecordKind.GRADIENT_NOISE: "insight/gradient_noise/",
+    RecordKind.MASSIVE_ACTIVATIONS: "insight/massive_activations/",
+    RecordKind.MASSIVE_ACTIVATIONS_TABLE: "insight/layer_table/massive_activations/",
 }
 # v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
 TABLE_KINDS = {
@@ -136,6 +158,7 @@ TABLE_KINDS = {
     RecordKind.UNIT_STATS: RecordKind.UNIT_STATS_TABLE,
     RecordKind.ACTIVATION_HISTOGRAM: RecordKind.ACTIVATION_HISTOGRAM_TABLE,
     RecordKind.GRADIENT_NOISE: RecordKind.GRADIENT_NOISE_TABLE,  # table rows only (distributed jobs)
+    RecordKind.MASSIVE_ACTIVATIONS: RecordKind.MASSIVE_ACTIVATIONS_TABLE,  # written as tables only
 }
 LAYER_KINDS = {table: layer for layer, table in TABLE_KINDS.items()}
 # Feature maps and filters: the blob kind and the kind of the scales tensor that goes with it.

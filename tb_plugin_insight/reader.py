@@ -83,6 +83,7 @@ class InsightReader:
         from tensorboard import context
         from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
+        from tb_plugin_insight.plugin.health_queries import HealthQueries
         from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
         from tb_plugin_insight.plugin.listings import RunListings
         from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
@@ -101,6 +102,7 @@ class InsightReader:
         self._layer_view = LayerViewQueries(self._queries)
         self._tiles = TileQueries(provider, 0, listings)
         self._ranks = RankQueries(self._queries)
+        self._health = HealthQueries(self._queries)
         self._runs = [entry["run"] for entry in self._queries.runs(self._ctx, "")["runs"]]
 
     @property
@@ -135,6 +137,37 @@ class InsightReader:
         """Dead and saturated units: columns `step`, `layer`, `deadFraction`, `saturatedFraction`,
         `channels`."""
         return self._layer_table(run, metadata.RecordKind.UNIT_STATS, metadata.UNIT_FIELDS)
+
+    def massive_activations(self, run: str) -> Any:
+        """Massive activations of the token layers (watch(health=True), the default): columns `step`,
+        `layer`, then metadata.MASSIVE_FIELDS (`massiveCount`, `medianPeak`, `topIndex0..7`,
+        `topRatio0..7`); NaN rows for layers that are not token layers. No rows for runs without them."""
+        return self._layer_table(run, metadata.RecordKind.MASSIVE_ACTIVATIONS, metadata.MASSIVE_FIELDS)
+
+    def peak_to_rms(self, run: str) -> Any:
+        """Peak-to-RMS ratio (max |a| / RMS) of every layer at every statistics step, derived from the
+        activation statistics: columns `step`, `layer`, `peakToRms`."""
+        from tb_plugin_insight.plugin.health_queries import peak_to_rms
+
+        stats = self.stats(run)
+        ratio = peak_to_rms(*(np.asarray(stats[f], dtype=np.float64) for f in ("mean", "std", "min", "max")))
+        return _frame(
+            {"step": np.asarray(stats["step"]), "layer": np.asarray(stats["layer"]), "peakToRms": ratio}
+        )
+
+    def health_alerts(self, run: str, **thresholds: float) -> list[dict[str, Any]]:
+        """The run's transformer-health alerts, as the tab lists them (plugin/health_alerts.py), with
+        thresholds by name (`massive_ratio=100`, `peak_rms=100`; defaults for the others)."""
+        from tb_plugin_insight.plugin import health_alerts
+
+        self._check_run(run)
+        known = {spec.name for spec in health_alerts.THRESHOLDS}
+        unknown = sorted(set(thresholds) - known)
+        if unknown:
+            raise ValueError(f"unknown health threshold(s) {unknown}; known: {sorted(known)}")
+        parsed = self._ask(run, health_alerts.parse_thresholds, {k: str(v) for k, v in thresholds.items()})
+        body = self._ask(run, health_alerts.health_alerts, self._health, self._ctx, "", run, parsed)
+        return list(body["alerts"])
 
     def _layer_table(self, run: str, kind: int, fields: Sequence[str]) -> Any:
         self._check_run(run)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
 from tb_plugin_insight import metadata, summary
@@ -132,10 +133,11 @@ def layer_extras(
     layout: tuple[tuple[str, int], ...],
     bounded: dict[str, bool],
     bins: int,
+    massive_ratio: float = 0.0,
 ) -> summary_pb2.Summary:
-    """Every recorded layer's further reductions at one step: dead/saturated unit fractions and the
-    activation histogram, one layer table each. A row of `extras` holds the reducers' numbers side by
-    side, as `layout` says."""
+    """Every recorded layer's further reductions at one step: dead/saturated unit fractions, the
+    activation histogram and massive activations (counted at `massive_ratio`), one layer table each. A
+    row of `extras` holds the reducers' numbers side by side, as `layout` says."""
     rows = host_numpy(extras)
     blocks, start = {}, 0
     for name, width in layout:
@@ -154,6 +156,15 @@ def layer_extras(
         values.append(
             summary.layer_table_value(
                 kind, blocks["histogram"], layers, with_metadata=first_time(tag), bins=bins
+            )
+        )
+    if "massive" in blocks and not np.isnan(blocks["massive"]).all():  # none is a token layer: nothing
+        kind = metadata.RecordKind.MASSIVE_ACTIVATIONS_TABLE
+        layers = _layer_rows(infos)
+        tag = summary.layer_table_tag(kind, layers)
+        values.append(
+            summary.layer_table_value(
+                kind, blocks["massive"], layers, with_metadata=first_time(tag), massive_ratio=massive_ratio
             )
         )
     return summary.summary_of(values)

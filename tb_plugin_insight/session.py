@@ -147,12 +147,14 @@ class WatchSession:
 
     # --- the training forward -------------------------------------------------------------------------
     def _extras_callback(self, needs: TrainingNeeds) -> hooks.ExtrasCallback:
-        bounded, bins = dict(needs.bounded), needs.histogram_bins
+        bounded, bins, ratio = dict(needs.bounded), needs.histogram_bins, needs.massive_ratio
 
         def record(
             step: int, infos: Sequence[LayerInfo], extras: HostArray, layout: tuple[tuple[str, int], ...]
         ) -> None:
-            self.sink.enqueue(records.layer_extras, tuple(infos), extras, layout, bounded, bins, step=step)
+            self.sink.enqueue(
+                records.layer_extras, tuple(infos), extras, layout, bounded, bins, ratio, step=step
+            )
 
         return record
 

@@ -105,6 +105,13 @@ accumulated gradient, [low, high, underflow, overflow, counts...] with per-step,
 [-R, R], R a power of two at least the largest finite |value| (capture/histogram.py: symmetric_histogram);
 underflow/overflow are 0, NaN/Inf not counted. Tensors over 65,536 elements are binned from a strided
 sample, counts scaled to the full size.
+
+MASSIVE_ACTIVATIONS_TABLE, tag `insight/layer_table/massive_activations/<key>`, TENSOR: a layer table (as
+above) written at every statistics step with `watch(health=True)` (the default), float32/64
+[layers, len(metadata.MASSIVE_FIELDS)]: for a token layer (output (N, L, C)), the number of channels whose
+peak |a| exceeds `massive_ratio` (metadata) x the median channel peak, that median, the indices of the
+MASSIVE_TOP channels with the largest peak-to-median ratios and those ratios, descending
+(capture/health.py); all NaN for other layers.
 """
 
 from __future__ import annotations
@@ -184,6 +191,7 @@ TABLE_FIELDS: dict[int, tuple[str, ...]] = {
     metadata.RecordKind.PARAM_HISTOGRAM: metadata.HISTOGRAM_HEAD,
     metadata.RecordKind.GRAD_HISTOGRAM: metadata.HISTOGRAM_HEAD,
     metadata.RecordKind.GRADIENT_NOISE_TABLE: metadata.NOISE_FIELDS,
+    metadata.RecordKind.MASSIVE_ACTIVATIONS_TABLE: metadata.MASSIVE_FIELDS,
 }
 # Table kinds whose rows are histograms: HISTOGRAM_HEAD then `bins` counts.
 HISTOGRAM_TABLES = frozenset(
@@ -213,9 +221,11 @@ def layer_table_value(
     with_metadata: bool,
     float64: bool = False,
     bins: int = 0,
+    massive_ratio: float = 0.0,
 ) -> summary_pb2.Summary.Value:
     """Every layer's row of one step as one [layers, width] tensor (a *_TABLE kind); float32 for
-    histograms, float64 when `float64`, else as `compact_floats` says for the whole table."""
+    histograms, float64 when `float64`, else as `compact_floats` says for the whole table.
+    `massive_ratio`: MASSIVE_ACTIVATIONS_TABLE's counting ratio, kept in the metadata."""
     fields = TABLE_FIELDS[kind]
     width = len(fields) + (bins if kind in HISTOGRAM_TABLES else 0)
     if kind == metadata.RecordKind.ACTIVATION_HISTOGRAM_TABLE:
@@ -236,7 +246,9 @@ def layer_table_value(
             for n, t, s, o, b in layers
         ]
         value.metadata.CopyFrom(
-            metadata.create_summary_metadata(kind, "", fields=fields, layers=entries, bins=bins)
+            metadata.create_summary_metadata(
+                kind, "", fields=fields, layers=entries, bins=bins, massive_ratio=massive_ratio
+            )
         )
     return value
 

@@ -200,7 +200,9 @@ class InsightWriter(SummaryWriter):
                 statistics steps (rules in `tb_plugin_insight.capture.units`).
             model_table: record once one row per module (type, output shape, parameters, depth, watched).
             **more: options of further capabilities (their recorders declare them; an unknown keyword is
-                a TypeError naming the closest ones).
+                a TypeError naming the closest ones), e.g. `health=True` and `massive_ratio=100.0`:
+                massive activations of token layers at the statistics steps (`recorders.health`,
+                docs/guides/transformer-health.md).
 
         Returns:
             A WatchHandle with the watched layer names, the step counter, the CAM layer and `remove()`.

@@ -103,6 +103,7 @@ def test_every_capability_is_one_recorder_module_in_the_registry() -> None:
         "activation_stats",
         "units",
         "histograms",
+        "health",
         "gradients",
         "param_histograms",
         "model_table",

@@ -29,6 +29,7 @@ const layersBody = (run: string) => ({
   stats: ["mean"],
   layers: [{ name: "conv", moduleType: "Conv2d", shape: [1], order: 1, numSteps: 2, maxStep: 1 }],
 });
+const healthBody = (run: string) => ({ run, thresholds: {}, alerts: [], offered: ["peakToRms"] });
 const heatmapBody = (run: string) => ({ run, stat: "mean", layers: ["conv"], steps: [0, 1], values: [[1, 2]] });
 
 test("loaders follow the selection, drop stale responses and keep data across reloads", async () => {
@@ -43,6 +44,9 @@ test("loaders follow the selection, drop stale responses and keep data across re
   await tick();
   assert.equal(selectedLayer.value, "conv", "the deep-linked layer is applied once the run's layers arrive");
   take("./layer_stats?run=a&layer=conv").resolve({ run: "a", layer: "conv", steps: [], wallTimes: [], stats: {} });
+  // The transformer-health card and the layer's health charts, once each.
+  take("./health_alerts?run=a&massive_ratio=100&peak_rms=100").resolve(healthBody("a"));
+  take("./layer_health?run=a&layer=conv").resolve({ run: "a", layer: "conv", steps: [], peakToRms: [] });
 
   // Switch runs while run a's heatmap is still in flight; its late answer must be dropped.
   selectedRun.value = "b";
@@ -57,6 +61,8 @@ test("loaders follow the selection, drop stale responses and keep data across re
   take("./layers?run=b").resolve(layersBody("b"));
   await tick();
   take("./layer_stats?run=b&layer=conv").resolve({ run: "b", layer: "conv", steps: [], wallTimes: [], stats: {} });
+  take("./health_alerts?run=b&massive_ratio=100&peak_rms=100").resolve(healthBody("b"));
+  take("./layer_health?run=b&layer=conv").resolve({ run: "b", layer: "conv", steps: [], peakToRms: [] });
   await tick();
   assert.equal(layerStats.value.data?.run, "b");
 
@@ -69,6 +75,8 @@ test("loaders follow the selection, drop stale responses and keep data across re
   take("./stats_heatmap?run=b&stat=mean&max_steps=300").resolve(heatmapBody("b"));
   take("./layers?run=b").resolve(layersBody("b"));
   take("./layer_stats?run=b&layer=conv").resolve({ run: "b", layer: "conv", steps: [], wallTimes: [], stats: {} });
+  take("./health_alerts?run=b&massive_ratio=100&peak_rms=100").resolve(healthBody("b"));
+  take("./layer_health?run=b&layer=conv").resolve({ run: "b", layer: "conv", steps: [], peakToRms: [] });
   await tick();
   assert.equal(selectedRun.value, "b", "reload keeps the selection");
   assert.equal(selectedLayer.value, "conv");

@@ -78,6 +78,7 @@ def table_layers(content: bytes) -> tuple[metadata.PluginData, ...]:
             fields=list(table.fields),
             bins=table.bins,
             bounded=entry.bounded,
+            massive_ratio=table.massive_ratio,
         )
         for entry in table.layers
     )

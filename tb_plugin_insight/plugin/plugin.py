@@ -9,7 +9,8 @@ from tensorboard.plugins import base_plugin
 from werkzeug import Request, Response
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import assets, encode, http
+from tb_plugin_insight.plugin import assets, encode, health_alerts, http
+from tb_plugin_insight.plugin.health_queries import HEALTH_STATS, HealthQueries
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.listings import RunListings
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
@@ -41,6 +42,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         self._layer_view = LayerViewQueries(self._queries)
         self._tiles = TileQueries(context.data_provider, downsample, listings)
         self._ranks = RankQueries(self._queries)
+        self._health = HealthQueries(self._queries)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -71,6 +73,8 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/rank_spread": self._serve_rank_spread,
             "/rank_layer": self._serve_rank_layer,
             "/rank_alerts": self._serve_rank_alerts,
+            "/health_alerts": self._serve_health_alerts,
+            "/layer_health": self._serve_layer_health,
         }
 
     def is_active(self) -> bool:
@@ -102,11 +106,12 @@ class InsightPlugin(base_plugin.TBPlugin):
     def _serve_stats_heatmap(self, request: Request) -> Response:
         ctx, eid = _request_context(request)
         run = http.get_param(request, "run")
-        stat = http.get_param(request, "stat", allowed=metadata.STAT_FIELDS)
-        max_steps = _max_steps_param(request)
-        body = self._queries.stats_heatmap(
-            ctx, eid, run, stat, max_steps=max_steps, encoding=_encoding_param(request)
-        )
+        stat = http.get_param(request, "stat", allowed=(*metadata.STAT_FIELDS, *HEALTH_STATS))
+        max_steps, encoding = _max_steps_param(request), _encoding_param(request)
+        if stat in HEALTH_STATS:
+            body = self._health.heatmap(ctx, eid, run, stat, max_steps=max_steps, encoding=encoding)
+        else:
+            body = self._queries.stats_heatmap(ctx, eid, run, stat, max_steps=max_steps, encoding=encoding)
         return http.respond_json(request, body)
 
     @http.route
@@ -209,6 +214,21 @@ class InsightPlugin(base_plugin.TBPlugin):
     def _serve_model(self, request: Request) -> Response:
         ctx, eid = _request_context(request)
         return http.respond_json(request, self._layer_view.model(ctx, eid, http.get_param(request, "run")))
+
+    @http.route
+    def _serve_health_alerts(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run = http.get_param(request, "run")
+        thresholds = health_alerts.parse_thresholds(request.args)
+        return http.respond_json(
+            request, health_alerts.health_alerts(self._health, ctx, eid, run, thresholds)
+        )
+
+    @http.route
+    def _serve_layer_health(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        return http.respond_json(request, self._health.layer(ctx, eid, run, layer))
 
     @http.route
     def _serve_feature_map_layers(self, request: Request) -> Response:

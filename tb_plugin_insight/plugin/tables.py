@@ -237,4 +237,5 @@ def fields_for(kind: int) -> tuple[str, ...]:
         metadata.RecordKind.ACTIVATION_STATS: metadata.STAT_FIELDS,
         metadata.RecordKind.UNIT_STATS: metadata.UNIT_FIELDS,
         metadata.RecordKind.GRADIENT_NOISE: metadata.NOISE_FIELDS,
+        metadata.RecordKind.MASSIVE_ACTIVATIONS: metadata.MASSIVE_FIELDS,
     }.get(kind, metadata.GRAD_FIELDS)

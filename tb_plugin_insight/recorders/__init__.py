@@ -19,6 +19,7 @@ from tb_plugin_insight.recorders.cams import CamRecorder
 from tb_plugin_insight.recorders.feature_maps import FeatureMapsRecorder
 from tb_plugin_insight.recorders.featurevis import FeatureVisRecorder
 from tb_plugin_insight.recorders.gradients import GradientsRecorder
+from tb_plugin_insight.recorders.health import HealthRecorder
 from tb_plugin_insight.recorders.histograms import HistogramRecorder
 from tb_plugin_insight.recorders.model_table import ModelTableRecorder
 from tb_plugin_insight.recorders.param_histograms import ParamHistogramRecorder
@@ -29,6 +30,7 @@ REGISTRY: tuple[type[Recorder], ...] = (
     ActivationStatsRecorder,
     UnitsRecorder,
     HistogramRecorder,
+    HealthRecorder,
     GradientsRecorder,
     ParamHistogramRecorder,
     ModelTableRecorder,

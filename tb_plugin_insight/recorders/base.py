@@ -65,6 +65,7 @@ class TrainingNeeds:
     reducers: list[LayerReducer] = dataclasses.field(default_factory=list)
     bounded: dict[str, bool] = dataclasses.field(default_factory=dict)  # layer -> has output bounds
     histogram_bins: int = 0
+    massive_ratio: float = 0.0  # the ratio massive activations are counted at (0: not recorded)
     on_model_table: Optional[ModelTableCallback] = None
 
 

@@ -81,7 +81,13 @@ export function HeatmapCard() {
       </div>
       {state.error ? <ErrorMessage title="Could not load the heatmap" message={state.error} /> : null}
       {!data && !state.error && state.loading ? <div class="ins-placeholder" /> : null}
-      {data && data.layers.length === 0 ? <div class="ins-muted">This run has no recorded layers yet.</div> : null}
+      {data && data.layers.length === 0 ? (
+        <div class="ins-muted" data-testid="heatmap-empty">
+          {stat === "massiveCount"
+            ? "This run has no massive-activation records: no token layer was watched, health=False, or it was recorded before Insight had them."
+            : "This run has no recorded layers yet."}
+        </div>
+      ) : null}
       {data && data.layers.length > 0 && grouped ? (
         <GroupTools
           fold={statsFold}

@@ -7,6 +7,8 @@ import { formatShape, formatValue } from "../../lib/format";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
 import { UPlotChart } from "../../widgets/UPlotChart";
 import type { LayerStatsResponse } from "./api";
+import type { LayerHealthResponse } from "./health_api";
+import { layerHealth } from "./health_state";
 import { layerStats } from "./state";
 
 const SYNC_KEY = "insight-layer";
@@ -21,6 +23,7 @@ interface Palette {
   zero: string;
   nan: string;
   inf: string;
+  health: string;
 }
 
 function palette(dark: boolean): Palette {
@@ -35,6 +38,7 @@ function palette(dark: boolean): Palette {
     zero: "#9334e6",
     nan: "#f44336",
     inf: dark ? "#f9ab00" : "#e37400",
+    health: "#e52592",
   };
 }
 
@@ -147,12 +151,48 @@ function chartsFor(data: LayerStatsResponse, p: Palette) {
   ];
 }
 
+/** The layer's transformer-health charts: peak-to-RMS over steps and, for token layers, the count of
+ * massive channels (the channels of the latest step in the title). */
+function healthCharts(h: LayerHealthResponse, p: Palette) {
+  const xs = h.steps;
+  const charts = [
+    {
+      id: "peakToRms",
+      title: "Peak-to-RMS ratio (max |a| / RMS)",
+      data: [xs, h.peakToRms] as uPlot.AlignedData,
+      options: baseOptions(p, [line("peakToRms", p.health, { width: 2 })]),
+    },
+  ];
+  if (h.massiveCount && h.massive && h.massiveCount.some((v) => v !== null)) {
+    const last = h.massive.channels[h.massive.channels.length - 1] ?? [];
+    const channels = last.length ? ` · now: channel${last.length > 1 ? "s" : ""} ${last.join(", ")}` : "";
+    charts.push({
+      id: "massiveCount",
+      title: `Massive activations (channels above ${formatValue(h.massive.ratio)} × the median peak)${channels}`,
+      data: [xs, h.massiveCount] as uPlot.AlignedData,
+      options: baseOptions(p, [line("massiveCount", p.health, { width: 2 })], {
+        scales: {
+          x: { time: false },
+          y: { range: (_u, _min, max) => [0, Math.max(1, max ?? 1) * 1.05] as uPlot.Range.MinMax },
+        },
+      }),
+    });
+  }
+  return charts;
+}
+
 export function LayerChartsView() {
   const layer = selectedLayer.value;
   const state = layerStats.value;
   const dark = darkMode.value;
   const data = state.data;
-  const charts = useMemo(() => (data ? chartsFor(data, palette(dark)) : []), [data, dark]);
+  const health = layerHealth.value.data;
+  const charts = useMemo(() => {
+    if (!data) return [];
+    const own = chartsFor(data, palette(dark));
+    const fits = health && health.run === data.run && health.layer === data.layer;
+    return fits ? [...own, ...healthCharts(health, palette(dark))] : own;
+  }, [data, health, dark]);
 
   if (layer === null) {
     return (

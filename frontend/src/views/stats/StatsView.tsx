@@ -1,4 +1,6 @@
-// The activation-statistics view: the layer × step heatmap, and the selected layer's statistics over steps.
+// The activation-statistics view: the layer × step heatmap, the transformer-health alerts, and the
+// selected layer's statistics (with its health numbers) over steps.
+import { HealthAlertsCard } from "./HealthAlertsCard";
 import { HeatmapCard } from "./HeatmapCard";
 import { LayerChartsView } from "./LayerCharts";
 
@@ -6,6 +8,7 @@ export function ActivationStatsView() {
   return (
     <>
       <HeatmapCard />
+      <HealthAlertsCard />
       <LayerChartsView />
     </>
   );

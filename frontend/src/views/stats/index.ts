@@ -1,5 +1,6 @@
 // The activation-statistics view: the layer × step heatmap and the selected layer's charts.
 import type { ViewDef } from "../../core/view";
+import { healthUrlState } from "./health_state";
 import { startStatsLoaders, STATS_VIEW } from "./state";
 import { StatsSettings } from "./StatsSettings";
 import { ActivationStatsView } from "./StatsView";
@@ -10,4 +11,5 @@ export const statsView: ViewDef = {
   component: ActivationStatsView,
   settings: StatsSettings,
   start: startStatsLoaders,
+  url: healthUrlState,
 };

@@ -7,13 +7,18 @@ import { STAT_FIELDS, type StatField } from "../../generated/fields";
 import type { Normalization } from "../../lib/heatmap_math";
 import { initialFold, type Aggregate, type FoldState } from "../../lib/layer_groups";
 import { fetchHeatmap, fetchLayerStats, type HeatmapResponse, type LayerStatsResponse } from "./api";
+import { healthAlerts, startHealthLoaders } from "./health_state";
 
 /** The view that shows the activation-statistics heatmap (app/registry.ts). */
 export const STATS_VIEW = "stats";
 
-export type StatName = Exclude<StatField, "numel">;
-/** Statistics the heatmap can colour: every stored one but `numel` (the tensor's size). */
-export const STATS = STAT_FIELDS.filter((s): s is StatName => s !== "numel");
+/** Transformer-health numbers the heatmap can also colour (/stats_heatmap; offered per run by /health_alerts). */
+export const HEALTH_STATS = ["peakToRms", "massiveCount"] as const;
+export type HealthStat = (typeof HEALTH_STATS)[number];
+
+export type StatName = Exclude<StatField, "numel"> | HealthStat;
+/** Statistics the heatmap can colour: every stored one but `numel` (the tensor's size), then health numbers. */
+export const STATS: StatName[] = [...STAT_FIELDS.filter((s): s is Exclude<StatField, "numel"> => s !== "numel"), ...HEALTH_STATS];
 export const DEFAULT_STAT: StatName = "mean";
 
 export const STAT_LABELS: Record<StatName, string> = {
@@ -24,6 +29,8 @@ export const STAT_LABELS: Record<StatName, string> = {
   zeroFraction: "Zero fraction",
   nanCount: "NaN count",
   infCount: "Inf count",
+  peakToRms: "Peak-to-RMS ratio",
+  massiveCount: "Massive activations (count)",
 };
 
 /** How a folded group of layers combines each statistic per step: extremes and counts by their max (min),
@@ -36,6 +43,8 @@ export const STAT_AGGREGATE: Record<StatName, Aggregate> = {
   zeroFraction: "mean",
   nanCount: "max",
   infCount: "max",
+  peakToRms: "max",
+  massiveCount: "max",
 };
 
 export function isStatName(s: string): s is StatName {
@@ -52,12 +61,16 @@ export const statsFold = signal<FoldState>(initialFold());
 export const heatmap = signal<Loadable<HeatmapResponse>>(idle());
 export const layerStats = signal<Loadable<LayerStatsResponse>>(idle());
 
-/** Statistics offered by the picker: the fixed list, narrowed to what the run recorded. */
+/** Statistics offered by the picker: the fixed list, narrowed to what the run recorded (the health
+ * numbers: to what /health_alerts says the run has). */
 export const availableStats = computed<StatName[]>(() => {
   const recorded = layers.value.data?.stats;
-  if (!recorded || !recorded.length) return [...STATS];
-  const narrowed = STATS.filter((s) => recorded.includes(s));
-  return narrowed.length ? narrowed : [...STATS];
+  const health = healthAlerts.value.data;
+  const offered = health && health.run === selectedRun.value ? health.offered : ["peakToRms"];
+  const stored = STATS.filter((s) => !(HEALTH_STATS as readonly string[]).includes(s));
+  const narrowed = recorded && recorded.length ? stored.filter((s) => recorded.includes(s)) : stored;
+  const extra = HEALTH_STATS.filter((s) => offered.includes(s));
+  return [...(narrowed.length ? narrowed : stored), ...extra];
 });
 
 let started = false;
@@ -65,6 +78,7 @@ let started = false;
 export function startStatsLoaders(): void {
   if (started) return;
   started = true;
+  startHealthLoaders(STATS_VIEW);
   // Only while the statistics view shows it (the Model view, the default, does not).
   resource(
     heatmap,

@@ -10,7 +10,8 @@ neither attention modules nor inside one (q, k, v, k_norm and their Identity sta
 * The last candidate to finish wins, so a patch embedding or a stem (which finish before the blocks)
   never does. Of the modules that returned that very tensor (a conv, the in-place ReLU after it, the
   Sequential around both), only those whose hook saw its final value qualify (a BatchNorm followed by
-  `ReLU(inplace=True)` holds the values before the ReLU), and of those the innermost is named.
+  `ReLU(inplace=True)` holds the values before the ReLU), and of those the innermost is named (the
+  first to finish at equal depth: not an eval-mode Dropout that passes the tensor on).
 * Token outputs after k >= 1 leading tokens (class, distillation, register tokens): after the last
   attention only the leading tokens reach the head, so the grid tokens of later layers have no
   gradient. The tensor that enters the last attention is chosen instead (the last block's first norm in
@@ -143,13 +144,13 @@ def _final_of(group: list[_Call]) -> tuple[_Call, str]:
     final_version = group[0].output._version if group[0].output is not None else 0
     settled = [c for c in group if c.version == final_version]
     if not settled:
-        chosen = max(group, key=lambda c: (c.depth, c.finished))
+        chosen = max(group, key=lambda c: (c.depth, -c.finished))
         return chosen, (
             "; its output is changed in place afterwards by code outside any module called once (e.g."
             " F.relu(x, inplace=True) or a shared ReLU), so the CAM explains the values before that change:"
             " set cam_layer= to a module after it if there is one"
         )
-    chosen = max(settled, key=lambda c: (c.depth, c.finished))
+    chosen = max(settled, key=lambda c: (c.depth, -c.finished))
     stale = [c for c in group if c.version != final_version]
     if stale:
         before = max(stale, key=lambda c: c.finished)
@@ -160,14 +161,17 @@ def _final_of(group: list[_Call]) -> tuple[_Call, str]:
     return chosen, ""
 
 
-def choose_cam_layer(model: nn.Module, sample: torch.Tensor) -> LayerChoice:
-    """The layer CAMs explain by default, from one side-effect-free forward of `sample` (module docstring).
+def choose_cam_layer(
+    model: nn.Module, sample: torch.Tensor, allowed: tuple[str, ...] = layouts.LAYOUTS
+) -> LayerChoice:
+    """The layer CAMs explain by default, from one side-effect-free forward of `sample` (module docstring);
+    `allowed`: the layouts that qualify (feature visualisation takes channels-first layers only).
 
     Raises:
         ValueError: no module has an output with a spatial layout (the message says how to pick one).
     """
     calls, attention_inputs = _dry_run(model, sample)
-    candidates = _candidates(calls, sample)
+    candidates = [c for c in _candidates(calls, sample) if c.layout is not None and c.layout.name in allowed]
     if not candidates:
         raise ValueError(
             "found no layer with a spatial output to explain ((N, C, H, W), (N, H, W, C) or tokens (N, T, C)"
@@ -178,9 +182,9 @@ def choose_cam_layer(model: nn.Module, sample: torch.Tensor) -> LayerChoice:
     layout = last.layout
     assert layout is not None
     if layout.name == "tokens" and layout.leading:
-        chosen = _attention_input(calls, candidates, attention_inputs)
-        if chosen is not None:
-            return chosen
+        attended = _attention_input(calls, candidates, attention_inputs)
+        if attended is not None:
+            return attended
     group = [c for c in candidates if c.output is last.output]
     chosen, note = _final_of(group)
     assert chosen.layout is not None
@@ -214,7 +218,7 @@ def _attention_input(
     group = [c for c in candidates if c.output is entering and c.finished < attention.finished]
     if not group:
         return None
-    chosen = max(group, key=lambda c: (c.depth, c.finished))
+    chosen = max(group, key=lambda c: (c.depth, -c.finished))
     layout = chosen.layout
     assert layout is not None
     reason = (

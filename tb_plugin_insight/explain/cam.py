@@ -98,6 +98,8 @@ class CamResult(dict):
         target_probability: (N,) softmax probability of `target_class`, or None.
         raw_range: method -> (N, 2) min and max of each map after ReLU, before the per-image scaling to
             [0, 1] (lets a viewer put all images of a batch on one shared scale).
+        layout: how the layer's output was read: "nchw", "nhwc", "tokens", "custom" (reshape_transform),
+            or "" (no layer: fullgrad alone); `layout_description` says it in words.
     """
 
     def __init__(
@@ -116,6 +118,8 @@ class CamResult(dict):
         self.probability: Optional[torch.Tensor] = None
         self.target_probability: Optional[torch.Tensor] = None
         self.raw_range: dict[str, torch.Tensor] = {}
+        self.layout = ""
+        self.layout_description = ""
         if output.dim() == 2 and output.shape[1] > 0:
             probabilities = torch.softmax(output.float(), dim=1)
             self.probability, self.predicted = probabilities.max(dim=1)
@@ -286,6 +290,8 @@ def cams_from_capture(
     )
     range_of = dict(zip(order, ranges.unbind(0)))
     result.raw_range = {m: range_of[m] for m in chosen}
+    if layered:
+        result.layout, result.layout_description = run.layout
     return result
 
 
@@ -315,6 +321,7 @@ class _Run:
         )
         self.scorer = _scorer(targets, self.classes)
         reshape_transform, layout = arrangement
+        self.layout = _layout_of(tuple(captured.activation.shape), self.size, layer, arrangement)
         self.spatial = cam_methods.spatial_transform(
             tuple(captured.activation.shape),
             name,
@@ -348,6 +355,19 @@ class _Run:
             self.batch_size,
         )
         return cam_methods.weighted_sum(cam_methods.ablationcam_weights(self.scores.float(), ablated), a)
+
+
+def _layout_of(
+    shape: tuple[int, ...],
+    image: tuple[int, int],
+    layer: nn.Module,
+    arrangement: tuple[Optional[ReshapeTransform], Optional[str]],
+) -> tuple[str, str]:
+    """(layout name, words) of how the layer output is read (see `CamResult.layout`)."""
+    if arrangement[0] is not None:
+        return "custom", "laid out by reshape_transform"
+    found = layouts.infer(shape, image, layer, arrangement[1])
+    return ("", "") if found is None else (found.name, found.describe())
 
 
 def _canonical(method: str) -> str:

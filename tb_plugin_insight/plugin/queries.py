@@ -523,6 +523,8 @@ class MapQueries:
                 "layer": data.layer,
                 "method": data.method,
                 "auto": data.auto_selected,
+                "layerReason": data.layer_reason,
+                "layerLayout": data.layer_layout,
                 "height": data.height,
                 "width": data.width,
                 **pooling_json(data),

@@ -12,8 +12,8 @@ a 4-D output is channels last when its dimensions 1 and 2 have the images' aspec
 dimensions 2 and 3 do not, or when the module acts on the last dimension (a LayerNorm over the last
 dimension, a Linear) and dimensions 1 and 2 fit; otherwise it is channels first (the old reading). The
 grid of a token output is the smallest k <= MAX_LEADING_TOKENS for which T - k tokens form a grid of the
-images' aspect ratio, else a square one; the grid must hold at least 4k tokens (a few leading tokens
-before many grid tokens: 12 tokens are no 3 x 3 grid after 3).
+images' aspect ratio, else a square one; the grid must hold at least 2k and 4 tokens (a few leading
+tokens before more grid tokens: 7 tokens are no 2 x 2 grid after 3).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def infer_4d(shape: tuple[int, ...], image: Optional[tuple[int, int]], module: O
 def token_grid(tokens: int, image: Optional[tuple[int, int]]) -> Optional[tuple[int, int, int]]:
     """(leading tokens k, h, w) of T tokens (module docstring), or None when no grid fits: the smallest
     k giving the images' exact aspect ratio, else within one cell, else a square grid."""
-    leading = [k for k in range(0, min(MAX_LEADING_TOKENS, tokens) + 1) if tokens - k >= max(4 * k, 2)]
+    leading = [k for k in range(0, min(MAX_LEADING_TOKENS, tokens) + 1) if tokens - k >= max(2 * k, 4)]
     if image is not None:
         height, width = image
         for exact in (True, False):

@@ -24,7 +24,11 @@ def conv_bn_act(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 def own_cnn() -> nn.Module:
     """Conv, BatchNorm, ReLU(inplace=True) twice: the BatchNorm's output is the ReLU's, before it runs."""
     return nn.Sequential(
-        *conv_bn_act(3, 8, 2), *conv_bn_act(8, 12, 2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(12, CLASSES)
+        *conv_bn_act(3, 8, 2),
+        *conv_bn_act(8, 12, 2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(12, CLASSES),
     )
 
 
@@ -88,7 +92,9 @@ class ShuffleNetLike(nn.Module):
         super().__init__()
         self.conv1 = nn.Sequential(*conv_bn_act(3, 8, 2))
         self.stage2 = nn.Sequential(*conv_bn_act(8, 16, 2))
-        self.conv5 = nn.Sequential(nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(inplace=True))
+        self.conv5 = nn.Sequential(
+            nn.Conv2d(16, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU(inplace=True)
+        )
         self.fc = nn.Linear(24, CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -203,7 +209,9 @@ class OwnViT(nn.Module):
     """A timm-style ViT: patch embedding, `registers` register tokens after an optional class token,
     blocks, final norm; the head reads the class token, or the mean of the grid tokens."""
 
-    def __init__(self, *, class_token: bool = True, registers: int = 0, dim: int = 16, patch: int = 8) -> None:
+    def __init__(
+        self, *, class_token: bool = True, registers: int = 0, dim: int = 16, patch: int = 8
+    ) -> None:
         super().__init__()
         self.patch_embed = nn.Module()
         self.patch_embed.proj = nn.Conv2d(3, dim, patch, patch)
@@ -229,7 +237,9 @@ class EncoderViT(nn.Module):
         super().__init__()
         self.embed = nn.Conv2d(3, dim, patch, patch)
         self.cls = nn.Parameter(torch.randn(1, 1, dim))
-        layer = nn.TransformerEncoderLayer(dim, 2, 2 * dim, dropout=0.0, batch_first=True, norm_first=norm_first)
+        layer = nn.TransformerEncoderLayer(
+            dim, 2, 2 * dim, dropout=0.0, batch_first=True, norm_first=norm_first
+        )
         self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
         self.head = nn.Linear(dim, CLASSES)
 
@@ -271,13 +281,22 @@ def hf_models() -> dict[str, Callable[[], nn.Module]]:
         ),
         "hf-swin": lambda: tf.SwinForImageClassification(
             tf.SwinConfig(
-                image_size=SIZE, patch_size=2, embed_dim=8, depths=[1, 1], num_heads=[2, 2], window_size=4,
+                image_size=SIZE,
+                patch_size=2,
+                embed_dim=8,
+                depths=[1, 1],
+                num_heads=[2, 2],
+                window_size=4,
                 num_labels=CLASSES,
             )
         ),  # fmt: skip
         "hf-convnext": lambda: tf.ConvNextForImageClassification(
             tf.ConvNextConfig(
-                image_size=SIZE, patch_size=4, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1],
+                image_size=SIZE,
+                patch_size=4,
+                num_stages=2,
+                hidden_sizes=[8, 16],
+                depths=[1, 1],
                 num_labels=CLASSES,
             )
         ),  # fmt: skip

@@ -109,7 +109,7 @@ def test_values_after_the_in_place_activation_are_explained() -> None:
         model = build(family)
         layer = dict(model.named_modules())[FAMILIES[family][1]]
         seen: list[torch.Tensor] = []
-        handle = layer.register_forward_hook(lambda m, a, out: seen.append(out.detach().clone()))
+        handle = layer.register_forward_hook(lambda m, a, out, kept=seen: kept.append(out.detach().clone()))
         with torch.no_grad():
             model(probe())
         handle.remove()
@@ -125,7 +125,8 @@ def test_patch_embeddings_and_attention_internals_are_never_chosen(tmp_path: Pat
 
 
 def _to_grid(leading: int, side: int) -> Callable[[torch.Tensor], torch.Tensor]:
-    """pytorch-grad-cam's ViT reshape_transform (its tutorial's), for `leading` tokens and a side x side grid."""
+    """pytorch-grad-cam's ViT reshape_transform (from its tutorial), for `leading` tokens and a side x side
+    grid."""
 
     def transform(t: torch.Tensor) -> torch.Tensor:
         result = t[:, leading:, :].reshape(t.size(0), side, side, t.size(2))

@@ -326,3 +326,26 @@ def test_activation_modules_of_other_libraries_are_watched_with_dead_units(tmp_p
         assert np.isfinite(first.loc[layer, "deadFraction"]), layer
         assert np.isnan(first.loc[layer, "saturatedFraction"]), layer
     assert np.isfinite(first.loc["10", "saturatedFraction"]) and np.isnan(first.loc["10", "deadFraction"])
+
+
+@pytest.mark.filterwarnings("ignore:guided backprop")  # the model has GELUs only: the plain gradient
+def test_guided_gradcam_on_the_cam_layer_uses_its_reshape_transform(tmp_path: Path) -> None:
+    from tb_plugin_insight.saliency import compute_saliency
+
+    def flipped(t: torch.Tensor) -> torch.Tensor:  # a rearrangement no rule would guess
+        return t.permute(0, 3, 1, 2).flip(-1)
+
+    torch.manual_seed(0)
+    model = zoo.ChannelsLastNet()
+    start = copy.deepcopy(model)
+    options = dict(cam_layer="norm", cam_reshape_transform=flipped, saliency_methods="guided_gradcam")
+    _train(model, tmp_path / "run", steps=1, **options)
+    stored = read(tmp_path).saliency("run").values[0]
+    x = probe()
+    expected = compute_saliency(start, x, "guided_gradcam", target_layer="norm", reshape_transform=flipped)
+    inferred = compute_saliency(start, x, "guided_gradcam", target_layer="norm")
+    scaled = stored / stored.max(axis=(1, 2), keepdims=True)
+    np.testing.assert_allclose(
+        scaled, expected.numpy() / expected.numpy().max(axis=(1, 2), keepdims=True), atol=0.01
+    )
+    assert float(np.abs(expected.numpy() - inferred.numpy()).max()) > 0.1

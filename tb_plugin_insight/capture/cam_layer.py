@@ -194,7 +194,13 @@ def choose_cam_layer(
 def _why(call: _Call, note: str) -> str:
     layout = call.layout
     assert layout is not None
-    if layout.name == "tokens":
+    if layout.name == "tokens" and layout.leading:
+        what = (
+            f"the last layer whose tokens keep the image grid ({layout.describe()}); no attention module"
+            " was found whose input it is: if only the leading tokens reach the head, set cam_layer= to the"
+            " last block's first norm"
+        )
+    elif layout.name == "tokens":
         what = (
             f"the last layer whose tokens keep the image grid ({layout.describe()}; every token reaches"
             " the head)"

@@ -38,7 +38,7 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], str, str, str]] = {
     "mnasnet-like": (zoo.MNASNetLike, "layers.8", "nchw", "'layers.7' returns the same tensor"),
     "shufflenet-like": (zoo.ShuffleNetLike, "conv5.2", "nchw", "'conv5.1' returns the same tensor"),
     "timm-batchnormact": (zoo.TimmEfficientLike, "bn2.act", "nchw", "'bn2.drop' returns the same tensor"),
-    "resnet-like": (zoo.ResNetLike, "layer1.1", "nchw", "last layer with a spatial output (N, C, H, W)"),
+    "resnet-like": (zoo.ResNetLike, "layer1.1", "nchw", "'layer1.1.bn2' returns the same tensor before it"),
     "densenet-like": (zoo.DenseNetLike, "features.1", "nchw", "changed in place afterwards"),
     "own-vit-class-token": (zoo.OwnViT, "blocks.1.norm1", "tokens", "1 leading token"),
     "own-vit-registers": (

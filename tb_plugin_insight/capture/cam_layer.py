@@ -28,6 +28,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from tb_plugin_insight.capture import activation_types
 from tb_plugin_insight.capture.outputs import primary_tensor
 from tb_plugin_insight.explain import layouts
 from tb_plugin_insight.explain.capture import side_effect_free
@@ -153,10 +154,15 @@ def _final_of(group: list[_Call]) -> tuple[_Call, str]:
     chosen = max(settled, key=lambda c: (c.depth, -c.finished))
     stale = [c for c in group if c.version != final_version]
     if stale:
-        before = max(stale, key=lambda c: c.finished)
+        before = max(stale, key=lambda c: c.finished).name
+        if activation_types.is_activation(chosen.module):
+            return chosen, (
+                f"; {before!r} returns the same tensor before {type(chosen.module).__name__} changes it in"
+                f" place, so {chosen.name!r} is explained (values after the activation)"
+            )
         return chosen, (
-            f"; {before.name!r} returns the same tensor before {type(chosen.module).__name__}"
-            f" changes it in place, so {chosen.name!r} is explained (values after the activation)"
+            f"; {before!r} returns the same tensor before it is changed in place (a residual add, a shared"
+            f" in-place activation), so {chosen.name!r}, which sees the final values, is explained"
         )
     return chosen, ""
 

@@ -41,7 +41,7 @@ class Layout:
     grid: tuple[int, int] = (0, 0)
 
     def describe(self) -> str:
-        """Words for the tab, e.g. "tokens, 1 leading token, 14x14 grid"."""
+        """Words for the tab, e.g. "tokens (N, T, C), 1 leading token (class/register), 14x14 grid"."""
         if self.name != "tokens":
             return "channels last (N, H, W, C)" if self.name == "nhwc" else "channels first (N, C, H, W)"
         lead = f"{self.leading} leading token{'s' if self.leading != 1 else ''} (class/register), "

@@ -230,6 +230,24 @@ class OwnViT(nn.Module):
         return self.head(t[:, 0] if self.cls_token is not None else t[:, self.leading :].mean(1))
 
 
+class LeViTLike(nn.Module):
+    """timm's LeViT: a convolutional stem (the old choice), then attention blocks on tokens without a
+    class token, a subsampling to a coarser grid, mean-pooled into the head."""
+
+    def __init__(self, dim: int = 16) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, dim, 3, 2, 1), nn.Hardswish(), nn.Conv2d(dim, dim, 3, 2, 1))
+        self.stage1 = nn.Sequential(Block(dim))
+        self.stage2 = nn.Sequential(Block(dim), Block(dim))
+        self.head = nn.Linear(dim, CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.stage1(self.stem(x).flatten(2).transpose(1, 2))  # (N, 64, C)
+        n, _, c = t.shape
+        t = t.reshape(n, 8, 8, c)[:, ::2, ::2].reshape(n, 16, c)
+        return self.head(self.stage2(t).mean(1))
+
+
 class EncoderViT(nn.Module):
     """An image model on nn.TransformerEncoder with a class token (post-norm by default)."""
 

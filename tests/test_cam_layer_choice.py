@@ -53,6 +53,7 @@ FAMILIES: dict[str, tuple[Callable[[], nn.Module], str, str, str]] = {
         "tokens",
         "every token reaches the head",
     ),
+    "levit-like": (zoo.LeViTLike, "stage2.1", "tokens", "every token reaches the head"),
     "transformer-encoder-post-norm": (
         zoo.EncoderViT,
         "encoder.layers.0.norm2",
@@ -119,9 +120,9 @@ def test_values_after_the_in_place_activation_are_explained() -> None:
 
 
 def test_patch_embeddings_and_attention_internals_are_never_chosen(tmp_path: Path) -> None:
-    for family in ("own-vit-class-token", "own-vit-mean-pooled", "hf-vit", "hf-swin"):
+    for family in ("own-vit-class-token", "own-vit-mean-pooled", "levit-like", "hf-vit", "hf-swin"):
         name, _ = chosen(build(family), tmp_path)
-        assert "attn" not in name and "attention" not in name and "embed" not in name, family
+        assert not any(part in name for part in ("attn", "attention", "embed", "stem")), family
 
 
 def _to_grid(leading: int, side: int) -> Callable[[torch.Tensor], torch.Tensor]:

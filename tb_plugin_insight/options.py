@@ -54,7 +54,8 @@ class CAM(OptionGroup):
             (N, C, H, W), as in pytorch-grad-cam, for layouts no rule can guess; it must only rearrange
             elements (select, reshape, permute), since gradients go through it too.
         layout: `cam_layout`: "nchw", "nhwc" (channels last) or "tokens" (N, T, C) to declare the layer
-            output's layout; None infers it (`tb_plugin_insight.explain.layouts`).
+            output's layout; None infers it (`tb_plugin_insight.explain.layouts`). Without `layer`, the
+            automatic choice then takes only layers of that layout.
     """
 
     every: int = 100

@@ -241,6 +241,14 @@ def test_cam_layout_and_reshape_transform_options(tmp_path: Path) -> None:
         )
 
 
+def test_a_declared_layout_limits_the_automatic_choice(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    name, reason = chosen(zoo.OwnViT(), tmp_path, cam_layout="nchw")
+    assert name == "patch_embed.proj" and "(N, C, H, W)" in reason  # the only channels-first layer
+    with pytest.raises(ValueError, match="found no layer with a spatial output"):
+        chosen(zoo.own_cnn(), tmp_path, cam_layout="tokens")
+
+
 def test_add_cam_takes_layout_and_reshape_transform(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = zoo.ChannelsLastNet()

@@ -34,6 +34,7 @@ from tb_plugin_insight.explain import layouts
 from tb_plugin_insight.explain.capture import side_effect_free
 
 _ATTENTION = re.compile(r"attention|attn", re.IGNORECASE)
+LAYOUTS = layouts.LAYOUTS
 
 
 @dataclasses.dataclass(frozen=True)

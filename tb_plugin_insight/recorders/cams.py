@@ -18,7 +18,7 @@ from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.maps import CamPlan, MapRecord
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.probe_pass import SharedMaps
-from tb_plugin_insight.explain import cam
+from tb_plugin_insight.explain import cam, layouts
 from tb_plugin_insight.explain.capture import resolve_layer
 from tb_plugin_insight.options import CAM
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
@@ -51,7 +51,7 @@ def plan_cams(
     if layer is None and _layerless(names):
         name, auto = "", False  # fullgrad explains the whole model: its records carry no layer name
     elif layer is None:
-        choice = cam_layer.choose_cam_layer(model, sample)
+        choice = cam_layer.choose_cam_layer(model, sample, _allowed(layout))
         name, auto, reason = choice.name, True, choice.reason
         logger.warning("Insight: CAMs explain layer %r: %s (set cam_layer= to change)", name, reason)
     else:
@@ -63,6 +63,11 @@ def plan_cams(
     if name and not auto:
         reason = given_reason(result)
     return CamPlan(every, name, names, target, auto, reason, layout, reshape_transform)
+
+
+def _allowed(layout: Optional[str]) -> tuple[str, ...]:
+    """The layouts the automatic choice may take: the declared one only, when there is one."""
+    return cam_layer.LAYOUTS if layout is None else (layout,)
 
 
 def given_reason(result: cam.CamResult) -> str:
@@ -173,6 +178,7 @@ def write_once(
     layout: Optional[str] = None,
 ) -> None:
     """`InsightWriter.add_cam`: CAMs of `inputs` at one step, under the probe name `tag`."""
+    layout = layouts.check_layout(layout)
     probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
     images = probe.on(maps.model_device(model), maps.model_dtype(model))
     layer = target_layer
@@ -180,7 +186,7 @@ def write_once(
     auto = layer is None and not layerless
     reason = ""
     if auto:
-        choice = cam_layer.choose_cam_layer(model, images[:1])
+        choice = cam_layer.choose_cam_layer(model, images[:1], _allowed(layout))
         layer, reason = choice.name, choice.reason
     result = cam.compute_cams(
         model, images, layer, method, targets=targets, reshape_transform=reshape_transform, layout=layout,

@@ -33,6 +33,12 @@ class WatchHandle:
         return plan.layer if plan else None
 
     @property
+    def cam_layer_reason(self) -> str:
+        """Why CAMs explain that layer (the rule of the automatic choice, or "given as cam_layer=")."""
+        plan = self._plan("cams")
+        return str(getattr(plan, "layer_reason", "")) if plan else ""
+
+    @property
     def cam_methods(self) -> tuple[str, ...]:
         plan = self._plan("cams")
         return plan.methods if plan else ()

@@ -21,6 +21,7 @@ from tb_plugin_insight import validate
 __all__ = ["CAM", "FeatureMaps", "FeatureVis", "Gradients", "Histograms", "Saliency", "resolve"]
 
 TARGETS = ("predicted", "label")
+LAYOUTS = ("nchw", "nhwc", "tokens")  # as tb_plugin_insight.explain.layouts.LAYOUTS (no torch import here)
 
 
 class OptionGroup:
@@ -49,18 +50,28 @@ class CAM(OptionGroup):
             with a spatial output and logs its name.
         methods: `cam_methods`: one or several of `tb_plugin_insight.cam.METHODS` (they share one pass).
         target: `cam_target`: "predicted" explains each image's predicted class, "label" its label.
+        reshape_transform: `cam_reshape_transform`: a callable taking the layer's output (N, ...) to
+            (N, C, H, W), as in pytorch-grad-cam, for layouts no rule can guess; it must only rearrange
+            elements (select, reshape, permute), since gradients go through it too.
+        layout: `cam_layout`: "nchw", "nhwc" (channels last) or "tokens" (N, T, C) to declare the layer
+            output's layout; None infers it (`tb_plugin_insight.explain.layouts`). Without `layer`, the
+            automatic choice then takes only layers of that layout.
     """
 
     every: int = 100
     layer: Any = None
     methods: Union[Sequence[str], str] = ("gradcam",)
     target: str = "predicted"
+    reshape_transform: Optional[Callable[[Any], Any]] = None
+    layout: Optional[str] = None
 
     FLAT: ClassVar[Mapping[str, str]] = {
         "every": "cam_every",
         "layer": "cam_layer",
         "methods": "cam_methods",
         "target": "cam_target",
+        "reshape_transform": "cam_reshape_transform",
+        "layout": "cam_layout",
     }
 
     def check(self) -> None:
@@ -70,6 +81,13 @@ class CAM(OptionGroup):
             low=0,
         )
         validate.choice_option("cam_target", self.target, TARGETS)
+        if self.reshape_transform is not None and not callable(self.reshape_transform):
+            raise TypeError(
+                "cam_reshape_transform must be a callable taking the layer output to (N, C, H, W), got"
+                f" {type(self.reshape_transform).__name__}"
+            )
+        if self.layout is not None:
+            validate.choice_option("cam_layout", self.layout, LAYOUTS)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -56,6 +56,10 @@ class Maps:
     steps: np.ndarray  # int64 (steps,)
     values: np.ndarray  # float64, shape above; NaN where no scale was recorded
     channels: tuple[int, ...] = ()  # feature maps, filters, feature visualisations
+    # CAMs: why the layer was explained and how its output was read ("nchw", "nhwc", "tokens", "custom");
+    # "" for other kinds and for records written before these were stored
+    layer_reason: str = ""
+    layer_layout: str = ""
 
 
 def read(logdir: str | os.PathLike[str]) -> InsightReader:
@@ -265,6 +269,8 @@ class InsightReader:
             method=series["method"],
             steps=np.asarray(steps, dtype=np.int64),
             values=values,
+            layer_reason=series.get("layerReason", ""),
+            layer_layout=series.get("layerLayout", ""),
         )
 
     # --- feature maps, filters, feature visualisations ----------------------------------------------

@@ -93,6 +93,8 @@ def maps(
                 height=h,
                 width=w,
                 auto_selected=auto_selected,
+                layer_reason=record.layer_reason,
+                layer_layout=record.layout,
                 with_metadata=first_time(tag),
                 pool_factor=record.pool_factor,
                 source_height=record.source_size[0],

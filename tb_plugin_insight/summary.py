@@ -363,6 +363,8 @@ def map_value(
     pool_factor: int = 1,
     source_height: int = 0,
     source_width: int = 0,
+    layer_reason: str = "",
+    layer_layout: str = "",
 ) -> summary_pb2.Summary.Value:
     """CAM or saliency maps of the probe at one step: one grayscale PNG sprite (0..255 = 0..1), maps of
     `height` x `width` (pooled by `pool_factor` from `source_height` x `source_width`, if > 1)."""
@@ -379,6 +381,8 @@ def map_value(
                 height=height,
                 width=width,
                 auto_selected=auto_selected,
+                layer_reason=layer_reason,
+                layer_layout=layer_layout,
                 pool_factor=pool_factor,
                 source_height=source_height,
                 source_width=source_width,

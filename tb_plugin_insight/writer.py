@@ -270,13 +270,15 @@ class InsightWriter(SummaryWriter):
         *,
         labels: Any = None,
         class_names: Optional[Sequence[str]] = None,
+        reshape_transform: Any = None,
+        layout: Optional[str] = None,
     ) -> None:
         """Log CAMs of `inputs` once, under `tag` (shown in the tab's CAM view as probe `tag`).
 
         Args:
             tag: the name of this batch of images in the tab.
-            model, inputs, target_layer, targets: as `tb_plugin_insight.cam.compute_cam`; target_layer
-                None picks the last spatial layer.
+            model, inputs, target_layer, targets, reshape_transform, layout: as
+                `tb_plugin_insight.cam.compute_cam`; target_layer None picks the layer as watch() does.
             method: a method name or a list of them (they share one pass).
             global_step: the step to record at (default: the watched model's current step, else 0).
             labels, class_names: optional true labels and class names shown under the images.
@@ -285,7 +287,7 @@ class InsightWriter(SummaryWriter):
         if self.writes:
             cam_recorder.write_once(
                 self._sink, step, tag, wrappers.unwrap(model), inputs, target_layer, method, targets,
-                labels=labels, class_names=class_names,
+                labels=labels, class_names=class_names, reshape_transform=reshape_transform, layout=layout,
             )  # fmt: skip
 
     def add_saliency(

@@ -595,11 +595,20 @@ def test_token_layer_auto_grid_matches_formula_and_reshape_transform(cls_token: 
     )
 
 
-def test_non_square_token_grid_needs_a_reshape_transform() -> None:
+def test_non_square_token_grid_follows_the_images_aspect_else_needs_a_reshape_transform() -> None:
     model = TinyViT(cls_token=False)
-    x = torch.randn(2, 3, 12, 20)  # 3 x 5 = 15 tokens: neither s*s nor 1 + s*s
-    with pytest.raises(ValueError, match=r"outputs shape \(2, 15, 6\).*reshape_transform"):
-        compute_cam(model, x, "block")
+    x = torch.randn(2, 3, 12, 20)  # 3 x 5 = 15 tokens: the grid of the images' aspect ratio
+    by_hand = compute_cam(
+        model, x, "block", reshape_transform=lambda t: t.reshape(2, 3, 5, 6).permute(0, 3, 1, 2)
+    )
+    torch.testing.assert_close(compute_cam(model, x, "block"), by_hand)
+    torch.testing.assert_close(compute_cam(model, x, "block", layout="tokens"), by_hand)
+    with pytest.raises(
+        ValueError, match=r"\(2, 15, 6\), which cannot be laid out as layout='nchw'.*reshape_transform"
+    ):
+        compute_cam(model, x, "block", layout="nchw")
+    with pytest.raises(ValueError, match="layout must be one of nchw, nhwc, tokens"):
+        compute_cam(model, x, "block", layout="hwc")
     maps = compute_cams(
         model,
         x,

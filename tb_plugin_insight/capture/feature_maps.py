@@ -2,12 +2,15 @@
 
 Every layer output is brought to channel maps (N, C, h, w), by its layout:
 
-* "spatial" (N, C, H, W): each channel an H x W map.
+* "spatial" (N, C, H, W): each channel an H x W map; outputs laid out channels last (N, H, W, C), as
+  Swin's and ConvNeXt's norms and MLPs are, are read as such (`explain.layouts`, the rules of CAMs).
 * "volume" (N, C, D, H, W): the H x W slice at one depth (the middle one unless chosen).
 * "sequence" (N, C, L) of 1-D convolutions (and what follows them): each channel a 1 x L row, shown as
   a channel x position map.
 * "tokens" (N, L, C) of transformers: each channel a 1 x L row over the tokens, shown as a token x
-  channel map, or as an s x s grid when L (or L - 1, with a class token first) is a square s * s.
+  channel map, or as an s x s grid when L - k is a square s * s after k leading class, distillation or
+  register tokens (`explain.layouts.token_grid`).
+* Outputs whose batch is not the probe's (Swin's window tensors (N * windows, tokens, C)) have no maps.
 * "vector" (N, C), and outputs with a single position (1 x 1, L = 1): one 1 x C channel strip per
   image (no choice of channels: all of them, up to MAX_VECTOR).
 
@@ -37,11 +40,12 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import validate
+from tb_plugin_insight.capture import activation_types
 from tb_plugin_insight.capture import filters as filters_mod
 from tb_plugin_insight.capture.outputs import primary_tensor
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.quantize import check_bits, quantize
-from tb_plugin_insight.explain import pooling
+from tb_plugin_insight.explain import layouts, pooling
 from tb_plugin_insight.explain.capture import side_effect_free
 
 logger = logging.getLogger(__name__)
@@ -59,11 +63,12 @@ class LayerView:
     layout: str
     num_channels: int
     grid_side: int = 0  # tokens: side of the square token grid, 0 if none
-    class_tokens: int = 0  # tokens: leading tokens before the grid (0 or 1)
+    class_tokens: int = 0  # tokens: leading tokens before the grid (class, distillation, register tokens)
     depth_index: int = -1  # volume: the depth slice
     order: int = 0  # position in model.named_modules()
     module_type: str = ""
     shape: tuple[int, ...] = ()  # the output shape of the dry run (one probe image)
+    channels_last: bool = False  # spatial: the output is (N, H, W, C), read as (N, C, H, W)
 
 
 def _square_side(n: int) -> int:
@@ -72,19 +77,28 @@ def _square_side(n: int) -> int:
 
 
 def view_of(
-    module: nn.Module, shape: Sequence[int], previous: Optional[LayerView], depth: Optional[int]
+    module: nn.Module,
+    shape: Sequence[int],
+    previous: Optional[LayerView],
+    depth: Optional[int],
+    image: Optional[tuple[int, int]] = None,
 ) -> Optional[LayerView]:
     """The view of an output of `shape` from `module`; None for outputs without one (scalars, 6-D...).
 
     (N, C, L) counts as a sequence when the module is a 1-D one (Conv1d, BatchNorm1d, ...), or an
     activation/dropout right after a sequence layer of the same shape; otherwise as tokens (N, L, C).
+    With the probe images' (H, W) as `image`, 4-D outputs laid out channels last (N, H, W, C) are read
+    as such and token grids may follow up to 16 leading class/register tokens, by the rules of CAMs
+    (`explain.layouts`).
     """
     if len(shape) == 2:
         return LayerView("vector", int(shape[1]))
     if len(shape) == 4:
-        if shape[2] * shape[3] == 1:
-            return LayerView("vector", int(shape[1]))
-        return LayerView("spatial", int(shape[1]))
+        last = image is not None and layouts.infer_4d(tuple(shape), image, module) == "nhwc"
+        c, h, w = (shape[3], shape[1], shape[2]) if last else (shape[1], shape[2], shape[3])
+        if h * w == 1:
+            return LayerView("vector", int(c))
+        return LayerView("spatial", int(c), channels_last=last)
     if len(shape) == 5:
         d = int(shape[2]) // 2 if depth is None else depth
         if not 0 <= d < shape[2]:
@@ -95,7 +109,7 @@ def view_of(
     if len(shape) == 3:
         one_d = type(module).__name__.endswith(_ONE_D_SUFFIX)
         follows = (
-            type(module).__module__ in _PASS_THROUGH
+            (type(module).__module__ in _PASS_THROUGH or activation_types.is_activation(module))
             and previous is not None
             and previous.layout == "sequence"
         )
@@ -104,6 +118,9 @@ def view_of(
         tokens = int(shape[1])
         if tokens == 1:
             return LayerView("vector", int(shape[2]))
+        grid = layouts.token_grid(tokens, image) if image is not None else None
+        if grid is not None and grid[1] == grid[2]:
+            return LayerView("tokens", int(shape[2]), grid_side=grid[1], class_tokens=grid[0])
         side = _square_side(tokens)
         cls = 0
         if not side:
@@ -116,7 +133,7 @@ def view_of(
 def channel_maps(output: torch.Tensor, view: LayerView) -> torch.Tensor:
     """(N, C, h, w) channel maps of a layer output (a view where possible, no copy)."""
     if view.layout == "spatial":
-        return output
+        return output.permute(0, 3, 1, 2) if view.channels_last else output
     if view.layout == "volume":
         return output[:, :, view.depth_index]
     if view.layout == "sequence":
@@ -322,13 +339,21 @@ def plan_feature_maps(
         return None
     names = [name for name, _ in layers]
     depths = _check_depth(names, depth)
-    shapes = output_shapes(model, probe.on(device)[:1], layers)
+    # two images when there are: outputs whose batch is not the probe's (Swin's (N * windows, ...)
+    # window tensors) have no maps of the probe's images
+    sample = probe.on(device)[:2]
+    image = (int(sample.shape[-2]), int(sample.shape[-1]))
+    shapes = [
+        (name, module, (1, *shape[1:]))
+        for name, module, shape in output_shapes(model, sample, layers)
+        if shape and shape[0] == len(sample)
+    ]
     orders = {name: i for i, (name, _) in enumerate(model.named_modules())}
     views: dict[str, LayerView] = {}
     previous: Optional[LayerView] = None
     for name, module, shape in shapes:
         try:
-            view = view_of(module, shape, previous, depths.get(name))
+            view = view_of(module, shape, previous, depths.get(name), image)
         except ValueError as err:
             raise ValueError(f"layer {name!r}: {err}") from None
         previous = view

@@ -8,14 +8,15 @@ from typing import Union
 
 from torch import nn
 
-LayerSelector = Union[None, Iterable[str], Callable[[str, nn.Module], bool]]
+from tb_plugin_insight.capture import activation_types
 
-_ACTIVATION_MODULE = "torch.nn.modules.activation"
+LayerSelector = Union[None, Iterable[str], Callable[[str, nn.Module], bool]]
 
 
 def is_default_layer(module: nn.Module) -> bool:
-    """Modules with their own parameters, plus activation modules (ReLU, GELU, ...)."""
-    if type(module).__module__ == _ACTIVATION_MODULE:
+    """Modules with their own parameters, plus activation modules of any library (ReLU, GELU,
+    HuggingFace's GELUActivation, timm's own GELU, ...: `activation_types.is_activation`)."""
+    if activation_types.is_activation(module):
         return True
     return any(True for _ in module.parameters(recurse=False))
 

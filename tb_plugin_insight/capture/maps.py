@@ -35,6 +35,9 @@ class CamPlan:
     methods: tuple[str, ...]
     target: str  # "predicted" or "label"
     auto_selected: bool
+    layer_reason: str = ""  # why this layer: shown in the tab (capture/cam_layer.py)
+    layout: Optional[str] = None  # cam_layout: declared layout of the layer output (None: inferred)
+    reshape_transform: Any = dataclasses.field(default=None, compare=False)  # cam_reshape_transform
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,15 +63,21 @@ class MapRecord:
     # Saliency maps pooled to fit saliency_max_side: the block side and the (H, W) before pooling.
     pool_factor: int = 1
     source_size: tuple[int, int] = (0, 0)
+    # CAMs: how the layer output was read ("nchw", "nhwc", "tokens", "custom") and why that layer
+    layout: str = ""
+    layer_reason: str = ""
 
 
-def record_from_cams(result: cam.CamResult) -> MapRecord:
-    """The stored form of compute_cams' result: uint8 maps, predictions and raw ranges."""
+def record_from_cams(result: cam.CamResult, layer_reason: str = "") -> MapRecord:
+    """The stored form of compute_cams' result: uint8 maps, predictions and raw ranges (and, for the
+    tab, the layout the layer was read in and `layer_reason`)."""
     return MapRecord(
         maps={method: probe_mod.maps_to_uint8(maps) for method, maps in result.items()},
         predicted=None if result.predicted is None else result.predicted.cpu().numpy(),
         probability=None if result.probability is None else result.probability.float().cpu().numpy(),
         ranges={method: r.detach().double().cpu().numpy() for method, r in result.raw_range.items()},
+        layout=result.layout,
+        layer_reason=layer_reason,
     )
 
 

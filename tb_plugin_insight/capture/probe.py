@@ -1,4 +1,4 @@
-"""The fixed probe batch: validation, display images, and finding the layer CAMs default to."""
+"""The fixed probe batch: validation, display images, and the name of the layer CAMs default to."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from tb_plugin_insight.explain.capture import side_effect_free
+from tb_plugin_insight.capture.cam_layer import choose_cam_layer
 
 
 @dataclasses.dataclass
@@ -116,46 +116,6 @@ def maps_to_uint8(maps: torch.Tensor) -> np.ndarray:
 
 
 def find_last_spatial_layer(model: nn.Module, sample: torch.Tensor) -> str:
-    """Qualified name of the layer Grad-CAM conventionally explains: the last one with a spatial output.
-
-    Runs one side-effect-free forward of `sample` and takes the last module to finish whose output is
-    (N, C, H, W) with H*W > 1. Modules called more than once (a ReLU reused in a block) are skipped.
-    Of the modules that returned that very tensor (a block and the Sequential around it), the innermost
-    is named, as users would write it.
-    """
-    finished: list[tuple[str, Any]] = []
-    calls: dict[str, int] = {}
-    handles = []
-
-    def hook_for(name: str):
-        def hook(module: nn.Module, args: Any, output: Any) -> None:
-            calls[name] = calls.get(name, 0) + 1
-            finished.append((name, output))
-
-        return hook
-
-    try:
-        for name, module in model.named_modules():
-            if name:
-                handles.append(module.register_forward_hook(hook_for(name)))
-        with side_effect_free(model, sample), torch.no_grad():
-            model(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
-    spatial = [
-        (name, out)
-        for name, out in finished
-        if calls[name] == 1
-        and isinstance(out, torch.Tensor)
-        and out.dim() == 4
-        and out.shape[-2:].numel() > 1
-    ]
-    if not spatial:
-        raise ValueError(
-            "found no layer with a spatial (N, C, H, W) output to explain: pass cam_layer= (a module or"
-            " its qualified name; token layers of transformers work too)"
-        )
-    last_name, last_out = spatial[-1]
-    same = [name for name, out in spatial if out is last_out]
-    return max(same, key=lambda name: (name.count("."), len(name))) if same else last_name
+    """Qualified name of the layer CAMs explain by default (`capture.cam_layer.choose_cam_layer`, which
+    also says why and in which layout)."""
+    return choose_cam_layer(model, sample).name

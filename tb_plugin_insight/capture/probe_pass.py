@@ -268,7 +268,7 @@ def _cams(
     targets = probe_targets(plan.target, probe, images.device, len(images))
     if tap is None:
         result = cam.cams_from_capture(model, images, None, None, plan.methods, targets, upsample=False)
-        return record_from_cams(result)
+        return record_from_cams(result, plan.layer_reason)
     activation = tap.checked(name)
     output = _value(output)
     if tap.gradient:
@@ -278,8 +278,18 @@ def _cams(
         captured = Captured(output.detach(), activation.detach(), gradient, scores.detach())
     else:
         captured = Captured(output.detach(), activation)
-    result = cam.cams_from_capture(model, images, name, captured, plan.methods, targets, upsample=False)
-    return record_from_cams(result)
+    result = cam.cams_from_capture(
+        model,
+        images,
+        name,
+        captured,
+        plan.methods,
+        targets,
+        plan.reshape_transform,
+        layout=plan.layout,
+        upsample=False,
+    )
+    return record_from_cams(result, plan.layer_reason)
 
 
 def _saliency(

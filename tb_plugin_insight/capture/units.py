@@ -8,12 +8,13 @@ forward at every statistics step would cost too much), so "dead" means "dead on 
   except for modules that act on the last dimension (Linear, LayerNorm, Embedding, ...), whose channels
   are the last dimension ((N, L, C) tokens). Outputs with fewer than 2 dimensions have no channels (NaN).
 - Dead (only for rectifier modules: ReLU, ReLU6, LeakyReLU, PReLU, GELU, SiLU, Mish, Hardswish, ELU,
-  CELU, SELU; NaN otherwise): a channel whose maximum over every other dimension is <= 0 (a unit that
+  CELU, SELU, and the same from other libraries, e.g. HuggingFace's GELUActivation or timm's GELU, see
+  `activation_types`; NaN otherwise): a channel whose maximum over every other dimension is <= 0 (a unit that
   never fired). For other layers "never positive" is no sign of trouble (a logit can be negative on a
   whole batch), so watch the activation modules (the default layer set does).
-- Saturated (only for Sigmoid, Tanh, Hardtanh, ReLU6, Hardsigmoid, Softsign; NaN otherwise): a channel
-  with at least 99% of its elements within 1% of the output range of a bound (e.g. sigmoid outputs
-  below 0.01 or above 0.99), where the module's gradient is (nearly) zero.
+- Saturated (only for Sigmoid, Tanh, Hardtanh, ReLU6, Hardsigmoid, Softsign, from any library; NaN
+  otherwise): a channel with at least 99% of its elements within 1% of the output range of a bound
+  (e.g. sigmoid outputs below 0.01 or above 0.99), where the module's gradient is (nearly) zero.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.capture import activation_types
 
 SATURATION_SHARE = 0.99  # share of a channel's elements that must sit at a bound
 SATURATION_TOLERANCE = 0.01  # distance to the bound, as a fraction of the output range
@@ -32,35 +34,15 @@ SATURATION_TOLERANCE = 0.01  # distance to the bound, as a fraction of the outpu
 _CHANNELS_LAST = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention)
 
 
-_RECTIFIERS = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Hardswish,
-    nn.ELU,
-    nn.CELU,
-    nn.SELU,
-)
-
-
 def is_rectifier(module: nn.Module) -> bool:
-    """Modules whose units can die: outputs <= 0 for every input of a channel means no gradient."""
-    return isinstance(module, _RECTIFIERS)
+    """Modules whose units can die: outputs <= 0 for every input of a channel means no gradient
+    (recognised from any library, see `capture/activation_types.py`)."""
+    return activation_types.is_rectifier(module)
 
 
 def output_bounds(module: nn.Module) -> tuple[float, float] | None:
     """The (lower, upper) bounds of a module's output, or None when it is not bounded."""
-    if isinstance(module, nn.Hardtanh):  # also ReLU6
-        return float(module.min_val), float(module.max_val)
-    if isinstance(module, (nn.Sigmoid, nn.Hardsigmoid)):
-        return 0.0, 1.0
-    if isinstance(module, (nn.Tanh, nn.Softsign)):
-        return -1.0, 1.0
-    return None
+    return activation_types.output_bounds(module)
 
 
 def channel_dim(module: nn.Module, ndim: int) -> int | None:

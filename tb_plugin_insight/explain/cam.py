@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import validate
-from tb_plugin_insight.explain import cam_methods, fullgrad
+from tb_plugin_insight.explain import cam_methods, fullgrad, layouts
 from tb_plugin_insight.explain import targets as targets_mod
 from tb_plugin_insight.explain.capture import (
     Captured,
@@ -98,6 +98,8 @@ class CamResult(dict):
         target_probability: (N,) softmax probability of `target_class`, or None.
         raw_range: method -> (N, 2) min and max of each map after ReLU, before the per-image scaling to
             [0, 1] (lets a viewer put all images of a batch on one shared scale).
+        layout: how the layer's output was read: "nchw", "nhwc", "tokens", "custom" (reshape_transform),
+            or "" (no layer: fullgrad alone); `layout_description` says it in words.
     """
 
     def __init__(
@@ -116,6 +118,8 @@ class CamResult(dict):
         self.probability: Optional[torch.Tensor] = None
         self.target_probability: Optional[torch.Tensor] = None
         self.raw_range: dict[str, torch.Tensor] = {}
+        self.layout = ""
+        self.layout_description = ""
         if output.dim() == 2 and output.shape[1] > 0:
             probabilities = torch.softmax(output.float(), dim=1)
             self.probability, self.predicted = probabilities.max(dim=1)
@@ -132,6 +136,7 @@ def compute_cam(
     reshape_transform: Optional[ReshapeTransform] = None,
     *,
     batch_size: int = 32,
+    layout: Optional[str] = None,
 ) -> torch.Tensor:
     """Class-activation maps of one method for a batch of images.
 
@@ -139,9 +144,11 @@ def compute_cam(
         model: the network; left exactly as it was (modes, buffers, `.grad`, RNG state, hooks).
         inputs: images (N, C, H, W); they need not require grad. A single image needs `unsqueeze(0)`.
         target_layer: a module of `model` or its qualified name (as in `model.named_modules()`). Its output
-            must be (N, C, h, w), or transformer tokens (N, T, C) on a square grid (T = s*s, or 1 + s*s
-            with a class token first), or anything `reshape_transform` turns into (N, C, h, w). None
-            (or anything: it is ignored) for fullgrad, which explains the whole network.
+            must be (N, C, h, w), channels last (N, h, w, C), transformer tokens (N, T, C) whose last
+            T - k tokens form a grid of the images' aspect ratio after k <= 16 leading class, distillation
+            or register tokens, or anything `reshape_transform` turns into (N, C, h, w). The layout is
+            inferred (see `tb_plugin_insight.explain.layouts`) unless `layout` says it. None (or anything:
+            it is ignored) for fullgrad, which explains the whole network.
         method: one of `METHODS`.
         targets: what to explain per sample. None: the predicted class; an int: that class for all; a
             sequence/tensor of ints: one class per sample; a callable `output -> (N,)` scores. A class
@@ -151,6 +158,8 @@ def compute_cam(
         reshape_transform: callable turning the layer output into (N, C, h, w); it must only rearrange
             elements (it is applied to gradients too).
         batch_size: perturbed inputs per forward for scorecam and ablationcam (bounds their memory).
+        layout: "nchw", "nhwc" or "tokens" to declare the layer output's layout instead of inferring it
+            (ignored when `reshape_transform` is given).
 
     Returns:
         float32 (N, H, W) in [0, 1] on the inputs' device.
@@ -165,7 +174,14 @@ def compute_cam(
         full = compute_cam(model, images[:8], None, method="fullgrad")
     """
     return compute_cams(
-        model, inputs, target_layer, [method], targets, reshape_transform, batch_size=batch_size
+        model,
+        inputs,
+        target_layer,
+        [method],
+        targets,
+        reshape_transform,
+        batch_size=batch_size,
+        layout=layout,
     )[_canonical(method)]
 
 
@@ -179,6 +195,7 @@ def compute_cams(
     *,
     batch_size: int = 32,
     upsample: bool = True,
+    layout: Optional[str] = None,
 ) -> CamResult:
     """Several methods on one layer, sharing one forward pass and one gradient computation.
 
@@ -202,6 +219,7 @@ def compute_cams(
     chosen = check_methods(methods)
     _check_inputs(inputs)
     validate.int_option(batch_size, f"batch_size must be a positive int, got {batch_size!r}")
+    layouts.check_layout(layout)
     if all(m in LAYERLESS_METHODS for m in chosen):
         with side_effect_free(model, inputs):
             return cams_from_capture(model, inputs, None, None, chosen, targets, None, batch_size, upsample)
@@ -216,7 +234,7 @@ def compute_cams(
             model, inputs, layer, name, targets, gradient=any(m in GRADIENT_METHODS for m in chosen)
         )
         return cams_from_capture(
-            model, inputs, name, captured, chosen, targets, reshape_transform, batch_size, upsample
+            model, inputs, name, captured, chosen, targets, reshape_transform, batch_size, upsample, layout
         )
 
 
@@ -230,6 +248,7 @@ def cams_from_capture(
     reshape_transform: Optional[ReshapeTransform] = None,
     batch_size: int = 32,
     upsample: bool = True,
+    layout: Optional[str] = None,
 ) -> CamResult:
     """`compute_cams` from a capture already made (`explain.capture.capture`, or a probe pass shared
     with other maps, see `capture/probe_pass.py`): the maps of `methods` (canonical names, checked),
@@ -248,7 +267,7 @@ def cams_from_capture(
         if captured is None or target_layer is None:
             raise ValueError(f"{', '.join(layered)} need a target layer and its capture")
         name, layer = resolve_layer(model, target_layer)
-        run = _Run(model, inputs, layer, name, captured, targets, reshape_transform, batch_size)
+        run = _Run(model, inputs, layer, name, captured, targets, (reshape_transform, layout), batch_size)
         output, scores, classes = captured.output, run.scores, run.classes
         layer_maps = torch.stack([run.layer_map(method) for method in layered])  # (methods, N, h, w)
         own = (int(layer_maps.shape[-2]), int(layer_maps.shape[-1]))
@@ -271,6 +290,8 @@ def cams_from_capture(
     )
     range_of = dict(zip(order, ranges.unbind(0)))
     result.raw_range = {m: range_of[m] for m in chosen}
+    if layered:
+        result.layout, result.layout_description = run.layout
     return result
 
 
@@ -285,7 +306,7 @@ class _Run:
         name: str,
         captured: Captured,
         targets: TargetSpec,
-        reshape_transform: Optional[ReshapeTransform],
+        arrangement: tuple[Optional[ReshapeTransform], Optional[str]],
         batch_size: int,
     ) -> None:
         self.model, self.inputs, self.layer, self.name = model, inputs, layer, name
@@ -299,8 +320,15 @@ class _Run:
             targets_mod.target_scores(captured.output, targets).detach() if scores is None else scores
         )
         self.scorer = _scorer(targets, self.classes)
+        reshape_transform, layout = arrangement
+        self.layout = _layout_of(tuple(captured.activation.shape), self.size, layer, arrangement)
         self.spatial = cam_methods.spatial_transform(
-            tuple(captured.activation.shape), name, reshape_transform
+            tuple(captured.activation.shape),
+            name,
+            reshape_transform,
+            layout=layout,
+            image=self.size,
+            module=layer,
         )
         self.activation = self.spatial(captured.activation).float()
         gradient = captured.gradient
@@ -327,6 +355,19 @@ class _Run:
             self.batch_size,
         )
         return cam_methods.weighted_sum(cam_methods.ablationcam_weights(self.scores.float(), ablated), a)
+
+
+def _layout_of(
+    shape: tuple[int, ...],
+    image: tuple[int, int],
+    layer: nn.Module,
+    arrangement: tuple[Optional[ReshapeTransform], Optional[str]],
+) -> tuple[str, str]:
+    """(layout name, words) of how the layer output is read (see `CamResult.layout`)."""
+    if arrangement[0] is not None:
+        return "custom", "laid out by reshape_transform"
+    found = layouts.infer(shape, image, layer, arrangement[1])
+    return ("", "") if found is None else (found.name, found.describe())
 
 
 def _canonical(method: str) -> str:

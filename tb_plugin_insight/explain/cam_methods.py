@@ -13,6 +13,9 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from tb_plugin_insight.explain import layouts
 
 Tensor = torch.Tensor
 ReshapeTransform = Callable[[Tensor], Tensor]
@@ -214,44 +217,20 @@ def scale_to_unit_(maps: Tensor) -> Tensor:
 
 
 def spatial_transform(
-    shape: tuple[int, ...], layer_name: str, reshape_transform: Optional[ReshapeTransform]
+    shape: tuple[int, ...],
+    layer_name: str,
+    reshape_transform: Optional[ReshapeTransform],
+    *,
+    layout: Optional[str] = None,
+    image: Optional[tuple[int, int]] = None,
+    module: Optional[nn.Module] = None,
 ) -> ReshapeTransform:
-    """The function that turns the layer's output (and its gradient) into (N, C, h, w).
-
-    (N, C, h, w) is used as is. (N, T, C) is read as transformer tokens in row-major grid order: T = s*s
-    tokens, or 1 + s*s with a leading class token (dropped). Anything else needs `reshape_transform`,
-    which must only rearrange elements (select, reshape, permute), since it is also applied to gradients
-    and used to find which elements form a channel.
-    """
-    if reshape_transform is not None:
-        return _checked_transform(reshape_transform, layer_name)
-    if len(shape) == 4:
-        return lambda t: t
-    if len(shape) == 3:
-        tokens = shape[1]
-        for skip in (0, 1):
-            side = math.isqrt(max(tokens - skip, 0))
-            if side > 0 and side * side == tokens - skip:
-                return _token_grid(skip, side)
-    raise ValueError(
-        f"layer {layer_name!r} outputs shape {tuple(shape)}, which cannot be laid out as an image: choose a"
-        " convolutional layer (output (N, C, H, W)), a token layer (N, tokens, C) whose tokens form a square"
-        " grid (after at most one class token), or pass reshape_transform=callable(output) -> (N, C, H, W)"
+    """The function that turns the layer's output (and its gradient) into (N, C, h, w): see
+    `explain.layouts.spatial_transform` (channels first or last, token grids after class/register
+    tokens, or `reshape_transform`, which must only rearrange elements)."""
+    return layouts.spatial_transform(
+        shape, layer_name, reshape_transform, layout=layout, image=image, module=module
     )
-
-
-def _checked_transform(transform: ReshapeTransform, layer_name: str) -> ReshapeTransform:
-    def spatial(t: Tensor) -> Tensor:
-        out = transform(t)
-        if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != t.shape[0]:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(
-                f"reshape_transform must turn layer {layer_name!r}'s output {tuple(t.shape)} into"
-                f" (N, C, H, W) with the same N, got {got}"
-            )
-        return out
-
-    return spatial
 
 
 def channel_elements(sample_shape: tuple[int, ...], spatial: ReshapeTransform) -> Tensor:
@@ -271,12 +250,3 @@ def channel_elements(sample_shape: tuple[int, ...], spatial: ReshapeTransform) -
             " permute), so that each channel of its result is a set of elements of the layer output"
         )
     return index
-
-
-def _token_grid(skip: int, side: int) -> Callable[[Tensor], Tensor]:
-    """(N, tokens, C) -> (N, C, side, side), the first `skip` tokens (a class token) left out."""
-
-    def transform(t: Tensor) -> Tensor:
-        return t[:, skip:].reshape(t.shape[0], side, side, t.shape[2]).permute(0, 3, 1, 2)
-
-    return transform

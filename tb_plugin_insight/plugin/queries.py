@@ -559,6 +559,8 @@ class MapQueries:
                 "numImages": data.num_images,
                 "steps": steps,
             }
+            if data.layer_reason or data.layer_layout:  # CAMs recorded since these were stored
+                entry.update({"layerReason": data.layer_reason, "layerLayout": data.layer_layout})
             by_step = ranges.get(metadata.ranges_tag_for(data.kind, data.layer, data.method, data.probe), {})
             if steps and all(step in by_step for step in steps):
                 entry["rawMin"] = [[finite_or_none(v) for v in by_step[step][:, 0]] for step in steps]

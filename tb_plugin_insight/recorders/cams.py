@@ -13,12 +13,12 @@ from typing import Any, Optional
 from torch import nn
 
 from tb_plugin_insight import metadata, records
-from tb_plugin_insight.capture import maps
+from tb_plugin_insight.capture import cam_layer, maps
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.maps import CamPlan, MapRecord
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.probe_pass import SharedMaps
-from tb_plugin_insight.explain import cam
+from tb_plugin_insight.explain import cam, layouts
 from tb_plugin_insight.explain.capture import resolve_layer
 from tb_plugin_insight.options import CAM
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
@@ -27,7 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 def plan_cams(
-    model: nn.Module, probe: Probe, *, every: int, layer: Any, methods: Sequence[str] | str, target: str
+    model: nn.Module,
+    probe: Probe,
+    *,
+    every: int,
+    layer: Any,
+    methods: Sequence[str] | str,
+    target: str,
+    reshape_transform: Any = None,
+    layout: Optional[str] = None,
 ) -> CamPlan:
     """Check CAM options once, at watch() time, with a dry run on one probe image.
 
@@ -39,18 +47,33 @@ def plan_cams(
         raise ValueError("cam_target='label' needs probe labels: pass probe=(images, labels)")
     names = tuple(cam.check_methods(methods))
     sample = probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
+    reason = ""
     if layer is None and _layerless(names):
         name, auto = "", False  # fullgrad explains the whole model: its records carry no layer name
     elif layer is None:
-        name, auto = probe_mod.find_last_spatial_layer(model, sample), True
-        logger.warning(
-            "Insight: CAMs explain layer %r (the last spatial layer; set cam_layer= to change)", name
-        )
+        choice = cam_layer.choose_cam_layer(model, sample, _allowed(layout))
+        name, auto, reason = choice.name, True, choice.reason
+        logger.warning("Insight: CAMs explain layer %r: %s (set cam_layer= to change)", name, reason)
     else:
         name, auto = resolve_layer(model, layer)[0], False
     targets = maps.probe_targets(target, probe, sample.device, 1)
-    cam.compute_cams(model, sample, name or None, list(names), targets=targets)
-    return CamPlan(every, name, names, target, auto)
+    result = cam.compute_cams(
+        model, sample, name or None, list(names), targets, reshape_transform, layout=layout
+    )
+    if name and not auto:
+        reason = given_reason(result)
+    return CamPlan(every, name, names, target, auto, reason, layout, reshape_transform)
+
+
+def _allowed(layout: Optional[str]) -> tuple[str, ...]:
+    """The layouts the automatic choice may take: the declared one only, when there is one."""
+    return cam_layer.LAYOUTS if layout is None else (layout,)
+
+
+def given_reason(result: cam.CamResult) -> str:
+    """The reason shown for a layer the user chose: that they did, and how its output was read."""
+    read = f" (read as {result.layout_description})" if result.layout_description else ""
+    return f"given as cam_layer={read}"
 
 
 def _layerless(methods: Sequence[str]) -> bool:
@@ -129,6 +152,8 @@ class CamRecorder(ProbeMapsRecorder):
             layer=options.layer,
             methods=options.methods,
             target=options.target,
+            reshape_transform=options.reshape_transform,
+            layout=options.layout,
         )
         ctx.cam_layer = plan.layer
         return cls(ctx.sink, plan)
@@ -149,15 +174,26 @@ def write_once(
     *,
     labels: Any,
     class_names: Optional[Sequence[str]],
+    reshape_transform: Any = None,
+    layout: Optional[str] = None,
 ) -> None:
     """`InsightWriter.add_cam`: CAMs of `inputs` at one step, under the probe name `tag`."""
+    layout = layouts.check_layout(layout)
     probe = probe_mod.make_probe(tag, inputs, labels, class_names=class_names)
     images = probe.on(maps.model_device(model), maps.model_dtype(model))
     layer = target_layer
     layerless = layer is None and _layerless(cam.check_methods(method))
     auto = layer is None and not layerless
+    reason = ""
     if auto:
-        layer = probe_mod.find_last_spatial_layer(model, images[:1])
-    result = cam.compute_cams(model, images, layer, method, targets=targets, upsample=False)
+        choice = cam_layer.choose_cam_layer(model, images[:1], _allowed(layout))
+        layer, reason = choice.name, choice.reason
+    result = cam.compute_cams(
+        model, images, layer, method, targets=targets, reshape_transform=reshape_transform, layout=layout,
+        upsample=False,
+    )  # fmt: skip
     layer_name = "" if layerless else resolve_layer(model, layer)[0]
-    write_maps(sink, step, probe, layer_name, maps.record_from_cams(result), auto_selected=auto)
+    if layer_name and not auto:
+        reason = given_reason(result).replace("cam_layer=", "target_layer=")
+    record = maps.record_from_cams(result, reason)
+    write_maps(sink, step, probe, layer_name, record, auto_selected=auto)

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import records
+from tb_plugin_insight.capture import cam_layer, maps
 from tb_plugin_insight.capture import feature_maps as fmaps
-from tb_plugin_insight.capture import maps
 from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture.probe_pass import SharedMaps
 from tb_plugin_insight.explain import featurevis
@@ -104,7 +104,7 @@ def plan_featurevis(
 
 def _layer_names(model: nn.Module, layers: Any, sample: torch.Tensor) -> list[str]:
     if layers is None:
-        name = probe_mod.find_last_spatial_layer(model, sample)
+        name = cam_layer.choose_cam_layer(model, sample, allowed=("nchw",)).name
         logger.warning(
             "Insight: feature visualisations of layer %r (the last spatial layer; set featurevis_layers=)",
             name,

@@ -29,12 +29,14 @@ def plan_saliency(
     options: Optional[Mapping[str, Mapping[str, Any]]] = None,
     cam_layer: Optional[str] = None,
     max_side: Optional[int] = None,
+    cam_reshape_transform: Any = None,
 ) -> SaliencyPlan:
     """Check saliency options once, at watch() time, with a dry run on one probe image.
 
-    `guided_gradcam` needs a `target_layer`: without one in `options`, the CAM layer (or the last spatial
-    layer) is used. Maps with a side above `max_side` are average-pooled before they are normalised and
-    stored (explain/pooling.py; None: full size).
+    `guided_gradcam` needs a `target_layer`: without one in `options`, the CAM layer (or the layer CAMs
+    would choose) is used, with the CAM's `reshape_transform` when it is the CAM layer. Maps with a side
+    above `max_side` are average-pooled before they are normalised and stored (explain/pooling.py; None:
+    full size).
 
     Raises:
         ValueError / TypeError: unknown method, an option the method does not take, target "label"
@@ -53,10 +55,11 @@ def plan_saliency(
     if unknown:
         raise ValueError(f"saliency_options for method(s) {', '.join(unknown)} not in saliency_methods")
     sample = probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
-    if "guided_gradcam" in per_method and per_method["guided_gradcam"].get("target_layer") is None:
-        per_method["guided_gradcam"]["target_layer"] = cam_layer or probe_mod.find_last_spatial_layer(
-            model, sample
-        )
+    guided = per_method.get("guided_gradcam")
+    if guided is not None and guided.get("target_layer") is None:
+        guided["target_layer"] = cam_layer or probe_mod.find_last_spatial_layer(model, sample)
+        if cam_layer and cam_reshape_transform is not None and guided.get("reshape_transform") is None:
+            guided["reshape_transform"] = cam_reshape_transform
     plan = SaliencyPlan(every, names, target, per_method, max_side)
     targets = maps.probe_targets(target, probe, sample.device, 1)
     dry_run = {m: saliency.compute_attribution(model, sample, m, targets, **per_method[m]) for m in names}
@@ -94,6 +97,7 @@ class SaliencyRecorder(ProbeMapsRecorder):
             options=options.options,
             cam_layer=ctx.cam_layer,
             max_side=options.max_side,
+            cam_reshape_transform=cam_options.reshape_transform,
         )
         return cls(ctx.sink, plan)
 

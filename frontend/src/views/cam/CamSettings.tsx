@@ -133,6 +133,7 @@ export function CamSettings() {
             }}
           />
         ) : null}
+        {kind === "cam" ? <LayerReason reason={layers.find((l) => l.name === (camLayer.value ?? ""))?.reason ?? ""} /> : null}
         <div class="ins-subtitle">Methods</div>
         <MethodList />
         <div class="ins-hint ins-hint-flat">Pick several to see them side by side.</div>
@@ -203,5 +204,15 @@ export function CamSettings() {
         />
       </div>
     </>
+  );
+}
+
+/** Why the shown layer was explained (stored with the CAMs), beside the layer's name. */
+function LayerReason({ reason }: { reason: string }) {
+  if (!reason) return null;
+  return (
+    <div class="ins-hint ins-hint-flat" data-testid="cam-layer-reason">
+      Why this layer: {reason}
+    </div>
   );
 }

@@ -62,7 +62,7 @@ export function CamView() {
         <div class="ins-card-head">
           <h2 class="ins-card-title">{kind === "saliency" ? "Saliency maps" : "Class activation maps"}</h2>
           {run !== null ? (
-            <span class="ins-card-sub">
+            <span class="ins-card-sub" title={kind === "cam" ? availableLayers.value.find((l) => l.name === (layer ?? ""))?.reason || undefined : undefined}>
               {compare ? `A: ${run} · B: ${compare}` : run}
               {kind === "cam" && (layer || availableLayers.value.some((l) => l.name === (layer ?? ""))) ? ` · ${layerLabel(layer ?? "")}` : ""}
             </span>

@@ -13,6 +13,10 @@ export interface MapSeries {
   layer: string;
   method: string;
   auto?: boolean;
+  /** CAMs: why this layer was explained (the automatic choice's rule, or "given as cam_layer="); older records omit it. */
+  layerReason?: string;
+  /** CAMs: how the layer output was read: "nchw", "nhwc", "tokens" or "custom"; older records omit it. */
+  layerLayout?: string;
   height: number;
   width: number;
   numImages: number;

@@ -70,12 +70,14 @@ export const availableKinds = computed<MapKind[]>(() => {
 export const availableLayers = computed(() => {
   const probe = camProbe.value;
   const kind = camKind.value;
-  const out: { name: string; auto: boolean }[] = [];
+  const out: { name: string; auto: boolean; reason: string }[] = [];
   for (const s of runSeries.value) {
     if (probeOf(s) !== probe || s.kind !== kind) continue;
     const existing = out.find((l) => l.name === s.layer);
-    if (existing) existing.auto ||= !!s.auto;
-    else out.push({ name: s.layer, auto: !!s.auto });
+    if (existing) {
+      existing.auto ||= !!s.auto;
+      existing.reason ||= s.layerReason ?? "";
+    } else out.push({ name: s.layer, auto: !!s.auto, reason: s.layerReason ?? "" });
   }
   return out;
 });

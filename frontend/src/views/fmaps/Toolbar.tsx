@@ -75,7 +75,7 @@ export function Toolbar(props: ToolbarProps) {
               value={fmTokenView.value}
               options={[
                 { value: "tokens", label: "token × channel" },
-                { value: "grid", label: `${info.gridSide}×${info.gridSide} grid${info.classTokens ? " (without the class token)" : ""}` },
+                { value: "grid", label: `${info.gridSide}×${info.gridSide} grid${info.classTokens === 1 ? " (without the class token)" : info.classTokens > 1 ? ` (without the ${info.classTokens} class/register tokens)` : ""}` },
               ]}
               onChange={(v) => {
                 fmTokenView.value = v === "grid" ? "grid" : "tokens";

@@ -3,7 +3,7 @@
 Public surface:
     InsightWriter   drop-in `torch.utils.tensorboard.SummaryWriter` that can `watch(model)`.
     WatchHandle     what `watch` returns.
-    CAM, Saliency, FeatureMaps, FeatureVis, Gradients, Histograms
+    CAM, Saliency, FeatureMaps, FeatureVis, Gradients, Histograms, TokenSaliency
                     grouped options of `watch` (tb_plugin_insight.options).
     compute_cam, compute_cams, compute_saliency
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
@@ -36,6 +36,7 @@ _EXPORTS = {
     "FeatureVis": "tb_plugin_insight.options",
     "Gradients": "tb_plugin_insight.options",
     "Histograms": "tb_plugin_insight.options",
+    "TokenSaliency": "tb_plugin_insight.options",
     "compute_cam": "tb_plugin_insight.cam",
     "compute_cams": "tb_plugin_insight.cam",
     "compute_saliency": "tb_plugin_insight.saliency",
@@ -55,6 +56,7 @@ __all__ = [
     "InsightWriter",
     "ModelSummary",
     "Saliency",
+    "TokenSaliency",
     "WatchHandle",
     "__version__",
     "compute_cam",
@@ -68,7 +70,15 @@ if TYPE_CHECKING:
     from tb_plugin_insight.cam import compute_cam, compute_cams
     from tb_plugin_insight.handle import WatchHandle
     from tb_plugin_insight.model_info import ModelSummary, model_summary
-    from tb_plugin_insight.options import CAM, FeatureMaps, FeatureVis, Gradients, Histograms, Saliency
+    from tb_plugin_insight.options import (
+        CAM,
+        FeatureMaps,
+        FeatureVis,
+        Gradients,
+        Histograms,
+        Saliency,
+        TokenSaliency,
+    )
     from tb_plugin_insight.reader import InsightReader, read
     from tb_plugin_insight.saliency import compute_saliency
     from tb_plugin_insight.writer import InsightWriter

@@ -14,6 +14,7 @@ from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.listings import RunListings
 from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
 from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FEATURE_VIS, FILTERS, TileQueries
+from tb_plugin_insight.plugin.token_queries import TokenQueries
 
 PNG = "image/png"
 
@@ -37,6 +38,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         self._maps = MapQueries(context.data_provider, downsample, listings)
         self._layer_view = LayerViewQueries(self._queries)
         self._tiles = TileQueries(context.data_provider, downsample, listings)
+        self._tokens = TokenQueries(context.data_provider, downsample, listings)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -62,6 +64,8 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/param_histograms": self._serve_param_histograms,
             "/units": self._serve_units,
             "/model": self._serve_model,
+            "/token_probes": self._serve_token_probes,
+            "/tokens": self._serve_tokens,
         }
 
     def is_active(self) -> bool:
@@ -235,6 +239,17 @@ class InsightPlugin(base_plugin.TBPlugin):
         step = http.get_step(request)
         body = self._tiles.image(ctx, eid, run, FEATURE_VIS, layer, metadata.DEFAULT_PROBE, step)
         return http_util.Respond(request, body, PNG)
+
+    @http.route
+    def _serve_token_probes(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._tokens.probes(ctx, eid, http.get_param(request, "run")))
+
+    @http.route
+    def _serve_tokens(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe, step = http.get_param(request, "run"), _probe_param(request), http.get_step(request)
+        return http.respond_json(request, self._tokens.tokens(ctx, eid, run, probe, step))
 
 
 def _max_steps_param(request: Request) -> int | None:

@@ -35,9 +35,9 @@ REGISTRY: tuple[type[Recorder], ...] = (
     ModelTableRecorder,
     FeatureMapsRecorder,
     FeatureVisRecorder,
-    TokenSaliencyRecorder,
     CamRecorder,
     SaliencyRecorder,
+    TokenSaliencyRecorder,
 )
 
 __all__ = ["REGISTRY", "Recorder", "RecordSink", "TrainingNeeds", "WatchContext", "resolve_options"]

@@ -19,7 +19,7 @@ from tb_plugin_insight import token_records
 from tb_plugin_insight.capture.maps import model_device
 from tb_plugin_insight.capture.text_probe import TextProbe
 from tb_plugin_insight.explain import token_saliency as ts
-from tb_plugin_insight.options import CAM, Saliency, TokenSaliency
+from tb_plugin_insight.options import CAM, TokenSaliency
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext
 
 
@@ -38,14 +38,9 @@ class TokenPlan:
 
 
 def check_image_options(ctx: WatchContext) -> None:
-    """With a text probe, the image-probe options the user set are errors naming the text twin."""
-    saliency: Saliency = ctx.options["saliency"]
+    """With a text probe, CAM options the user set are errors naming the text twin (image saliency
+    options: the saliency recorder says so)."""
     cam: CAM = ctx.options["cam"]
-    if saliency.enabled:
-        raise ValueError(
-            "saliency_every/saliency_methods make image saliency maps, but the probe is text: use"
-            f" token_saliency_methods= ({', '.join(ts.METHODS)}) and token_saliency_every="
-        )
     if cam.layer is not None or cam.methods != CAM().methods:
         raise ValueError(
             "cam_layer/cam_methods explain image probes, but the probe is text: token saliency"

@@ -8,10 +8,11 @@ import { fmapsView } from "../views/fmaps";
 import { gradsView } from "../views/grads";
 import { modelView } from "../views/model";
 import { statsView } from "../views/stats";
+import { tokensView } from "../views/tokens";
 
 export type { ViewDef };
 
-export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView];
+export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, tokensView];
 
 export function isViewId(id: string): boolean {
   return VIEWS.some((v) => v.id === id);

@@ -1,0 +1,11 @@
+// The text-probe view: token saliency of the probe sequences over training, with the predictions.
+import type { ViewDef } from "../../core/view";
+import { startTokenLoaders, TOKENS_VIEW } from "./state";
+import { TokensView } from "./TokensView";
+
+export const tokensView: ViewDef = {
+  id: TOKENS_VIEW,
+  title: "Tokens",
+  component: TokensView,
+  start: startTokenLoaders,
+};

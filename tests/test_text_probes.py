@@ -313,3 +313,59 @@ def test_bad_combinations_name_the_problem_and_the_fix(tmp_path: Path) -> None:
             token_saliency_methods="integrated_gradients",
         )
     writer.close()
+
+
+@pytest.fixture(scope="module")
+def token_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A plugin client over two runs: a GPT-2 with a text probe, and one without any probe."""
+    from test_plugin import make_client
+
+    root = tmp_path_factory.mktemp("token_routes")
+    ids, mask, _ = probe_batch()
+    with torch.random.fork_rng(devices=[]):
+        train(
+            tiny_gpt2(),
+            gpt2_step,
+            InsightWriter(str(root / "gpt2")),
+            probe=({"input_ids": ids, "attention_mask": mask}, torch.tensor([3, 4, 5])),
+            tokenizer=Tokenizer(),
+            token_saliency_every=2,
+            token_saliency_methods=["grad_x_input", "integrated_gradients"],
+            token_saliency_steps=4,
+        )
+        train(OwnClassifier(), own_step, InsightWriter(str(root / "plain")))
+    return make_client(root)
+
+
+def test_token_routes_answer_and_validate(token_client: Any) -> None:
+    from test_plugin import get_json
+
+    listed = get_json(token_client, "/token_probes?run=gpt2")
+    (probe,) = listed["probes"]
+    assert probe["probe"] == "probe" and probe["steps"] == [0, 2] and probe["task"] == "next_token"
+    assert (probe["numSequences"], probe["length"]) == (N, L)
+    ig = {m["method"]: m for m in probe["methods"]}["integrated_gradients"]
+    assert ig == {
+        "method": "integrated_gradients",
+        "target": "label",
+        "embeddingLayer": "transformer.wte",
+        "steps": 4,
+        "baseline": "zeros",
+    }
+    assert get_json(token_client, "/token_probes?run=plain")["probes"] == []
+    body = get_json(token_client, "/tokens?run=gpt2&step=3")
+    assert body["step"] == 2 and body["steps"] == [0, 2]  # the recorded step at or before 3
+    assert body["tokens"][0][2] == "<script>" and body["labelNames"] == ["w3", "w4", "<script>"]
+    assert sorted(body["saliency"]) == ["grad_x_input", "integrated_gradients"]
+    assert [o["name"] for o in body["overlays"]] == ["grad_x_input", "integrated_gradients"]
+    assert len(body["saliency"]["grad_x_input"]) == N and len(body["saliency"]["grad_x_input"][0]) == L
+    errors = [
+        ("/tokens?run=gpt2", 400, "missing query parameter 'step'"),
+        ("/tokens?run=gpt2&step=-1", 400, "non-negative integer"),
+        ("/tokens?run=gpt2&step=1&step=2", 400, "given 2 times"),
+        ("/tokens?run=gpt2&step=1&probe=other", 404, "no text probe 'other'"),
+        ("/tokens?run=plain&step=1", 404, "no text probe"),
+        ("/token_probes", 400, "missing query parameter 'run'"),
+    ]
+    for url, status, message in errors:
+        assert message in get_json(token_client, url, status)["error"]["message"]

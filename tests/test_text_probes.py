@@ -369,3 +369,27 @@ def test_token_routes_answer_and_validate(token_client: Any) -> None:
     ]
     for url, status, message in errors:
         assert message in get_json(token_client, url, status)["error"]["message"]
+
+
+def test_huggingface_trainer_callback_records_a_text_probe(tmp_path: Path) -> None:
+    """The Trainer integration takes the same text probe (and tokenizer) as watch()."""
+    pytest.importorskip("accelerate")
+    from test_transformers import Tokens
+    from test_transformers import train as trainer_train
+
+    from tb_plugin_insight.integrations.transformers import InsightCallback
+
+    data = Tokens()
+    probe = (
+        {"input_ids": data.ids[:2], "attention_mask": torch.ones(2, 8, dtype=torch.long)},
+        data.labels[:2],
+    )
+    callback = InsightCallback(every=1, probe=probe, tokenizer=Tokenizer(), token_saliency_every=2)
+    trainer_train(tmp_path, [callback], max_steps=4)
+    reader = read(tmp_path / "runs")
+    (run,) = reader.runs
+    values = reader.token_saliency(run)
+    assert values.steps.tolist() == [2, 4] and values.values.shape == (2, 2, 8)  # the Trainer's steps
+    assert reader.text_probe(run)["tokens"] == [
+        Tokenizer().convert_ids_to_tokens(r) for r in data.ids[:2].tolist()
+    ]

@@ -47,7 +47,8 @@ class Maps:
     CAM and saliency: `values` is (steps, images, H, W). Feature maps: (steps, images, channels, H, W),
     channel `k` being the layer's channel `channels[k]`. Filters: (steps, filters, inputs, H, W), or
     (steps, filters, 1, H, W, 3) for RGB filters. Feature visualisations: (steps, channels, H, W) or
-    (..., 3) for RGB, each tile in [0, 1] (stretched on its own: no scale is recorded)."""
+    (..., 3) for RGB, each tile in [0, 1] (stretched on its own: no scale is recorded). Token saliency:
+    (steps, sequences, tokens), `layer` the embedding layer."""
 
     kind: str  # "cam", "saliency", "feature_maps", "filters", "feature_vis" or "token_saliency"
     probe: str  # "" for filters and feature visualisations

@@ -17,7 +17,7 @@ from torch import nn
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is downloaded: the models are built from configs
 transformers = pytest.importorskip("transformers")
 
-from helpers import assert_training_unchanged, state_copy  # noqa: E402
+from helpers import assert_training_unchanged, hook_count, state_copy  # noqa: E402
 
 from tb_plugin_insight import InsightWriter, TokenSaliency, read  # noqa: E402
 from tb_plugin_insight.token_records import CODE_MAX  # noqa: E402
@@ -160,6 +160,7 @@ def test_bert_classifier_token_saliency_matches_a_direct_computation(tmp_path: P
             every=1, methods=("grad_x_input", "integrated_gradients"), target="label"
         ),
     )
+    assert hook_count(model) == 0  # every hook is gone after close, the embedding tap's too
     reader = read(tmp_path)
     run = reader.runs[0]
     gx = reader.token_saliency(run, "grad_x_input")

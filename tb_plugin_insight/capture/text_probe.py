@@ -42,11 +42,6 @@ class TextProbe:
     tokenizer: Any = None
     _on_device: dict[torch.device, Any] = dataclasses.field(default_factory=dict, repr=False)
 
-    @property
-    def as_keywords(self) -> bool:
-        """The model is called as `model(**inputs)` (else `model(ids)`)."""
-        return isinstance(self.inputs, Mapping)
-
     def on(self, device: torch.device) -> Any:
         """The model inputs on `device`, copied once per device (models may move after watch())."""
         if device not in self._on_device:
@@ -59,7 +54,8 @@ class TextProbe:
         return self._on_device[device]
 
     def call(self, model: torch.nn.Module, device: torch.device) -> Any:
-        """One forward of the probe, as the model takes it."""
+        """One forward of the probe, as the model takes it: `model(**inputs)` or `model(ids)` (the one way a
+        probe pass runs a text probe)."""
         inputs = self.on(device)
         return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
 

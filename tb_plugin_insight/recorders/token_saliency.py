@@ -49,7 +49,7 @@ def check_image_options(ctx: WatchContext) -> None:
 
 
 def plan_tokens(model: nn.Module, probe: TextProbe, options: TokenSaliency, cam: CAM) -> TokenPlan:
-    """Check the token-saliency options with a dry run on the first probe sequence.
+    """Check the token-saliency options with a dry run on the probe (gradient x input).
 
     Raises:
         ValueError: no embedding layer, model outputs that are not logits, target "label" without
@@ -62,7 +62,7 @@ def plan_tokens(model: nn.Module, probe: TextProbe, options: TokenSaliency, cam:
         raise ValueError("token_saliency_target='label' needs probe labels: pass (inputs, labels)")
     if plan.baseline == "pad":
         _pad_embedding(model, probe, embedding)
-    explanation = _explain(model, probe, plan, embedding, first_only=True, methods=("grad_x_input",))
+    explanation = _explain(model, probe, plan, embedding, methods=("grad_x_input",))  # a dry run
     if plan.target is None:
         lm = explanation.task == ts.NEXT_TOKEN
         plan.target = "label" if lm and probe.labels is not None else cam.target
@@ -94,42 +94,21 @@ def _explain(
     probe: TextProbe,
     plan: TokenPlan,
     embedding: nn.Module,
-    *,
-    first_only: bool = False,
     methods: Optional[tuple[str, ...]] = None,
 ) -> ts.TokenExplanation:
     device = model_device(model)
-    inputs = probe.on(device)
-    n = 1 if first_only else len(probe.ids)
-    if first_only:
-        inputs = _first(inputs, len(probe.ids))
-    mask = probe.mask[:n].to(device)
-    labels = probe.labels[:n].to(device) if probe.labels is not None else None
-    classes = labels if plan.target == "label" else None
+    labels = probe.labels.to(device) if probe.labels is not None else None
     baseline = _pad_embedding(model, probe, embedding) if plan.baseline == "pad" else None
-
-    def forward() -> Any:
-        return model(**inputs) if isinstance(inputs, dict) else model(inputs)
-
     return ts.explain_tokens(
         model,
-        forward,
+        lambda: probe.call(model, device),
         embedding,
-        mask,
+        probe.mask.to(device),
         methods or plan.methods,
-        classes=classes,
+        classes=labels if plan.target == "label" else None,
         steps=plan.steps,
         baseline=baseline,
     )
-
-
-def _first(inputs: Any, n: int) -> Any:
-    if isinstance(inputs, dict):
-        return {
-            k: v[:1] if isinstance(v, torch.Tensor) and v.dim() and v.shape[0] == n else v
-            for k, v in inputs.items()
-        }
-    return inputs[:1]
 
 
 class TokenSaliencyRecorder(Recorder):

@@ -5,7 +5,7 @@ Public surface:
     WatchHandle     what `watch` returns.
     CAM, Saliency, FeatureMaps, FeatureVis, Gradients, Histograms, TokenSaliency
                     grouped options of `watch` (tb_plugin_insight.options).
-    compute_cam, compute_cams, compute_saliency
+    compute_cam, compute_cams, compute_saliency, compute_token_saliency
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
     model_summary, ModelSummary
                     the model table on its own, like torchinfo.summary (tb_plugin_insight.model_info).
@@ -40,6 +40,7 @@ _EXPORTS = {
     "compute_cam": "tb_plugin_insight.cam",
     "compute_cams": "tb_plugin_insight.cam",
     "compute_saliency": "tb_plugin_insight.saliency",
+    "compute_token_saliency": "tb_plugin_insight.saliency",
     "model_summary": "tb_plugin_insight.model_info",
     "ModelSummary": "tb_plugin_insight.model_info",
     "read": "tb_plugin_insight.reader",
@@ -62,6 +63,7 @@ __all__ = [
     "compute_cam",
     "compute_cams",
     "compute_saliency",
+    "compute_token_saliency",
     "model_summary",
     "read",
 ]
@@ -80,7 +82,7 @@ if TYPE_CHECKING:
         TokenSaliency,
     )
     from tb_plugin_insight.reader import InsightReader, read
-    from tb_plugin_insight.saliency import compute_saliency
+    from tb_plugin_insight.saliency import compute_saliency, compute_token_saliency
     from tb_plugin_insight.writer import InsightWriter
 
 

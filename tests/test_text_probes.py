@@ -394,3 +394,22 @@ def test_huggingface_trainer_callback_records_a_text_probe(tmp_path: Path) -> No
     assert reader.text_probe(run)["tokens"] == [
         Tokenizer().convert_ids_to_tokens(r) for r in data.ids[:2].tolist()
     ]
+
+
+def test_compute_token_saliency_without_a_writer() -> None:
+    from tb_plugin_insight import compute_token_saliency
+
+    ids, mask, labels = probe_batch()
+    model = tiny_bert()
+    model.train()  # the function explains in eval mode and puts every module's mode back
+    found = compute_token_saliency(model, {"input_ids": ids, "attention_mask": mask}, labels)
+    assert model.training and all(p.grad is None for p in model.parameters())
+    expected, _ = direct(
+        model, lambda e: model(inputs_embeds=e, attention_mask=mask).logits, mask, labels, False
+    )
+    assert torch.allclose(found, expected, atol=1e-6)
+    gpt = tiny_gpt2()
+    found = compute_token_saliency(gpt, ids, 3, attention_mask=mask, method="integrated_gradients", steps=8)
+    assert found.shape == (N, L) and bool((found[1, 5:] == 0).all())
+    with pytest.raises(ValueError, match="2 targets for 3 sequences"):
+        compute_token_saliency(gpt, ids, [1, 2])

@@ -25,7 +25,7 @@ imports nothing from the recording side.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Callable, Optional, Union
 
 import torch
@@ -142,6 +142,56 @@ def explain_tokens(
         positions=None if positions is None else positions.cpu(),
         scores=scores.detach().float().cpu(),
     )
+
+
+def compute_token_saliency(
+    model: nn.Module,
+    inputs: Any,
+    targets: Any = None,
+    *,
+    method: str = "grad_x_input",
+    attention_mask: Optional[torch.Tensor] = None,
+    embedding: Any = None,
+    steps: int = 16,
+    baseline: Optional[torch.Tensor] = None,
+) -> torch.Tensor:
+    """Token saliency of a batch of sequences, without a writer: (N, L) float32, signed, 0 at padding.
+
+    Args:
+        model: a sequence classifier (logits (N, classes)) or a language model (logits (N, L, vocab):
+            the next-token logit at each sequence's last non-padding position is explained).
+        inputs: a dict of model inputs with `input_ids` (the model is called as `model(**inputs)`; its
+            `attention_mask` marks the real tokens), or token ids (N, L) (called as `model(ids)`).
+        targets: None (the predicted class / next token), an int, or one per sequence.
+        method: "grad_x_input" or "integrated_gradients" (see the module docstring).
+        attention_mask: (N, L) real tokens, for token-id inputs with padding (default: all real).
+        embedding: the input embedding module or its name (default: `find_embedding`).
+        steps, baseline: integrated gradients: path points, and B as a (H,) vector (None: zeros).
+
+    Raises:
+        ValueError: as `explain_tokens`, or inputs without integer `input_ids`.
+    """
+    ids = inputs.get("input_ids") if isinstance(inputs, Mapping) else inputs
+    if not isinstance(ids, torch.Tensor) or ids.dim() != 2 or ids.dtype.is_floating_point:
+        raise ValueError("inputs must be a dict with integer input_ids (N, L), or token ids (N, L)")
+    mask = inputs.get("attention_mask") if isinstance(inputs, Mapping) else attention_mask
+    mask = torch.ones_like(ids) if mask is None else (mask != 0).long().to(ids.device)
+    _, module = find_embedding(model, embedding)
+    classes = None
+    if targets is not None:
+        classes = torch.as_tensor(targets, device=ids.device).long().reshape(-1)
+        if classes.numel() not in (1, len(ids)):
+            raise ValueError(f"got {classes.numel()} targets for {len(ids)} sequences: give one, or one each")
+        classes = classes.expand(len(ids))
+
+    def forward() -> Any:
+        return model(**inputs) if isinstance(inputs, Mapping) else model(inputs)
+
+    with torch.inference_mode(False):
+        found = explain_tokens(
+            model, forward, module, mask, [method], classes=classes, steps=steps, baseline=baseline
+        )
+    return found.attributions[method]
 
 
 def explained_logits(raw: Any, mask: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:

@@ -105,3 +105,20 @@ def test_tokens_view(server: str, browser) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "tokens_view.png"))
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
+
+
+def test_tokens_view_deep_link(server: str, browser) -> None:
+    q = urllib.parse.quote
+    link = (
+        f"{server}/#insight&p.insight.view=tokens&p.insight.run={q(RUN)}&p.insight.tokens.step=2"
+        f"&p.insight.tokens.overlay={q('saliency:integrated_gradients')}"
+    )
+    with insight_page(browser, link) as (page, frame, watch):
+        label = '[data-testid="token-step-label"]'
+        _wait_for(page, lambda: frame.query_selector(label), "the deep-linked Tokens view")
+        _wait_for(page, lambda: frame.get_attribute(label, "data-step") == "2", "step 2 from the link")
+        assert frame.eval_on_selector('[data-testid="token-overlay-select"]', "e => e.value") == (
+            "saliency:integrated_gradients"
+        )
+        assert len(frame.query_selector_all('[data-testid="token-sequence"]')) == N
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)

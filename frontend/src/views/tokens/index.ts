@@ -2,10 +2,12 @@
 import type { ViewDef } from "../../core/view";
 import { startTokenLoaders, TOKENS_VIEW } from "./state";
 import { TokensView } from "./TokensView";
+import { tokensUrlState } from "./url";
 
 export const tokensView: ViewDef = {
   id: TOKENS_VIEW,
   title: "Tokens",
   component: TokensView,
   start: startTokenLoaders,
+  url: tokensUrlState,
 };

@@ -413,3 +413,25 @@ def test_compute_token_saliency_without_a_writer() -> None:
     assert found.shape == (N, L) and bool((found[1, 5:] == 0).all())
     with pytest.raises(ValueError, match="2 targets for 3 sequences"):
         compute_token_saliency(gpt, ids, [1, 2])
+
+
+def test_a_new_text_probe_is_stored_again_and_read_at_its_steps(tmp_path: Path) -> None:
+    ids, _, labels = probe_batch()
+    model = OwnClassifier()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    writer = InsightWriter(str(tmp_path))
+    writer.watch(model, every=1, probe=(ids, labels), token_saliency_every=1)
+    other = ids.flip(0)
+    for step in range(4):
+        if step == 2:
+            writer.set_probe(other, labels, token_names=[[f"n{i}" for i in row] for row in other.tolist()])
+        own_step(model).backward()
+        opt.step()
+        opt.zero_grad()
+    writer.close()
+    reader = read(tmp_path)
+    run = reader.runs[0]
+    assert reader.text_probe(run, step=1)["ids"] == ids.tolist()
+    later = reader.text_probe(run, step=3)
+    assert later["ids"] == other.tolist() and later["tokens"][0][0] == f"n{int(other[0, 0])}"
+    assert reader.token_saliency(run).steps.tolist() == [0, 1, 2, 3]

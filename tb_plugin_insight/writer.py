@@ -12,7 +12,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, Callable, Optional, Union
 
 from torch import nn
@@ -22,7 +22,6 @@ from tb_plugin_insight import background, crc, metadata, recorders, records, ste
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
-from tb_plugin_insight.capture import probe as probe_mod
 from tb_plugin_insight.capture import text_probe as text_probe_mod
 from tb_plugin_insight.capture.hooks import Mode
 from tb_plugin_insight.capture.layers import LayerSelector
@@ -139,28 +138,11 @@ class InsightWriter(SummaryWriter):
             tokenizer: text probes: anything with `convert_ids_to_tokens` (a HuggingFace tokenizer) to
                 name the tokens and the predicted next tokens (instead of `token_names`).
         """
-        if text_probe_mod.is_text_probe(images) or isinstance(images, Mapping):
-            if display is not None:
-                raise ValueError("display= shows image probes; a text probe shows its tokens (token_names=)")
-            self._text_probe = text_probe_mod.make_text_probe(
-                metadata.DEFAULT_PROBE,
-                images,
-                labels,
-                token_names=token_names,
-                tokenizer=tokenizer,
-                class_names=class_names,
-            )
-            self._probe = None
-            return
-        if token_names is not None or tokenizer is not None:
-            raise ValueError(
-                "token_names=/tokenizer= name the tokens of a text probe (a dict with input_ids, or integer"
-                " token ids (N, L)); this probe is images"
-            )
-        self._probe = probe_mod.make_probe(
-            metadata.DEFAULT_PROBE, images, labels, class_names=class_names, display=display
-        )
-        self._text_probe = None
+        made = text_probe_mod.make_any_probe(
+            metadata.DEFAULT_PROBE, images, labels, class_names=class_names, display=display,
+            token_names=token_names, tokenizer=tokenizer,
+        )  # fmt: skip
+        self._probe, self._text_probe = (None, made) if isinstance(made, TextProbe) else (made, None)
 
     def watch(
         self,
@@ -281,18 +263,13 @@ class InsightWriter(SummaryWriter):
         chosen = layer_selection.select_layers(model, layers)
         text = text or {}
         if probe is not None:
-            if text_probe_mod.is_text_probe(probe):
-                images, labels = text_probe_mod.split_probe(probe)
-            else:
-                images, labels = probe if isinstance(probe, (tuple, list)) else (probe, None)
+            images, labels = text_probe_mod.split_any_probe(probe)
             self.set_probe(images, labels, class_names=class_names, **text)
         else:
-            if any(v is not None for v in text.values()):
-                raise ValueError("token_names=/tokenizer= need a text probe: pass probe= with them")
-            if class_names is not None and self._probe is not None:
-                self._probe.class_names = tuple(str(n) for n in class_names)
-            if class_names is not None and self._text_probe is not None:
-                self._text_probe.class_names = tuple(str(n) for n in class_names)
+            text_probe_mod.check_without_probe(**text)
+            for current in (self._probe, self._text_probe):
+                if class_names is not None and current is not None:
+                    current.class_names = tuple(str(n) for n in class_names)
         resolved = recorders.resolve_options(keywords)
         ctx = WatchContext(model, chosen, layers is not None, every, resolved, self._sink, self._probe)
         ctx.text_probe = self._text_probe

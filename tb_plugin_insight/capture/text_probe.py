@@ -19,9 +19,11 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import torch
+
+from tb_plugin_insight.capture.probe import Probe, make_probe
 
 IDS_KEY = "input_ids"
 MASK_KEY = "attention_mask"
@@ -102,6 +104,56 @@ def split_probe(value: Any) -> tuple[Any, Any]:
     if isinstance(value, Mapping) and LABELS_KEY in value:
         return {k: v for k, v in value.items() if k != LABELS_KEY}, value[LABELS_KEY]
     return value, None
+
+
+def make_any_probe(
+    name: str,
+    inputs: Any,
+    labels: Any = None,
+    *,
+    class_names: Optional[Sequence[str]] = None,
+    display: Any = None,
+    token_names: Optional[Sequence[Sequence[str]]] = None,
+    tokenizer: Any = None,
+) -> Union[Probe, TextProbe]:
+    """`set_probe`'s probe: a text probe (a dict, or integer token ids (N, L)), else an image probe.
+
+    Raises:
+        TypeError / ValueError: from the probe's checks; `display=` with a text probe, or
+            `token_names=`/`tokenizer=` with images.
+    """
+    if is_text_probe(inputs) or isinstance(inputs, Mapping):
+        if display is not None:
+            raise ValueError("display= shows image probes; a text probe shows its tokens (token_names=)")
+        return make_text_probe(
+            name, inputs, labels, token_names=token_names, tokenizer=tokenizer, class_names=class_names
+        )
+    if token_names is not None or tokenizer is not None:
+        raise ValueError(
+            "token_names=/tokenizer= name the tokens of a text probe (a dict with input_ids, or integer"
+            " token ids (N, L)); this probe is images"
+        )
+    return make_probe(name, inputs, labels, class_names=class_names, display=display)
+
+
+def split_any_probe(value: Any) -> tuple[Any, Any]:
+    """(inputs, labels) of watch()'s `probe=`: a text probe's (`split_probe`), or (images, labels)."""
+    if is_text_probe(value):
+        return split_probe(value)
+    if isinstance(value, (tuple, list)):
+        images, labels = value  # as watch() always took it
+        return images, labels
+    return value, None
+
+
+def check_without_probe(token_names: Any = None, tokenizer: Any = None) -> None:
+    """watch() without `probe=`: token names have nothing to name.
+
+    Raises:
+        ValueError: `token_names=` or `tokenizer=` given.
+    """
+    if token_names is not None or tokenizer is not None:
+        raise ValueError("token_names=/tokenizer= need a text probe: pass probe= with them")
 
 
 def make_text_probe(

@@ -435,3 +435,17 @@ def test_a_new_text_probe_is_stored_again_and_read_at_its_steps(tmp_path: Path) 
     later = reader.text_probe(run, step=3)
     assert later["ids"] == other.tolist() and later["tokens"][0][0] == f"n{int(other[0, 0])}"
     assert reader.token_saliency(run).steps.tolist() == [0, 1, 2, 3]
+
+
+def test_language_model_logits_are_read_at_the_last_real_token_left_or_right_padded() -> None:
+    from tb_plugin_insight.explain.token_saliency import explained_logits
+
+    logits = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 0, 0]])  # left padded, right padded
+    chosen, positions = explained_logits(logits, mask)
+    assert positions.tolist() == [3, 1]
+    assert torch.equal(chosen, torch.stack([logits[0, 3], logits[1, 1]]))
+    with pytest.raises(ValueError, match="no real token"):
+        explained_logits(logits, torch.tensor([[0, 0, 0, 0], [1, 1, 1, 1]]))
+    with pytest.raises(ValueError, match=r"\(N, classes\) or \(N, L, vocab\)"):
+        explained_logits(torch.zeros(2, 5, 3), mask)

@@ -306,6 +306,10 @@ def test_bad_combinations_name_the_problem_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a text probe"):
         writer.watch(convnet, probe=images, token_saliency_every=5)
     gpt = tiny_gpt2()
+    with pytest.raises(
+        ValueError, match="target class 99 is out of range"
+    ):  # next tokens beyond the vocabulary
+        writer.watch(gpt, probe=(ids, torch.tensor([1, 2, 99])))
     with pytest.raises(ValueError, match="needs a pad token id"):
         writer.watch(
             gpt,

@@ -68,6 +68,8 @@ def plan_tokens(model: nn.Module, probe: TextProbe, options: TokenSaliency, cam:
         plan.target = "label" if lm and probe.labels is not None else cam.target
         if plan.target == "label" and probe.labels is None:
             plan.target = "predicted"
+        if plan.target == "label":  # the labels must be classes / tokens of these logits
+            _explain(model, probe, plan, embedding, methods=("grad_x_input",))
     return plan
 
 

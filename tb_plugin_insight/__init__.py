@@ -3,9 +3,9 @@
 Public surface:
     InsightWriter   drop-in `torch.utils.tensorboard.SummaryWriter` that can `watch(model)`.
     WatchHandle     what `watch` returns.
-    CAM, Saliency, FeatureMaps, FeatureVis, Gradients, Histograms
+    CAM, Saliency, FeatureMaps, FeatureVis, Gradients, Histograms, TokenSaliency
                     grouped options of `watch` (tb_plugin_insight.options).
-    compute_cam, compute_cams, compute_saliency
+    compute_cam, compute_cams, compute_saliency, compute_token_saliency
                     the explanation functions on their own (tb_plugin_insight.cam, .saliency).
     model_summary, ModelSummary
                     the model table on its own, like torchinfo.summary (tb_plugin_insight.model_info).
@@ -36,9 +36,11 @@ _EXPORTS = {
     "FeatureVis": "tb_plugin_insight.options",
     "Gradients": "tb_plugin_insight.options",
     "Histograms": "tb_plugin_insight.options",
+    "TokenSaliency": "tb_plugin_insight.options",
     "compute_cam": "tb_plugin_insight.cam",
     "compute_cams": "tb_plugin_insight.cam",
     "compute_saliency": "tb_plugin_insight.saliency",
+    "compute_token_saliency": "tb_plugin_insight.saliency",
     "model_summary": "tb_plugin_insight.model_info",
     "ModelSummary": "tb_plugin_insight.model_info",
     "read": "tb_plugin_insight.reader",
@@ -55,11 +57,13 @@ __all__ = [
     "InsightWriter",
     "ModelSummary",
     "Saliency",
+    "TokenSaliency",
     "WatchHandle",
     "__version__",
     "compute_cam",
     "compute_cams",
     "compute_saliency",
+    "compute_token_saliency",
     "model_summary",
     "read",
 ]
@@ -68,9 +72,17 @@ if TYPE_CHECKING:
     from tb_plugin_insight.cam import compute_cam, compute_cams
     from tb_plugin_insight.handle import WatchHandle
     from tb_plugin_insight.model_info import ModelSummary, model_summary
-    from tb_plugin_insight.options import CAM, FeatureMaps, FeatureVis, Gradients, Histograms, Saliency
+    from tb_plugin_insight.options import (
+        CAM,
+        FeatureMaps,
+        FeatureVis,
+        Gradients,
+        Histograms,
+        Saliency,
+        TokenSaliency,
+    )
     from tb_plugin_insight.reader import InsightReader, read
-    from tb_plugin_insight.saliency import compute_saliency
+    from tb_plugin_insight.saliency import compute_saliency, compute_token_saliency
     from tb_plugin_insight.writer import InsightWriter
 
 

@@ -150,6 +150,8 @@ _TAG_PREFIX = {
     RecordKind.GRADIENT_NOISE: "insight/gradient_noise/",
     RecordKind.MASSIVE_ACTIVATIONS: "insight/massive_activations/",
     RecordKind.MASSIVE_ACTIVATIONS_TABLE: "insight/layer_table/massive_activations/",
+    RecordKind.PROBE_TOKENS: "insight/probe_tokens/",
+    RecordKind.TOKEN_SALIENCY: "insight/token_saliency/",
 }
 # v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
 TABLE_KINDS = {
@@ -183,11 +185,11 @@ def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_P
     prefix = _TAG_PREFIX[kind]
     if kind == RecordKind.CAM:
         return f"{prefix}{probe}/{method}/{layer}"
-    if kind == RecordKind.SALIENCY:
+    if kind in (RecordKind.SALIENCY, RecordKind.TOKEN_SALIENCY):
         return f"{prefix}{probe}/{method}"
     if kind in (RecordKind.FEATURE_MAPS, RecordKind.FEATURE_MAP_SCALES):
         return f"{prefix}{probe}/{layer}"
-    if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS):
+    if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS, RecordKind.PROBE_TOKENS):
         return prefix + probe
     if kind == RecordKind.MODEL_TABLE:
         return prefix

@@ -18,7 +18,16 @@ from typing import Any, Callable, ClassVar, Optional, Union
 
 from tb_plugin_insight import validate
 
-__all__ = ["CAM", "FeatureMaps", "FeatureVis", "Gradients", "Histograms", "Saliency", "resolve"]
+__all__ = [
+    "CAM",
+    "FeatureMaps",
+    "FeatureVis",
+    "Gradients",
+    "Histograms",
+    "Saliency",
+    "TokenSaliency",
+    "resolve",
+]
 
 TARGETS = ("predicted", "label")
 LAYOUTS = ("nchw", "nhwc", "tokens")  # as tb_plugin_insight.explain.layouts.LAYOUTS (no torch import here)
@@ -350,6 +359,67 @@ class FeatureVis(OptionGroup):
             )
 
 
+TOKEN_SALIENCY_METHODS = ("grad_x_input", "integrated_gradients")
+TOKEN_BASELINES = ("zeros", "pad")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenSaliency(OptionGroup):
+    """Token saliency of a text probe, `watch(..., token_saliency=TokenSaliency(...))`: how much each
+    token's input embedding moves the explained logit (guide: docs/guides/text-probes.md).
+
+    Attributes:
+        every: `token_saliency_every`: steps between token saliency records of a text probe (0 = never).
+            Default: `cam_every` (100 if that is 0).
+        methods: `token_saliency_methods`: "grad_x_input" (default) and/or "integrated_gradients".
+        target: `token_saliency_target`: "predicted" or "label". Default: the label when the probe has
+            labels and the model is a language model (logits (N, L, V)), else `cam_target`.
+        steps: `token_saliency_steps`: points of the integrated-gradients path (Gauss-Legendre), 1..256.
+        baseline: `token_saliency_baseline`: the integrated-gradients baseline embedding: "zeros" or
+            "pad" (the embedding of the tokenizer's or the model config's pad token).
+        layer: `token_saliency_layer`: the input embedding module (or its qualified name). Default:
+            `model.get_input_embeddings()` when the model has it, else its first `nn.Embedding`.
+    """
+
+    every: Optional[int] = None
+    methods: Union[Sequence[str], str] = ("grad_x_input",)
+    target: Optional[str] = None
+    steps: int = 16
+    baseline: str = "zeros"
+    layer: Any = None
+
+    FLAT: ClassVar[Mapping[str, str]] = {
+        "every": "token_saliency_every",
+        "methods": "token_saliency_methods",
+        "target": "token_saliency_target",
+        "steps": "token_saliency_steps",
+        "baseline": "token_saliency_baseline",
+        "layer": "token_saliency_layer",
+    }
+
+    def check(self) -> None:
+        if self.every is not None:
+            validate.int_option(
+                self.every,
+                "token_saliency_every must be a non-negative int (steps between records, 0 = never),"
+                f" got {self.every!r}",
+                low=0,
+            )
+        names = [self.methods] if isinstance(self.methods, str) else list(self.methods)
+        if not names:
+            raise ValueError(
+                f"token_saliency_methods needs at least one of {', '.join(TOKEN_SALIENCY_METHODS)}"
+            )
+        for name in names:
+            validate.choice_option("token_saliency_methods", name, TOKEN_SALIENCY_METHODS)
+        if self.target is not None:
+            validate.choice_option("token_saliency_target", self.target, TARGETS)
+        validate.int_option(
+            self.steps, f"token_saliency_steps must be an int from 1 to 256, got {self.steps!r}", high=256
+        )
+        validate.choice_option("token_saliency_baseline", self.baseline, TOKEN_BASELINES)
+
+
 def _check_max_side(name: str, value: Any) -> None:
     if value is not None:
         validate.int_option(
@@ -364,6 +434,7 @@ GROUPS: dict[str, type[OptionGroup]] = {
     "gradients": Gradients,
     "histograms": Histograms,
     "featurevis": FeatureVis,
+    "token_saliency": TokenSaliency,
 }
 
 

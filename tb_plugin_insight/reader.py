@@ -47,9 +47,10 @@ class Maps:
     CAM and saliency: `values` is (steps, images, H, W). Feature maps: (steps, images, channels, H, W),
     channel `k` being the layer's channel `channels[k]`. Filters: (steps, filters, inputs, H, W), or
     (steps, filters, 1, H, W, 3) for RGB filters. Feature visualisations: (steps, channels, H, W) or
-    (..., 3) for RGB, each tile in [0, 1] (stretched on its own: no scale is recorded)."""
+    (..., 3) for RGB, each tile in [0, 1] (stretched on its own: no scale is recorded). Token saliency:
+    (steps, sequences, tokens), `layer` the embedding layer."""
 
-    kind: str  # "cam", "saliency", "feature_maps", "filters" or "feature_vis"
+    kind: str  # "cam", "saliency", "feature_maps", "filters", "feature_vis" or "token_saliency"
     probe: str  # "" for filters and feature visualisations
     layer: str  # "" for saliency
     method: str  # CAM and saliency method; "" otherwise
@@ -93,6 +94,7 @@ class InsightReader:
         from tb_plugin_insight.plugin.queries import InsightQueries, MapQueries
         from tb_plugin_insight.plugin.rank_queries import RankQueries
         from tb_plugin_insight.plugin.tile_queries import TileQueries
+        from tb_plugin_insight.plugin.token_queries import TokenQueries
 
         hints = {metadata.PLUGIN_NAME: 0}  # 0: keep every step (TensorBoard's default keeps 10)
         mux = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance=hints)
@@ -107,6 +109,7 @@ class InsightReader:
         self._tiles = TileQueries(provider, 0, listings)
         self._ranks = RankQueries(self._queries)
         self._health = HealthQueries(self._queries)
+        self._tokens = TokenQueries(provider, 0, listings)
         self._runs = [entry["run"] for entry in self._queries.runs(self._ctx, "")["runs"]]
 
     @property
@@ -271,6 +274,51 @@ class InsightReader:
             values=values,
             layer_reason=series.get("layerReason", ""),
             layer_layout=series.get("layerLayout", ""),
+        )
+
+    # --- text probes ---------------------------------------------------------------------------------
+
+    def text_probe(self, run: str, probe: str = "probe", step: Optional[int] = None) -> dict[str, Any]:
+        """A text probe at its latest recorded step (or the one at or before `step`): "tokens", "ids",
+        "mask", "labels", "labelNames", the model's "predicted" / "probability" / "predictedNames", the
+        explained "targets" and "positions", "task", "steps", and "saliency" {method: (N, L) lists}."""
+        self._check_run(run)
+        listed = self._ask(run, lambda: self._tokens.probes(self._ctx, "", run))
+        found = [p for p in listed["probes"] if p["probe"] == probe]
+        if not found or not found[0]["steps"]:
+            names = ", ".join(repr(p["probe"]) for p in listed["probes"]) or "none"
+            raise ValueError(f"run {run!r} has no text probe {probe!r}; it has: {names}")
+        at = found[0]["steps"][-1] if step is None else step
+        return self._ask(run, lambda: self._tokens.tokens(self._ctx, "", run, probe, at))
+
+    def token_saliency(self, run: str, method: Optional[str] = None, probe: str = "probe") -> Maps:
+        """Token saliency of a text probe, `values` (steps, sequences, L) as recorded (int8 codes times
+        each sequence's scale: within scale / 254 of the computed values); `layer` is the embedding
+        layer. `method` may be left out when the run has one."""
+        self._check_run(run)
+        listed = self._ask(run, lambda: self._tokens.probes(self._ctx, "", run))
+        found = [p for p in listed["probes"] if p["probe"] == probe]
+        methods = found[0]["methods"] if found else []
+        chosen = [m for m in methods if method is None or m["method"] == method]
+        if len(chosen) != 1:
+            names = ", ".join(m["method"] for m in methods) or "none"
+            problem = "no" if not chosen else "several"
+            raise ValueError(
+                f"run {run!r} has {problem} token saliency {method or '*'!r} of probe {probe!r};"
+                f" it has: {names}"
+            )
+        name = chosen[0]["method"]
+        steps = found[0]["steps"]
+        rows = [self._ask(run, self._tokens.tokens, self._ctx, "", run, probe, s)["saliency"] for s in steps]
+        kept = [(s, r[name]) for s, r in zip(steps, rows) if name in r]
+        values = np.asarray([v for _, v in kept], dtype=np.float64)
+        return Maps(
+            kind="token_saliency",
+            probe=probe,
+            layer=chosen[0]["embeddingLayer"],
+            method=name,
+            steps=np.asarray([s for s, _ in kept], dtype=np.int64),
+            values=values,
         )
 
     # --- feature maps, filters, feature visualisations ----------------------------------------------

@@ -1,4 +1,5 @@
-"""Input saliency (gradient, SmoothGrad, integrated gradients, ...): the public module.
+"""Input saliency (gradient, SmoothGrad, integrated gradients, ...) and token saliency of text: the public
+module.
 
 The maths lives in `tb_plugin_insight.explain.saliency` (explain/ imports nothing from the recording
 side); this module re-exports its public names so `from tb_plugin_insight.saliency import
@@ -21,6 +22,8 @@ from tb_plugin_insight.explain.saliency import (
     shares_input_gradient,
     trapezoid,
 )
+from tb_plugin_insight.explain.token_saliency import METHODS as TOKEN_METHODS
+from tb_plugin_insight.explain.token_saliency import compute_token_saliency
 
 __all__ = [
     "IG_RULES",
@@ -28,6 +31,8 @@ __all__ = [
     "METHODS",
     "compute_attribution",
     "compute_saliency",
+    "compute_token_saliency",
+    "TOKEN_METHODS",
     "from_input_gradient",
     "gauss_legendre",
     "input_gradient_scores",

@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 from tb_plugin_insight.background import BackgroundJobs
 from tb_plugin_insight.capture.probe import Probe
+from tb_plugin_insight.capture.text_probe import TextProbe
 
 
 class WriterSink:
@@ -21,16 +22,21 @@ class WriterSink:
         jobs: BackgroundJobs,
         file_writer: Callable[[], Any],
         probe: Callable[[], Optional[Probe]],
+        text_probe: Callable[[], Optional[TextProbe]] = lambda: None,
     ) -> None:
         self._jobs = jobs
         self._file_writer = file_writer
         self._probe = probe
+        self._text_probe = text_probe
         self._metadata_file_writer: object | None = None
         self._tags_with_metadata: set[str] = set()
         self._stored_images: dict[str, str] = {}  # probe name -> fingerprint of the stored images
 
     def probe(self) -> Optional[Probe]:
         return self._probe()
+
+    def text_probe(self) -> Optional[TextProbe]:
+        return self._text_probe()
 
     def enqueue(self, build_fn: Callable[..., Any], *args: Any, step: int) -> None:
         """Record one step's Summary off the training thread: THE way Insight writes.

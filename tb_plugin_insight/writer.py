@@ -22,10 +22,11 @@ from tb_plugin_insight import background, crc, logdirs, metadata, recorders, rec
 from tb_plugin_insight import ranks as ranks_mod
 from tb_plugin_insight.capture import dist_grads, hooks, wrappers
 from tb_plugin_insight.capture import layers as layer_selection
-from tb_plugin_insight.capture import probe as probe_mod
+from tb_plugin_insight.capture import text_probe as text_probe_mod
 from tb_plugin_insight.capture.hooks import Mode
 from tb_plugin_insight.capture.layers import LayerSelector
 from tb_plugin_insight.capture.probe import Probe
+from tb_plugin_insight.capture.text_probe import TextProbe
 from tb_plugin_insight.handle import WatchHandle, check_step
 from tb_plugin_insight.options import CAM, FeatureMaps, Gradients, Histograms, Saliency
 from tb_plugin_insight.recorders import WatchContext
@@ -37,7 +38,21 @@ from tb_plugin_insight.sink import WriterSink
 logger = logging.getLogger(__name__)
 
 # watch()'s parameters that are not options of a recorder
-_NOT_OPTIONS = frozenset({"self", "model", "layers", "every", "mode", "probe", "class_names", "step", "more"})
+_NOT_OPTIONS = frozenset(
+    {
+        "self",
+        "model",
+        "layers",
+        "every",
+        "mode",
+        "probe",
+        "class_names",
+        "step",
+        "more",
+        "token_names",
+        "tokenizer",
+    }
+)
 
 __all__ = ["InsightWriter", "WatchHandle"]
 
@@ -92,7 +107,10 @@ class InsightWriter(SummaryWriter):
         crc.install()
         self._recorders: dict[int, WatchSession] = {}  # id(model) -> its watch
         self._probe: Optional[Probe] = None
-        self._sink = WriterSink(self._jobs, self._get_file_writer, lambda: self._probe)
+        self._text_probe: Optional[TextProbe] = None  # a text probe replaces the image probe, and back
+        self._sink = WriterSink(
+            self._jobs, self._get_file_writer, lambda: self._probe, lambda: self._text_probe
+        )
 
     def _get_file_writer(self) -> Any:
         """torch's FileWriter, or on a rank that does not write (see `ranks`) one that keeps nothing."""
@@ -111,19 +129,29 @@ class InsightWriter(SummaryWriter):
         *,
         class_names: Optional[Sequence[str]] = None,
         display: Any = None,
+        token_names: Optional[Sequence[Sequence[str]]] = None,
+        tokenizer: Any = None,
     ) -> None:
         """Fix the probe batch that CAMs, saliency and feature maps show (stored once per run).
 
         Args:
-            images: model inputs (N, C, H, W), as the model expects them (normalised).
-            labels: optional true class per image (N,), shown under each image.
+            images: model inputs (N, C, H, W), as the model expects them (normalised). Or a text probe:
+                a dict of model inputs with `input_ids` (its `labels` entry, if any, taken as the
+                labels), or integer token ids (N, L); see docs/guides/text-probes.md.
+            labels: optional true class per image (N,), shown under each image (text: the class, or for
+                a language model the next token, per sequence).
             class_names: optional names of the classes, indexed by class.
             display: optional (N, H, W, 3) uint8 (or float 0..1) pictures to show instead of the inputs;
                 by default each input is min-max stretched to 0..255.
+            token_names: text probes: one list of L token strings per sequence, shown in the tab.
+            tokenizer: text probes: anything with `convert_ids_to_tokens` (a HuggingFace tokenizer) to
+                name the tokens and the predicted next tokens (instead of `token_names`).
         """
-        self._probe = probe_mod.make_probe(
-            metadata.DEFAULT_PROBE, images, labels, class_names=class_names, display=display
-        )
+        made = text_probe_mod.make_any_probe(
+            metadata.DEFAULT_PROBE, images, labels, class_names=class_names, display=display,
+            token_names=token_names, tokenizer=tokenizer,
+        )  # fmt: skip
+        self._probe, self._text_probe = (None, made) if isinstance(made, TextProbe) else (made, None)
 
     def watch(
         self,
@@ -134,6 +162,8 @@ class InsightWriter(SummaryWriter):
         mode: Mode = "train",
         probe: Any = None,
         class_names: Optional[Sequence[str]] = None,
+        token_names: Optional[Sequence[Sequence[str]]] = None,
+        tokenizer: Any = None,
         step: steps.StepOption = None,
         cam_every: int = 100,
         cam_layer: Any = None,
@@ -184,8 +214,11 @@ class InsightWriter(SummaryWriter):
             every: record the steps divisible by `every` (1 records every step).
             mode: which forwards count as steps: "train" (default), "eval", or "all".
             probe: a fixed batch to explain: images (N, C, H, W) or (images, labels), as `set_probe`;
-                without it a probe set earlier with `set_probe` is used, if any.
+                without it a probe set earlier with `set_probe` is used, if any. A text probe (a dict of
+                model inputs with `input_ids` and `labels`, `(inputs_dict, labels)`, or `(token_ids,
+                labels)`) gets token saliency (`token_saliency_*`, `TokenSaliency`) instead of maps.
             class_names: names of the classes, shown in the tab.
+            token_names, tokenizer: the tokens of a text probe, as `set_probe`.
             step: None (default): the counter above. A callable (`lambda: global_step`): each counted
                 forward is step `step()`, a repeated number recorded once. "manual": the model's own
                 forward is not hooked; mark steps with the handle's `begin_step(n)`, `gradients_ready()`
@@ -214,7 +247,8 @@ class InsightWriter(SummaryWriter):
         """
         keywords = {k: v for k, v in locals().items() if k not in _NOT_OPTIONS}
         keywords.update(more)
-        return self._watch(model, layers, every, mode, probe, class_names, keywords, step)
+        text = {"token_names": token_names, "tokenizer": tokenizer}
+        return self._watch(model, layers, every, mode, probe, class_names, keywords, step, text)
 
     def _watch(
         self,
@@ -226,6 +260,7 @@ class InsightWriter(SummaryWriter):
         class_names: Optional[Sequence[str]],
         keywords: dict[str, Any],
         step: steps.StepOption,
+        text: Optional[dict[str, Any]] = None,
     ) -> WatchHandle:
         if not isinstance(model, nn.Module):
             raise TypeError(f"watch() needs an nn.Module, got {type(model).__name__}")
@@ -237,13 +272,18 @@ class InsightWriter(SummaryWriter):
         if mode not in hooks.MODES:
             raise ValueError(f"mode must be one of {', '.join(hooks.MODES)}; got {mode!r}")
         chosen = layer_selection.select_layers(model, layers)
+        text = text or {}
         if probe is not None:
-            images, labels = probe if isinstance(probe, (tuple, list)) else (probe, None)
-            self.set_probe(images, labels, class_names=class_names)
-        elif class_names is not None and self._probe is not None:
-            self._probe.class_names = tuple(str(n) for n in class_names)
+            images, labels = text_probe_mod.split_any_probe(probe)
+            self.set_probe(images, labels, class_names=class_names, **text)
+        else:
+            text_probe_mod.check_without_probe(**text)
+            for current in (self._probe, self._text_probe):
+                if class_names is not None and current is not None:
+                    current.class_names = tuple(str(n) for n in class_names)
         resolved = recorders.resolve_options(keywords)
         ctx = WatchContext(model, chosen, layers is not None, every, resolved, self._sink, self._probe)
+        ctx.text_probe = self._text_probe
         # a rank that does not write keeps what joins the writing rank's collectives (see `ranks`)
         across = bool(getattr(resolved.get("gradients"), "across_ranks", False))
         only = None if self.writes else dist_grads.kept_on_silent_rank(model, across)

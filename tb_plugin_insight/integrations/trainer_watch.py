@@ -23,7 +23,7 @@ _SET_BY_TRAINER = {
     "grad_accumulation": "the trainer's optimizer steps are the steps, its accumulation is read from it",
 }
 # watch()'s keywords that are not recorder options
-_WATCH_ARGS = ("layers", "every", "probe", "class_names")
+_WATCH_ARGS = ("layers", "every", "probe", "class_names", "token_names", "tokenizer")
 
 
 def check_options(callback: str, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tb_plugin_insight.plugin.rank_queries import FIELDS as RANK_FIELDS
 from tb_plugin_insight.plugin.rank_queries import RankQueries
 from tb_plugin_insight.plugin.rank_spread import DEFAULT_SUSTAIN, DEFAULT_THRESHOLD
 from tb_plugin_insight.plugin.tile_queries import FEATURE_MAPS, FEATURE_VIS, FILTERS, TileQueries
+from tb_plugin_insight.plugin.token_queries import TokenQueries
 
 PNG = "image/png"
 
@@ -43,6 +44,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         self._tiles = TileQueries(context.data_provider, downsample, listings)
         self._ranks = RankQueries(self._queries)
         self._health = HealthQueries(self._queries)
+        self._tokens = TokenQueries(context.data_provider, downsample, listings)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
@@ -75,6 +77,8 @@ class InsightPlugin(base_plugin.TBPlugin):
             "/rank_alerts": self._serve_rank_alerts,
             "/health_alerts": self._serve_health_alerts,
             "/layer_health": self._serve_layer_health,
+            "/token_probes": self._serve_token_probes,
+            "/tokens": self._serve_tokens,
         }
 
     def is_active(self) -> bool:
@@ -279,6 +283,17 @@ class InsightPlugin(base_plugin.TBPlugin):
         step = http.get_step(request)
         body = self._tiles.image(ctx, eid, run, FEATURE_VIS, layer, metadata.DEFAULT_PROBE, step)
         return http_util.Respond(request, body, PNG)
+
+    @http.route
+    def _serve_token_probes(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        return http.respond_json(request, self._tokens.probes(ctx, eid, http.get_param(request, "run")))
+
+    @http.route
+    def _serve_tokens(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe, step = http.get_param(request, "run"), _probe_param(request), http.get_step(request)
+        return http.respond_json(request, self._tokens.tokens(ctx, eid, run, probe, step))
 
     @http.route
     def _serve_rank_families(self, request: Request) -> Response:

@@ -24,6 +24,7 @@ from tb_plugin_insight.recorders.histograms import HistogramRecorder
 from tb_plugin_insight.recorders.model_table import ModelTableRecorder
 from tb_plugin_insight.recorders.param_histograms import ParamHistogramRecorder
 from tb_plugin_insight.recorders.saliency import SaliencyRecorder
+from tb_plugin_insight.recorders.token_saliency import TokenSaliencyRecorder
 from tb_plugin_insight.recorders.units import UnitsRecorder
 
 REGISTRY: tuple[type[Recorder], ...] = (
@@ -38,6 +39,7 @@ REGISTRY: tuple[type[Recorder], ...] = (
     FeatureVisRecorder,
     CamRecorder,
     SaliencyRecorder,
+    TokenSaliencyRecorder,
 )
 
 __all__ = ["REGISTRY", "Recorder", "RecordSink", "TrainingNeeds", "WatchContext", "resolve_options"]

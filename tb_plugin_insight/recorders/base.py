@@ -22,6 +22,7 @@ from tb_plugin_insight.capture.grads import GradientOptions
 from tb_plugin_insight.capture.hooks import LayerReducer, ModelTableCallback, RecordCallback
 from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.probe_pass import SharedMaps
+from tb_plugin_insight.capture.text_probe import TextProbe
 from tb_plugin_insight.options import OptionGroup
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,9 @@ class RecordSink(Protocol):
     def probe(self) -> Optional[Probe]:
         """The probe batch now (set_probe may replace it after watch())."""
 
+    def text_probe(self) -> Optional[TextProbe]:
+        """The text probe now, if the probe is text (capture/text_probe.py); then `probe()` is None."""
+
 
 @dataclasses.dataclass
 class WatchContext:
@@ -52,6 +56,7 @@ class WatchContext:
     sink: RecordSink
     probe: Optional[Probe]
     cam_layer: Optional[str] = None  # set by the CAM recorder for the ones built after it
+    text_probe: Optional[TextProbe] = None  # a text probe (then `probe` is None)
 
 
 @dataclasses.dataclass

@@ -83,6 +83,11 @@ class SaliencyRecorder(ProbeMapsRecorder):
         options: Saliency = ctx.options["saliency"]
         if not options.enabled:
             return None
+        if ctx.probe is None and ctx.text_probe is not None:
+            raise ValueError(
+                "saliency_every/saliency_methods make image saliency maps, but the probe is text: use"
+                " token_saliency_methods= (grad_x_input, integrated_gradients) and token_saliency_every="
+            )
         if ctx.probe is None:
             raise ValueError(
                 "saliency maps need a probe batch: pass probe=(images, labels) or call set_probe"

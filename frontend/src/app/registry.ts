@@ -9,10 +9,11 @@ import { gradsView } from "../views/grads";
 import { modelView } from "../views/model";
 import { ranksView } from "../views/ranks";
 import { statsView } from "../views/stats";
+import { tokensView } from "../views/tokens";
 
 export type { ViewDef };
 
-export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, ranksView];
+export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, tokensView, ranksView];
 
 /** The views listed now (a view may list itself only when there is data for it). */
 export function listedViews(): ViewDef[] {

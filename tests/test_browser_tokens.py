@@ -1,0 +1,124 @@
+"""End to end: the Insight tab's Tokens view in headless Chromium against a real `tensorboard` process.
+
+Writes a logdir through the public API (a tiny GPT-2 from a config, `watch(probe=(inputs, next_tokens),
+tokenizer=..., token_saliency_every=2)`, a few training steps) and opens the Tokens view: every probe
+sequence shows its tokens (a user token "<script>" as text, never markup) and the predicted next token
+beside it; the step player changes the shown step; the overlay selector offers both methods; nothing is
+logged to the console. A screenshot goes to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import torch
+from test_browser import ARTIFACTS, _wait_for, insight_page  # also skips without playwright
+from test_browser import pytestmark as browser_marks
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers = pytest.importorskip("transformers")
+
+from tb_plugin_insight import InsightWriter  # noqa: E402
+
+pytestmark = browser_marks
+
+RUN = "gpt2_tokens"
+N, L, VOCAB = 3, 6, 30
+STEPS, EVERY = 5, 2  # token saliency at 0, 2, 4
+
+
+class Tokenizer:
+    pad_token_id = 0
+
+    def convert_ids_to_tokens(self, ids: list[int]) -> list[str]:
+        return ["<pad>" if i == 0 else ("<script>alert(1)</script>" if i == 5 else f"w{i}") for i in ids]
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("browser_tokens") / "logs"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        config = transformers.GPT2Config(
+            vocab_size=VOCAB, n_embd=16, n_layer=1, n_head=2, n_positions=16, bos_token_id=1, eos_token_id=1
+        )
+        model = transformers.GPT2LMHeadModel(config)
+        ids = torch.randint(1, VOCAB, (N, L))
+        ids[0, 1] = 5
+        mask = torch.ones_like(ids)
+        mask[2, 4:] = 0
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        with InsightWriter(str(root / RUN)) as writer:
+            writer.watch(
+                model,
+                every=1,
+                probe=({"input_ids": ids, "attention_mask": mask}, torch.tensor([2, 3, 4])),
+                tokenizer=Tokenizer(),
+                token_saliency_every=EVERY,
+                token_saliency_methods=["grad_x_input", "integrated_gradients"],
+                token_saliency_steps=4,
+            )
+            for _ in range(STEPS):
+                model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
+                opt.step()
+                opt.zero_grad()
+    return root
+
+
+def test_tokens_view(server: str, browser) -> None:
+    url = f"{server}/#insight&p.insight.run={urllib.parse.quote(RUN)}"
+    with insight_page(browser, url) as (page, frame, watch):
+        _wait_for(
+            page, lambda: frame.query_selector('[data-testid="view-tokens"]'), "the Tokens entry"
+        ).click()
+        _wait_for(
+            page,
+            lambda: len(frame.query_selector_all('[data-testid="token-sequence"]')) == N,
+            "the probe sequences",
+        )
+        rows = frame.query_selector_all('[data-testid="token-sequence"]')
+        tokens = [t.inner_text() for t in rows[0].query_selector_all('[data-testid="token"]')]
+        assert len(tokens) == L and tokens[1] == "<script>alert(1)</script>"  # shown as text
+        no_markup = "els => els.every(e => e.children.length === 0)"  # text only, no element parsed
+        assert frame.eval_on_selector_all('[data-testid="token"]', no_markup)
+        predictions = [p.inner_text() for p in frame.query_selector_all('[data-testid="token-prediction"]')]
+        assert len(predictions) == N and all(p.startswith("next:") for p in predictions), predictions
+        assert all("label:" in p for p in predictions)
+        label = '[data-testid="token-step-label"]'
+        assert frame.get_attribute(label, "data-step") == "4"  # the latest step first
+        options = frame.eval_on_selector_all(
+            '[data-testid="token-overlay-select"] option', "els => els.map(e => e.value)"
+        )
+        assert options == ["saliency:grad_x_input", "saliency:integrated_gradients"]
+        before = rows[0].query_selector_all('[data-testid="token"]')[0].get_attribute("style")
+        frame.select_option('[data-testid="token-overlay-select"]', "saliency:integrated_gradients")
+        frame.query_selector('[data-testid="token-step-slider"]').fill("0")
+        _wait_for(page, lambda: frame.get_attribute(label, "data-step") == "0", "step 0")
+        _wait_for(
+            page,
+            lambda: frame.query_selector_all('[data-testid="token"]')[0].get_attribute("style") != before,
+            "the colours of step 0",
+        )
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "tokens_view.png"))
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
+
+
+def test_tokens_view_deep_link(server: str, browser) -> None:
+    q = urllib.parse.quote
+    link = (
+        f"{server}/#insight&p.insight.view=tokens&p.insight.run={q(RUN)}&p.insight.tokens.step=2"
+        f"&p.insight.tokens.overlay={q('saliency:integrated_gradients')}"
+    )
+    with insight_page(browser, link) as (page, frame, watch):
+        label = '[data-testid="token-step-label"]'
+        _wait_for(page, lambda: frame.query_selector(label), "the deep-linked Tokens view")
+        _wait_for(page, lambda: frame.get_attribute(label, "data-step") == "2", "step 2 from the link")
+        assert frame.eval_on_selector('[data-testid="token-overlay-select"]', "e => e.value") == (
+            "saliency:integrated_gradients"
+        )
+        assert len(frame.query_selector_all('[data-testid="token-sequence"]')) == N
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)

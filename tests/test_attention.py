@@ -222,7 +222,7 @@ def test_maps_route_serves_the_class_token_attention(logdir: Path, client: Clien
 
 def test_stats_route_has_every_head_over_steps_and_alerts(client: Client) -> None:
     body = get_json(client, "/attention_stats?run=run&entropy_min=0.999&logit_growth=1000")
-    assert body["steps"] == [0, 2, 4] and [l["heads"] for l in body["layers"]] == [2, 2]
+    assert body["steps"] == [0, 2, 4] and [layer["heads"] for layer in body["layers"]] == [2, 2]
     entropy = np.array(body["entropy"], dtype=float)
     assert entropy.shape == (2, 2, 3) and np.all((entropy > 0) & (entropy <= 1))
     assert np.array(body["maxLogit"], dtype=float).shape == (2, 2, 3)

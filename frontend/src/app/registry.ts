@@ -3,6 +3,7 @@
 // each layer's panel) is the index and the default. A view is one folder under views/ (its routes,
 // state, components and settings) whose index.ts exports its ViewDef, plus one entry here.
 import type { ViewDef } from "../core/view";
+import { attnView } from "../views/attn";
 import { camView } from "../views/cam";
 import { fmapsView } from "../views/fmaps";
 import { gradsView } from "../views/grads";
@@ -11,7 +12,7 @@ import { statsView } from "../views/stats";
 
 export type { ViewDef };
 
-export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView];
+export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, attnView];
 
 export function isViewId(id: string): boolean {
   return VIEWS.some((v) => v.id === id);

@@ -220,6 +220,13 @@ def test_maps_route_serves_the_class_token_attention(logdir: Path, client: Clien
     np.testing.assert_allclose(rows[:, :, 0], maps[:2], atol=1e-9)  # the class token's own row
 
 
+def test_rollout_is_a_cam_method_of_the_whole_model(client: Client) -> None:
+    series = get_json(client, "/maps?run=run")["series"]
+    (rollout,) = [s for s in series if s["method"] == "rollout"]
+    assert (rollout["kind"], rollout["layer"], rollout["steps"]) == ("cam", "", [0, 2, 4])
+    assert (rollout["height"], rollout["width"], rollout["numImages"]) == (3, 3, 4)  # the 3 x 3 patch grid
+
+
 def test_stats_route_has_every_head_over_steps_and_alerts(client: Client) -> None:
     body = get_json(client, "/attention_stats?run=run&entropy_min=0.999&logit_growth=1000")
     assert body["steps"] == [0, 2, 4] and [layer["heads"] for layer in body["layers"]] == [2, 2]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from attention_models import MhaNet, TinyViT, hf_bert, hf_gpt2, hf_vit, vit_reference
-from helpers import assert_training_unchanged, read_events, state_copy
+from helpers import assert_training_unchanged, hook_count, read_events, state_copy
 from test_cam_recording import cam_model, probe_batch, train
 from test_plugin import get_json, make_client
 from werkzeug.test import Client
@@ -57,6 +57,22 @@ def test_multihead_attention_without_weights_equals_its_weights() -> None:
     tokens = model.patch(x).flatten(2).transpose(1, 2)
     _, weights = model.attn(tokens, tokens, tokens, need_weights=True, average_attn_weights=False)
     torch.testing.assert_close(probs, weights.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_transformer_encoder_with_padding_is_captured_despite_its_fast_path() -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 4, 32, batch_first=True)
+    encoder = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False).eval()
+    x = torch.randn(2, 6, 16)
+    padding = torch.zeros(2, 6, dtype=torch.bool)
+    padding[1, 4:] = True
+    found = attention_probs(encoder, (x, None, padding))
+    assert list(found) == ["layers.0.self_attn", "layers.1.self_attn"]
+    with torch.no_grad():
+        first = encoder.layers[0]
+        _, weights = first.self_attn(x, x, x, key_padding_mask=padding, average_attn_weights=False)
+    torch.testing.assert_close(found["layers.0.self_attn"], weights, atol=1e-6, rtol=1e-5)
+    assert float(found["layers.1.self_attn"][1, :, :, 4:].abs().max()) == 0.0  # padded keys get nothing
 
 
 def test_health_numbers_equal_direct_computation() -> None:
@@ -126,6 +142,21 @@ def test_training_is_bit_identical_with_attention_recorded(tmp_path: Path) -> No
     assert_training_unchanged(final_state)
     tags = {v.tag for e in read_events(tmp_path / "runTrue") for v in e.summary.value}
     assert "insight/attention_stats/probe" in tags
+
+
+def test_training_steps_get_no_hook_from_attention_and_the_probe_pass_leaves_none(tmp_path: Path) -> None:
+    x, labels = probe_batch()
+    counts = {}
+    for every in (0, 1):
+        torch.manual_seed(0)
+        model = TinyViT(fused=True)
+        with InsightWriter(str(tmp_path / f"run{every}")) as writer:
+            writer.watch(model, probe=(x, labels), cam_every=0, attention_every=every)
+            before = hook_count(model)
+            model(x)  # a counted forward: its probe pass runs first when attention is on
+            counts[every] = (before, hook_count(model), torch.overrides._get_current_function_mode())
+    assert counts[0] == counts[1]  # the same hooks with and without attention, and no mode left
+    assert counts[1][0] == counts[1][1] and counts[1][2] is None
 
 
 def test_rollout_equals_its_definition() -> None:

@@ -9,22 +9,26 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.util import tensor_util
 
-from tb_plugin_insight import metadata, summary
+from tb_plugin_insight import metadata, records, summary
 from tb_plugin_insight.capture.attention_maps import LayerAttention
+from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.explain.attention import grid_of
 
 FirstTime = Callable[[str], bool]
 Kind = metadata.RecordKind
 
 
-def attention(first_time: FirstTime, probe: str, layers: Sequence[LayerAttention]) -> summary_pb2.Summary:
-    """Every attention module's chosen-query maps and per-query rows, and the health table."""
-    values = []
+def attention(
+    first_time: FirstTime, probe: Probe, layers: Sequence[LayerAttention], store_images: bool
+) -> summary_pb2.Summary:
+    """Every attention module's chosen-query maps and per-query rows, the health table, and the probe
+    images when `store_images` (first time, or after they changed: the view draws attention on them)."""
+    values = [records.probe_images(probe)] if store_images else []
     for layer in layers:
-        values.append(_maps_value(first_time, probe, layer, rows=False))
+        values.append(_maps_value(first_time, probe.name, layer, rows=False))
         if layer.rows is not None:
-            values.append(_maps_value(first_time, probe, layer, rows=True))
-    values.append(_stats_value(first_time, probe, layers))
+            values.append(_maps_value(first_time, probe.name, layer, rows=True))
+    values.append(_stats_value(first_time, probe.name, layers))
     return summary.summary_of(values)
 
 

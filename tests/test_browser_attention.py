@@ -2,7 +2,7 @@
 
 Writes a run through the public API (a small ViT on F.scaled_dot_product_attention, `watch(probe=...)`
 with attention every 2 steps), opens the Attention view and drives it: one cell per module × head, the
-step slider redraws the cells, a click on a patch shows where that query attends (and Clear goes
+step slider redraws the cells (drawn on the probe image, or alone), a click on a patch shows where that query attends (and Clear goes
 back), the health charts and alerts follow the thresholds typed in, and nothing is logged to the
 console. Screenshots go to test-artifacts/.
 """
@@ -50,7 +50,11 @@ def test_attention_view(server: str, browser) -> None:
         cells = frame.query_selector_all('[data-testid^="attn-cell-"]')
         assert len(cells) == 4  # 2 blocks x 2 heads
         cell = '[data-testid="attn-cell-1-0"]'
-        last = _wait_for(page, lambda: _hash(frame, cell), "the cell drawn")
+        _wait_for(
+            page, lambda: frame.query_selector('[data-testid="attn-on-image"]'), "the probe image loaded"
+        )
+        page.wait_for_timeout(300)  # the image's onload redraw
+        last = _wait_for(page, lambda: _hash(frame, cell), "the cell drawn on the image")
         assert "class token" in frame.inner_text('[data-testid="attn-query"]')
 
         slider = frame.query_selector('[data-testid="attn-step-slider"]')
@@ -67,6 +71,8 @@ def test_attention_view(server: str, browser) -> None:
         page.screenshot(path=str(ARTIFACTS / "insight-attention.png"))
         frame.click('[data-testid="attn-query-clear"]')
         _wait_for(page, lambda: _hash(frame, cell) == first, "the class token's attention again")
+        frame.click('[data-testid="attn-on-image"]')  # attention alone, without the probe image under it
+        _wait_for(page, lambda: _hash(frame, cell) != first, "the cell without the image")
 
         _wait_for(
             page, lambda: frame.query_selector('[data-testid="attn-entropy-0"] polyline'), "entropy chart"

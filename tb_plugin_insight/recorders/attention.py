@@ -128,7 +128,8 @@ class AttentionRecorder(Recorder):
             for layer in layers:
                 layer.head_mean = None  # the device tensors go now
                 layer.module_type, layer.order = self._types.get(layer.name.split("#")[0], ("", 0))
-            self.sink.enqueue(attention_summary.attention, probe.name, layers, step=step)
+            store_images = self.sink.images_changed(probe)
+            self.sink.enqueue(attention_summary.attention, probe, layers, store_images, step=step)
             if rollout is not None:
                 write_maps(self.sink, step, probe, "", rollout, auto_selected=False)
         except Exception:  # noqa: BLE001 - recording must never break the user's training

@@ -9,7 +9,17 @@ import { keyAt, tokenName } from "./math";
 
 export const CELL_PX = 84;
 
+/** The probe sprite (images stacked vertically) and which image to draw under a grid cell. */
+export interface ProbeUnderlay {
+  sprite: HTMLImageElement;
+  width: number;
+  height: number;
+  sample: number;
+}
+
 export interface AttentionCellProps {
+  /** Drawn under grid cells (attention then at 60% opacity); null: attention alone. */
+  underlay: ProbeUnderlay | null;
   weights: number[];
   layout: CellLayout;
   /** The key of the chosen query (outlined), or null. */
@@ -28,6 +38,12 @@ function draw(canvas: HTMLCanvasElement, props: AttentionCellProps): void {
   const w = CELL_PX / layout.cols;
   const h = layout.rows > 1 ? CELL_PX / layout.rows : CELL_PX / 4;
   ctx.clearRect(0, 0, canvas.width, canvas.height);
+  const under = layout.rows > 1 ? props.underlay : null;
+  ctx.globalAlpha = 1;
+  if (under) {
+    ctx.drawImage(under.sprite, 0, under.sample * under.height, under.width, under.height, 0, 0, CELL_PX, CELL_PX);
+    ctx.globalAlpha = 0.6;
+  }
   for (let r = 0; r < layout.rows; r++) {
     for (let c = 0; c < layout.cols; c++) {
       const value = weights[keyAt(layout, c, r)] ?? 0;
@@ -35,6 +51,7 @@ function draw(canvas: HTMLCanvasElement, props: AttentionCellProps): void {
       ctx.fillRect(c * w, r * h, Math.ceil(w), Math.ceil(h));
     }
   }
+  ctx.globalAlpha = 1;
   if (props.query !== null && props.query >= layout.lead) {
     const i = props.query - layout.lead;
     ctx.strokeStyle = "#ff2d55";

@@ -7,6 +7,8 @@ import { ErrorMessage } from "../../widgets/ErrorMessage";
 import { StepPlayer } from "../../widgets/StepPlayer";
 import type { AttentionLayer, AttentionMapsResponse, AttentionStatsResponse } from "./api";
 import { fetchAttentionLayers, fetchAttentionMaps, fetchAttentionStats } from "./api";
+import { fetchProbe, probeImageUrl } from "../../core/api";
+import type { ProbeUnderlay } from "./AttentionCell";
 import { AttentionCell } from "./AttentionCell";
 import { AlertsList, HealthCharts } from "./HealthCharts";
 import { cellLayout, queryRow, tokenName } from "./math";
@@ -44,6 +46,7 @@ function Grid(props: {
   sample: number;
   query: number | null;
   onQuery: (q: number | null) => void;
+  underlay: ProbeUnderlay | null;
 }) {
   return (
     <table class="ins-attn-grid" data-testid="attn-grid">
@@ -75,6 +78,7 @@ function Grid(props: {
                     <AttentionCell
                       weights={weights}
                       layout={layout}
+                      underlay={props.underlay}
                       query={useRows ? props.query : null}
                       onPick={(k) => props.onQuery(k)}
                       testid={`attn-cell-${l}-${h}`}
@@ -150,6 +154,24 @@ function Health(props: { run: string }) {
   );
 }
 
+/** The probe images of the run, loaded as one sprite (null until loaded, or when there are none). */
+function useProbeSprite(run: string): { sprite: HTMLImageElement; width: number; height: number } | null {
+  const [found, setFound] = useState<{ sprite: HTMLImageElement; width: number; height: number } | null>(null);
+  useEffect(() => {
+    const ctrl = new AbortController();
+    fetchProbe(run, undefined, ctrl.signal).then(
+      (probe) => {
+        const img = new Image();
+        img.onload = () => !ctrl.signal.aborted && setFound({ sprite: img, width: probe.width, height: probe.height });
+        img.src = probeImageUrl(run);
+      },
+      () => undefined, // no probe images stored: attention is drawn alone
+    );
+    return () => ctrl.abort();
+  }, [run]);
+  return found;
+}
+
 function Panel(props: { run: string; layers: AttentionLayer[] }) {
   const steps = props.layers[0].steps;
   const [index, setIndex] = useState(Math.max(0, steps.length - 1));
@@ -162,6 +184,9 @@ function Panel(props: { run: string; layers: AttentionLayer[] }) {
     [props.run, step],
   );
   const images = props.layers[0].numImages;
+  const probe = useProbeSprite(props.run);
+  const [onImage, setOnImage] = useState(true);
+  const underlay = probe && onImage ? { ...probe, sample } : null;
   return (
     <div>
       <StepPlayer
@@ -183,12 +208,23 @@ function Panel(props: { run: string; layers: AttentionLayer[] }) {
               </option>
             ))}
           </select>
-        </label>{" "}
+        </label>
+        {probe ? (
+          <label>
+            <input
+              type="checkbox"
+              data-testid="attn-on-image"
+              checked={onImage}
+              onChange={(e) => setOnImage((e.currentTarget as HTMLInputElement).checked)}
+            />{" "}
+            On the image
+          </label>
+        ) : null}{" "}
         <QueryNote layer={props.layers[0]} query={query} sample={sample} onClear={() => setQuery(null)} />
       </div>
       {maps.error ? <ErrorMessage title="Could not load the attention maps" message={maps.error} /> : null}
       {maps.data && maps.data.length === props.layers.length ? (
-        <Grid layers={props.layers} maps={maps.data} sample={sample} query={query} onQuery={setQuery} />
+        <Grid layers={props.layers} maps={maps.data} sample={sample} query={query} onQuery={setQuery} underlay={underlay} />
       ) : (
         <div class="ins-loading">Loading attention…</div>
       )}

@@ -3,8 +3,8 @@
 Writes a run through the public API (a small ViT on F.scaled_dot_product_attention, `watch(probe=...)`
 with attention every 2 steps), opens the Attention view and drives it: one cell per module × head, the
 step slider redraws the cells (drawn on the probe image, or alone), a click on a patch shows where
-that query attends (and Clear goes back), the health charts and alerts follow the thresholds typed in, and nothing is logged to the
-console. Screenshots go to test-artifacts/.
+that query attends (and Clear goes back), the health charts and alerts follow the thresholds typed
+in, and nothing is logged to the console. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations

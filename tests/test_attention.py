@@ -268,6 +268,25 @@ def test_stats_route_has_every_head_over_steps_and_alerts(client: Client) -> Non
     assert all(a["first_step"] == 0 and a["threshold"] == 0.999 for a in body["alerts"])
 
 
+def test_reader_gives_the_routes_numbers(logdir: Path, client: Client) -> None:
+    from tb_plugin_insight import read
+
+    reader = read(logdir)
+    found = reader.attention("run", "blocks.1.attn")
+    assert list(found["steps"]) == [0, 2, 4] and found["maps"].shape == (3, 4, 2, 10)
+    assert found["rows"].shape == (3, 2, 2, 5, 10) and found["queryRule"] == "first"
+    served = get_json(client, "/attention?run=run&layer=blocks.1.attn&step=2")
+    np.testing.assert_allclose(found["maps"][1], np.array(served["maps"]), atol=1e-6)
+    table = reader.attention_stats("run")
+    rows = table if isinstance(table, dict) else {c: table[c].to_numpy() for c in table.columns}
+    assert len(rows["step"]) == 2 * 2 * 3  # modules x heads x steps
+    stats = get_json(client, "/attention_stats?run=run")
+    first = [i for i in range(12) if rows["layer"][i] == "blocks.0.attn" and rows["head"][i] == 1]
+    assert [rows["entropy"][i] for i in first] == pytest.approx(stats["entropy"][0][1])
+    with pytest.raises(ValueError, match="modules: 'blocks.0.attn'"):
+        reader.attention("run", "nope")
+
+
 @pytest.mark.parametrize(
     ("url", "status"),
     [

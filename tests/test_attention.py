@@ -5,6 +5,7 @@ training stays bit-identical, rollout equals its definition, and the routes serv
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -188,6 +189,37 @@ def test_models_without_attention_record_none_and_asking_for_it_fails(tmp_path: 
         writer.watch(cam_model(), probe=(x, labels), attention_every=5)
     with InsightWriter(str(tmp_path / "bad")) as writer, pytest.raises(ValueError, match="attention_query"):
         writer.watch(TinyViT(fused=True), probe=(x, labels), attention_query="middle")
+
+
+@pytest.mark.parametrize("query", [4, "mean", "last"])
+def test_stored_maps_are_the_chosen_querys_attention(tmp_path: Path, query: object) -> None:
+    from tb_plugin_insight import read
+
+    x, labels = probe_batch()
+    torch.manual_seed(0)
+    model = TinyViT(fused=True)
+    start = copy.deepcopy(model)  # the probe pass of step 0 runs before the first training step
+    with InsightWriter(str(tmp_path / "run")) as writer:
+        train(model, writer, 1, probe=(x, labels), cam_every=0, attention_every=1, attention_query=query,
+              attention_row_samples=0)  # fmt: skip
+    found = read(tmp_path).attention("run", "blocks.1.attn")
+    probs = vit_reference(start.eval(), x)[1]
+    expected = {4: probs[:, :, 4], "mean": probs.mean(dim=2), "last": probs[:, :, -1]}[query]
+    assert found["rows"] is None and found["queryRule"] == ("index" if query == 4 else query)
+    np.testing.assert_allclose(found["maps"][0], expected.numpy(), atol=0.005)  # 8-bit codes of sqrt(p)
+
+
+def test_query_blocks_pool_grids_in_blocks_and_sequences_in_runs() -> None:
+    from tb_plugin_insight.explain import attention as attn_math
+
+    assert attn_math.query_blocks(7, 3) == [0, 0, 0, 1, 1, 1, 2]
+    assert attn_math.query_blocks(17, 64) == list(range(17))  # 1 + 4 x 4 fits: no pooling
+    assert attn_math.query_blocks(16, 4) == [0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 3, 3, 2, 2, 3, 3]
+    probs = torch.rand(1, 1, 7, 5)
+    rows = attn_math.pooled_rows(probs, attn_math.query_blocks(7, 3))
+    torch.testing.assert_close(rows[0, 0, 1], probs[0, 0, 3:6].mean(dim=0))
+    codes = attn_math.to_codes(torch.tensor([0.0, 0.25, 1.0]))
+    assert codes.tolist() == [0, 128, 255]  # sqrt: 0, 0.5, 1
 
 
 def test_alerts_name_the_first_step_and_threshold() -> None:

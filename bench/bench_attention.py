@@ -5,8 +5,9 @@ Run: `python -m bench.bench_attention [--batch 32 --steps 10 --rounds 3 --thread
 with the same statistics: attention off; attention on but not due (`attention_every` larger than the
 run: the steps have no probe pass, which is every step but 1 in `attention_every`); attention at every
 step (each step runs the probe pass: 8 probe images, all heads' maps, rows, health, rollout).
-Configurations are interleaved round by round so drift in machine load hits all alike; times are
-medians over rounds of the mean step time, ratios against "attention off" of the same round.
+Configurations are interleaved round by round so drift in machine load hits all alike; times are the
+process's CPU time per step (steadier than wall time on a busy machine), medians over rounds, ratios
+against "attention off" of the same round.
 """
 
 from __future__ import annotations
@@ -68,12 +69,12 @@ class Config:
         self.run(1)  # step 0 (a probe step for every config with attention) and warm-up
 
     def run(self, steps: int) -> float:
-        start = time.perf_counter()
+        start = time.process_time()  # CPU time: steadier than wall time on a busy machine
         for _ in range(steps):
             self.opt.zero_grad()
             F.cross_entropy(self.model(self.x), self.y).backward()
             self.opt.step()
-        return (time.perf_counter() - start) / steps
+        return (time.process_time() - start) / steps
 
 
 def main() -> None:
@@ -102,7 +103,7 @@ def main() -> None:
     print(f"ViT 4 blocks x 4 heads, 65 tokens, batch {args.batch}, probe 8 images, {args.threads} threads")
     for name in configs:
         ms = statistics.median(times[name]) * 1000
-        print(f"{name:45s} {ms:8.1f} ms/step  x{statistics.median(ratios[name]):.3f}")
+        print(f"{name:45s} {ms:8.1f} ms CPU/step  x{statistics.median(ratios[name]):.3f}")
 
 
 if __name__ == "__main__":

@@ -222,6 +222,21 @@ def test_query_blocks_pool_grids_in_blocks_and_sequences_in_runs() -> None:
     assert codes.tolist() == [0, 128, 255]  # sqrt: 0, 0.5, 1
 
 
+def test_attention_that_cannot_be_captured_warns_by_default_and_fails_when_asked_for(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    x, labels = probe_batch()
+    model = MhaNet()
+    model.attn = torch.nn.MultiheadAttention(16, 4, batch_first=True, add_bias_kv=True)
+    with InsightWriter(str(tmp_path / "default")) as writer:
+        train(model, writer, 1, probe=(x, labels), cam_every=1)  # CAMs go on
+    assert "attention is not recorded (NotImplementedError" in caplog.text
+    tags = {v.tag for e in read_events(tmp_path / "default") for v in e.summary.value}
+    assert any(tag.startswith("insight/cam/") for tag in tags) and not any("attention" in tag for tag in tags)
+    with InsightWriter(str(tmp_path / "asked")) as writer, pytest.raises(ValueError, match="add_bias_kv"):
+        writer.watch(model, probe=(x, labels), attention_every=5)
+
+
 def test_alerts_name_the_first_step_and_threshold() -> None:
     steps = [0, 10, 20]
     entropy = [[[0.9, 0.5, 0.05], [0.8, 0.8, 0.8]]]

@@ -69,7 +69,19 @@ def plan_attention(model: nn.Module, ctx: WatchContext) -> Optional[AttentionPla
         rollout=opts["attention_rollout"],
     )
     sample = ctx.probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
-    found = capture_attention.attention_calls(model, sample)
+    try:
+        found = capture_attention.attention_calls(model, sample)
+    except Exception as err:
+        if every is not None:
+            raise ValueError(
+                f"attention_every: the attention of {type(model).__name__} cannot be captured: {err}"
+            ) from err
+        logger.warning(
+            "Insight: attention is not recorded (%s: %s); pass attention_every=0 to silence this",
+            type(err).__name__,
+            err,
+        )
+        return None
     if not found:
         if every is not None:
             raise ValueError(

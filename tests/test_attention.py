@@ -189,6 +189,11 @@ def test_models_without_attention_record_none_and_asking_for_it_fails(tmp_path: 
         writer.watch(cam_model(), probe=(x, labels), attention_every=5)
     with InsightWriter(str(tmp_path / "bad")) as writer, pytest.raises(ValueError, match="attention_query"):
         writer.watch(TinyViT(fused=True), probe=(x, labels), attention_query="middle")
+    with (
+        InsightWriter(str(tmp_path / "far")) as writer,
+        pytest.raises(ValueError, match="outside the 10 queries"),
+    ):
+        writer.watch(TinyViT(fused=True), probe=(x, labels), attention_query=10)
 
 
 @pytest.mark.parametrize("query", [4, "mean", "last"])

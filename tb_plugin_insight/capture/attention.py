@@ -195,16 +195,16 @@ def run_model(model: nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
-def attention_calls(model: nn.Module, inputs: Any) -> dict[str, AttentionCall]:
-    """Every attention computation of one eval-mode, no-grad forward of `inputs`, by module name
-    (probabilities, entropy, max logit); the model's flags and the RNG state are restored.
+def capture(model: nn.Module, inputs: Any, keep: Keep) -> dict[str, Any]:
+    """`keep(name, call)` of every attention computation of one eval-mode, no-grad forward of `inputs`,
+    by module name; the model's flags and the RNG state are restored.
 
     Raises:
         Exception: what the forward raised, or the first attention call that could not be recomputed.
     """
     flags = [(module, module.training) for module in model.modules()]
     try:
-        with torch.random.fork_rng(devices=[]), capturing(model, lambda name, call: call) as found:
+        with torch.random.fork_rng(devices=[]), capturing(model, keep) as found:
             model.eval()
             with torch.no_grad():
                 run_model(model, inputs)
@@ -215,6 +215,13 @@ def attention_calls(model: nn.Module, inputs: Any) -> dict[str, AttentionCall]:
         if isinstance(value, Exception):
             raise value
     return dict(found)
+
+
+def attention_calls(model: nn.Module, inputs: Any) -> dict[str, AttentionCall]:
+    """Every attention computation of one forward of `inputs` (see `capture`), by module name:
+    probabilities, entropy, max logit. Holds every layer's probabilities at once: for large models
+    pass a reduction to `capture` instead."""
+    return capture(model, inputs, lambda name, call: call)
 
 
 def attention_probs(model: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:

@@ -32,6 +32,10 @@ from tb_plugin_insight.explain.attention import AttentionCall
 QUERY_RULES = ("auto", "first", "last", "mean")
 
 
+class QueryError(ValueError):
+    """attention_query names a query the model's attention does not have."""
+
+
 @dataclasses.dataclass(frozen=True)
 class AttentionPlan:
     """What watch(..., attention_every=...) records; `keep` is the probe pass's per-call reduction."""
@@ -71,7 +75,7 @@ class AttentionPlan:
     def _rule(self, length: int, keys: int, causal: bool) -> tuple[str, int]:
         if isinstance(self.query, int):
             if not -length <= self.query < length:
-                raise ValueError(f"attention_query={self.query} is outside the {length} queries")
+                raise QueryError(f"attention_query={self.query} is outside the {length} queries")
             return "index", self.query % length
         rule = attn_math.query_rule(length, keys, causal) if self.query == "auto" else self.query
         return rule, {"first": 0, "last": length - 1}.get(rule, 0)

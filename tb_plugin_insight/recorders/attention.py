@@ -18,7 +18,7 @@ from torch import nn
 from tb_plugin_insight import attention_summary
 from tb_plugin_insight.capture import attention as capture_attention
 from tb_plugin_insight.capture import maps
-from tb_plugin_insight.capture.attention_maps import QUERY_RULES, AttentionPlan, rollout_record
+from tb_plugin_insight.capture.attention_maps import QUERY_RULES, AttentionPlan, QueryError, rollout_record
 from tb_plugin_insight.capture.probe_pass import SharedMaps
 from tb_plugin_insight.options import CAM
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
@@ -70,7 +70,9 @@ def plan_attention(model: nn.Module, ctx: WatchContext) -> Optional[AttentionPla
     )
     sample = ctx.probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
     try:
-        found = capture_attention.attention_calls(model, sample)
+        found = capture_attention.capture(model, sample, plan.keep)  # reduced at once, as in the pass
+    except QueryError:
+        raise
     except Exception as err:
         if every is not None:
             raise ValueError(
@@ -90,8 +92,6 @@ def plan_attention(model: nn.Module, ctx: WatchContext) -> Optional[AttentionPla
                 " dimension of a 4-D (N, heads, queries, keys) tensor)"
             )
         return None
-    for name, call in found.items():
-        plan.keep(name, call)  # an attention_query outside the queries fails here, not at a step
     return plan
 
 

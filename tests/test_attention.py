@@ -53,11 +53,20 @@ def test_own_vit_attention_equals_direct_computation(kind: dict) -> None:
 def test_multihead_attention_without_weights_equals_its_weights() -> None:
     torch.manual_seed(0)
     model = MhaNet().eval()
+    torch.nn.init.normal_(model.attn.in_proj_bias)  # torch starts it at 0: the key bias must count
     x = images()
     (probs,) = attention_probs(model, x).values()
     tokens = model.patch(x).flatten(2).transpose(1, 2)
     _, weights = model.attn(tokens, tokens, tokens, need_weights=True, average_attn_weights=False)
     torch.testing.assert_close(probs, weights.detach(), atol=1e-6, rtol=1e-5)
+    with torch.no_grad():  # the max logit needs the key bias too (softmax alone does not see it)
+        w_q, w_k, _ = model.attn.in_proj_weight.chunk(3)
+        b_q, b_k, _ = model.attn.in_proj_bias.chunk(3)
+        q = (tokens @ w_q.T + b_q).reshape(3, 9, 4, 4).transpose(1, 2)
+        k = (tokens @ w_k.T + b_k).reshape(3, 9, 4, 4).transpose(1, 2)
+        logits = q @ k.transpose(-2, -1) / 2.0
+    (call,) = attention_calls(model, x).values()
+    torch.testing.assert_close(call.max_logit, logits.amax(dim=(0, 2, 3)), atol=1e-5, rtol=1e-5)
 
 
 def test_transformer_encoder_with_padding_is_captured_despite_its_fast_path() -> None:

@@ -312,6 +312,17 @@ def test_maps_route_serves_the_class_token_attention(logdir: Path, client: Clien
     np.testing.assert_allclose(rows[:, :, 0], maps[:2], atol=1e-9)  # the class token's own row
 
 
+def test_maps_route_sends_the_stored_codes_with_encoding_u8(client: Client) -> None:
+    import base64
+
+    plain = get_json(client, "/attention?run=run&layer=blocks.0.attn&step=2")
+    coded = get_json(client, "/attention?run=run&layer=blocks.0.attn&step=2&encoding=u8")
+    for part in ("maps", "rows"):
+        codes = np.frombuffer(base64.b64decode(coded[part]["u8"]), dtype=np.uint8)
+        probs = (codes.reshape(coded[part]["shape"]) / 255.0) ** 2
+        np.testing.assert_allclose(probs, np.array(plain[part]), atol=1e-5)
+
+
 def test_rollout_is_a_cam_method_of_the_whole_model(client: Client) -> None:
     series = get_json(client, "/maps?run=run")["series"]
     (rollout,) = [s for s in series if s["method"] == "rollout"]
@@ -357,6 +368,7 @@ def test_reader_gives_the_routes_numbers(logdir: Path, client: Client) -> None:
         ("/attention?run=run&layer=blocks.0.attn&step=-1", 400),
         ("/attention?run=run&layer=blocks.0.attn&step=3", 404),
         ("/attention?run=run&layer=nope&step=0", 404),
+        ("/attention?run=run&layer=blocks.0.attn&step=0&encoding=f32", 400),
         ("/attention?run=run&layer=blocks.0.attn&step=0&probe=other", 404),
         ("/attention_stats?run=run&entropy_min=0", 400),
         ("/attention_stats?run=run&entropy_min=2", 400),

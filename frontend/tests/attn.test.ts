@@ -24,3 +24,12 @@ test("a query's stored row comes from the pooled blocks, none outside them", () 
   assert.equal(queryRow(blocks, 10), null);
   assert.equal(queryRow(blocks, -1), null);
 });
+
+test("u8 codes decode to (q / 255)^2 and vectors come out of the last axis", async () => {
+  const { decodeCodes, vectorAt } = await import("../src/views/attn/api");
+  const bytes = String.fromCharCode(0, 255, 128, 51, 10, 20);
+  const p = decodeCodes({ u8: btoa(bytes), shape: [1, 2, 3] });
+  assert.deepEqual(vectorAt(p, [0, 0]).map((v) => Math.round(v * 1e4) / 1e4), [0, 1, 0.252]);
+  assert.equal(vectorAt(p, [0, 1]).length, 3);
+  assert.deepEqual(vectorAt(p, [0, 2]), []);
+});

@@ -6,6 +6,7 @@ ATTENTION_MAPS records are uint8 tensors of codes q standing for probability (q 
 
 from __future__ import annotations
 
+import base64
 import math
 from typing import Any, Optional
 
@@ -46,8 +47,15 @@ def _layer_json(
     }
 
 
-def decode(codes: np.ndarray) -> list[Any]:
-    """Probabilities of stored codes, as nested lists rounded to 5 decimals."""
+ENCODINGS = ("json", "u8")
+
+
+def decode(codes: np.ndarray, encoding: str = "json") -> Any:
+    """Stored codes as probabilities in nested lists rounded to 5 decimals ("json"), or as they are
+    stored ("u8": {"u8": base64 of the row-major uint8 codes, "shape"}; p = (q / 255)^2)."""
+    if encoding == "u8":
+        data = np.ascontiguousarray(codes, dtype=np.uint8)
+        return {"u8": base64.b64encode(data.tobytes()).decode("ascii"), "shape": list(data.shape)}
     return np.round((codes.astype(np.float64) / 255.0) ** 2, 5).tolist()
 
 
@@ -91,9 +99,11 @@ class AttentionQueries:
             "layers": [_layer_json(d, steps[t], rows.get(d.layer)) for t, d in ordered],
         }
 
-    def maps(self, ctx: Any, eid: str, run: str, layer: str, probe: str, step: int) -> dict[str, Any]:
+    def maps(
+        self, ctx: Any, eid: str, run: str, layer: str, probe: str, step: int, encoding: str = "json"
+    ) -> dict[str, Any]:
         """One module's attention at exactly `step`: the chosen query's [N][heads][keys] and, when
-        stored, the per-query rows [S][heads][R][keys] (probabilities)."""
+        stored, the per-query rows [S][heads][R][keys] (probabilities, or the stored codes: `decode`)."""
         tag = metadata.tag_for(MAPS, layer, probe=probe)
         rows_tag = metadata.attention_rows_tag(layer, probe)
         series = self._series(ctx, eid, run, MAPS, probe)
@@ -109,8 +119,8 @@ class AttentionQueries:
             "run": run,
             "layer": layer,
             "step": step,
-            "maps": decode(chosen),
-            "rows": None if rows is None else decode(rows),
+            "maps": decode(chosen, encoding),
+            "rows": None if rows is None else decode(rows, encoding),
         }
 
     def stats(

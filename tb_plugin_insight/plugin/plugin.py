@@ -10,7 +10,7 @@ from tensorboard.plugins import base_plugin
 from werkzeug import Request, Response
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import assets, attention_health, encode, http
+from tb_plugin_insight.plugin import assets, attention_health, attention_queries, encode, http
 from tb_plugin_insight.plugin.attention_queries import AttentionQueries
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.listings import RunListings
@@ -253,9 +253,9 @@ class InsightPlugin(base_plugin.TBPlugin):
         ctx, eid = _request_context(request)
         run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
         step = http.get_step(request)
-        return http.respond_json(
-            request, self._attention.maps(ctx, eid, run, layer, _probe_param(request), step)
-        )
+        encoding = http.get_param(request, "encoding", allowed=attention_queries.ENCODINGS, required=False)
+        body = self._attention.maps(ctx, eid, run, layer, _probe_param(request), step, encoding or "json")
+        return http.respond_json(request, body)
 
     @http.route
     def _serve_attention_stats(self, request: Request) -> Response:

@@ -5,8 +5,14 @@ import { useEffect, useState } from "preact/hooks";
 import { selectedRun } from "../../core/state";
 import { ErrorMessage } from "../../widgets/ErrorMessage";
 import { StepPlayer } from "../../widgets/StepPlayer";
-import type { AttentionLayer, AttentionMapsResponse, AttentionStatsResponse } from "./api";
-import { fetchAttentionLayers, fetchAttentionMaps, fetchAttentionStats } from "./api";
+import type { AttentionLayer, AttentionStatsResponse, Probs } from "./api";
+import { decodeCodes, fetchAttentionLayers, fetchAttentionMaps, fetchAttentionStats, vectorAt } from "./api";
+
+/** One module's decoded attention at a step. */
+interface StepMaps {
+  maps: Probs;
+  rows: Probs | null;
+}
 import { fetchProbe, probeImageUrl } from "../../core/api";
 import type { ProbeUnderlay } from "./AttentionCell";
 import { AttentionCell } from "./AttentionCell";
@@ -42,7 +48,7 @@ const RULE_TEXT: Record<string, string> = {
 
 function Grid(props: {
   layers: AttentionLayer[];
-  maps: AttentionMapsResponse[];
+  maps: StepMaps[];
   sample: number;
   query: number | null;
   onQuery: (q: number | null) => void;
@@ -72,7 +78,8 @@ function Grid(props: {
                 {layer.layer}
               </th>
               {Array.from({ length: layer.heads }, (_, h) => {
-                const weights = useRows && stored.rows && row !== null ? stored.rows[props.sample][h][row] : stored.maps[props.sample]?.[h] ?? [];
+                const weights =
+                  useRows && stored.rows && row !== null ? vectorAt(stored.rows, [props.sample, h, row]) : vectorAt(stored.maps, [props.sample, h]);
                 return (
                   <td key={h}>
                     <AttentionCell
@@ -179,8 +186,18 @@ function Panel(props: { run: string; layers: AttentionLayer[] }) {
   const [sample, setSample] = useState(0);
   const [query, setQuery] = useState<number | null>(null);
   const step = steps[Math.min(index, steps.length - 1)];
-  const maps = useAsync<AttentionMapsResponse[]>(
-    (s) => (step === undefined ? null : Promise.all(props.layers.map((l) => fetchAttentionMaps(props.run, l.layer, step, s)))),
+  const maps = useAsync<StepMaps[]>(
+    (s) =>
+      step === undefined
+        ? null
+        : Promise.all(
+            props.layers.map((l) =>
+              fetchAttentionMaps(props.run, l.layer, step, s).then((b) => ({
+                maps: decodeCodes(b.maps),
+                rows: b.rows ? decodeCodes(b.rows) : null,
+              })),
+            ),
+          ),
     [props.run, step],
   );
   const images = props.layers[0].numImages;

@@ -28,14 +28,47 @@ export interface AttentionLayersResponse {
   layers: AttentionLayer[];
 }
 
+/** Stored codes q (p = (q / 255)^2), row-major, with their shape (`encoding=u8`). */
+export interface U8Codes {
+  u8: string;
+  shape: number[];
+}
+
 export interface AttentionMapsResponse {
   run: string;
   layer: string;
   step: number;
   /** [sample][head][key] */
-  maps: number[][][];
+  maps: U8Codes;
   /** [sample][head][row][key] or null */
-  rows: number[][][][] | null;
+  rows: U8Codes | null;
+}
+
+/** Decoded codes: probabilities in a flat array and the shape. */
+export interface Probs {
+  values: Float32Array;
+  shape: number[];
+}
+
+/** Probabilities of base64 uint8 codes, p = (q / 255)^2. */
+export function decodeCodes(codes: U8Codes): Probs {
+  const raw = atob(codes.u8);
+  const values = new Float32Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const q = raw.charCodeAt(i) / 255;
+    values[i] = q * q;
+  }
+  return { values, shape: codes.shape };
+}
+
+/** The last-axis vector at leading indices `at` (e.g. [sample, head] of [N][heads][keys]). */
+export function vectorAt(p: Probs, at: number[]): number[] {
+  const last = p.shape[p.shape.length - 1];
+  let offset = 0;
+  for (let d = 0; d < at.length; d++) offset = offset * p.shape[d] + at[d];
+  offset *= last;
+  if (at.some((v, d) => v < 0 || v >= p.shape[d])) return [];
+  return Array.from(p.values.subarray(offset, offset + last));
 }
 
 export interface AttentionAlert {
@@ -63,7 +96,7 @@ export function fetchAttentionLayers(run: string, signal?: AbortSignal): Promise
 }
 
 export function fetchAttentionMaps(run: string, layer: string, step: number, signal?: AbortSignal): Promise<AttentionMapsResponse> {
-  return getJson("attention", { run, layer, step: String(step), probe: DEFAULT_PROBE }, signal);
+  return getJson("attention", { run, layer, step: String(step), probe: DEFAULT_PROBE, encoding: "u8" }, signal);
 }
 
 export function fetchAttentionStats(

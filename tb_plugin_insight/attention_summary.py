@@ -71,13 +71,15 @@ def _maps_value(
 def _stats_value(
     first_time: FirstTime, probe: str, layers: Sequence[LayerAttention]
 ) -> summary_pb2.Summary.Value:
-    """[layers, 2, max heads] float32: normalised entropy and max logit per head (NaN padding)."""
+    """[layers, 2, max heads] float32: normalised entropy and max logit per head (NaN padding), under
+    a tag keyed by the module list (a watch of other modules gets its own tag and list)."""
     width = max((layer.heads for layer in layers), default=0)
     table = np.full((len(layers), 2, width), np.nan, dtype=np.float32)
     for i, layer in enumerate(layers):
         table[i, 0, : layer.heads] = layer.entropy
         table[i, 1, : layer.heads] = layer.max_logit
-    tag = metadata.tag_for(Kind.ATTENTION_STATS, probe=probe)
+    key = metadata.layer_set_key([(layer.name, layer.module_type, layer.order, False) for layer in layers])
+    tag = metadata.tag_for(Kind.ATTENTION_STATS, key, probe=probe)
     value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(table))
     if first_time(tag):
         entries = [

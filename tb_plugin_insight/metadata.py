@@ -151,7 +151,9 @@ def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_P
         return f"{prefix}{probe}/{method}"
     if kind in (RecordKind.FEATURE_MAPS, RecordKind.FEATURE_MAP_SCALES, RecordKind.ATTENTION_MAPS):
         return f"{prefix}{probe}/{layer}"
-    if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS, RecordKind.ATTENTION_STATS):
+    if kind == RecordKind.ATTENTION_STATS:
+        return f"{prefix}{probe}/{layer}"  # layer: the key of the module list (layer_set_key)
+    if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS):
         return prefix + probe
     if kind == RecordKind.MODEL_TABLE:
         return prefix

@@ -127,17 +127,10 @@ class AttentionQueries:
         self, ctx: Any, eid: str, run: str, probe: str, entropy_min: float, logit_growth: float
     ) -> dict[str, Any]:
         """Normalised entropy and max logit per module and head over steps, and the alerts they raise."""
-        tag = metadata.tag_for(STATS, probe=probe)
-        data = self._series(ctx, eid, run, STATS, probe).get(tag)
-        if data is None:
+        series = self._series(ctx, eid, run, STATS, probe)
+        if not series:
             raise not_found(f"run {run!r} has no attention statistics for probe {probe!r}")
-        records = sorted(self._data(ctx, eid, run, [tag]).get(tag, []), key=lambda d: int(d.step))
-        steps = [int(d.step) for d in records]
-        layers = [entry.name for entry in data.layers]
-        heads = [int(entry.shape[1]) if len(entry.shape) > 1 else 0 for entry in data.layers]
-        tables = [np.asarray(d.numpy, dtype=np.float64) for d in records]
-        entropy = [[[_at(t, i, 0, h) for t in tables] for h in range(heads[i])] for i in range(len(layers))]
-        logits = [[[_at(t, i, 1, h) for t in tables] for h in range(heads[i])] for i in range(len(layers))]
+        steps, layers, heads, entropy, logits = _merged(series, self._data(ctx, eid, run, sorted(series)))
         alerts = attention_alerts(
             steps, layers, entropy, logits, entropy_min=entropy_min, logit_growth=logit_growth
         )
@@ -154,6 +147,29 @@ class AttentionQueries:
         }
 
 
+def _merged(series: dict[str, metadata.PluginData], data: dict[str, list[Any]]) -> tuple[Any, ...]:
+    """Steps, module names, heads, entropy [module][head][step] and max logit of every stats tag of a
+    probe (one per module list), merged by module name; NaN where a module was not recorded."""
+    found: dict[str, dict[int, np.ndarray]] = {}
+    heads: dict[str, int] = {}
+    for tag, meta in sorted(series.items()):
+        for datum in data.get(tag, []):
+            table = np.asarray(datum.numpy, dtype=np.float64)
+            for i, entry in enumerate(meta.layers):
+                count = int(entry.shape[1]) if len(entry.shape) > 1 else 0
+                heads[entry.name] = max(heads.get(entry.name, 0), count)
+                if table.ndim == 3 and i < table.shape[0]:
+                    found.setdefault(entry.name, {})[int(datum.step)] = table[i]
+    steps = sorted({step for by_step in found.values() for step in by_step})
+    names = list(heads)
+
+    def rows(name: str, row: int) -> list[list[float]]:
+        by_step = found.get(name, {})
+        return [[_at(by_step.get(s), row, h) for s in steps] for h in range(heads[name])]
+
+    return steps, names, [heads[n] for n in names], [rows(n, 0) for n in names], [rows(n, 1) for n in names]
+
+
 def _at_step(data: list[Any], step: int) -> Optional[np.ndarray]:
     for datum in data:
         if int(datum.step) == step:
@@ -161,8 +177,8 @@ def _at_step(data: list[Any], step: int) -> Optional[np.ndarray]:
     return None
 
 
-def _at(table: np.ndarray, layer: int, row: int, head: int) -> float:
-    """table[layer, row, head], NaN when the record is smaller (a step with fewer layers or heads)."""
-    if table.ndim != 3 or layer >= table.shape[0] or head >= table.shape[2]:
+def _at(values: Optional[np.ndarray], row: int, head: int) -> float:
+    """values[row, head] of a module's [2, heads] rows, NaN when not recorded (or fewer heads)."""
+    if values is None or values.ndim != 2 or head >= values.shape[1]:
         return math.nan
-    return float(table[layer, row, head])
+    return float(values[row, head])

@@ -152,7 +152,13 @@ _TAG_PREFIX = {
     RecordKind.MASSIVE_ACTIVATIONS_TABLE: "insight/layer_table/massive_activations/",
     RecordKind.PROBE_TOKENS: "insight/probe_tokens/",
     RecordKind.TOKEN_SALIENCY: "insight/token_saliency/",
+    RecordKind.ATTENTION_MAPS: "insight/attention_maps/",
+    RecordKind.ATTENTION_STATS: "insight/attention_stats/",
 }
+# ATTENTION_MAPS per-query rows (same kind, `query_rows` set in the metadata).
+ATTENTION_ROWS_PREFIX = "insight/attention_rows/"
+# Rows of an ATTENTION_STATS record, per layer: [2, heads].
+ATTENTION_STAT_FIELDS: tuple[str, ...] = ("entropy", "maxLogit")
 # v1 per-layer kind -> the v2 kind holding every layer's rows of one step (schema v2, summary.py).
 TABLE_KINDS = {
     RecordKind.ACTIVATION_STATS: RecordKind.ACTIVATION_STATS_TABLE,
@@ -187,8 +193,10 @@ def tag_for(kind: int, layer: str = "", method: str = "", probe: str = DEFAULT_P
         return f"{prefix}{probe}/{method}/{layer}"
     if kind in (RecordKind.SALIENCY, RecordKind.TOKEN_SALIENCY):
         return f"{prefix}{probe}/{method}"
-    if kind in (RecordKind.FEATURE_MAPS, RecordKind.FEATURE_MAP_SCALES):
+    if kind in (RecordKind.FEATURE_MAPS, RecordKind.FEATURE_MAP_SCALES, RecordKind.ATTENTION_MAPS):
         return f"{prefix}{probe}/{layer}"
+    if kind == RecordKind.ATTENTION_STATS:
+        return f"{prefix}{probe}/{layer}"  # layer: the key of the module list (layer_set_key)
     if kind in (RecordKind.PROBE_IMAGES, RecordKind.PROBE_PREDICTIONS, RecordKind.PROBE_TOKENS):
         return prefix + probe
     if kind == RecordKind.MODEL_TABLE:
@@ -273,3 +281,8 @@ def parse_plugin_metadata(content: bytes) -> PluginData | None:
 def ranges_tag_for(kind: int, layer: str, method: str, probe: str = DEFAULT_PROBE) -> str:
     """Tag of the raw per-image ranges that go with a map series (same kind, data class TENSOR)."""
     return _RANGES_PREFIX + tag_for(kind, layer, method, probe)[len("insight/") :]
+
+
+def attention_rows_tag(layer: str, probe: str = DEFAULT_PROBE) -> str:
+    """Tag of an attention module's per-query rows (ATTENTION_MAPS with `query_rows`)."""
+    return f"{ATTENTION_ROWS_PREFIX}{probe}/{layer}"

@@ -88,6 +88,7 @@ class InsightReader:
         from tensorboard import context
         from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
+        from tb_plugin_insight.plugin.attention_queries import AttentionQueries
         from tb_plugin_insight.plugin.health_queries import HealthQueries
         from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
         from tb_plugin_insight.plugin.listings import RunListings
@@ -110,6 +111,7 @@ class InsightReader:
         self._ranks = RankQueries(self._queries)
         self._health = HealthQueries(self._queries)
         self._tokens = TokenQueries(provider, 0, listings)
+        self._attention = AttentionQueries(provider, 0, listings)
         self._runs = [entry["run"] for entry in self._queries.runs(self._ctx, "")["runs"]]
 
     @property
@@ -394,6 +396,51 @@ class InsightReader:
             steps=np.asarray(entry["steps"], dtype=np.int64),
             values=_stack(stacks),
             channels=tuple(int(c) for c in entry["channels"]),
+        )
+
+    # --- attention on the probe ---------------------------------------------------------------------
+
+    def attention(self, run: str, layer: str, probe: str = "probe") -> dict[str, Any]:
+        """One attention module's maps: `steps` (S,), `maps` (S, N, heads, keys) probabilities of the
+        chosen query (`queryRule`), `rows` (S, samples, heads, R, keys) or None, and its metadata
+        (`/attention_layers`' entry: heads, keys, grid, query blocks, ...)."""
+        self._check_run(run)
+        listed = self._ask(run, lambda: self._attention.layers(self._ctx, "", run, probe))["layers"]
+        entry = next((e for e in listed if e["layer"] == layer), None)
+        if entry is None:
+            names = ", ".join(repr(e["layer"]) for e in listed) or "none"
+            raise ValueError(f"run {run!r} has no attention of module {layer!r}; modules: {names}")
+        bodies = [self._ask(run, lambda s=s: self._attention.maps(self._ctx, "", run, layer, probe, s))
+                  for s in entry["steps"]]  # fmt: skip
+        rows = [b["rows"] for b in bodies]
+        return {
+            **entry,
+            "steps": np.asarray(entry["steps"], dtype=np.int64),
+            "maps": np.asarray([b["maps"] for b in bodies], dtype=np.float32),
+            "rows": None if not rows or rows[0] is None else np.asarray(rows, dtype=np.float32),
+        }
+
+    def attention_stats(self, run: str, probe: str = "probe") -> Any:
+        """Attention health: columns `step`, `layer`, `head`, `entropy` (normalised), `maxLogit`."""
+        self._check_run(run)
+        body = self._ask(run, lambda: self._attention.stats(self._ctx, "", run, probe, 0.1, 10.0))
+        columns: dict[str, list[Any]] = {"step": [], "layer": [], "head": [], "entropy": [], "maxLogit": []}
+        for index, layer in enumerate(body["layers"]):
+            for head in range(layer["heads"]):
+                for s, step in enumerate(body["steps"]):
+                    columns["step"].append(step)
+                    columns["layer"].append(layer["layer"])
+                    columns["head"].append(head)
+                    columns["entropy"].append(body["entropy"][index][head][s])
+                    columns["maxLogit"].append(body["maxLogit"][index][head][s])
+        return _frame(
+            {
+                "step": np.asarray(columns["step"], dtype=np.int64),
+                "layer": _objects(columns["layer"]),
+                "head": np.asarray(columns["head"], dtype=np.int64),
+                "entropy": _floats(columns["entropy"]),
+                "maxLogit": _floats(columns["maxLogit"]),
+            }
         )
 
     # --- probe, predictions, model table ------------------------------------------------------------

@@ -178,9 +178,12 @@ class WatchSession:
                         cam_plan=requests.get("cams"),
                         saliency_plan=requests.get("saliency"),
                         predict="cams" not in requests,
+                        attention=requests.get("attention"),
                     )
                 except Exception as err:  # noqa: BLE001 - every kind due reports it and stops
-                    shared = probe_pass_mod.SharedMaps(feature_maps=err, cams=err, saliency=err)
+                    shared = probe_pass_mod.SharedMaps(
+                        feature_maps=err, cams=err, saliency=err, attention=err
+                    )
             for recorder in due:
                 recorder.record_probe(step, model, shared)
 

@@ -112,6 +112,7 @@ def test_every_capability_is_one_recorder_module_in_the_registry() -> None:
         "cams",
         "saliency",
         "token_saliency",
+        "attention",
     ]
     modules_of = [cls.__module__ for cls in recorders.REGISTRY]
     assert len(set(modules_of)) == len(modules_of)  # one module each

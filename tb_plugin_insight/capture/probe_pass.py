@@ -12,6 +12,8 @@ path; `WatchSession` calls it before the counted forward of a step when any kind
 * saliency methods that are one gradient of the target scores with respect to the input
   (`saliency.INPUT_GRADIENT_METHODS`) take it from the same backward; the others (guided backprop,
   SmoothGrad, integrated gradients, guided Grad-CAM) run their own passes (`compute_attribution`);
+* attention probabilities of every attention module are recomputed from the same forward's q and k
+  (capture/attention.py) and reduced at once by the attention plan;
 * predictions come from the same logits;
 * fullgrad (no target layer) runs its own forward and full backward inside `cam.cams_from_capture`,
   since it needs gradients at every bias layer's output (when it is the only CAM method, nothing is tapped).
@@ -40,6 +42,8 @@ from typing import Any, Optional, TypeVar, Union
 import torch
 from torch import nn
 
+from tb_plugin_insight.capture import attention as attention_capture
+from tb_plugin_insight.capture.attention_maps import AttentionPlan
 from tb_plugin_insight.capture.feature_maps import FeatureMapRecord, FeatureMapRecorder
 from tb_plugin_insight.capture.maps import (
     CamPlan,
@@ -76,6 +80,8 @@ class SharedMaps:
     feature_maps: FeatureMapsOutcome = None
     cams: MapOutcome = None
     saliency: MapOutcome = None
+    # attention module name -> what the attention plan keeps of its call (or the error of that call)
+    attention: Union[dict[str, Any], Exception, None] = None
 
 
 def run_shared(
@@ -86,10 +92,13 @@ def run_shared(
     cam_plan: Optional[CamPlan] = None,
     saliency_plan: Optional[SaliencyPlan] = None,
     predict: bool = True,
+    attention: Optional[AttentionPlan] = None,
 ) -> SharedMaps:
     """The maps of the kinds given, from one forward of the probe (see the module docstring).
 
     `predict`: whether the saliency record carries the predictions (the CAM record always does).
+    `attention`: capture every attention computation of the forward (capture/attention.py) and keep
+    what the plan keeps of each.
 
     Raises:
         Exception: what the shared forward (or one gradient call serving two kinds) raised.
@@ -112,6 +121,8 @@ def run_shared(
         leaf = x.detach().requires_grad_(True) if shared else None
         with contextlib.ExitStack() as hooks:  # hooks for this forward only (not scorecam's etc.)
             taken = hooks.enter_context(feature_maps.hooked(model)) if feature_maps is not None else None
+            if attention is not None:
+                results.attention = hooks.enter_context(attention_capture.capturing(model, attention.keep))
             if tap is not None and isinstance(cam_layer, tuple):
                 hooks.enter_context(_hooked(cam_layer[1], tap))
             with torch.set_grad_enabled(leaf is not None):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 from tensorboard.backend import http_util
@@ -9,7 +10,8 @@ from tensorboard.plugins import base_plugin
 from werkzeug import Request, Response
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.plugin import assets, encode, health_alerts, http
+from tb_plugin_insight.plugin import assets, attention_health, attention_queries, encode, health_alerts, http
+from tb_plugin_insight.plugin.attention_queries import AttentionQueries
 from tb_plugin_insight.plugin.health_queries import HEALTH_STATS, HealthQueries
 from tb_plugin_insight.plugin.layer_queries import LayerViewQueries
 from tb_plugin_insight.plugin.listings import RunListings
@@ -45,10 +47,14 @@ class InsightPlugin(base_plugin.TBPlugin):
         self._ranks = RankQueries(self._queries)
         self._health = HealthQueries(self._queries)
         self._tokens = TokenQueries(context.data_provider, downsample, listings)
+        self._attention = AttentionQueries(context.data_provider, downsample, listings)
 
     def get_plugin_apps(self) -> dict[str, Callable[..., Any]]:
         return {
             "/index.js": self._serve_index_js,
+            "/attention_layers": self._serve_attention_layers,
+            "/attention": self._serve_attention,
+            "/attention_stats": self._serve_attention_stats,
             "/feature_map_layers": self._serve_feature_map_layers,
             "/feature_maps": self._serve_feature_maps,
             "/feature_map_image": self._serve_feature_map_image,
@@ -336,12 +342,51 @@ class InsightPlugin(base_plugin.TBPlugin):
         )
         return http.respond_json(request, self._ranks.alerts(ctx, eid, family, threshold, sustain))
 
+    @http.route
+    def _serve_attention_layers(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe = http.get_param(request, "run"), _probe_param(request)
+        return http.respond_json(request, self._attention.layers(ctx, eid, run, probe))
+
+    @http.route
+    def _serve_attention(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, layer = http.get_param(request, "run"), http.get_param(request, "layer")
+        step = http.get_step(request)
+        encoding = http.get_param(request, "encoding", allowed=attention_queries.ENCODINGS, required=False)
+        body = self._attention.maps(ctx, eid, run, layer, _probe_param(request), step, encoding or "json")
+        return http.respond_json(request, body)
+
+    @http.route
+    def _serve_attention_stats(self, request: Request) -> Response:
+        ctx, eid = _request_context(request)
+        run, probe = http.get_param(request, "run"), _probe_param(request)
+        entropy_min = _threshold_param(request, "entropy_min", attention_health.ENTROPY_MIN, high=1.0)
+        growth = _threshold_param(request, "logit_growth", attention_health.LOGIT_GROWTH, high=1e6)
+        return http.respond_json(request, self._attention.stats(ctx, eid, run, probe, entropy_min, growth))
+
 
 def _rank_params(request: Request) -> tuple[str, str, str]:
     """(family, kind, stat) of a rank route; `stat` one of the kind's fields."""
     family = http.get_param(request, "family")
     kind = http.get_param(request, "kind", allowed=RANK_FIELDS)
     return family, kind, http.get_param(request, "stat", allowed=RANK_FIELDS[kind])
+
+
+def _threshold_param(request: Request, name: str, default: float, *, high: float) -> float:
+    """An optional positive number up to `high` (the alert thresholds of the attention view)."""
+    text = http.get_param(request, name, required=False)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= high):
+        raise http.bad_request(
+            f"query parameter '{name}' must be a number in (0, {high:g}], got {text[:40]!r}"
+        )
+    return value
 
 
 def _max_steps_param(request: Request) -> int | None:

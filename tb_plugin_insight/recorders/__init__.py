@@ -14,6 +14,7 @@ from typing import Any
 
 from tb_plugin_insight import options
 from tb_plugin_insight.recorders.activations import ActivationStatsRecorder
+from tb_plugin_insight.recorders.attention import AttentionRecorder
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, TrainingNeeds, WatchContext
 from tb_plugin_insight.recorders.cams import CamRecorder
 from tb_plugin_insight.recorders.feature_maps import FeatureMapsRecorder
@@ -40,6 +41,7 @@ REGISTRY: tuple[type[Recorder], ...] = (
     CamRecorder,
     SaliencyRecorder,
     TokenSaliencyRecorder,
+    AttentionRecorder,
 )
 
 __all__ = ["REGISTRY", "Recorder", "RecordSink", "TrainingNeeds", "WatchContext", "resolve_options"]

@@ -79,7 +79,7 @@ class Recorder:
 
     name: ClassVar[str] = ""
     # For recorders working on the probe pass: which part of `SharedMaps` is theirs
-    # ("feature_maps", "cams" or "saliency"); None for the training-side ones.
+    # ("feature_maps", "cams", "saliency" or "attention"); None for the training-side ones.
     probe_role: ClassVar[Optional[str]] = None
     # Its options in watch(): a group keyword and class (options.py), and flat flags with their defaults.
     options_keyword: ClassVar[Optional[str]] = None

@@ -3,6 +3,7 @@
 // each layer's panel) is the index and the default. A view is one folder under views/ (its routes,
 // state, components and settings) whose index.ts exports its ViewDef, plus one entry here.
 import type { ViewDef } from "../core/view";
+import { attnView } from "../views/attn";
 import { camView } from "../views/cam";
 import { fmapsView } from "../views/fmaps";
 import { gradsView } from "../views/grads";
@@ -13,7 +14,7 @@ import { tokensView } from "../views/tokens";
 
 export type { ViewDef };
 
-export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, tokensView, ranksView];
+export const VIEWS: ViewDef[] = [modelView, statsView, gradsView, camView, fmapsView, tokensView, attnView, ranksView];
 
 /** The views listed now (a view may list itself only when there is data for it). */
 export function listedViews(): ViewDef[] {

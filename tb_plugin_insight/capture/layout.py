@@ -19,7 +19,7 @@ Outputs with fewer than 2 dimensions have no channels.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal, Optional
 
 from torch import nn
@@ -119,10 +119,13 @@ def _size(module: nn.Module) -> Optional[int]:
     return None
 
 
-def deciders(leaves: Sequence[nn.Module], module: nn.Module) -> tuple[nn.Module, ...]:
+def deciders(
+    leaves: Sequence[nn.Module], module: nn.Module, positions: Optional[Mapping[int, int]] = None
+) -> tuple[nn.Module, ...]:
     """The modules whose type may decide `module`'s layout (module doc), nearest first: itself, or the
     modules feeding it (the first whose size fits the output decides); empty when none does.
-    `leaves`: the model's leaf modules in registration order."""
+    `leaves`: the model's leaf modules in registration order; `positions`: their indices there, by id
+    (a module may define its own equality, or none)."""
     if side(module) is not None:
         return (module,)
     if not _leaf(module):
@@ -134,7 +137,9 @@ def deciders(leaves: Sequence[nn.Module], module: nn.Module) -> tuple[nn.Module,
             return (module,) if side(module) is not None else ()
     elif not passes_through(module):
         return ()
-    position = next((i for i, leaf in enumerate(leaves) if leaf is module), 0)
+    if positions is None:
+        positions = {id(leaf): i for i, leaf in enumerate(leaves)}
+    position = positions.get(id(module), 0)
     found: list[nn.Module] = []
     for leaf in reversed(leaves[:position]):
         if passes_through(leaf):
@@ -148,13 +153,17 @@ def deciders(leaves: Sequence[nn.Module], module: nn.Module) -> tuple[nn.Module,
 def channel_dim(candidates: Sequence[nn.Module], shape: Sequence[int]) -> Optional[int]:
     """The channel dimension of an output of `shape` whose layout `candidates` (`deciders`) decide, or
     None when it has none (fewer than 2 dimensions)."""
+    return _dim([(side(m), _size(m)) for m in candidates], shape)
+
+
+def _dim(facts: Sequence[tuple[Optional[Side], Optional[int]]], shape: Sequence[int]) -> Optional[int]:
+    """`channel_dim` from the candidates' (side, size)."""
     ndim = len(shape)
     if ndim < 2:
         return None
     if ndim == 2:
         return 1
-    for decider in candidates:
-        where, size = side(decider), _size(decider)
+    for where, size in facts:
         if where == "first" and (size is None or shape[1] == size):
             return 1
         if where == "last" and (size is None or shape[-1] == size):
@@ -167,12 +176,20 @@ class Layouts:
 
     def __init__(self, model: Optional[nn.Module], modules: Iterable[nn.Module]) -> None:
         leaves = [m for m in model.modules() if _leaf(m)] if model is not None else []
-        self._deciders = {m: deciders(leaves, m) for m in modules}
+        positions = {id(leaf): i for i, leaf in enumerate(leaves)}
+        # by id: the watch holds the modules, and a module may define its own equality (or none)
+        self._facts = {id(m): self._facts_of(deciders(leaves, m, positions)) for m in modules}
+
+    @staticmethod
+    def _facts_of(candidates: Sequence[nn.Module]) -> tuple[tuple[Optional[Side], Optional[int]], ...]:
+        return tuple((side(m), _size(m)) for m in candidates)  # once: the hooks only compare numbers
 
     def channel_dim(self, module: nn.Module, shape: Sequence[int]) -> Optional[int]:
         """The channel dimension of `module`'s output of `shape` (module doc)."""
-        candidates = self._deciders[module] if module in self._deciders else deciders([], module)
-        return channel_dim(candidates, shape)
+        facts = self._facts.get(id(module))
+        if facts is None:  # not a watched layer: decided by its own type alone
+            facts = self._facts_of(deciders([], module))
+        return _dim(facts, shape)
 
     def is_token_output(self, module: nn.Module, shape: Sequence[int]) -> bool:
         """Whether an output of `shape` is a token layer: 3-D, (N, L, C) or (L, N, C), hidden units last."""

@@ -98,6 +98,12 @@ def units_of(run: Path, layer: str) -> dict[str, Any]:
     }
 
 
+def token_layers(logdir: Path, run: str) -> set[str]:
+    """The layers the massive activations measured (token layers), from the same rule as the units."""
+    massive = read(logdir).massive_activations(run)
+    return set(massive["layer"][~np.isnan(np.asarray(massive["massiveCount"], dtype=float))])
+
+
 def assert_planted(got: dict[str, Any], hidden: int) -> None:
     assert got["steps"] == list(range(STEPS))
     assert got["channels"] == hidden
@@ -114,9 +120,7 @@ def test_dead_hidden_unit_of_a_token_mlp(tmp_path: Path, activation: nn.Module) 
     assert_planted(units_of(tmp_path / "mlp", "act"), hidden=20)  # not the 8 tokens
     assert units_of(tmp_path / "mlp", "fc2")["channels"] == 12
     # the same rule makes the activation a token layer for the massive activations
-    massive = read(tmp_path).massive_activations("mlp")
-    counted = set(massive["layer"][~np.isnan(np.asarray(massive["massiveCount"], dtype=float))])
-    assert {"embed", "fc1", "act", "fc2"} <= counted
+    assert {"embed", "fc1", "act", "fc2"} <= token_layers(tmp_path, "mlp")
 
 
 def test_conv1d_channels_stay_on_dimension_1(tmp_path: Path) -> None:
@@ -129,9 +133,7 @@ def test_conv1d_channels_stay_on_dimension_1(tmp_path: Path) -> None:
     train(model, tmp_path / "cnn", model.norm.bias, batch, nn.functional.cross_entropy)
     assert_planted(units_of(tmp_path / "cnn", "act"), hidden=6)  # channels, not the 10 positions
     assert units_of(tmp_path / "cnn", "conv")["channels"] == 6
-    massive = read(tmp_path).massive_activations("cnn")
-    counted = set(massive["layer"][~np.isnan(np.asarray(massive["massiveCount"], dtype=float))])
-    assert not counted & {"conv", "norm", "act"}  # (N, C, L) outputs are no token layers
+    assert not token_layers(tmp_path, "cnn") & {"conv", "norm", "act"}  # (N, C, L): no token layers
 
 
 def test_tiny_gpt2_mlp_activation_counts_hidden_units(tmp_path: Path) -> None:
@@ -149,6 +151,8 @@ def test_tiny_gpt2_mlp_activation_counts_hidden_units(tmp_path: Path) -> None:
 
     train(model, tmp_path / "gpt2", c_fc.bias, batch, lambda out, ids: token_loss(out.logits, ids))
     assert_planted(units_of(tmp_path / "gpt2", "transformer.h.0.mlp.act"), hidden=64)  # 4 x n_embd
+    assert units_of(tmp_path / "gpt2", "transformer.h.0.mlp.c_proj")["channels"] == 16
+    assert "transformer.h.0.mlp.act" in token_layers(tmp_path, "gpt2")
 
 
 def test_tiny_bert_intermediate_activation_counts_hidden_units(tmp_path: Path) -> None:
@@ -188,5 +192,12 @@ def test_layout_rule_on_structures() -> None:
     layouts = layout.Layouts(block, [block, block[3]])
     assert layouts.channel_dim(block[3], (2, 5, 5, 32)) == 3
     assert layouts.channel_dim(block, (2, 8, 5, 5)) == 1
+    # a whole encoder layer: its last leaves are a dropout after a Linear, (N, L, C) with C = d_model
+    encoder = nn.TransformerEncoderLayer(16, 2, 24, batch_first=True)
+    layouts = layout.Layouts(encoder, [encoder])
+    assert layouts.is_token_output(encoder, (2, 7, 16))
+    # a LayerNorm over (C, H, W) is no channels-last layer: its 4-D output keeps channels on dimension 1
+    norm = nn.LayerNorm([8, 5, 5])
+    assert layout.Layouts(norm, [norm]).channel_dim(norm, (2, 8, 5, 5)) == 1
     # a 3-D output of an unknown module is a token layer; 4-D and more keep dimension 1
     assert layout.channel_dim([], (2, 7, 5)) == 2 and layout.channel_dim([], (2, 7, 5, 5)) == 1

@@ -44,7 +44,7 @@ from bench.event_files import event_bytes
 from bench.models import resnet18
 from bench.side_by_side import Trainer, train_side_by_side
 from tb_plugin_insight import InsightWriter
-from tb_plugin_insight.capture import histogram, reduce, units
+from tb_plugin_insight.capture import histogram, layout, reduce, units
 from tb_plugin_insight.capture.layers import select_layers
 
 EVERY = 10
@@ -123,7 +123,10 @@ def direct(batch: int, size: int) -> None:
     for handle in handles:
         handle.remove()
     stats = [reduce.activation_stats(out) for _, out in outputs]
-    hist, unit = histogram.HistogramReducer(), units.UnitReducer()
+    hist, unit = (
+        histogram.HistogramReducer(),
+        units.UnitReducer(layout.Layouts(model, [m for m, _ in outputs])),
+    )
     items = list(enumerate(zip(outputs, stats)))
     for i, ((module, out), st) in items:
         hist(i, module, out, st)  # fixes each layer's range, as the first recorded step does

@@ -17,7 +17,7 @@ from torch import nn
 
 from conftest import tiny_cnn
 from tb_plugin_insight import InsightWriter, metadata
-from tb_plugin_insight.capture import histogram, reduce, units
+from tb_plugin_insight.capture import histogram, layout, reduce, units
 from tb_plugin_insight.capture.model_table import describe_output
 
 INF, NAN = float("inf"), float("nan")
@@ -173,10 +173,10 @@ def test_saturated_fraction_of_bounded_modules() -> None:
 
 
 def test_channel_dimension() -> None:
-    assert units.channel_dim(nn.Conv2d(1, 1, 1), 4) == 1
-    assert units.channel_dim(nn.Linear(2, 2), 3) == 2  # (N, L, C) tokens
-    assert units.channel_dim(nn.Linear(2, 2), 2) == 1
-    assert units.channel_dim(nn.ReLU(), 1) is None
+    assert layout.channel_dim([nn.Conv2d(1, 1, 1)], (2, 1, 3, 3)) == 1
+    assert layout.channel_dim([nn.Linear(2, 2)], (2, 5, 2)) == 2  # (N, L, C) tokens
+    assert layout.channel_dim([nn.Linear(2, 2)], (2, 2)) == 1
+    assert layout.channel_dim([], (4,)) is None
     assert torch.isnan(units.unit_stats(torch.ones(3), None, None)).all()
 
 

@@ -7,10 +7,11 @@ token layer and statistics step this records, with peak_c = max |a| of channel c
 the tokens and m = the (lower) median of the peaks, the number of channels with peak_c > ratio x m and
 the MASSIVE_TOP largest peak_c / m with their channel indices (metadata.MASSIVE_FIELDS).
 
-Token layers: 3-D outputs (N, L, C) or (L, N, C) whose last dimension is the hidden one, which is every
-3-D output except those of modules that keep channels first ((N, C, L): 1-D convolutions, pooling and
-batch/instance norms). The cost is two reading passes over the output (per-channel max and min, no
-temporary) and a few operations on C numbers, all on the device: nothing waits for the host.
+Token layers: 3-D outputs (N, L, C) or (L, N, C) whose last dimension is the hidden one, decided by the
+rule the dead-unit statistics share (capture/layout.py): every 3-D output except those that keep channels
+first ((N, C, L): 1-D convolutions, pooling, batch/instance norms, and the activations fed by them).
+The cost is two reading passes over the output (per-channel max and min, no temporary) and a few
+operations on C numbers, all on the device: nothing waits for the host.
 """
 
 from __future__ import annotations
@@ -21,27 +22,10 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.capture import layout
 
 WIDTH = len(metadata.MASSIVE_FIELDS)
 TOP = metadata.MASSIVE_TOP
-
-# Modules whose 3-D outputs are (N, C, L): channels first, so not token layers.
-_CHANNELS_FIRST_1D: tuple[type[nn.Module], ...] = (
-    nn.Conv1d,
-    nn.ConvTranspose1d,
-    nn.BatchNorm1d,
-    nn.InstanceNorm1d,
-    nn.MaxPool1d,
-    nn.AvgPool1d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveMaxPool1d,
-    nn.LPPool1d,
-)
-
-
-def is_token_output(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether `x`, an output of `module`, is laid out (N, L, C) or (L, N, C) (see the module doc)."""
-    return x.dim() == 3 and not isinstance(module, _CHANNELS_FIRST_1D)
 
 
 @torch.no_grad()
@@ -81,10 +65,11 @@ class MassiveReducer:
     width = WIDTH
     every = 1  # at every statistics step: one pass over the output, as the statistics make several
 
-    def __init__(self, ratio: float) -> None:
+    def __init__(self, ratio: float, layouts: layout.Layouts) -> None:
         self.ratio = ratio
+        self.layouts = layouts  # the watched model's: which outputs are token layers
 
     def __call__(self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        if not is_token_output(module, x):
+        if not self.layouts.is_token_output(module, x.shape):
             return stats.new_full((WIDTH,), math.nan)
         return massive_activations(x, self.ratio, stats.dtype)

@@ -4,9 +4,10 @@ and, for modules with bounded outputs, the fraction that sit at a bound.
 Measured on the recorded training batch, in the same forward hook as the activation statistics (a probe
 forward at every statistics step would cost too much), so "dead" means "dead on that batch".
 
-- Channels: dimension 1 of outputs with 2 or more dimensions ((N, C), (N, C, L), (N, C, H, W), ...),
-  except for modules that act on the last dimension (Linear, LayerNorm, Embedding, ...), whose channels
-  are the last dimension ((N, L, C) tokens). Outputs with fewer than 2 dimensions have no channels (NaN).
+- Channels (units): the channel dimension of `capture/layout.py`, shared with the token-layer detection
+  of capture/health.py: dimension 1 of CNN outputs ((N, C), (N, C, L), (N, C, H, W), ...), the hidden
+  dimension (the last) of token layers ((N, L, C) of a Linear, LayerNorm, Embedding, and of the GELU or
+  ReLU after a Linear in a transformer's MLP). Outputs with fewer than 2 dimensions have no channels (NaN).
 - Dead (only for rectifier modules: ReLU, ReLU6, LeakyReLU, PReLU, GELU, SiLU, Mish, Hardswish, ELU,
   CELU, SELU, and the same from other libraries, e.g. HuggingFace's GELUActivation or timm's GELU, see
   `activation_types`; NaN otherwise): a channel whose maximum over every other dimension is <= 0 (a unit that
@@ -25,13 +26,10 @@ import torch
 from torch import nn
 
 from tb_plugin_insight import metadata
-from tb_plugin_insight.capture import activation_types
+from tb_plugin_insight.capture import activation_types, layout
 
 SATURATION_SHARE = 0.99  # share of a channel's elements that must sit at a bound
 SATURATION_TOLERANCE = 0.01  # distance to the bound, as a fraction of the output range
-
-# Modules whose features are the last dimension of their output.
-_CHANNELS_LAST = (nn.Linear, nn.Bilinear, nn.LayerNorm, nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention)
 
 
 def is_rectifier(module: nn.Module) -> bool:
@@ -43,15 +41,6 @@ def is_rectifier(module: nn.Module) -> bool:
 def output_bounds(module: nn.Module) -> tuple[float, float] | None:
     """The (lower, upper) bounds of a module's output, or None when it is not bounded."""
     return activation_types.output_bounds(module)
-
-
-def channel_dim(module: nn.Module, ndim: int) -> int | None:
-    """The channel dimension of a module's output (module doc), or None if it has none."""
-    if ndim < 2:
-        return None
-    if ndim > 2 and isinstance(module, _CHANNELS_LAST):
-        return ndim - 1
-    return 1
 
 
 @torch.no_grad()
@@ -92,12 +81,16 @@ def unit_stats(
 
 
 class UnitReducer:
-    """The per-layer reducer for the recorder: dead and saturated fractions of each watched output."""
+    """The per-layer reducer for the recorder: dead and saturated fractions of each watched output, over
+    the channels that `layouts` (the watched model's, capture/layout.py) finds."""
 
     name = "units"
     width = len(metadata.UNIT_FIELDS)
     every = 1  # at every recorded step: a few numbers per layer, as cheap as the statistics
 
+    def __init__(self, layouts: layout.Layouts) -> None:
+        self.layouts = layouts
+
     def __call__(self, index: int, module: nn.Module, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        dim, bounds = channel_dim(module, x.dim()), output_bounds(module)
+        dim, bounds = self.layouts.channel_dim(module, x.shape), output_bounds(module)
         return unit_stats(x, dim, bounds, stats.dtype, rectifier=is_rectifier(module))

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from tb_plugin_insight import metadata, validate
 from tb_plugin_insight.capture.health import MassiveReducer
+from tb_plugin_insight.capture.layout import Layouts
 from tb_plugin_insight.recorders.base import Recorder, TrainingNeeds, WatchContext
 
 
@@ -42,17 +43,18 @@ class HealthRecorder(Recorder):
     name = "health"
     flags = {"health": True, "massive_ratio": metadata.DEFAULT_MASSIVE_RATIO}
 
-    def __init__(self, ratio: float) -> None:
+    def __init__(self, ratio: float, layouts: Layouts) -> None:
         super().__init__()
         self.ratio = ratio
+        self.layouts = layouts
 
     @classmethod
     def build(cls, ctx: WatchContext) -> Optional[Recorder]:
         ratio = ratio_option(ctx.options["massive_ratio"])
         if not validate.flag_option("health", ctx.options["health"]):
             return None
-        return cls(ratio)
+        return cls(ratio, Layouts(ctx.model, [module for _, _, module in ctx.layers]))
 
     def training_needs(self, needs: TrainingNeeds) -> None:
-        needs.reducers.append(MassiveReducer(self.ratio))
+        needs.reducers.append(MassiveReducer(self.ratio, self.layouts))
         needs.massive_ratio = self.ratio

@@ -104,7 +104,9 @@ export function startCamLoaders(): void {
       const kinds = availableKinds.value;
       if (kinds.length && !kinds.includes(camKind.peek())) camKind.value = kinds[0];
       const layers = availableLayers.value;
-      if (layers.length && !layers.some((l) => l.name === (camLayer.peek() ?? ""))) {
+      // null: nothing chosen yet (not the whole-model layer "", which rollout and FullGrad use)
+      const current = camLayer.peek();
+      if (layers.length && (current === null || !layers.some((l) => l.name === current))) {
         camLayer.value = (layers.find((l) => l.auto) ?? layers[0]).name;
       }
       const methods = availableMethods.value;

@@ -42,6 +42,7 @@ function useAsync<T>(make: (signal: AbortSignal) => Promise<T> | null, deps: unk
 const RULE_TEXT: Record<string, string> = {
   first: "the class token",
   last: "the last position",
+  last_token: "each sequence's last real token",
   mean: "the mean over queries",
   index: "query",
 };

@@ -121,37 +121,50 @@ def _alpha(style: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
+def _tokens(frame, row: int) -> list:
+    return frame.query_selector_all('[data-testid="token-sequence"]')[row].query_selector_all(
+        '[data-testid="token"]'
+    )
+
+
+def _styles(frame, row: int) -> list[str]:
+    return [t.get_attribute("style") or "" for t in _tokens(frame, row)]
+
+
+def _outlined(frame, row: int) -> list[int]:
+    return [i for i, t in enumerate(_tokens(frame, row)) if "ins-tok-pos" in (t.get_attribute("class") or "")]
+
+
+def _options(frame, select: str) -> list[str]:
+    if not frame.query_selector(select):
+        return []
+    return frame.eval_on_selector_all(f"{select} option", "els => els.map(e => e.value)")
+
+
 def test_tokens_attention_overlay(server: str, browser) -> None:
     """The attention overlay: module and head pickers, the last real token outlined as the query,
     padding without attention, a click on a token of the first sequence shows that query's row."""
     url = f"{server}/#insight&p.insight.view=tokens&p.insight.run={urllib.parse.quote(RUN)}"
     with insight_page(browser, url) as (page, frame, watch):
         select = '[data-testid="token-overlay-select"]'
-        _wait_for(page, lambda: "attention" in (frame.eval_on_selector_all(f"{select} option", "e => e.map(o => o.value)") if frame.query_selector(select) else []), "the attention overlay")  # fmt: skip
+        _wait_for(page, lambda: "attention" in _options(frame, select), "the attention overlay")
         frame.select_option(select, "attention")
         _wait_for(page, lambda: frame.query_selector('[data-testid="token-attn-head"]'), "the head picker")
-        assert frame.eval_on_selector_all(
-            '[data-testid="token-attn-layer"] option', "e => e.map(o => o.value)"
-        ) == ["transformer.h.0.attn"]
+        assert _options(frame, '[data-testid="token-attn-layer"]') == ["transformer.h.0.attn"]
         frame.select_option('[data-testid="token-attn-head"]', "1")
-        rows = lambda: frame.query_selector_all('[data-testid="token-sequence"]')  # noqa: E731
-        styles = lambda r: [
-            t.get_attribute("style") or "" for t in rows()[r].query_selector_all('[data-testid="token"]')
-        ]  # noqa: E731,E501
-        _wait_for(page, lambda: any("rgba" in s for s in styles(2)), "attention colours")
-        assert all("rgba" not in s for s in styles(2)[4:])  # padding: no attention
-        outlined = lambda r: [
-            i
-            for i, t in enumerate(rows()[r].query_selector_all('[data-testid="token"]'))
-            if "ins-tok-pos" in (t.get_attribute("class") or "")
-        ]  # noqa: E731,E501
-        assert outlined(2) == [3] and outlined(0) == [L - 1]  # each sequence's last real token
+        _wait_for(page, lambda: any(_alpha(s) > 0 for s in _styles(frame, 2)), "attention colours")
+        assert all(_alpha(s) == 0 for s in _styles(frame, 2)[4:])  # padding: no attention
+        assert _outlined(frame, 2) == [3] and _outlined(frame, 0) == [L - 1]  # each last real token
         assert "step 4" in frame.inner_text('[data-testid="token-attn-note"]')
-        rows()[0].query_selector_all('[data-testid="token"]')[2].click()  # per-query rows: sample 0
-        _wait_for(page, lambda: outlined(0) == [2], "the clicked query")
-        colours = styles(0)
+        assert _tokens(frame, 0)[1].inner_text() == "<script>alert(1)</script>"  # text, never markup
+        assert frame.eval_on_selector_all(
+            '[data-testid="token"]', "els => els.every(e => !e.children.length)"
+        )
+        _tokens(frame, 0)[2].click()  # per-query rows are stored for sample 0
+        _wait_for(page, lambda: _outlined(frame, 0) == [2], "the clicked query")
+        colours = _styles(frame, 0)
         assert all(_alpha(s) == 0 for s in colours[3:]), colours  # causal: no attention to later tokens
-        assert _alpha(colours[2]) > 0 or _alpha(colours[0]) > 0
+        assert max(_alpha(s) for s in colours[:3]) > 0
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
 
 

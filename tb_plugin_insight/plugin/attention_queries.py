@@ -123,6 +123,22 @@ class AttentionQueries:
             "rows": None if rows is None else decode(rows, encoding),
         }
 
+    def alerts(
+        self, ctx: Any, eid: str, run: str, entropy_min: float, logit_growth: float
+    ) -> list[dict[str, Any]]:
+        """The attention alerts of every probe of the run with attention statistics (none: []), each
+        with its probe; for the transformer-health card (/health_alerts)."""
+        probes: set[str] = set()
+        for series in self._listings.tensors(ctx, eid, run).values():
+            data = parse(series.plugin_content)
+            if data is not None and data.kind == STATS:
+                probes.add(data.probe)
+        found: list[dict[str, Any]] = []
+        for probe in sorted(probes):
+            body = self.stats(ctx, eid, run, probe, entropy_min, logit_growth)
+            found.extend({**alert, "probe": probe} for alert in body["alerts"])
+        return found
+
     def stats(
         self, ctx: Any, eid: str, run: str, probe: str, entropy_min: float, logit_growth: float
     ) -> dict[str, Any]:

@@ -131,7 +131,8 @@ def test_health_card_lists_attention_alerts(server: str, browser) -> None:
     with insight_page(browser, url, height=1400) as (page, frame, watch):
         box = f'{CARD} [data-testid="health-threshold-entropy_min"]'
         _wait_for(page, lambda: frame.query_selector(box), "the entropy threshold")
-        _wait_for(page, lambda: frame.query_selector(f'{CARD} [data-testid="health-alerts-none"]') or frame.query_selector(f'{CARD} [data-testid="health-alert"]'), "the alerts")  # fmt: skip
+        answered = f'{CARD} [data-testid="health-alerts-none"], {CARD} [data-testid="health-alert"]'
+        _wait_for(page, lambda: frame.query_selector(answered), "the alerts")
         assert not frame.query_selector(collapse)
         frame.fill(box, "0.999")
         frame.press(box, "Enter")

@@ -289,6 +289,7 @@ def client(logdir: Path) -> Client:
 
 def test_layers_route_lists_modules_steps_and_query_layout(client: Client) -> None:
     body = get_json(client, "/attention_layers?run=run")
+    assert body["text"] is False  # an image probe
     first, second = body["layers"]
     assert (first["layer"], second["layer"]) == ("blocks.0.attn", "blocks.1.attn")
     assert first["moduleType"] == "Attention" and first["order"] < second["order"]

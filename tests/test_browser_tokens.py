@@ -183,3 +183,13 @@ def test_tokens_view_deep_link(server: str, browser) -> None:
         )
         assert len(frame.query_selector_all('[data-testid="token-sequence"]')) == N
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
+
+
+def test_attention_view_shows_the_text_probe(server: str, browser) -> None:
+    """The Attention view draws a text probe's attention as token strips, naming its query rule."""
+    url = f"{server}/#insight&p.insight.view=attn&p.insight.run={urllib.parse.quote(RUN)}"
+    with insight_page(browser, url) as (page, frame, watch):
+        _wait_for(page, lambda: frame.query_selector('[data-testid="attn-query"]'), "the attention grid")
+        assert "last real token" in frame.inner_text('[data-testid="attn-query"]')
+        assert len(frame.query_selector_all('[data-testid="attn-head"]')) == 2
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)

@@ -80,6 +80,16 @@ def test_gpt2_padded_batch_attention_of_each_last_real_token(tmp_path: Path) -> 
             assert not torch.allclose(chosen[1], attn[1, :, L - 1])  # Q-1 (padding) is another row
 
 
+def test_layers_route_says_the_probe_is_text(tmp_path: Path) -> None:
+    from test_plugin import get_json, make_client
+
+    recorded(tmp_path, tiny_gpt2, gpt2_step)
+    run = read(tmp_path).runs[0]
+    body = get_json(make_client(tmp_path), f"/attention_layers?run={run}")
+    assert body["text"] is True and [layer["queryRule"] for layer in body["layers"]] == ["last_token"] * 2
+    assert all(layer["queryIndex"] == -1 and layer["numImages"] == N for layer in body["layers"])
+
+
 def test_bert_attention_of_the_cls_token(tmp_path: Path) -> None:
     _, layers, before = recorded(tmp_path, tiny_bert, bert_step)
     fresh = tiny_bert()

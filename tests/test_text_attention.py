@@ -42,10 +42,12 @@ def truth(model: Any, state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...
     return tuple(a.float() for a in out.attentions)
 
 
-def recorded(tmp_path: Path, make: Any, step: Any) -> tuple[Any, list[dict[str, Any]], list[Any]]:
+def recorded(
+    tmp_path: Path, make: Any, step: Any, implementation: str = "eager"
+) -> tuple[Any, list[dict[str, Any]], list[Any]]:
     ids, mask, labels = probe_batch()
     model = make()
-    model.set_attn_implementation("eager")  # so output_attentions gives the ground truth
+    model.set_attn_implementation(implementation)  # the truth comes from an eager copy
     before = train(
         model,
         step,
@@ -60,8 +62,9 @@ def recorded(tmp_path: Path, make: Any, step: Any) -> tuple[Any, list[dict[str, 
     return reader, [reader.attention(run, name) for name in names], before
 
 
-def test_gpt2_padded_batch_attention_of_each_last_real_token(tmp_path: Path) -> None:
-    _, layers, before = recorded(tmp_path, tiny_gpt2, gpt2_step)
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_gpt2_padded_batch_attention_of_each_last_real_token(tmp_path: Path, implementation: str) -> None:
+    _, layers, before = recorded(tmp_path, tiny_gpt2, gpt2_step, implementation)
     _, mask, _ = probe_batch()
     last = [int(m.nonzero().max()) for m in mask]
     assert last == [L - 1, 4, L - 1]

@@ -3,7 +3,8 @@
 Per attention module and step (the budget is documented in docs/storage.md):
 
 * the attention of one query per sample and head to every key (`query`: the class token, the last
-  position of a causal model, else the mean over queries), uint8 codes (explain/attention.to_codes);
+  position of a causal model, else the mean over queries; with a text probe, each sequence's last
+  real token or [CLS], see `AttentionPlan.for_text`), uint8 codes (explain/attention.to_codes);
 * for the first `row_samples` probe samples, every query's attention, queries pooled into at most
   `max_queries` rows (a class token keeps its row; a square token grid is pooled in blocks), so the tab
   can show where a clicked patch or token attends;

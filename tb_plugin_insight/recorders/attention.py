@@ -5,6 +5,10 @@ On by default when there is a probe and the model computes attention (found by a
 sample at watch() time): `attention_every=None` follows `cam_every` (100 when that is 0); 0 turns it
 off. With a grid of tokens (ViT-style), attention rollout is also recorded as the CAM method
 "rollout" (layer "": the whole model), so it appears in the CAM viewer beside Grad-CAM.
+
+A text probe (capture/text_probe.py) gets its own forward here, as the model takes it (its attention
+mask too), since the shared pass runs image probes only; a causal model's query is then each
+sequence's last real token, an encoder's the first ([CLS]) (`AttentionPlan.for_text`).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Union
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
@@ -12,6 +13,7 @@ from tensorboard.util import tensor_util
 from tb_plugin_insight import metadata, records, summary
 from tb_plugin_insight.capture.attention_maps import LayerAttention
 from tb_plugin_insight.capture.probe import Probe
+from tb_plugin_insight.capture.text_probe import TextProbe
 from tb_plugin_insight.explain.attention import grid_of
 
 FirstTime = Callable[[str], bool]
@@ -19,11 +21,15 @@ Kind = metadata.RecordKind
 
 
 def attention(
-    first_time: FirstTime, probe: Probe, layers: Sequence[LayerAttention], store_images: bool
+    first_time: FirstTime,
+    probe: Union[Probe, TextProbe],
+    layers: Sequence[LayerAttention],
+    store_images: bool,
 ) -> summary_pb2.Summary:
     """Every attention module's chosen-query maps and per-query rows, the health table, and the probe
-    images when `store_images` (first time, or after they changed: the view draws attention on them)."""
-    values = [records.probe_images(probe)] if store_images else []
+    images when `store_images` (first time, or after they changed: the view draws attention on them;
+    a text probe's tokens are stored by the token-saliency records under the same probe name)."""
+    values = [records.probe_images(probe)] if store_images and isinstance(probe, Probe) else []
     for layer in layers:
         values.append(_maps_value(first_time, probe.name, layer, rows=False))
         if layer.rows is not None:

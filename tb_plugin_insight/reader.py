@@ -166,7 +166,8 @@ class InsightReader:
 
     def health_alerts(self, run: str, **thresholds: float) -> list[dict[str, Any]]:
         """The run's transformer-health alerts, as the tab lists them (plugin/health_alerts.py), with
-        thresholds by name (`massive_ratio=100`, `peak_rms=100`; defaults for the others)."""
+        thresholds by name (`massive_ratio=100`, `peak_rms=100`, `entropy_min=0.1`, `logit_growth=10`;
+        defaults for the others)."""
         from tb_plugin_insight.plugin import health_alerts
 
         self._check_run(run)
@@ -175,7 +176,9 @@ class InsightReader:
         if unknown:
             raise ValueError(f"unknown health threshold(s) {unknown}; known: {sorted(known)}")
         parsed = self._ask(run, health_alerts.parse_thresholds, {k: str(v) for k, v in thresholds.items()})
-        body = self._ask(run, health_alerts.health_alerts, self._health, self._ctx, "", run, parsed)
+        body = self._ask(
+            run, health_alerts.health_alerts, self._health, self._ctx, "", run, parsed, self._attention
+        )
         return list(body["alerts"])
 
     def _layer_table(self, run: str, kind: int, fields: Sequence[str]) -> Any:

@@ -289,6 +289,7 @@ def client(logdir: Path) -> Client:
 
 def test_layers_route_lists_modules_steps_and_query_layout(client: Client) -> None:
     body = get_json(client, "/attention_layers?run=run")
+    assert body["text"] is False  # an image probe
     first, second = body["layers"]
     assert (first["layer"], second["layer"]) == ("blocks.0.attn", "blocks.1.attn")
     assert first["moduleType"] == "Attention" and first["order"] < second["order"]
@@ -338,6 +339,27 @@ def test_stats_route_has_every_head_over_steps_and_alerts(client: Client) -> Non
     assert np.array(body["maxLogit"], dtype=float).shape == (2, 2, 3)
     assert {a["kind"] for a in body["alerts"]} == {"entropy_collapse"}  # below 0.999: every head
     assert all(a["first_step"] == 0 and a["threshold"] == 0.999 for a in body["alerts"])
+
+
+def test_health_alerts_list_the_attention_alerts_with_head_and_first_step(client: Client) -> None:
+    """/health_alerts (the transformer-health card) lists what /attention_stats finds, thresholds
+    entropy_min / logit_growth included and validated."""
+    query = "run=run&entropy_min=0.999&logit_growth=1000"
+    expected = get_json(client, f"/attention_stats?{query}")["alerts"]
+    body = get_json(client, f"/health_alerts?{query}")
+    assert body["thresholds"]["entropy_min"] == 0.999 and body["thresholds"]["logit_growth"] == 1000
+    listed = [a for a in body["alerts"] if a["kind"] in ("entropy_collapse", "logit_growth")]
+    assert listed == [{**a, "probe": "probe"} for a in expected] and len(listed) == 4  # 2 layers x 2 heads
+    assert {(a["layer"], a["head"]) for a in listed} == {
+        (f"blocks.{i}.attn", h) for i in (0, 1) for h in (0, 1)
+    }
+    default = get_json(client, "/health_alerts?run=run")
+    assert default["thresholds"]["entropy_min"] == 0.1 and default["thresholds"]["logit_growth"] == 10
+    assert not [a for a in default["alerts"] if a["kind"] == "entropy_collapse"]  # a young model
+    for bad in ("entropy_min=0", "entropy_min=1.5", "logit_growth=1", "logit_growth=nan", "entropy_min=x"):
+        assert "error" in get_json(client, f"/health_alerts?run=run&{bad}", status=400)
+    cnn = get_json(client, "/health_alerts?run=cnn&entropy_min=0.999")["alerts"]
+    assert not [a for a in cnn if a["kind"] in ("entropy_collapse", "logit_growth")]  # no attention
 
 
 def test_reader_gives_the_routes_numbers(logdir: Path, client: Client) -> None:

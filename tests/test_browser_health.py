@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from attention_models import TinyViT
 from test_browser import (  # also skips this module when playwright/torch are missing
     ARTIFACTS,
     PageWatch,
@@ -23,11 +24,16 @@ from test_browser import (  # also skips this module when playwright/torch are m
     insight_page,
 )
 from test_browser import pytestmark as browser_marks
+from test_cam_recording import probe_batch as attention_probe
+from test_cam_recording import train as train_vit
 from test_health import CHANNEL, PLANT_STEP, TokenModel, train
+
+from tb_plugin_insight import InsightWriter
 
 pytestmark = browser_marks
 
 RUN = "tokens"
+ATTN_RUN = "vit"
 CARD = '[data-testid="health-alerts"]'
 MASSIVE = f'{CARD} [data-testid="health-alert"][data-kind="massive_activations"][data-layer="plant"]'
 
@@ -37,6 +43,10 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("browser_health") / "logs"
     with torch.random.fork_rng(devices=[]):
         train(TokenModel(), root / RUN)
+        torch.manual_seed(0)
+        x, labels = attention_probe()
+        with InsightWriter(str(root / ATTN_RUN)) as writer:
+            train_vit(TinyViT(fused=True), writer, 3, probe=(x, labels), cam_every=1)
     return root
 
 
@@ -110,4 +120,32 @@ def test_health_card(server: str, browser) -> None:
         other.close()
 
         assert not watch.dialogs, f"a dialog fired: {watch.dialogs}"
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
+
+
+def test_health_card_lists_attention_alerts(server: str, browser) -> None:
+    """Attention entropy collapse in the same card: per head, from its first step, with its threshold
+    adjustable in the card (a near-uniform young model collapses nothing at the default 0.1)."""
+    url = f"{server}/#insight&p.insight.run={ATTN_RUN}&p.insight.view=stats"
+    collapse = f'{CARD} [data-testid="health-alert"][data-kind="entropy_collapse"]'
+    with insight_page(browser, url, height=1400) as (page, frame, watch):
+        box = f'{CARD} [data-testid="health-threshold-entropy_min"]'
+        _wait_for(page, lambda: frame.query_selector(box), "the entropy threshold")
+        answered = f'{CARD} [data-testid="health-alerts-none"], {CARD} [data-testid="health-alert"]'
+        _wait_for(page, lambda: frame.query_selector(answered), "the alerts")
+        assert not frame.query_selector(collapse)
+        frame.fill(box, "0.999")
+        frame.press(box, "Enter")
+        _wait_for(page, lambda: len(frame.query_selector_all(collapse)) == 4, "a collapse alert per head")
+        texts = [a.inner_text() for a in frame.query_selector_all(collapse)]
+        assert all("from step 0" in t and "head" in t for t in texts), texts
+        assert {a.get_attribute("data-layer") for a in frame.query_selector_all(collapse)} == {
+            "blocks.0.attn",
+            "blocks.1.attn",
+        }
+        _wait_for(
+            page,
+            lambda: "p.insight.health.entropyMin=0.999" in page.evaluate("location.hash"),
+            "URL threshold",
+        )
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)

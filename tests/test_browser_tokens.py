@@ -10,6 +10,7 @@ logged to the console. A screenshot goes to test-artifacts/.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from pathlib import Path
 
@@ -60,6 +61,7 @@ def logdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 token_saliency_every=EVERY,
                 token_saliency_methods=["grad_x_input", "integrated_gradients"],
                 token_saliency_steps=4,
+                attention_every=EVERY,
             )
             for _ in range(STEPS):
                 model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
@@ -89,10 +91,16 @@ def test_tokens_view(server: str, browser) -> None:
         assert all("label:" in p for p in predictions)
         label = '[data-testid="token-step-label"]'
         assert frame.get_attribute(label, "data-step") == "4"  # the latest step first
-        options = frame.eval_on_selector_all(
-            '[data-testid="token-overlay-select"] option', "els => els.map(e => e.value)"
+        option_values = "els => els.map(e => e.value)"
+        expected = ["saliency:grad_x_input", "saliency:integrated_gradients", "attention"]
+        _wait_for(
+            page,
+            lambda: (
+                frame.eval_on_selector_all('[data-testid="token-overlay-select"] option', option_values)
+                == expected
+            ),
+            "the overlay choices",
         )
-        assert options == ["saliency:grad_x_input", "saliency:integrated_gradients"]
         before = rows[0].query_selector_all('[data-testid="token"]')[0].get_attribute("style")
         frame.select_option('[data-testid="token-overlay-select"]', "saliency:integrated_gradients")
         frame.query_selector('[data-testid="token-step-slider"]').fill("0")
@@ -104,6 +112,59 @@ def test_tokens_view(server: str, browser) -> None:
         )
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "tokens_view.png"))
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
+
+
+def _alpha(style: str) -> float:
+    """The opacity of a token's background colour (0 when transparent)."""
+    found = re.search(r"rgba\([^)]*,\s*([\d.]+)\)", style)
+    return float(found.group(1)) if found else 0.0
+
+
+def _tokens(frame, row: int) -> list:
+    return frame.query_selector_all('[data-testid="token-sequence"]')[row].query_selector_all(
+        '[data-testid="token"]'
+    )
+
+
+def _styles(frame, row: int) -> list[str]:
+    return [t.get_attribute("style") or "" for t in _tokens(frame, row)]
+
+
+def _outlined(frame, row: int) -> list[int]:
+    return [i for i, t in enumerate(_tokens(frame, row)) if "ins-tok-pos" in (t.get_attribute("class") or "")]
+
+
+def _options(frame, select: str) -> list[str]:
+    if not frame.query_selector(select):
+        return []
+    return frame.eval_on_selector_all(f"{select} option", "els => els.map(e => e.value)")
+
+
+def test_tokens_attention_overlay(server: str, browser) -> None:
+    """The attention overlay: module and head pickers, the last real token outlined as the query,
+    padding without attention, a click on a token of the first sequence shows that query's row."""
+    url = f"{server}/#insight&p.insight.view=tokens&p.insight.run={urllib.parse.quote(RUN)}"
+    with insight_page(browser, url) as (page, frame, watch):
+        select = '[data-testid="token-overlay-select"]'
+        _wait_for(page, lambda: "attention" in _options(frame, select), "the attention overlay")
+        frame.select_option(select, "attention")
+        _wait_for(page, lambda: frame.query_selector('[data-testid="token-attn-head"]'), "the head picker")
+        assert _options(frame, '[data-testid="token-attn-layer"]') == ["transformer.h.0.attn"]
+        frame.select_option('[data-testid="token-attn-head"]', "1")
+        _wait_for(page, lambda: any(_alpha(s) > 0 for s in _styles(frame, 2)), "attention colours")
+        assert all(_alpha(s) == 0 for s in _styles(frame, 2)[4:])  # padding: no attention
+        assert _outlined(frame, 2) == [3] and _outlined(frame, 0) == [L - 1]  # each last real token
+        assert "step 4" in frame.inner_text('[data-testid="token-attn-note"]')
+        assert _tokens(frame, 0)[1].inner_text() == "<script>alert(1)</script>"  # text, never markup
+        assert frame.eval_on_selector_all(
+            '[data-testid="token"]', "els => els.every(e => !e.children.length)"
+        )
+        _tokens(frame, 0)[2].click()  # per-query rows are stored for sample 0
+        _wait_for(page, lambda: _outlined(frame, 0) == [2], "the clicked query")
+        colours = _styles(frame, 0)
+        assert all(_alpha(s) == 0 for s in colours[3:]), colours  # causal: no attention to later tokens
+        assert max(_alpha(s) for s in colours[:3]) > 0
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
 
 
@@ -121,4 +182,14 @@ def test_tokens_view_deep_link(server: str, browser) -> None:
             "saliency:integrated_gradients"
         )
         assert len(frame.query_selector_all('[data-testid="token-sequence"]')) == N
+        assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)
+
+
+def test_attention_view_shows_the_text_probe(server: str, browser) -> None:
+    """The Attention view draws a text probe's attention as token strips, naming its query rule."""
+    url = f"{server}/#insight&p.insight.view=attn&p.insight.run={urllib.parse.quote(RUN)}"
+    with insight_page(browser, url) as (page, frame, watch):
+        _wait_for(page, lambda: frame.query_selector('[data-testid="attn-query"]'), "the attention grid")
+        assert "last real token" in frame.inner_text('[data-testid="attn-query"]')
+        assert len(frame.query_selector_all('[data-testid="attn-head"]')) == 2
         assert not watch.errors, "console errors:\n" + "\n".join(watch.errors)

@@ -226,7 +226,12 @@ def test_routes(planted: Any) -> None:
     logdir, _ = planted
     client = make_client(logdir)
     body = get_json(client, "/health_alerts?run=planted&massive_ratio=200&peak_rms=1e6")
-    assert body["thresholds"] == {"massive_ratio": 200.0, "peak_rms": 1e6}
+    assert body["thresholds"] == {
+        "massive_ratio": 200.0,
+        "peak_rms": 1e6,
+        "entropy_min": 0.1,
+        "logit_growth": 10,
+    }
     assert body["offered"] == ["peakToRms", "massiveCount"]
     assert [a["layer"] for a in body["alerts"]] == ["plant"]
     layer = get_json(client, "/layer_health?run=planted&layer=plant")

@@ -31,3 +31,13 @@ test("overlay sources: one per saliency method the answer holds, in its order", 
   );
   assert.deepEqual(sources[0].values, [[1, -1]]);
 });
+
+test("attention overlay: the default query per sequence and which tokens can be clicked", async () => {
+  const { canPick, defaultQuery } = await import("../src/views/tokens/attention");
+  const layer = { queryRule: "last_token", queryIndex: -1, rows: { numSamples: 1, queryBlocks: [0, 1, 2, 3] } } as never;
+  assert.equal(defaultQuery(layer, [1, 1, 1, 0]), 2, "a causal model: the last real token, not the padding");
+  assert.equal(defaultQuery({ queryRule: "first" } as never, [1, 1, 0]), 0, "an encoder: [CLS]");
+  assert.equal(defaultQuery({ queryRule: "mean" } as never, [1, 1]), null);
+  assert.ok(canPick(layer, 0, 3) && !canPick(layer, 1, 0), "per-query rows only for the first sequence(s)");
+  assert.ok(!canPick(layer, 0, 4) && !canPick(null, 0, 0));
+});

@@ -195,9 +195,12 @@ def run_model(model: nn.Module, inputs: Any) -> Any:
     return model(inputs)
 
 
-def capture(model: nn.Module, inputs: Any, keep: Keep) -> dict[str, Any]:
-    """`keep(name, call)` of every attention computation of one eval-mode, no-grad forward of `inputs`,
-    by module name; the model's flags and the RNG state are restored.
+def capture(
+    model: nn.Module, inputs: Any, keep: Keep, forward: Optional[Callable[[], Any]] = None
+) -> dict[str, Any]:
+    """`keep(name, call)` of every attention computation of one eval-mode, no-grad forward of `inputs`
+    (or of `forward()`, e.g. a text probe's `TextProbe.call`), by module name; the model's flags and the
+    RNG state are restored.
 
     Raises:
         Exception: what the forward raised, or the first attention call that could not be recomputed.
@@ -207,7 +210,7 @@ def capture(model: nn.Module, inputs: Any, keep: Keep) -> dict[str, Any]:
         with torch.random.fork_rng(devices=[]), capturing(model, keep) as found:
             model.eval()
             with torch.no_grad():
-                run_model(model, inputs)
+                run_model(model, inputs) if forward is None else forward()
     finally:
         for module, flag in flags:
             module.training = flag

@@ -3,7 +3,8 @@
 Per attention module and step (the budget is documented in docs/storage.md):
 
 * the attention of one query per sample and head to every key (`query`: the class token, the last
-  position of a causal model, else the mean over queries), uint8 codes (explain/attention.to_codes);
+  position of a causal model, else the mean over queries; with a text probe, each sequence's last
+  real token or [CLS], see `AttentionPlan.for_text`), uint8 codes (explain/attention.to_codes);
 * for the first `row_samples` probe samples, every query's attention, queries pooled into at most
   `max_queries` rows (a class token keeps its row; a square token grid is pooled in blocks), so the tab
   can show where a clicked patch or token attends;
@@ -45,13 +46,28 @@ class AttentionPlan:
     max_queries: int = 64
     row_samples: int = 1
     rollout: bool = True
+    # text probes: the last non-padding position of each sequence (its "last" query, see `for_text`)
+    positions: Optional[tuple[int, ...]] = None
+
+    def for_text(self, mask: torch.Tensor) -> AttentionPlan:
+        """This plan for a text probe with (N, L) attention mask `mask` (1 = real token): a causal
+        model's chosen query is each sequence's last real token (padding after it would otherwise be
+        chosen), an encoder's the first ([CLS]) rather than the mean over queries."""
+        length = mask.shape[1]
+        real = (mask != 0).long() * torch.arange(1, length + 1)
+        last = tuple(int(v) - 1 if v > 0 else length - 1 for v in real.amax(dim=1).tolist())
+        return dataclasses.replace(self, positions=last, rollout=False)  # rollout needs a patch grid
 
     def keep(self, name: str, call: AttentionCall) -> LayerAttention:
         """The stored form of one attention call (on the host, but the head means for rollout)."""
         probs = call.probs
         n, heads, length, keys = probs.shape
         rule, index = self._rule(length, keys, call.causal)
-        chosen = probs[:, :, index] if rule == "index" else attn_math.chosen_rows(probs, rule)
+        if rule == "last_token" and self.positions is not None:
+            at = torch.tensor(self.positions, device=probs.device)
+            chosen = probs[torch.arange(n, device=probs.device), :, at]  # (N, H, K)
+        else:
+            chosen = probs[:, :, index] if rule == "index" else attn_math.chosen_rows(probs, rule)
         blocks = attn_math.query_blocks(length, self.max_queries)
         rows = attn_math.pooled_rows(probs[: self.row_samples], blocks) if self.row_samples else None
         head_mean = probs.mean(dim=1) if self.rollout and length == keys else None
@@ -78,6 +94,12 @@ class AttentionPlan:
                 raise QueryError(f"attention_query={self.query} is outside the {length} queries")
             return "index", self.query % length
         rule = attn_math.query_rule(length, keys, causal) if self.query == "auto" else self.query
+        if self.positions is not None and rule == "last":  # text: each sequence's last real token
+            if max(self.positions) >= length:
+                raise QueryError(f"the text probe is longer than the {length} queries of this attention")
+            return "last_token", -1
+        if self.positions is not None and self.query == "auto":  # a text encoder: its [CLS] token
+            return "first", 0
         return rule, {"first": 0, "last": length - 1}.get(rule, 0)
 
 

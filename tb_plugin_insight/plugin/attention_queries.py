@@ -96,8 +96,18 @@ class AttentionQueries:
         return {
             "run": run,
             "probe": probe,
+            # a text probe (its tokens are stored): no probe images to draw the attention on
+            "text": self._is_text(ctx, eid, run, probe),
             "layers": [_layer_json(d, steps[t], rows.get(d.layer)) for t, d in ordered],
         }
+
+    def _is_text(self, ctx: Any, eid: str, run: str, probe: str) -> bool:
+        """Whether `probe` is a text probe of the run (its tokens are stored)."""
+        for series in self._listings.blobs(ctx, eid, run).values():
+            data = parse(series.plugin_content)
+            if data is not None and data.kind == metadata.RecordKind.PROBE_TOKENS and data.probe == probe:
+                return True
+        return False
 
     def maps(
         self, ctx: Any, eid: str, run: str, layer: str, probe: str, step: int, encoding: str = "json"
@@ -122,6 +132,22 @@ class AttentionQueries:
             "maps": decode(chosen, encoding),
             "rows": None if rows is None else decode(rows, encoding),
         }
+
+    def alerts(
+        self, ctx: Any, eid: str, run: str, entropy_min: float, logit_growth: float
+    ) -> list[dict[str, Any]]:
+        """The attention alerts of every probe of the run with attention statistics (none: []), each
+        with its probe; for the transformer-health card (/health_alerts)."""
+        probes: set[str] = set()
+        for series in self._listings.tensors(ctx, eid, run).values():
+            data = parse(series.plugin_content)
+            if data is not None and data.kind == STATS:
+                probes.add(data.probe)
+        found: list[dict[str, Any]] = []
+        for probe in sorted(probes):
+            body = self.stats(ctx, eid, run, probe, entropy_min, logit_growth)
+            found.extend({**alert, "probe": probe} for alert in body["alerts"])
+        return found
 
     def stats(
         self, ctx: Any, eid: str, run: str, probe: str, entropy_min: float, logit_growth: float

@@ -2,10 +2,11 @@
 
 An alert is a dict {"kind", "layer", "head" (None for layer-wide alerts), "first_step" (the first
 recorded step the condition held), "value" (the measure at that step), "threshold"}, plus, where a kind
-has them, "last_step", "steps" (how many recorded steps it held) and "channels" (massive activations:
-the channels, largest first). A source is a function of `AlertInput` returning its alerts; another
-source (attention entropy collapse, attention-logit growth) is one function appended to SOURCES, with
-its thresholds appended to THRESHOLDS. Thresholds come from the query (validated: 400 on a bad one).
+has them, "last_step", "steps" (how many recorded steps it held), "channels" (massive activations:
+the channels, largest first) and "probe" (attention alerts: the probe they were measured on). A source
+is a function of `AlertInput` returning its alerts, listed in SOURCES with its thresholds in THRESHOLDS:
+massive activations, peak-to-RMS, and attention entropy collapse / logit growth
+(plugin/attention_health.py). Thresholds come from the query (validated: 400 on a bad one).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from tb_plugin_insight import metadata
+from tb_plugin_insight.plugin import attention_health
+from tb_plugin_insight.plugin.attention_queries import AttentionQueries
 from tb_plugin_insight.plugin.health_queries import HealthQueries, massive_channels, table_peak_to_rms
 from tb_plugin_insight.plugin.http import bad_request
 
@@ -47,6 +50,21 @@ THRESHOLDS: list[Threshold] = [
         1.0,
         1e9,
         "a layer whose max |a| exceeds this x its RMS (light-tailed values stay below ~8 at any size)",
+    ),
+    Threshold(
+        "entropy_min",
+        attention_health.ENTROPY_MIN,
+        0.0,
+        1.0,
+        "an attention head whose normalised entropy falls below this (entropy collapse, Zhai et al. 2023)",
+    ),
+    Threshold(
+        "logit_growth",
+        attention_health.LOGIT_GROWTH,
+        1.0,
+        1e9,
+        "an attention head whose max pre-softmax logit exceeds this x its first recorded value"
+        " (Wortsman et al. 2023)",
     ),
 ]
 
@@ -85,6 +103,7 @@ class AlertInput:
     eid: str
     run: str
     thresholds: dict[str, float]
+    attention: Optional[AttentionQueries] = None  # the run's attention statistics (None: not read)
 
 
 AlertSource = Callable[[AlertInput], list[dict[str, Any]]]
@@ -144,16 +163,31 @@ def peak_rms_alerts(inp: AlertInput) -> list[dict[str, Any]]:
     return [alert for _, alert in _first_alerts("peak_to_rms", names, table.steps, ratio, threshold)]
 
 
+def attention_alerts(inp: AlertInput) -> list[dict[str, Any]]:
+    """Attention heads whose normalised entropy falls below entropy_min (collapse) or whose max logit
+    grows past logit_growth x its first value, on every probe with attention statistics."""
+    if inp.attention is None:
+        return []
+    return inp.attention.alerts(
+        inp.ctx, inp.eid, inp.run, inp.thresholds["entropy_min"], inp.thresholds["logit_growth"]
+    )
+
+
 # Every source of health alerts, in the order their alerts are listed for the same first step.
-SOURCES: list[AlertSource] = [massive_alerts, peak_rms_alerts]
+SOURCES: list[AlertSource] = [massive_alerts, peak_rms_alerts, attention_alerts]
 
 
 def health_alerts(
-    health: HealthQueries, ctx: Any, eid: str, run: str, thresholds: dict[str, float]
+    health: HealthQueries,
+    ctx: Any,
+    eid: str,
+    run: str,
+    thresholds: dict[str, float],
+    attention: Optional[AttentionQueries] = None,
 ) -> dict[str, Any]:
     """/health_alerts' answer: every source's alerts, by first step, the thresholds applied, and the
     health numbers the run has (`offered`: the statistics heatmap's extra choices)."""
-    inp = AlertInput(health, ctx, eid, run, thresholds)
+    inp = AlertInput(health, ctx, eid, run, thresholds, attention)
     health.check_run(ctx, eid, run)
     alerts = [alert for source in SOURCES for alert in source(inp)]
     alerts.sort(key=lambda a: a["first_step"])  # stable: sources' order within a step

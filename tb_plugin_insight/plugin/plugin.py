@@ -231,7 +231,7 @@ class InsightPlugin(base_plugin.TBPlugin):
         run = http.get_param(request, "run")
         thresholds = health_alerts.parse_thresholds(request.args)
         return http.respond_json(
-            request, health_alerts.health_alerts(self._health, ctx, eid, run, thresholds)
+            request, health_alerts.health_alerts(self._health, ctx, eid, run, thresholds, self._attention)
         )
 
     @http.route

@@ -5,6 +5,10 @@ On by default when there is a probe and the model computes attention (found by a
 sample at watch() time): `attention_every=None` follows `cam_every` (100 when that is 0); 0 turns it
 off. With a grid of tokens (ViT-style), attention rollout is also recorded as the CAM method
 "rollout" (layer "": the whole model), so it appears in the CAM viewer beside Grad-CAM.
+
+A text probe (capture/text_probe.py) gets its own forward here, as the model takes it (its attention
+mask too), since the shared pass runs image probes only; a causal model's query is then each
+sequence's last real token, an encoder's the first ([CLS]) (`AttentionPlan.for_text`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from tb_plugin_insight import attention_summary
 from tb_plugin_insight.capture import attention as capture_attention
 from tb_plugin_insight.capture import maps
 from tb_plugin_insight.capture.attention_maps import QUERY_RULES, AttentionPlan, QueryError, rollout_record
+from tb_plugin_insight.capture.probe import Probe
 from tb_plugin_insight.capture.probe_pass import SharedMaps
+from tb_plugin_insight.capture.text_probe import TextProbe
 from tb_plugin_insight.options import CAM
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
 from tb_plugin_insight.recorders.cams import write_maps
@@ -54,10 +60,11 @@ def plan_attention(model: nn.Module, ctx: WatchContext) -> Optional[AttentionPla
         )
     if not isinstance(opts["attention_rollout"], bool):
         raise TypeError(f"attention_rollout must be True or False, got {opts['attention_rollout']!r}")
-    if ctx.probe is None or every == 0:
+    if (ctx.probe is None and ctx.text_probe is None) or every == 0:
         if every:
             raise ValueError(
-                "attention_every needs a probe batch: pass probe=(images, labels) or call set_probe"
+                "attention_every needs a probe: pass probe=(images, labels), a text probe"
+                " (probe={'input_ids': ..., 'attention_mask': ...}) or call set_probe"
             )
         return None
     cam: CAM = opts["cam"]
@@ -68,9 +75,8 @@ def plan_attention(model: nn.Module, ctx: WatchContext) -> Optional[AttentionPla
         row_samples=opts["attention_row_samples"],
         rollout=opts["attention_rollout"],
     )
-    sample = ctx.probe.on(maps.model_device(model), maps.model_dtype(model))[:1]
     try:
-        found = capture_attention.capture(model, sample, plan.keep)  # reduced at once, as in the pass
+        found = _dry_run(model, ctx, plan)
     except QueryError:
         raise
     except Exception as err:
@@ -93,6 +99,26 @@ def plan_attention(model: nn.Module, ctx: WatchContext) -> Optional[AttentionPla
             )
         return None
     return plan
+
+
+def _dry_run(model: nn.Module, ctx: WatchContext, plan: AttentionPlan) -> dict[str, Any]:
+    """The attention the plan keeps of one probe forward: one image, or the whole text probe."""
+    device = maps.model_device(model)
+    if ctx.text_probe is not None:
+        return capture_text(model, ctx.text_probe, plan)
+    assert ctx.probe is not None
+    sample = ctx.probe.on(device, maps.model_dtype(model))[:1]
+    return capture_attention.capture(model, sample, plan.keep)  # reduced at once, as in the pass
+
+
+def capture_text(model: nn.Module, probe: TextProbe, plan: AttentionPlan) -> dict[str, Any]:
+    """What `plan` keeps of each attention call of one forward of a text probe, run as the model takes
+    it (`TextProbe.call`: its attention mask too, so padded keys get the zero attention the model gives
+    them), with each sequence's last real token as a causal model's query."""
+    device = maps.model_device(model)
+    return capture_attention.capture(
+        model, None, plan.for_text(probe.mask).keep, forward=lambda: probe.call(model, device)
+    )
 
 
 def _check_int(name: str, value: Any, *, low: int, none: bool = False) -> None:
@@ -122,17 +148,21 @@ class AttentionRecorder(Recorder):
         return None if plan is None else cls(ctx.sink, plan, ctx.model)
 
     def due(self, step: int) -> bool:
-        return not self.failed and step % self.plan.every == 0 and self.sink.probe() is not None
+        has_probe = self.sink.probe() is not None or self.sink.text_probe() is not None
+        return not self.failed and step % self.plan.every == 0 and has_probe
 
     def probe_request(self) -> Any:
-        return self.plan
+        return self.plan if self.sink.text_probe() is None else None  # a text probe: its own forward
 
     def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
-        probe = self.sink.probe()
+        text = self.sink.text_probe()
+        probe = self.sink.probe() if text is None else text
         try:
             if probe is None:
                 raise RuntimeError("the probe batch was removed")
-            found: dict[str, Any] = outcome(shared.attention)
+            found: dict[str, Any] = (
+                outcome(shared.attention) if text is None else capture_text(model, text, self.plan)
+            )
             layers = [outcome(layer) for layer in found.values()]
             if not layers:
                 raise RuntimeError("no attention was computed in the probe forward")
@@ -140,9 +170,9 @@ class AttentionRecorder(Recorder):
             for layer in layers:
                 layer.head_mean = None  # the device tensors go now
                 layer.module_type, layer.order = self._types.get(layer.name.split("#")[0], ("", 0))
-            store_images = self.sink.images_changed(probe)
+            store_images = isinstance(probe, Probe) and self.sink.images_changed(probe)
             self.sink.enqueue(attention_summary.attention, probe, layers, store_images, step=step)
-            if rollout is not None:
+            if rollout is not None and isinstance(probe, Probe):
                 write_maps(self.sink, step, probe, "", rollout, auto_selected=False)
         except Exception:  # noqa: BLE001 - recording must never break the user's training
             self.stop("Insight stopped recording attention")

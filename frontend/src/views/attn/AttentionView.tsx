@@ -42,6 +42,7 @@ function useAsync<T>(make: (signal: AbortSignal) => Promise<T> | null, deps: unk
 const RULE_TEXT: Record<string, string> = {
   first: "the class token",
   last: "the last position",
+  last_token: "each sequence's last real token",
   mean: "the mean over queries",
   index: "query",
 };
@@ -162,10 +163,11 @@ function Health(props: { run: string }) {
 }
 
 /** The probe images of the run, loaded as one sprite (null until loaded, or when there are none). */
-function useProbeSprite(run: string): { sprite: HTMLImageElement; width: number; height: number } | null {
+function useProbeSprite(run: string, text: boolean): { sprite: HTMLImageElement; width: number; height: number } | null {
   const [found, setFound] = useState<{ sprite: HTMLImageElement; width: number; height: number } | null>(null);
   useEffect(() => {
     const ctrl = new AbortController();
+    if (text) return () => ctrl.abort(); // a text probe has tokens, no images
     fetchProbe(run, undefined, ctrl.signal).then(
       (probe) => {
         const img = new Image();
@@ -175,11 +177,11 @@ function useProbeSprite(run: string): { sprite: HTMLImageElement; width: number;
       () => undefined, // no probe images stored: attention is drawn alone
     );
     return () => ctrl.abort();
-  }, [run]);
+  }, [run, text]);
   return found;
 }
 
-function Panel(props: { run: string; layers: AttentionLayer[] }) {
+function Panel(props: { run: string; layers: AttentionLayer[]; text: boolean }) {
   const steps = props.layers[0].steps;
   const [index, setIndex] = useState(Math.max(0, steps.length - 1));
   const [playing, setPlaying] = useState(false);
@@ -201,7 +203,7 @@ function Panel(props: { run: string; layers: AttentionLayer[] }) {
     [props.run, step],
   );
   const images = props.layers[0].numImages;
-  const probe = useProbeSprite(props.run);
+  const probe = useProbeSprite(props.run, props.text);
   const [onImage, setOnImage] = useState(true);
   const underlay = probe && onImage ? { ...probe, sample } : null;
   return (
@@ -268,7 +270,7 @@ export function AttentionView() {
         <pre>{`writer.watch(model, probe=(images, labels), attention_every=100)`}</pre>
       </div>
     );
-  else body = <Panel key={run} run={run} layers={listed.data.layers} />;
+  else body = <Panel key={run} run={run} layers={listed.data.layers} text={!!listed.data.text} />;
   return (
     <section class="ins-card ins-attn" data-testid="attn-card">
       <div class="ins-card-head">

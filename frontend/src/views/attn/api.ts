@@ -25,6 +25,8 @@ export interface AttentionLayer {
 export interface AttentionLayersResponse {
   run: string;
   probe: string;
+  /** A text probe: tokens, no probe images. */
+  text?: boolean;
   layers: AttentionLayer[];
 }
 

@@ -14,6 +14,8 @@ const SHOWN = 12;
 const KIND_TEXT: Record<string, string> = {
   massive_activations: "massive activations",
   peak_to_rms: "peak-to-RMS",
+  entropy_collapse: "attention entropy collapse",
+  logit_growth: "attention-logit growth",
 };
 
 function detail(a: HealthAlert): string {
@@ -22,6 +24,8 @@ function detail(a: HealthAlert): string {
     return `${channels}peak ${formatValue(a.value)} × the median channel peak (threshold ${formatValue(a.threshold)})`;
   }
   if (a.kind === "peak_to_rms") return `max |a| = ${formatValue(a.value)} × RMS (threshold ${formatValue(a.threshold)})`;
+  if (a.kind === "entropy_collapse") return `normalised entropy ${formatValue(a.value)} (threshold ${formatValue(a.threshold)}) on the probe`;
+  if (a.kind === "logit_growth") return `max logit ${formatValue(a.value)} (above ${formatValue(a.threshold)}: the growth threshold × its first value)`;
   return `${formatValue(a.value)} (threshold ${formatValue(a.threshold)})`;
 }
 

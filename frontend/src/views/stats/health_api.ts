@@ -13,6 +13,8 @@ export interface HealthAlert {
   last_step?: number;
   steps?: number;
   channels?: number[];
+  /** Attention alerts: the probe the attention was measured on. */
+  probe?: string;
 }
 
 export interface HealthAlertsResponse {

@@ -38,6 +38,24 @@ export const HEALTH_THRESHOLDS: HealthThreshold[] = [
     max: 1e9,
     help: "max |a| / RMS of a layer; light-tailed values stay below ~8 at any tensor size (Gaussian: √(2 ln n))",
   },
+  {
+    param: "entropy_min",
+    urlKey: "health.entropyMin",
+    label: "Attention entropy below",
+    defaultValue: 0.1,
+    min: 0.0001,
+    max: 1,
+    help: "normalised attention entropy of a head on the probe (1: uniform, 0: one key); Zhai et al. 2023, attention entropy collapse",
+  },
+  {
+    param: "logit_growth",
+    urlKey: "health.logitGrowth",
+    label: "Attention max logit grows above ×",
+    defaultValue: 10,
+    min: 1.0001,
+    max: 1e9,
+    help: "a head's max pre-softmax logit over its first recorded value; Wortsman et al. 2023, attention-logit growth",
+  },
 ];
 
 export const healthThresholds = signal<Record<string, number>>(

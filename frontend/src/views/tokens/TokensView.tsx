@@ -5,6 +5,7 @@ import { selectedRun } from "../../core/state";
 import { Select } from "../../widgets/fields";
 import { StepPlayer } from "../../widgets/StepPlayer";
 import type { TokensResponse } from "./api";
+import { ATTENTION_OVERLAY, attentionSource, attnHead, attnLayer, attnQuery, attnStep, canPick, queryOf, shownAttnLayer, tokenAttnLayers, tokenAttnMaps } from "./attention";
 import { overlaySources, rowScale, tokenColor, type OverlaySource } from "./overlays";
 import { probeInfo, probeSteps, shownStep, tokenOverlay, tokenProbe, tokenProbes, tokensAt, tokenStep } from "./state";
 
@@ -34,7 +35,8 @@ function Sequence(props: { data: TokensResponse; row: number; overlay: OverlaySo
   const mask = data.mask[row] ?? [];
   const values = overlay?.values[row] ?? [];
   const scale = rowScale(values, mask);
-  const position = data.positions ? data.positions[row] : null;
+  const attn = overlay?.id === ATTENTION_OVERLAY ? shownAttnLayer.value : null;
+  const position = attn ? queryOf(attn, data, row) : data.positions ? data.positions[row] : null;
   const label = data.labelNames ? data.labelNames[row] : null;
   const predicted = data.predictedNames[row];
   const right = data.labels && data.predicted[row] === data.labels[row];
@@ -44,7 +46,8 @@ function Sequence(props: { data: TokensResponse; row: number; overlay: OverlaySo
         {tokens.map((t, i) => (
           <span
             key={i}
-            class={"ins-tok" + (mask[i] ? "" : " ins-tok-pad") + (i === position ? " ins-tok-pos" : "")}
+            class={"ins-tok" + (mask[i] ? "" : " ins-tok-pad") + (i === position ? " ins-tok-pos" : "") + (attn && canPick(attn, row, i) ? " ins-tok-pick" : "")}
+            onClick={attn && canPick(attn, row, i) ? () => pickQuery(row, i) : undefined}
             style={{ background: mask[i] ? tokenColor(values[i], scale, overlay?.signed ?? true) : "transparent" }}
             title={`${t} (id ${data.ids[row]?.[i]})${Number.isFinite(values[i]) ? `: ${values[i].toPrecision(3)}` : ""}`}
             data-testid="token"
@@ -63,6 +66,44 @@ function Sequence(props: { data: TokensResponse; row: number; overlay: OverlaySo
   );
 }
 
+function pickQuery(row: number, pos: number): void {
+  const q = attnQuery.peek();
+  attnQuery.value = q && q.row === row && q.pos === pos ? null : { row, pos };
+}
+
+/** Module and head pickers of the attention overlay, and whose attention is shown at which step. */
+function AttentionPickers() {
+  const layer = shownAttnLayer.value;
+  if (!layer) return null;
+  const layers = tokenAttnLayers.value.data?.layers ?? [];
+  const head = Math.min(attnHead.value, layer.heads - 1);
+  const who = layer.queryRule === "first" ? "the first token" : layer.queryRule === "mean" ? "the mean over queries" : layer.queryRule === "index" ? `query ${layer.queryIndex}` : "the last real token";
+  const picks = layer.rows ? ` (click a token of the first ${layer.rows.numSamples} sequence(s) to see where it attends)` : "";
+  return (
+    <span class="ins-tok-attn">
+      <Select
+        testid="token-attn-layer"
+        value={layer.layer}
+        options={layers.map((l) => ({ value: l.layer, label: l.layer }))}
+        onChange={(v) => {
+          attnLayer.value = v;
+        }}
+      />
+      <Select
+        testid="token-attn-head"
+        value={String(head)}
+        options={Array.from({ length: layer.heads }, (_, h) => ({ value: String(h), label: `head ${h}` }))}
+        onChange={(v) => {
+          attnHead.value = Number(v);
+        }}
+      />
+      <span class="ins-muted" data-testid="token-attn-note">
+        attention of {who} (outlined) at step {attnStep.value ?? "–"}{picks}
+      </span>
+    </span>
+  );
+}
+
 export function TokensView() {
   const run = selectedRun.value;
   const probes = tokenProbes.value;
@@ -75,7 +116,7 @@ export function TokensView() {
   const step = shownStep.value;
   const loaded = tokensAt.value;
   const data = loaded.data;
-  const sources = data ? overlaySources(data) : [];
+  const sources = data ? [...overlaySources(data), ...attentionSource(data)] : [];
   const overlay = sources.find((s) => s.id === tokenOverlay.value) ?? sources[0] ?? null;
   return (
     <div class="ins-tokens" data-testid="tokens-view">
@@ -98,6 +139,7 @@ export function TokensView() {
             tokenOverlay.value = v;
           }}
         />
+        {overlay?.id === ATTENTION_OVERLAY ? <AttentionPickers /> : null}
         <span class="ins-muted">
           {info.task === "next_token" ? "explains the next-token logit at the last real token (outlined)" : "explains the class logit"}
           {info.methods[0] ? ` · target: ${info.methods[0].target} · layer ${info.methods[0].embeddingLayer}` : ""}
@@ -119,6 +161,9 @@ export function TokensView() {
         </StepPlayer>
       ) : null}
       {loaded.error ? <div class="ins-error" role="alert">{loaded.error}</div> : null}
+      {overlay?.id === ATTENTION_OVERLAY && tokenAttnMaps.value.error ? (
+        <div class="ins-error" role="alert">{tokenAttnMaps.value.error}</div>
+      ) : null}
       {data ? (
         <div class={"ins-tok-list" + (loaded.loading ? " ins-stale" : "")}>
           {data.tokens.map((_, row) => (
@@ -126,7 +171,11 @@ export function TokensView() {
           ))}
         </div>
       ) : null}
-      <p class="ins-muted ins-tok-legend">Red: the token raises the explained logit; blue: lowers it (each sequence scaled to its largest |value|).</p>
+      <p class="ins-muted ins-tok-legend">
+        {overlay?.id === ATTENTION_OVERLAY
+          ? "Red: the share of the query's attention each token gets (each sequence scaled to its largest share; padding gets none)."
+          : "Red: the token raises the explained logit; blue: lowers it (each sequence scaled to its largest |value|)."}
+      </p>
     </div>
   );
 }

@@ -1,5 +1,6 @@
 // The text-probe view: token saliency of the probe sequences over training, with the predictions.
 import type { ViewDef } from "../../core/view";
+import { startTokenAttentionLoaders } from "./attention";
 import { startTokenLoaders, TOKENS_VIEW } from "./state";
 import { TokensView } from "./TokensView";
 import { tokensUrlState } from "./url";
@@ -8,6 +9,9 @@ export const tokensView: ViewDef = {
   id: TOKENS_VIEW,
   title: "Tokens",
   component: TokensView,
-  start: startTokenLoaders,
+  start: () => {
+    startTokenLoaders();
+    startTokenAttentionLoaders();
+  },
   url: tokensUrlState,
 };

@@ -1,7 +1,7 @@
 // The per-token overlays the view can colour the tokens with, and their colours. An overlay is one
 // value per token per sequence from the /tokens answer of the shown step. Token saliency gives one
-// overlay per method; further sources (the attention of a chosen query, read from its own route) add
-// an entry to `overlaySources` with the same shape, and the mode selector lists them.
+// overlay per method; the attention of a chosen query (attention.ts, read from the attention routes)
+// adds one more entry of the same shape, and the mode selector lists them all.
 import type { TokensResponse } from "./api";
 
 export interface OverlaySource {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("ddp", "ddp", probe=True),
-        Scenario("fsdp", "fsdp", probe=True),
+        Scenario("fsdp", "fsdp", probe=True, ranks="all"),  # each rank records the filters it holds
         Scenario("ddp_acc", "ddp", every=2, micro=2, declared=2, ranks="all"),
         Scenario("fsdp_acc", "fsdp", every=3, micro=2, declared=2),
         Scenario("ddp_undeclared", "ddp", every=1, micro=2, declared=1),
@@ -77,7 +78,7 @@ def probe() -> tuple[torch.Tensor, torch.Tensor]:
 def watch_kwargs(s: Scenario) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"every": s.every, "grad_accumulation": s.declared}
     if s.probe:
-        kwargs.update(probe=probe(), cam_every=1, cam_layer="0", saliency_methods=["gradient"])
+        kwargs.update(probe=probe(), cam_every=1, cam_layer="0", saliency_methods=["gradient"], maps_every=1)
     return kwargs
 
 
@@ -137,6 +138,17 @@ def full_weights(model: nn.Module) -> list[torch.Tensor]:
     return out
 
 
+class Problems(logging.Handler):
+    """Insight's warnings and errors (a recorder that stopped logs an error) on this rank."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def main() -> None:
     import torch.distributed as dist
 
@@ -150,6 +162,8 @@ def main() -> None:
     logdir, names = sys.argv[1], sys.argv[2:]
     dist.init_process_group("gloo")
     rank = dist.get_rank()
+    problems = Problems()
+    logging.getLogger("tb_plugin_insight").addHandler(problems)
     for name in names:
         s = SCENARIOS[name]
         plain, sync = wrapped(s)
@@ -167,6 +181,9 @@ def main() -> None:
             f"{name}: {count} collectives, {expected_collectives(s)} records"
         )
         gathers.clear()
+        if s.wrap == "fsdp":  # every recorder runs on every rank under FSDP2: none fails, none warns
+            assert not problems.messages, f"{name} rank {rank}: {problems.messages}"
+        problems.messages.clear()
         print(f"rank {rank} {name} ok", flush=True)
     dist.barrier()
     dist.destroy_process_group()

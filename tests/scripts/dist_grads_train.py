@@ -138,6 +138,34 @@ def full_weights(model: nn.Module) -> list[torch.Tensor]:
     return out
 
 
+def check_sharded_filters(rank: int) -> None:
+    """Filter tiles of weights split unevenly or not along the filters (capture/filters.py): each rank
+    draws its torch.chunk of the filters, labelled in the whole layer; a rank holding none, or a
+    transposed convolution split along its input channels, raises ShardedFilters (the layer is skipped)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from tb_plugin_insight.capture import filters
+
+    mesh = init_device_mesh("cpu", (WORLD,))
+    torch.manual_seed(0)
+    conv, one, up = nn.Conv2d(2, 5, 3), nn.Conv2d(2, 1, 3), nn.ConvTranspose2d(4, 2, 3)
+    whole = filters.filter_record(conv)
+    for module in (conv, one, up):
+        module.weight = nn.Parameter(distribute_tensor(module.weight.detach(), mesh, [Shard(0)]))
+    record = filters.filter_record(conv)
+    held = [(0, 1, 2), (3, 4)][rank]
+    assert record.filters == held and record.num_filters == 5 and record.shape == (5, 2, 3, 3), record
+    assert (record.codes == whole.codes[list(held)]).all() and (
+        record.scales == whole.scales[list(held)]
+    ).all()
+    for module, ok in ((one, rank == 0), (up, False)):
+        try:
+            assert filters.filter_record(module).filters == (0,) and ok
+        except filters.ShardedFilters:
+            assert not ok
+
+
 class Problems(logging.Handler):
     """Insight's warnings and errors (a recorder that stopped logs an error) on this rank."""
 
@@ -162,6 +190,7 @@ def main() -> None:
     logdir, names = sys.argv[1], sys.argv[2:]
     dist.init_process_group("gloo")
     rank = dist.get_rank()
+    check_sharded_filters(rank)
     problems = Problems()
     logging.getLogger("tb_plugin_insight").addHandler(problems)
     for name in names:

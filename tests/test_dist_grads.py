@@ -143,7 +143,8 @@ def test_recorded_gradients_equal_the_unsharded_run(name: str, dist_logdir: Path
 @pytest.mark.slow  # the 2-rank launch (shared by the module)
 def test_fsdp_filter_tiles_are_those_of_the_unsharded_layer(dist_logdir: Path, tmp_path: Path) -> None:
     """FSDP2 splits the conv's 4 filters over the 2 ranks: each rank records the 2 it holds (no collective,
-    no error on any rank: checked in the worker), tile for tile those of the unsharded run."""
+    no error on any rank: checked in the worker), tile for tile those of the unsharded run; feature
+    visualisations and model-table counts are those of the unsharded model too."""
     s = worker.SCENARIOS["fsdp"]
     reference(s, tmp_path)
     want = read(str(tmp_path)).filters(s.name, "0")
@@ -153,6 +154,12 @@ def test_fsdp_filter_tiles_are_those_of_the_unsharded_layer(dist_logdir: Path, t
         got = read(str(dist_logdir)).filters(f"{s.name}/rank{rank}", "0")
         assert got.channels == held and list(got.steps) == list(want.steps)
         np.testing.assert_allclose(got.values, want.values[:, list(held)], atol=step, rtol=0)
+    vis = [read(str(dist_logdir)).feature_vis(f"{s.name}/rank{r}", "0") for r in range(2)]
+    want_vis = read(str(tmp_path)).feature_vis(s.name, "0")
+    assert list(want_vis.steps) == [0, 2] and want_vis.channels
+    for got_vis in vis:  # the sharded model's forward gathers the weights: the same images on every rank
+        assert list(got_vis.steps) == [0, 2] and got_vis.channels == want_vis.channels
+        np.testing.assert_allclose(got_vis.values, want_vis.values, atol=2 / 255, rtol=0)
     table = read(str(dist_logdir)).model_table(f"{s.name}/rank0")  # DTensor.numel(): whole parameters
     want_table = read(str(tmp_path)).model_table(s.name)
     assert list(table["params"]) == list(want_table["params"]) and table["params"][0] == 112 + 1040 + 51

@@ -79,6 +79,8 @@ def watch_kwargs(s: Scenario) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"every": s.every, "grad_accumulation": s.declared}
     if s.probe:
         kwargs.update(probe=probe(), cam_every=1, cam_layer="0", saliency_methods=["gradient"], maps_every=1)
+    if s.probe and s.wrap == "fsdp":  # optimises an input through the sharded model on every rank
+        kwargs.update(featurevis_every=2, featurevis_layers="0", featurevis_steps=2, featurevis_size=8)
     return kwargs
 
 

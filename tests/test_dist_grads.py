@@ -1,7 +1,8 @@
 """Gradient statistics of distributed jobs (2 gloo ranks on CPU, DDP and FSDP2): the records equal those of
 the same model trained unsharded on the ranks' concatenated batches, training is bit-identical with and
 without Insight (checked in the worker), nothing hangs (every launch has a timeout), and the gradient
-noise scale equals a direct computation from each rank's own gradient.
+noise scale equals a direct computation from each rank's own gradient. Under FSDP2 each rank records the
+conv filters it holds, tile for tile those of the unsharded run, and no recorder warns or fails on any rank.
 
 The ranks run tests/scripts/dist_grads_train.py, one process each (the environment torchrun would set),
 all scenarios in one launch: starting processes is most of the cost.
@@ -9,6 +10,7 @@ all scenarios in one launch: starting processes is most of the cost.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -95,7 +97,8 @@ def reference(s: Any, logdir: Path) -> tuple[Any, list[list[torch.Tensor]]]:
         return step_fn(opt, *args, **kwargs)
 
     declared = s.micro if s.name == "ddp_undeclared" else s.declared  # see test_undeclared_accumulation
-    s_ref = type(s)(s.name, s.wrap, 1 if s.name == "ddp_undeclared" else s.every, s.micro, declared, False)
+    every = 1 if s.name == "ddp_undeclared" else s.every
+    s_ref = dataclasses.replace(s, every=every, declared=declared, skip_sync=False)  # probe kept
     with InsightWriter(str(logdir / s.name)) as writer:
         torch.optim.SGD.step = remember  # type: ignore[method-assign]
         try:
@@ -135,6 +138,31 @@ def test_recorded_gradients_equal_the_unsharded_run(name: str, dist_logdir: Path
         noise = [read(str(dist_logdir)).gradient_noise(f"{name}/rank{r}") for r in range(2)]
         assert list(noise[0]["gradSq"]) == list(noise[1]["gradSq"])
         assert list(noise[0]["rankGradSq"]) != list(noise[1]["rankGradSq"])
+
+
+@pytest.mark.slow  # the 2-rank launch (shared by the module)
+def test_fsdp_filter_tiles_are_those_of_the_unsharded_layer(dist_logdir: Path, tmp_path: Path) -> None:
+    """FSDP2 splits the conv's 4 filters over the 2 ranks: each rank records the 2 it holds (no collective,
+    no error on any rank: checked in the worker), tile for tile those of the unsharded run; feature
+    visualisations and model-table counts are those of the unsharded model too."""
+    s = worker.SCENARIOS["fsdp"]
+    reference(s, tmp_path)
+    want = read(str(tmp_path)).filters(s.name, "0")
+    assert want.channels == (0, 1, 2, 3) and list(want.steps) == [0, 1, 2]
+    step = (want.values.max() - want.values.min()) / 63  # 6-bit codes: one quantisation step
+    for rank, held in enumerate([(0, 1), (2, 3)]):
+        got = read(str(dist_logdir)).filters(f"{s.name}/rank{rank}", "0")
+        assert got.channels == held and list(got.steps) == list(want.steps)
+        np.testing.assert_allclose(got.values, want.values[:, list(held)], atol=step, rtol=0)
+    vis = [read(str(dist_logdir)).feature_vis(f"{s.name}/rank{r}", "0") for r in range(2)]
+    want_vis = read(str(tmp_path)).feature_vis(s.name, "0")
+    assert list(want_vis.steps) == [0, 2] and want_vis.channels
+    for got_vis in vis:  # the sharded model's forward gathers the weights: the same images on every rank
+        assert list(got_vis.steps) == [0, 2] and got_vis.channels == want_vis.channels
+        np.testing.assert_allclose(got_vis.values, want_vis.values, atol=2 / 255, rtol=0)
+    table = read(str(dist_logdir)).model_table(f"{s.name}/rank0")  # DTensor.numel(): whole parameters
+    want_table = read(str(tmp_path)).model_table(s.name)
+    assert list(table["params"]) == list(want_table["params"]) and table["params"][0] == 112 + 1040 + 51
 
 
 @pytest.mark.slow  # the 2-rank launch (shared by the module)

@@ -5,6 +5,13 @@ green, blue, scaled together by the filter's [min, max], as AlexNet's first-laye
 any other weight becomes one grayscale tile per (filter, input channel), each with its own [min, max].
 At most MAX_FILTERS filters and MAX_INPUTS input channels (the first ones) are stored. 1-D kernels
 become 1 x k tiles, 3-D kernels their middle depth slice.
+
+Under FSDP2 (`fully_shard`) a weight is a DTensor split along its filters (Shard(0)) across the ranks.
+Gathering it whole (`full_tensor`) is a collective that every rank would have to start at the same
+point, also after one rank's recorder failed; each rank instead draws the filters it holds, with their
+indices in the whole layer (rank 0, the writing rank by default, records the first ones). Tiles are
+scaled per filter, so a filter's tile is the one the unsharded layer gives. A weight split otherwise (a
+transposed convolution's input channels, a 2-D mesh) raises ShardedFilters: the caller skips the layer.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ from tb_plugin_insight.capture.quantize import quantize
 MAX_FILTERS = 64
 MAX_INPUTS = 16
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+
+
+class ShardedFilters(ValueError):
+    """A layer whose sharded weight holds no whole filters on this rank: its tiles are not recorded."""
 
 
 @dataclasses.dataclass
@@ -87,17 +98,52 @@ def kernel_tiles(weight: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"a convolution weight has 3 to 5 dimensions, got shape {tuple(w.shape)}")
 
 
+def local_rows(weight: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The rows (dim 0) of `weight` this rank holds as a plain tensor, and the index of the first: all of
+    it for a plain or replicated tensor, this rank's Shard(0) chunk (torch.chunk's split) of a DTensor.
+
+    Raises:
+        ShardedFilters: a DTensor split along another dimension or over a mesh of several dimensions.
+    """
+    placements = getattr(weight, "placements", None)
+    if placements is None:
+        return weight, 0
+    local = weight.to_local()  # type: ignore[attr-defined]
+    if not any(p.is_shard() for p in placements):
+        return local, 0
+    mesh = weight.device_mesh  # type: ignore[attr-defined]
+    coordinate = mesh.get_coordinate()
+    if len(placements) != 1 or not placements[0].is_shard(dim=0) or not coordinate:
+        raise ShardedFilters(f"its weight is split as {tuple(placements)}, not along its first dimension")
+    rows = int(weight.shape[0])
+    chunk = -(-rows // mesh.size())
+    first = min(coordinate[0] * chunk, rows)
+    if int(local.shape[0]) != min(chunk, rows - first):
+        raise ShardedFilters(f"its local shard has {local.shape[0]} of {rows} rows, not a chunk of them")
+    return local, first
+
+
 def filter_record(module: nn.Module) -> FilterRecord:
-    """The stored tiles of a convolution's current weights."""
+    """The stored tiles of a convolution's current weights (under FSDP2, the filters this rank holds).
+
+    Raises:
+        ShardedFilters: the weight is sharded but not along the filters, or this rank holds none of them.
+    """
     conv_weight = module.weight
     assert isinstance(conv_weight, torch.Tensor)  # plan_filters chose convolutions
     shape = tuple(conv_weight.shape)
-    weight = kernel_tiles(conv_weight)
-    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+    held, first = local_rows(conv_weight)
+    weight = kernel_tiles(held)
+    transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+    if transposed:
+        if held is not conv_weight and int(held.shape[0]) != shape[0]:
+            raise ShardedFilters("a transposed convolution's weight is split along its input channels")
         weight = weight.transpose(0, 1)  # (in, out, ...) -> (out, in, ...)
-    num_filters = int(weight.shape[0])
+    if weight.shape[0] == 0:
+        raise ShardedFilters(f"this rank's shard holds none of its {shape[0]} filters")
+    num_filters = shape[1] if transposed else shape[0]
     w = weight[:MAX_FILTERS]
-    filters = tuple(range(w.shape[0]))
+    filters = tuple(range(first, first + int(w.shape[0])))
     if w.shape[1] == 3:
         codes, scales = quantize(w.permute(0, 2, 3, 1).unsqueeze(1), map_dims=3)
         return FilterRecord(

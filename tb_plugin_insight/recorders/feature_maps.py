@@ -3,6 +3,7 @@ convolution every `maps_every` steps (capture/feature_maps.py, capture/filters.p
 
 from __future__ import annotations
 
+import logging
 from typing import Optional
 
 from torch import nn
@@ -15,6 +16,8 @@ from tb_plugin_insight.capture import maps
 from tb_plugin_insight.capture.probe_pass import SharedMaps
 from tb_plugin_insight.options import FeatureMaps
 from tb_plugin_insight.recorders.base import Recorder, RecordSink, WatchContext, outcome
+
+logger = logging.getLogger(__name__)
 
 
 class FeatureMapsRecorder(Recorder):
@@ -30,6 +33,7 @@ class FeatureMapsRecorder(Recorder):
         super().__init__()
         self.sink = sink
         self.maps = recorder
+        self.skipped: set[str] = set()  # filter layers whose sharding hides them from this rank (warned)
 
     @classmethod
     def build(cls, ctx: WatchContext) -> Optional[Recorder]:
@@ -60,15 +64,27 @@ class FeatureMapsRecorder(Recorder):
         """The recorder whose hooks take the maps in the shared forward (None: filters only)."""
         return self.maps if self.maps.plan.views and self.sink.probe() is not None else None
 
+    def _filters(self, modules: dict[str, nn.Module]) -> dict[str, filters_mod.FilterRecord]:
+        """Each planned layer's tiles; a layer whose sharded weight this rank cannot draw is skipped, with
+        one warning naming it."""
+        out = {}
+        for name in self.maps.plan.filter_layers:
+            if name in self.skipped:
+                continue
+            try:
+                out[name] = filters_mod.filter_record(modules[name])
+            except filters_mod.ShardedFilters as error:
+                self.skipped.add(name)
+                logger.warning("Insight: no filter tiles for layer %r on this rank: %s", name, error)
+        return out
+
     def record_probe(self, step: int, model: nn.Module, shared: SharedMaps) -> None:
         try:
             feature_maps: dict[str, fmaps.FeatureMapRecord] = {}
             if self.probe_request() is not None:
                 feature_maps = outcome(shared.feature_maps) or {}
             modules = dict(model.named_modules())
-            weights = {
-                name: filters_mod.filter_record(modules[name]) for name in self.maps.plan.filter_layers
-            }
+            weights = self._filters(modules)
             if not feature_maps and not weights:
                 return
             orders = {name: i for i, name in enumerate(modules)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -41,7 +42,7 @@ SCENARIOS = {
     s.name: s
     for s in (
         Scenario("ddp", "ddp", probe=True),
-        Scenario("fsdp", "fsdp", probe=True),
+        Scenario("fsdp", "fsdp", probe=True, ranks="all"),  # each rank records the filters it holds
         Scenario("ddp_acc", "ddp", every=2, micro=2, declared=2, ranks="all"),
         Scenario("fsdp_acc", "fsdp", every=3, micro=2, declared=2),
         Scenario("ddp_undeclared", "ddp", every=1, micro=2, declared=1),
@@ -77,7 +78,9 @@ def probe() -> tuple[torch.Tensor, torch.Tensor]:
 def watch_kwargs(s: Scenario) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"every": s.every, "grad_accumulation": s.declared}
     if s.probe:
-        kwargs.update(probe=probe(), cam_every=1, cam_layer="0", saliency_methods=["gradient"])
+        kwargs.update(probe=probe(), cam_every=1, cam_layer="0", saliency_methods=["gradient"], maps_every=1)
+    if s.probe and s.wrap == "fsdp":  # optimises an input through the sharded model on every rank
+        kwargs.update(featurevis_every=2, featurevis_layers="0", featurevis_steps=2, featurevis_size=8)
     return kwargs
 
 
@@ -137,6 +140,45 @@ def full_weights(model: nn.Module) -> list[torch.Tensor]:
     return out
 
 
+def check_sharded_filters(rank: int) -> None:
+    """Filter tiles of weights split unevenly or not along the filters (capture/filters.py): each rank
+    draws its torch.chunk of the filters, labelled in the whole layer; a rank holding none, or a
+    transposed convolution split along its input channels, raises ShardedFilters (the layer is skipped)."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    from tb_plugin_insight.capture import filters
+
+    mesh = init_device_mesh("cpu", (WORLD,))
+    torch.manual_seed(0)
+    conv, one, up = nn.Conv2d(2, 5, 3), nn.Conv2d(2, 1, 3), nn.ConvTranspose2d(4, 2, 3)
+    whole = filters.filter_record(conv)
+    for module in (conv, one, up):
+        module.weight = nn.Parameter(distribute_tensor(module.weight.detach(), mesh, [Shard(0)]))
+    record = filters.filter_record(conv)
+    held = [(0, 1, 2), (3, 4)][rank]
+    assert record.filters == held and record.num_filters == 5 and record.shape == (5, 2, 3, 3), record
+    assert (record.codes == whole.codes[list(held)]).all() and (
+        record.scales == whole.scales[list(held)]
+    ).all()
+    for module, ok in ((one, rank == 0), (up, False)):
+        try:
+            assert filters.filter_record(module).filters == (0,) and ok
+        except filters.ShardedFilters:
+            assert not ok
+
+
+class Problems(logging.Handler):
+    """Insight's warnings and errors (a recorder that stopped logs an error) on this rank."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def main() -> None:
     import torch.distributed as dist
 
@@ -150,6 +192,9 @@ def main() -> None:
     logdir, names = sys.argv[1], sys.argv[2:]
     dist.init_process_group("gloo")
     rank = dist.get_rank()
+    check_sharded_filters(rank)
+    problems = Problems()
+    logging.getLogger("tb_plugin_insight").addHandler(problems)
     for name in names:
         s = SCENARIOS[name]
         plain, sync = wrapped(s)
@@ -167,6 +212,9 @@ def main() -> None:
             f"{name}: {count} collectives, {expected_collectives(s)} records"
         )
         gathers.clear()
+        if s.wrap == "fsdp":  # every recorder runs on every rank under FSDP2: none fails, none warns
+            assert not problems.messages, f"{name} rank {rank}: {problems.messages}"
+        problems.messages.clear()
         print(f"rank {rank} {name} ok", flush=True)
     dist.barrier()
     dist.destroy_process_group()

@@ -223,6 +223,32 @@ def test_stored_maps_are_the_chosen_querys_attention(tmp_path: Path, query: obje
     np.testing.assert_allclose(found["maps"][0], expected.numpy(), atol=0.005)  # 8-bit codes of sqrt(p)
 
 
+def test_class_token_with_registers_or_distillation_token_is_the_default_query(tmp_path: Path) -> None:
+    """A class token followed by 4 registers (or DeiT's distillation token) before the patch grid: the
+    stored query is still the class token, and the keys lay out as 5 (2) leading tokens and the grid."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import cam_zoo
+
+    from tb_plugin_insight import read
+    from tb_plugin_insight.explain import attention as attn_math
+
+    assert attn_math.grid_of(21) == (5, 4) and attn_math.grid_of(18) == (2, 4)
+    assert attn_math.grid_of(17) == (1, 4) and attn_math.grid_of(16) == (0, 4)
+    assert attn_math.grid_of(7) == (0, 0)
+    for name, model in (("reg", cam_zoo.OwnViT(registers=4)), ("deit", cam_zoo.hf_models()["hf-deit"]())):
+        x = torch.randn(4, 3, cam_zoo.SIZE, cam_zoo.SIZE)
+        with InsightWriter(str(tmp_path / name)) as writer:
+            writer.watch(model, probe=(x, torch.zeros(4, dtype=torch.long)), cam_every=0, attention_every=1)
+            model(x)  # one counted forward: the probe pass of step 0
+        first = get_json(make_client(tmp_path), f"/attention_layers?run={name}")["layers"][0]
+        assert first["queryRule"] == "first", (name, first)
+        assert first["classTokens"] == {"reg": 5, "deit": 2}[name] and first["gridSide"] == 4, (name, first)
+        maps = read(tmp_path).attention(name, first["layer"])["maps"]
+        assert maps.shape[-1] == {"reg": 21, "deit": 18}[name]
+
+
 def test_query_blocks_pool_grids_in_blocks_and_sequences_in_runs() -> None:
     from tb_plugin_insight.explain import attention as attn_math
 

@@ -124,17 +124,24 @@ def query_rule(length: int, keys: int, causal: bool) -> str:
     (ViT-style), else "mean" over queries."""
     if causal:
         return "last"
-    if length == keys and grid_of(keys)[0] == 1:
+    if length == keys and grid_of(keys)[0] >= 1:
         return "first"
     return "mean"
 
 
+# Leading tokens before a grid of patches: a class token, DeiT's distillation token, register tokens
+# (as explain/layouts.py allows for CAMs).
+MAX_LEADING_TOKENS = 16
+
+
 def grid_of(tokens: int) -> tuple[int, int]:
-    """(class tokens, grid side) of a token sequence: (1, s) for 1 + s*s tokens, (0, s) for s*s, else
-    (0, 0); grids of side 2 or more only."""
-    for lead in (1, 0):
-        side = math.isqrt(max(tokens - lead, 0))
-        if side >= 2 and side * side == tokens - lead:
+    """(leading tokens k, grid side s) of a token sequence of k + s*s tokens, the smallest such k (a
+    class token, then a distillation token or registers; at most MAX_LEADING_TOKENS and never more
+    than half the grid), else (0, 0); grids of side 2 or more only."""
+    for lead in range(0, min(MAX_LEADING_TOKENS, tokens) + 1):
+        rest = tokens - lead
+        side = math.isqrt(max(rest, 0))
+        if rest >= max(2 * lead, 4) and side * side == rest:
             return lead, side
     return 0, 0
 
